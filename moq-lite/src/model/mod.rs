@@ -6,7 +6,26 @@
 //! producer can see when every consumer has gone. Every waiting method has an
 //! async form and a `poll_*` twin that works with any [`std::task::Waker`].
 //! There is no I/O here: sessions move data between the wire and this model.
+//!
+//! The track cache ([`CacheConfig`]) decides how much of each track is kept
+//! for late and slow consumers; it lives here once and every crate uses it.
 
+mod broadcast;
+mod cache;
+mod frame;
+mod group;
+mod lock;
+mod origin;
 mod path;
+mod track;
+mod waiter;
 
+pub use broadcast::*;
+pub use cache::{
+    CacheConfig, DEFAULT_MAX_AGE, DEFAULT_MAX_GROUP_BYTES, DEFAULT_MAX_GROUP_FRAMES, DEFAULT_MAX_TRACK_BYTES,
+};
+pub use frame::*;
+pub use group::{GroupConsumer, GroupLimits, GroupProducer};
+pub use origin::*;
 pub use path::*;
+pub use track::{CacheStats, Track, TrackConsumer, TrackProducer};

@@ -1,0 +1,406 @@
+//! Broadcasts: tracks by name.
+//!
+//! A [`BroadcastConsumer`] can ask for any track. If the producer has it, the
+//! consumer reads it; otherwise, when the producer side serves requests (a
+//! [`BroadcastRequests`] handle exists, as in a relay that fetches tracks on
+//! demand), the request is queued for it and concurrent requests for the
+//! same name share one track. Without such a handle an unknown track is
+//! [`Error::NotFound`].
+//!
+//! ```
+//! use moq_lite::model::{BroadcastProducer, Track};
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let broadcast = BroadcastProducer::new();
+//! let mut requests = broadcast.requests();
+//! let consumer = broadcast.consume();
+//!
+//! // Two subscribers ask for a track nobody has created yet...
+//! let mut a = consumer.subscribe_track(&Track::new("audio")).unwrap();
+//! let _b = consumer.subscribe_track(&Track::new("audio")).unwrap();
+//!
+//! // ...and the producer side sees one request to fulfil.
+//! let mut track = requests.requested_track().await.unwrap();
+//! assert_eq!(track.info().name, "audio");
+//! track.append_group().unwrap().write_frame("hi".into()).unwrap();
+//! let mut group = a.next_group().await.unwrap().unwrap();
+//! assert_eq!(group.read_frame().await.unwrap().unwrap(), "hi");
+//! # });
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+
+use super::cache::CacheConfig;
+use super::lock::Lock;
+use super::track::{Track, TrackConsumer, TrackProducer, TrackShared};
+use super::waiter::{WaitSlot, WaiterList};
+use crate::{Error, Result};
+
+/// Requests waiting for the producer side; more are refused with
+/// [`Error::Bounds`] so a subscriber cannot grow the queue without limit.
+pub const MAX_PENDING_TRACK_REQUESTS: usize = 1024;
+
+type CloseHook = Box<dyn FnOnce() + Send>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BroadcastStatus {
+    Open,
+    Finished,
+    Aborted(Error),
+}
+
+struct BroadcastState {
+    tracks: HashMap<String, Weak<TrackShared>>,
+    /// Size at which dead entries are next swept out of `tracks`.
+    sweep_at: usize,
+    requests: VecDeque<TrackProducer>,
+    request_handlers: usize,
+    status: BroadcastStatus,
+    producers: usize,
+    consumers: usize,
+    /// Request handlers waiting for a request.
+    handlers_waiting: WaiterList,
+    /// Consumers waiting for the end.
+    closed_waiting: WaiterList,
+    unused_waiting: WaiterList,
+    on_close: Vec<CloseHook>,
+}
+
+pub(crate) struct BroadcastShared {
+    cache: CacheConfig,
+    state: Lock<BroadcastState>,
+}
+
+impl BroadcastShared {
+    /// Runs `hook` once when the broadcast ends (now, if it already has).
+    pub fn on_close(&self, hook: CloseHook) {
+        let mut state = self.state.lock();
+        if state.status == BroadcastStatus::Open {
+            state.on_close.push(hook);
+        } else {
+            drop(state);
+            hook();
+        }
+    }
+
+    fn close(&self, status: BroadcastStatus) {
+        let (hooks, requests) = {
+            let mut state = self.state.lock();
+            if state.status != BroadcastStatus::Open {
+                return;
+            }
+            state.status = status;
+            state.handlers_waiting.wake_all();
+            state.closed_waiting.wake_all();
+            state.unused_waiting.wake_all();
+            (
+                std::mem::take(&mut state.on_close),
+                std::mem::take(&mut state.requests),
+            )
+        };
+        // Outside the lock: hooks take other locks (the origin's).
+        for request in requests {
+            request.abort(Error::NotFound);
+        }
+        for hook in hooks {
+            hook();
+        }
+    }
+}
+
+/// Publishes a broadcast: creates its tracks.
+///
+/// Cloning gives another producer of the same broadcast. Dropping the last
+/// one ends the broadcast, which unpublishes it from any origin.
+pub struct BroadcastProducer {
+    shared: Arc<BroadcastShared>,
+    slot: Option<WaitSlot>,
+}
+
+impl BroadcastProducer {
+    /// A new broadcast whose tracks use the default cache bounds.
+    pub fn new() -> Self {
+        Self::with_cache(CacheConfig::default())
+    }
+
+    /// A new broadcast whose tracks use `cache`.
+    pub fn with_cache(cache: CacheConfig) -> Self {
+        let shared = Arc::new(BroadcastShared {
+            cache,
+            state: Lock::new(BroadcastState {
+                tracks: HashMap::new(),
+                sweep_at: 64,
+                requests: VecDeque::new(),
+                request_handlers: 0,
+                status: BroadcastStatus::Open,
+                producers: 1,
+                consumers: 0,
+                handlers_waiting: WaiterList::default(),
+                closed_waiting: WaiterList::default(),
+                unused_waiting: WaiterList::default(),
+                on_close: Vec::new(),
+            }),
+        });
+        BroadcastProducer { shared, slot: None }
+    }
+
+    /// Creates track `info`, replacing any track of the same name for new
+    /// subscribers (current ones keep reading the old one).
+    pub fn create_track(&self, info: Track) -> TrackProducer {
+        let track = TrackProducer::with_cache(info, self.shared.cache);
+        self.insert_track(&track);
+        track
+    }
+
+    /// Offers an existing track under its name.
+    pub fn insert_track(&self, track: &TrackProducer) {
+        let mut state = self.shared.state.lock();
+        insert_entry(
+            &mut state,
+            track.info().name.clone(),
+            Arc::downgrade(track.shared()),
+        );
+    }
+
+    /// Stops offering the track `name` to new subscribers.
+    pub fn remove_track(&self, name: &str) -> bool {
+        self.shared.state.lock().tracks.remove(name).is_some()
+    }
+
+    /// A handle that receives requests for tracks this broadcast does not
+    /// have. While one exists, unknown tracks are queued instead of refused.
+    pub fn requests(&self) -> BroadcastRequests {
+        self.shared.state.lock().request_handlers += 1;
+        BroadcastRequests {
+            shared: self.shared.clone(),
+            slot: None,
+        }
+    }
+
+    /// A consumer of this broadcast.
+    pub fn consume(&self) -> BroadcastConsumer {
+        BroadcastConsumer::new(self.shared.clone())
+    }
+
+    /// Ends the broadcast with `err`.
+    pub fn abort(self, err: Error) {
+        self.shared.close(BroadcastStatus::Aborted(err));
+    }
+
+    /// Whether no consumer is left.
+    pub fn is_unused(&self) -> bool {
+        self.shared.state.lock().consumers == 0
+    }
+
+    /// Ready once no consumer is left or the broadcast ended.
+    pub fn poll_unused(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.shared.state.lock();
+        if state.consumers == 0 || state.status != BroadcastStatus::Open {
+            return Poll::Ready(());
+        }
+        state.unused_waiting.register(&mut self.slot, cx.waker());
+        Poll::Pending
+    }
+
+    /// Waits until no consumer is left (or the broadcast ended).
+    pub async fn unused(&mut self) {
+        std::future::poll_fn(|cx| self.poll_unused(cx)).await
+    }
+}
+
+fn insert_entry(state: &mut BroadcastState, name: String, track: Weak<TrackShared>) {
+    if state.tracks.len() >= state.sweep_at {
+        state
+            .tracks
+            .retain(|_, t| t.upgrade().is_some_and(|t| t.is_open()));
+        state.sweep_at = (state.tracks.len() * 2).max(64);
+    }
+    state.tracks.insert(name, track);
+}
+
+impl Default for BroadcastProducer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clone for BroadcastProducer {
+    fn clone(&self) -> Self {
+        self.shared.state.lock().producers += 1;
+        BroadcastProducer {
+            shared: self.shared.clone(),
+            slot: None,
+        }
+    }
+}
+
+impl Drop for BroadcastProducer {
+    fn drop(&mut self) {
+        let last = {
+            let mut state = self.shared.state.lock();
+            state.unused_waiting.unregister(&mut self.slot);
+            state.producers -= 1;
+            state.producers == 0
+        };
+        if last {
+            self.shared.close(BroadcastStatus::Finished);
+        }
+    }
+}
+
+impl std::fmt::Debug for BroadcastProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BroadcastProducer").finish_non_exhaustive()
+    }
+}
+
+/// Receives requests for tracks a broadcast does not have, so that a relay can
+/// fetch them from upstream on demand.
+pub struct BroadcastRequests {
+    shared: Arc<BroadcastShared>,
+    slot: Option<WaitSlot>,
+}
+
+impl BroadcastRequests {
+    /// The next requested track, to be filled (or aborted, e.g. with
+    /// [`Error::NotFound`]); `None` once the broadcast ended.
+    pub fn poll_requested_track(&mut self, cx: &mut Context<'_>) -> Poll<Option<TrackProducer>> {
+        let mut state = self.shared.state.lock();
+        if let Some(track) = state.requests.pop_front() {
+            return Poll::Ready(Some(track));
+        }
+        if state.status != BroadcastStatus::Open {
+            return Poll::Ready(None);
+        }
+        state.handlers_waiting.register(&mut self.slot, cx.waker());
+        Poll::Pending
+    }
+
+    /// The next requested track; `None` once the broadcast ended.
+    pub async fn requested_track(&mut self) -> Option<TrackProducer> {
+        std::future::poll_fn(|cx| self.poll_requested_track(cx)).await
+    }
+}
+
+impl Drop for BroadcastRequests {
+    fn drop(&mut self) {
+        let orphans = {
+            let mut state = self.shared.state.lock();
+            state.handlers_waiting.unregister(&mut self.slot);
+            state.request_handlers -= 1;
+            if state.request_handlers == 0 {
+                std::mem::take(&mut state.requests)
+            } else {
+                VecDeque::new()
+            }
+        };
+        for request in orphans {
+            request.abort(Error::NotFound);
+        }
+    }
+}
+
+/// Reads a broadcast: subscribes to its tracks by name.
+pub struct BroadcastConsumer {
+    shared: Arc<BroadcastShared>,
+    slot: Option<WaitSlot>,
+}
+
+impl BroadcastConsumer {
+    fn new(shared: Arc<BroadcastShared>) -> Self {
+        shared.state.lock().consumers += 1;
+        BroadcastConsumer { shared, slot: None }
+    }
+
+    /// A consumer of track `info.name`, starting at its latest group.
+    ///
+    /// A track the producer does not have is requested from the producer side
+    /// if it serves requests (see [`BroadcastProducer::requests`]), else this
+    /// fails with [`Error::NotFound`].
+    pub fn subscribe_track(&self, info: &Track) -> Result<TrackConsumer> {
+        let mut state = self.shared.state.lock();
+        match &state.status {
+            BroadcastStatus::Open => {}
+            BroadcastStatus::Finished => return Err(Error::NotFound),
+            BroadcastStatus::Aborted(err) => return Err(err.clone()),
+        }
+        if let Some(track) = state.tracks.get(&info.name).and_then(Weak::upgrade) {
+            if track.is_open() {
+                return Ok(TrackConsumer::new(track, None));
+            }
+        }
+        if state.request_handlers == 0 {
+            return Err(Error::NotFound);
+        }
+        if state.requests.len() >= MAX_PENDING_TRACK_REQUESTS {
+            return Err(Error::Bounds);
+        }
+        let track = TrackProducer::with_cache(info.clone(), self.shared.cache);
+        let consumer = track.consume();
+        insert_entry(&mut state, info.name.clone(), Arc::downgrade(track.shared()));
+        state.requests.push_back(track);
+        state.handlers_waiting.wake_all();
+        Ok(consumer)
+    }
+
+    /// Whether both handles refer to the same broadcast.
+    pub fn is_same(&self, other: &BroadcastConsumer) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// Whether the broadcast has ended, and how.
+    pub fn is_closed(&self) -> Option<Result<()>> {
+        match &self.shared.state.lock().status {
+            BroadcastStatus::Open => None,
+            BroadcastStatus::Finished => Some(Ok(())),
+            BroadcastStatus::Aborted(err) => Some(Err(err.clone())),
+        }
+    }
+
+    /// Waits for the broadcast to end: `Ok` when its producers went away,
+    /// the error if aborted.
+    pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut state = self.shared.state.lock();
+        match &state.status {
+            BroadcastStatus::Open => {
+                state.closed_waiting.register(&mut self.slot, cx.waker());
+                Poll::Pending
+            }
+            BroadcastStatus::Finished => Poll::Ready(Ok(())),
+            BroadcastStatus::Aborted(err) => Poll::Ready(Err(err.clone())),
+        }
+    }
+
+    /// Waits for the broadcast to end.
+    pub async fn closed(&mut self) -> Result<()> {
+        std::future::poll_fn(|cx| self.poll_closed(cx)).await
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<BroadcastShared> {
+        &self.shared
+    }
+}
+
+impl Clone for BroadcastConsumer {
+    fn clone(&self) -> Self {
+        BroadcastConsumer::new(self.shared.clone())
+    }
+}
+
+impl Drop for BroadcastConsumer {
+    fn drop(&mut self) {
+        let mut state = self.shared.state.lock();
+        state.closed_waiting.unregister(&mut self.slot);
+        state.consumers -= 1;
+        if state.consumers == 0 {
+            state.unused_waiting.wake_all();
+        }
+    }
+}
+
+impl std::fmt::Debug for BroadcastConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BroadcastConsumer").finish_non_exhaustive()
+    }
+}

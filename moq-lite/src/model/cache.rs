@@ -1,0 +1,277 @@
+//! The track cache: which recent groups a track keeps, and for how long.
+//!
+//! Late subscribers start at once from the latest group, and slow ones catch
+//! up from the groups still held. Groups are kept by sequence (for eviction
+//! and lookup) and by arrival (each consumer's cursor is an arrival number, so
+//! groups are delivered in the order they arrived, which may differ from
+//! sequence order, and nobody sees a group twice).
+//!
+//! Eviction, oldest sequence first:
+//! - by age: a group expires once a newer group (higher sequence) has existed
+//!   for longer than [`CacheConfig::max_age`];
+//! - by size: while the track holds more than [`CacheConfig::max_bytes`].
+//!
+//! The latest group is never evicted, only replaced. A group that is evicted
+//! while still being written is aborted with [`Error::Old`], so its writer
+//! stops spending memory on it; once a sequence has been evicted, creating it
+//! again (or anything older) is refused with [`Error::Old`].
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::group::{ByteBudget, GroupLimits, GroupShared};
+use super::track::TrackShared;
+use crate::{Error, Result};
+
+/// Default for [`CacheConfig::max_age`].
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(10);
+/// Default for [`CacheConfig::max_bytes`].
+pub const DEFAULT_MAX_TRACK_BYTES: u64 = 64 * 1024 * 1024;
+/// Default for [`CacheConfig::max_group_bytes`].
+pub const DEFAULT_MAX_GROUP_BYTES: u64 = 16 * 1024 * 1024;
+/// Default for [`CacheConfig::max_group_frames`].
+pub const DEFAULT_MAX_GROUP_FRAMES: u64 = 64 * 1024;
+
+/// How much of a track the cache keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// A group expires once a newer group has existed for this long.
+    pub max_age: Duration,
+    /// Payload bytes kept per track (the latest group always stays).
+    pub max_bytes: u64,
+    /// Payload bytes one group may hold; a group growing past it is aborted
+    /// with [`Error::CacheFull`]. Never more than `max_bytes`.
+    pub max_group_bytes: u64,
+    /// Frames one group may hold; past it the group is aborted with
+    /// [`Error::CacheFull`].
+    pub max_group_frames: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_age: DEFAULT_MAX_AGE,
+            max_bytes: DEFAULT_MAX_TRACK_BYTES,
+            max_group_bytes: DEFAULT_MAX_GROUP_BYTES,
+            max_group_frames: DEFAULT_MAX_GROUP_FRAMES,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// The per-group bounds this config implies.
+    pub fn group_limits(&self) -> GroupLimits {
+        GroupLimits {
+            max_frames: self.max_group_frames,
+            max_bytes: self.max_group_bytes.min(self.max_bytes),
+        }
+    }
+}
+
+/// Counts a track's cached bytes; shared with its groups so that frame writes
+/// never take the track's lock unless the bound is crossed.
+pub(crate) struct TrackBudget {
+    bytes: AtomicU64,
+    max: u64,
+    track: Weak<TrackShared>,
+}
+
+impl ByteBudget for TrackBudget {
+    fn add(&self, n: u64) -> bool {
+        self.bytes.fetch_add(n, Ordering::AcqRel) + n > self.max
+    }
+
+    fn enforce(&self) {
+        if let Some(track) = self.track.upgrade() {
+            track.state.lock().cache.evict_for_bytes();
+        }
+    }
+}
+
+struct Cached {
+    group: Arc<GroupShared>,
+    arrival: u64,
+    arrived: Instant,
+    /// When a group with a higher sequence first existed.
+    superseded: Option<Instant>,
+}
+
+/// The groups one track keeps. Pure data: callers hold the track's lock.
+pub(crate) struct TrackCache {
+    config: CacheConfig,
+    budget: Arc<TrackBudget>,
+    by_sequence: BTreeMap<u64, Cached>,
+    by_arrival: BTreeMap<u64, u64>,
+    next_arrival: u64,
+    /// Highest evicted sequence: it and everything older are refused.
+    floor: Option<u64>,
+    evicted: u64,
+}
+
+/// A group found by a consumer's cursor.
+pub(crate) struct Arrival<'a> {
+    pub arrival: u64,
+    pub sequence: u64,
+    pub group: &'a Arc<GroupShared>,
+}
+
+impl TrackCache {
+    pub fn new(config: CacheConfig, track: Weak<TrackShared>) -> Self {
+        TrackCache {
+            config,
+            budget: Arc::new(TrackBudget {
+                bytes: AtomicU64::new(0),
+                max: config.max_bytes,
+                track,
+            }),
+            by_sequence: BTreeMap::new(),
+            by_arrival: BTreeMap::new(),
+            next_arrival: 0,
+            floor: None,
+            evicted: 0,
+        }
+    }
+
+    /// Highest sequence held (the latest group).
+    pub fn latest(&self) -> Option<u64> {
+        self.by_sequence.last_key_value().map(|(seq, _)| *seq)
+    }
+
+    pub fn latest_group(&self) -> Option<&Arc<GroupShared>> {
+        self.by_sequence.last_key_value().map(|(_, c)| &c.group)
+    }
+
+    /// The sequence the next appended group gets.
+    pub fn next_sequence(&self) -> u64 {
+        match (self.latest(), self.floor) {
+            (Some(seq), _) | (None, Some(seq)) => seq.saturating_add(1),
+            (None, None) => 0,
+        }
+    }
+
+    /// Arrival number of the oldest group held (where new consumers start).
+    pub fn first_arrival(&self) -> u64 {
+        self.by_arrival
+            .first_key_value()
+            .map_or(self.next_arrival, |(a, _)| *a)
+    }
+
+    pub fn next_arrival(&self) -> u64 {
+        self.next_arrival
+    }
+
+    /// Groups evicted so far.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Bytes currently held.
+    pub fn bytes(&self) -> u64 {
+        self.budget.bytes.load(Ordering::Acquire)
+    }
+
+    /// Number of groups held.
+    pub fn len(&self) -> usize {
+        self.by_sequence.len()
+    }
+
+    /// Group `sequence`, if held.
+    pub fn get(&self, sequence: u64) -> Option<&Arc<GroupShared>> {
+        self.by_sequence.get(&sequence).map(|c| &c.group)
+    }
+
+    /// The first group that arrived at or after `cursor`.
+    pub fn next_from(&self, cursor: u64) -> Option<Arrival<'_>> {
+        let (&arrival, &sequence) = self.by_arrival.range(cursor..).next()?;
+        let group = &self.by_sequence[&sequence].group;
+        Some(Arrival {
+            arrival,
+            sequence,
+            group,
+        })
+    }
+
+    /// Adds group `sequence`, arriving `now`.
+    pub fn insert(&mut self, sequence: u64, now: Instant) -> Result<Arc<GroupShared>> {
+        if self.by_sequence.contains_key(&sequence) {
+            return Err(Error::Duplicate);
+        }
+        if self.floor.is_some_and(|floor| sequence <= floor) {
+            return Err(Error::Old);
+        }
+        // A late group is superseded since the earliest newer group arrived.
+        let superseded = self
+            .by_sequence
+            .range(sequence + 1..)
+            .map(|(_, c)| c.arrived)
+            .min();
+        if superseded.is_some_and(|t| self.expired_at(t, now)) {
+            return Err(Error::Old);
+        }
+        if let Some(latest) = self.by_sequence.last_entry() {
+            if *latest.key() < sequence {
+                latest.into_mut().superseded.get_or_insert(now);
+            }
+        }
+
+        let budget: Arc<dyn ByteBudget> = self.budget.clone();
+        let group = GroupShared::new(sequence, self.config.group_limits(), Some(budget));
+        let arrival = self.next_arrival;
+        self.next_arrival += 1;
+        self.by_arrival.insert(arrival, sequence);
+        self.by_sequence.insert(
+            sequence,
+            Cached {
+                group: group.clone(),
+                arrival,
+                arrived: now,
+                superseded,
+            },
+        );
+        self.evict_expired(now);
+        self.evict_for_bytes();
+        Ok(group)
+    }
+
+    fn expired_at(&self, superseded: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(superseded) >= self.config.max_age
+    }
+
+    /// Evicts groups past their age, oldest sequence first.
+    pub fn evict_expired(&mut self, now: Instant) {
+        while let Some((&seq, cached)) = self.by_sequence.first_key_value() {
+            match cached.superseded {
+                Some(t) if self.expired_at(t, now) => self.evict(seq),
+                _ => break,
+            }
+        }
+    }
+
+    /// Evicts the oldest groups until the byte bound holds again.
+    pub fn evict_for_bytes(&mut self) {
+        while self.bytes() > self.config.max_bytes && self.by_sequence.len() > 1 {
+            let Some((&seq, _)) = self.by_sequence.first_key_value() else {
+                break;
+            };
+            self.evict(seq);
+        }
+    }
+
+    fn evict(&mut self, sequence: u64) {
+        let Some(cached) = self.by_sequence.remove(&sequence) else {
+            return;
+        };
+        self.by_arrival.remove(&cached.arrival);
+        self.floor = Some(self.floor.map_or(sequence, |f| f.max(sequence)));
+        self.evicted += 1;
+        // Abort first: after it no write can add bytes, so the count is final.
+        cached.group.abort(Error::Old);
+        self.budget
+            .bytes
+            .fetch_sub(cached.group.bytes(), Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,167 @@
+//! Frames: a payload with a size declared up front, written and read whole or
+//! in chunks.
+//!
+//! The declared size lets a relay forward a frame's first bytes before its
+//! last have arrived. A frame's bytes live in its group's state; these handles
+//! are a group plus an index.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+
+use super::group::{GroupShared, GroupStatus};
+use super::waiter::WaitSlot;
+use crate::{Error, Result};
+
+/// Writes one frame in chunks.
+///
+/// The frame is complete once exactly its declared size has been written;
+/// writing past it, or dropping the writer short of it, aborts the group with
+/// [`Error::WrongSize`] (the group's later frames could not be trusted).
+pub struct FrameProducer {
+    group: Arc<GroupShared>,
+    index: usize,
+}
+
+impl FrameProducer {
+    pub(crate) fn new(group: Arc<GroupShared>, index: usize) -> Self {
+        group.state.lock().producers += 1;
+        FrameProducer { group, index }
+    }
+
+    /// The declared size in bytes.
+    pub fn size(&self) -> u64 {
+        self.group.state.lock().frames[self.index].size
+    }
+
+    /// Bytes still to be written.
+    pub fn remaining(&self) -> u64 {
+        let state = self.group.state.lock();
+        let frame = &state.frames[self.index];
+        frame.size - frame.written
+    }
+
+    /// Appends a chunk; an error if it runs past the declared size.
+    pub fn write(&mut self, chunk: Bytes) -> Result<()> {
+        self.group.write_chunk(self.index, chunk)
+    }
+
+    /// Checks that the whole declared size was written.
+    pub fn finish(self) -> Result<()> {
+        if self.remaining() == 0 {
+            Ok(())
+        } else {
+            self.group.abort(Error::WrongSize);
+            Err(Error::WrongSize)
+        }
+    }
+}
+
+impl Drop for FrameProducer {
+    fn drop(&mut self) {
+        if self.remaining() != 0 {
+            self.group.abort(Error::WrongSize);
+        }
+        self.group.release_producer();
+    }
+}
+
+impl std::fmt::Debug for FrameProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameProducer")
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+/// Reads one frame, whole or chunk by chunk, without copying the payload.
+pub struct FrameConsumer {
+    group: Arc<GroupShared>,
+    index: usize,
+    size: u64,
+    offset: u64,
+    slot: Option<WaitSlot>,
+}
+
+impl FrameConsumer {
+    pub(crate) fn new(group: Arc<GroupShared>, index: usize, size: u64) -> Self {
+        group.state.lock().consumers += 1;
+        FrameConsumer {
+            group,
+            index,
+            size,
+            offset: 0,
+            slot: None,
+        }
+    }
+
+    /// The declared size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The next chunk as soon as it is written; `None` after the last byte.
+    pub fn poll_read_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>>> {
+        if self.offset == self.size {
+            return Poll::Ready(Ok(None));
+        }
+        let mut state = self.group.state.lock();
+        if let GroupStatus::Aborted(err) = &state.status {
+            return Poll::Ready(Err(err.clone()));
+        }
+        if let Some(chunk) = state.frames[self.index].chunk_at(self.offset) {
+            self.offset += chunk.len() as u64;
+            return Poll::Ready(Ok(Some(chunk)));
+        }
+        state.readers.register(&mut self.slot, cx.waker());
+        Poll::Pending
+    }
+
+    /// The next chunk as soon as it is written; `None` after the last byte.
+    pub async fn read_chunk(&mut self) -> Result<Option<Bytes>> {
+        std::future::poll_fn(|cx| self.poll_read_chunk(cx)).await
+    }
+
+    /// The rest of the frame once it is complete.
+    pub fn poll_read_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes>> {
+        let mut state = self.group.state.lock();
+        if let GroupStatus::Aborted(err) = &state.status {
+            return Poll::Ready(Err(err.clone()));
+        }
+        let frame = &mut state.frames[self.index];
+        if frame.is_complete() {
+            let whole = frame.whole();
+            let rest = whole.slice(self.offset as usize..);
+            self.offset = self.size;
+            return Poll::Ready(Ok(rest));
+        }
+        state.readers.register(&mut self.slot, cx.waker());
+        Poll::Pending
+    }
+
+    /// The rest of the frame once it is complete.
+    pub async fn read_all(&mut self) -> Result<Bytes> {
+        std::future::poll_fn(|cx| self.poll_read_all(cx)).await
+    }
+}
+
+impl Drop for FrameConsumer {
+    fn drop(&mut self) {
+        let mut state = self.group.state.lock();
+        state.readers.unregister(&mut self.slot);
+        state.consumers -= 1;
+        if state.consumers == 0 {
+            state.unused.wake_all();
+        }
+    }
+}
+
+impl std::fmt::Debug for FrameConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameConsumer")
+            .field("size", &self.size)
+            .field("offset", &self.offset)
+            .finish()
+    }
+}

@@ -1,0 +1,530 @@
+//! Groups: frames in order, finished or aborted.
+//!
+//! A group is the unit a consumer can join at and the unit the cache evicts.
+//! Its frames live in one shared state behind one lock, so a consumer reads a
+//! frame with one lock and a reference-count bump, and `N` consumers cost `N`
+//! of those, never a copy of the payload.
+//!
+//! ```
+//! use moq_lite::model::GroupProducer;
+//! # tokio_test_block_on(async {
+//! let mut group = GroupProducer::new(0);
+//! let mut reader = group.consume();
+//! group.write_frame("hello".into()).unwrap();
+//! group.finish().unwrap();
+//! assert_eq!(reader.read_frame().await.unwrap().unwrap(), "hello");
+//! assert_eq!(reader.read_frame().await.unwrap(), None);
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+
+use super::frame::{FrameConsumer, FrameProducer};
+use super::lock::Lock;
+use super::waiter::{WaitSlot, WaiterList};
+use crate::{Error, Result};
+
+/// Per-group bounds, taken from the track's [`CacheConfig`](super::CacheConfig).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupLimits {
+    /// Frames a group may hold.
+    pub max_frames: u64,
+    /// Payload bytes a group may hold.
+    pub max_bytes: u64,
+}
+
+impl Default for GroupLimits {
+    fn default() -> Self {
+        GroupLimits {
+            max_frames: super::cache::DEFAULT_MAX_GROUP_FRAMES,
+            max_bytes: super::cache::DEFAULT_MAX_GROUP_BYTES,
+        }
+    }
+}
+
+/// Where a group's bytes are counted towards its track's memory bound.
+///
+/// Frame writes add to it without touching the track's lock; only when the
+/// bound is crossed does the writer take that lock to evict old groups.
+pub(crate) trait ByteBudget: Send + Sync {
+    /// Adds `n` bytes; returns whether the track is now over its bound.
+    fn add(&self, n: u64) -> bool;
+    /// Evicts old groups until the track is back under its bound.
+    fn enforce(&self);
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GroupStatus {
+    Open,
+    Finished,
+    Aborted(Error),
+}
+
+/// One frame inside the group state.
+#[derive(Debug)]
+pub(crate) struct FrameEntry {
+    pub size: u64,
+    pub written: u64,
+    /// Chunks as written; collapsed into one on the first whole-frame read.
+    pub chunks: Vec<Bytes>,
+}
+
+impl FrameEntry {
+    pub fn is_complete(&self) -> bool {
+        self.written == self.size
+    }
+
+    /// The whole payload; joins the chunks once (shared by every later reader).
+    pub fn whole(&mut self) -> Bytes {
+        match self.chunks.len() {
+            0 => Bytes::new(),
+            1 => self.chunks[0].clone(),
+            _ => {
+                let mut joined = BytesMut::with_capacity(self.written as usize);
+                for chunk in &self.chunks {
+                    joined.extend_from_slice(chunk);
+                }
+                let joined = joined.freeze();
+                self.chunks = vec![joined.clone()];
+                joined
+            }
+        }
+    }
+
+    /// The bytes from `offset` to the end of the chunk that holds it.
+    pub fn chunk_at(&self, offset: u64) -> Option<Bytes> {
+        let mut start = 0u64;
+        for chunk in &self.chunks {
+            let end = start + chunk.len() as u64;
+            if offset < end {
+                return Some(chunk.slice((offset - start) as usize..));
+            }
+            start = end;
+        }
+        None
+    }
+}
+
+pub(crate) struct GroupState {
+    pub frames: Vec<FrameEntry>,
+    pub status: GroupStatus,
+    pub bytes: u64,
+    pub producers: usize,
+    pub consumers: usize,
+    pub readers: WaiterList,
+    pub unused: WaiterList,
+}
+
+pub(crate) struct GroupShared {
+    pub sequence: u64,
+    pub limits: GroupLimits,
+    pub budget: Option<Arc<dyn ByteBudget>>,
+    pub state: Lock<GroupState>,
+    /// Frames fully written, readable without the lock (for `latest_frame` peeks).
+    pub complete: AtomicU64,
+}
+
+impl GroupShared {
+    pub fn new(sequence: u64, limits: GroupLimits, budget: Option<Arc<dyn ByteBudget>>) -> Arc<Self> {
+        Arc::new(GroupShared {
+            sequence,
+            limits,
+            budget,
+            state: Lock::new(GroupState {
+                frames: Vec::new(),
+                status: GroupStatus::Open,
+                bytes: 0,
+                producers: 0,
+                consumers: 0,
+                readers: WaiterList::default(),
+                unused: WaiterList::default(),
+            }),
+            complete: AtomicU64::new(0),
+        })
+    }
+
+    /// Ends the group with `err` unless it already ended; wakes everyone.
+    pub fn abort(&self, err: Error) {
+        let mut state = self.state.lock();
+        if state.status == GroupStatus::Open {
+            state.status = GroupStatus::Aborted(err);
+            state.readers.wake_all();
+            state.unused.wake_all();
+        }
+    }
+
+    /// Bytes held, for eviction accounting.
+    pub fn bytes(&self) -> u64 {
+        self.state.lock().bytes
+    }
+
+    /// Appends `size` bytes worth of frame entry after checking every bound.
+    /// On a bound violation the group is aborted, so consumers see why.
+    pub fn push_frame(&self, size: u64, first: Option<Bytes>) -> Result<usize> {
+        let (index, over) = {
+            let mut state = self.state.lock();
+            check_open(&state.status)?;
+            if let Some(last) = state.frames.last() {
+                if !last.is_complete() {
+                    // A new frame while the last still lacks bytes: that frame was short.
+                    return Err(abort_locked(&mut state, Error::WrongSize));
+                }
+            }
+            if state.frames.len() as u64 >= self.limits.max_frames
+                || state.bytes.saturating_add(size) > self.limits.max_bytes
+            {
+                return Err(abort_locked(&mut state, Error::CacheFull));
+            }
+            // `first` is a whole frame (`size` is its length) or nothing yet.
+            let written = first.as_ref().map_or(0, |b| b.len() as u64);
+            state.frames.push(FrameEntry {
+                size,
+                written,
+                chunks: first.into_iter().filter(|b| !b.is_empty()).collect(),
+            });
+            state.bytes += written;
+            if written == size {
+                self.complete.fetch_add(1, Ordering::Release);
+            }
+            state.readers.wake_all();
+            let index = state.frames.len() - 1;
+            let over = self
+                .budget
+                .as_ref()
+                .is_some_and(|b| written > 0 && b.add(written));
+            (index, over)
+        };
+        if over {
+            self.enforce_budget();
+        }
+        Ok(index)
+    }
+
+    /// Appends a chunk to frame `index`.
+    pub fn write_chunk(&self, index: usize, chunk: Bytes) -> Result<()> {
+        let n = chunk.len() as u64;
+        let over = {
+            let mut state = self.state.lock();
+            check_open(&state.status)?;
+            let frame = &state.frames[index];
+            if frame.written.saturating_add(n) > frame.size {
+                return Err(abort_locked(&mut state, Error::WrongSize));
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            state.bytes += n;
+            let frame = &mut state.frames[index];
+            frame.written += n;
+            frame.chunks.push(chunk);
+            if frame.is_complete() {
+                self.complete.fetch_add(1, Ordering::Release);
+            }
+            state.readers.wake_all();
+            self.budget.as_ref().is_some_and(|b| b.add(n))
+        };
+        if over {
+            self.enforce_budget();
+        }
+        Ok(())
+    }
+
+    fn enforce_budget(&self) {
+        if let Some(budget) = &self.budget {
+            budget.enforce();
+        }
+    }
+
+    /// Drops one producer reference; the last one ends the group.
+    pub fn release_producer(&self) {
+        let mut state = self.state.lock();
+        state.producers -= 1;
+        if state.producers == 0 && state.status == GroupStatus::Open {
+            let short = state.frames.last().is_some_and(|f| !f.is_complete());
+            state.status = if short {
+                GroupStatus::Aborted(Error::WrongSize)
+            } else {
+                GroupStatus::Finished
+            };
+            state.readers.wake_all();
+            state.unused.wake_all();
+        }
+    }
+}
+
+pub(crate) fn check_open(status: &GroupStatus) -> Result<()> {
+    match status {
+        GroupStatus::Open => Ok(()),
+        GroupStatus::Finished => Err(Error::Closed),
+        GroupStatus::Aborted(err) => Err(err.clone()),
+    }
+}
+
+fn abort_locked(state: &mut GroupState, err: Error) -> Error {
+    if state.status == GroupStatus::Open {
+        state.status = GroupStatus::Aborted(err.clone());
+        state.readers.wake_all();
+        state.unused.wake_all();
+    }
+    err
+}
+
+/// Writes the frames of one group.
+///
+/// Cloning gives another writer of the same group; the group finishes when
+/// [`finish`](Self::finish) is called or the last writer (frame writers
+/// included) is dropped. A group dropped with a frame short of its declared
+/// size is aborted with [`Error::WrongSize`].
+pub struct GroupProducer {
+    shared: Arc<GroupShared>,
+    slot: Option<WaitSlot>,
+}
+
+impl GroupProducer {
+    /// A standalone group with default limits and no track (for tests and tools).
+    pub fn new(sequence: u64) -> Self {
+        Self::from_shared(GroupShared::new(sequence, GroupLimits::default(), None))
+    }
+
+    pub(crate) fn from_shared(shared: Arc<GroupShared>) -> Self {
+        shared.state.lock().producers += 1;
+        GroupProducer { shared, slot: None }
+    }
+
+    /// The group's sequence number within its track.
+    pub fn sequence(&self) -> u64 {
+        self.shared.sequence
+    }
+
+    /// Appends a whole frame.
+    pub fn write_frame(&mut self, payload: Bytes) -> Result<()> {
+        let size = payload.len() as u64;
+        self.shared.push_frame(size, Some(payload)).map(|_| ())
+    }
+
+    /// Starts a frame of `size` bytes to be written in chunks.
+    ///
+    /// Starting a frame while the previous one is still short aborts the
+    /// group with [`Error::WrongSize`].
+    pub fn create_frame(&mut self, size: u64) -> Result<FrameProducer> {
+        let index = self.shared.push_frame(size, None)?;
+        Ok(FrameProducer::new(self.shared.clone(), index))
+    }
+
+    /// Ends the group: consumers read what is there, then the end.
+    pub fn finish(self) -> Result<()> {
+        let mut state = self.shared.state.lock();
+        check_open(&state.status)?;
+        if state.frames.last().is_some_and(|f| !f.is_complete()) {
+            return Err(abort_locked(&mut state, Error::WrongSize));
+        }
+        state.status = GroupStatus::Finished;
+        state.readers.wake_all();
+        state.unused.wake_all();
+        Ok(())
+    }
+
+    /// Ends the group with `err`; consumers see the error.
+    pub fn abort(self, err: Error) {
+        self.shared.abort(err);
+    }
+
+    /// A new reader starting at the first frame.
+    pub fn consume(&self) -> GroupConsumer {
+        GroupConsumer::new(self.shared.clone())
+    }
+
+    /// Whether the group has ended, and how.
+    pub fn is_closed(&self) -> Option<Result<()>> {
+        match &self.shared.state.lock().status {
+            GroupStatus::Open => None,
+            GroupStatus::Finished => Some(Ok(())),
+            GroupStatus::Aborted(err) => Some(Err(err.clone())),
+        }
+    }
+
+    /// Whether no consumer of this group is left.
+    pub fn is_unused(&self) -> bool {
+        self.shared.state.lock().consumers == 0
+    }
+
+    /// Ready once no consumer is left or the group has ended.
+    pub fn poll_unused(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.shared.state.lock();
+        if state.consumers == 0 || state.status != GroupStatus::Open {
+            return Poll::Ready(());
+        }
+        state.unused.register(&mut self.slot, cx.waker());
+        Poll::Pending
+    }
+
+    /// Waits until no consumer is left (or the group has ended), so a relay
+    /// can stop forwarding a group nobody reads.
+    pub async fn unused(&mut self) {
+        std::future::poll_fn(|cx| self.poll_unused(cx)).await
+    }
+}
+
+impl Clone for GroupProducer {
+    fn clone(&self) -> Self {
+        Self::from_shared(self.shared.clone())
+    }
+}
+
+impl Drop for GroupProducer {
+    fn drop(&mut self) {
+        self.shared.state.lock().unused.unregister(&mut self.slot);
+        self.shared.release_producer();
+    }
+}
+
+impl std::fmt::Debug for GroupProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupProducer")
+            .field("sequence", &self.sequence())
+            .finish()
+    }
+}
+
+/// Reads the frames of one group in order, with its own cursor.
+pub struct GroupConsumer {
+    shared: Arc<GroupShared>,
+    index: usize,
+    slot: Option<WaitSlot>,
+}
+
+impl GroupConsumer {
+    pub(crate) fn new(shared: Arc<GroupShared>) -> Self {
+        shared.state.lock().consumers += 1;
+        GroupConsumer {
+            shared,
+            index: 0,
+            slot: None,
+        }
+    }
+
+    /// The group's sequence number within its track.
+    pub fn sequence(&self) -> u64 {
+        self.shared.sequence
+    }
+
+    /// Index of the next frame this consumer will read.
+    pub fn position(&self) -> usize {
+        self.index
+    }
+
+    /// Reads the next whole frame; `None` once the group finished.
+    pub fn poll_read_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>>> {
+        let mut state = self.shared.state.lock();
+        if let GroupStatus::Aborted(err) = &state.status {
+            return Poll::Ready(Err(err.clone()));
+        }
+        if let Some(frame) = state.frames.get_mut(self.index) {
+            if frame.is_complete() {
+                self.index += 1;
+                return Poll::Ready(Ok(Some(frame.whole())));
+            }
+        } else if state.status == GroupStatus::Finished {
+            return Poll::Ready(Ok(None));
+        }
+        state.readers.register(&mut self.slot, cx.waker());
+        Poll::Pending
+    }
+
+    /// Reads the next whole frame; `None` once the group finished.
+    pub async fn read_frame(&mut self) -> Result<Option<Bytes>> {
+        std::future::poll_fn(|cx| self.poll_read_frame(cx)).await
+    }
+
+    /// The next frame as a reader of its chunks, as soon as it starts.
+    pub fn poll_next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<FrameConsumer>>> {
+        let mut state = self.shared.state.lock();
+        if let GroupStatus::Aborted(err) = &state.status {
+            return Poll::Ready(Err(err.clone()));
+        }
+        if let Some(frame) = state.frames.get(self.index) {
+            let reader = FrameConsumer::new(self.shared.clone(), self.index, frame.size);
+            self.index += 1;
+            return Poll::Ready(Ok(Some(reader)));
+        }
+        if state.status == GroupStatus::Finished {
+            return Poll::Ready(Ok(None));
+        }
+        state.readers.register(&mut self.slot, cx.waker());
+        Poll::Pending
+    }
+
+    /// The next frame as a reader of its chunks; `None` once the group finished.
+    /// Lets a relay forward a large frame before it has fully arrived.
+    pub async fn next_frame(&mut self) -> Result<Option<FrameConsumer>> {
+        std::future::poll_fn(|cx| self.poll_next_frame(cx)).await
+    }
+
+    /// The most recent complete frame, without moving the cursor.
+    pub fn latest_frame(&self) -> Option<Bytes> {
+        if self.shared.complete.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut state = self.shared.state.lock();
+        state
+            .frames
+            .iter_mut()
+            .rev()
+            .find(|f| f.is_complete())
+            .map(FrameEntry::whole)
+    }
+
+    /// Waits for the group to end: `Ok` when finished, the error when aborted.
+    pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut state = self.shared.state.lock();
+        match &state.status {
+            GroupStatus::Finished => Poll::Ready(Ok(())),
+            GroupStatus::Aborted(err) => Poll::Ready(Err(err.clone())),
+            GroupStatus::Open => {
+                state.readers.register(&mut self.slot, cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Waits for the group to end: `Ok` when finished, the error when aborted.
+    pub async fn closed(&mut self) -> Result<()> {
+        std::future::poll_fn(|cx| self.poll_closed(cx)).await
+    }
+}
+
+impl Clone for GroupConsumer {
+    /// A second reader at the same position.
+    fn clone(&self) -> Self {
+        let mut other = GroupConsumer::new(self.shared.clone());
+        other.index = self.index;
+        other
+    }
+}
+
+impl Drop for GroupConsumer {
+    fn drop(&mut self) {
+        let mut state = self.shared.state.lock();
+        state.readers.unregister(&mut self.slot);
+        state.consumers -= 1;
+        if state.consumers == 0 {
+            state.unused.wake_all();
+        }
+    }
+}
+
+impl std::fmt::Debug for GroupConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupConsumer")
+            .field("sequence", &self.sequence())
+            .field("position", &self.index)
+            .finish()
+    }
+}
