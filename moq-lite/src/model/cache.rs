@@ -241,6 +241,15 @@ impl TrackCache {
         now.saturating_duration_since(superseded) >= self.config.max_age
     }
 
+    /// [`evict_expired`](Self::evict_expired) at the current time, reading
+    /// the clock only when some group could have expired.
+    pub fn evict_expired_now(&mut self) {
+        let superseded = self.by_sequence.first_key_value().is_some_and(|(_, c)| c.superseded.is_some());
+        if superseded {
+            self.evict_expired(Instant::now());
+        }
+    }
+
     /// Evicts groups past their age, oldest sequence first.
     pub fn evict_expired(&mut self, now: Instant) {
         while let Some((&seq, cached)) = self.by_sequence.first_key_value() {

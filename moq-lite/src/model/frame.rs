@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
-use super::group::{GroupShared, GroupStatus};
+use super::group::{GroupShared, GroupState, GroupStatus};
 use super::waiter::WaitSlot;
 use crate::{Error, Result};
 
@@ -85,8 +85,9 @@ pub struct FrameConsumer {
 }
 
 impl FrameConsumer {
-    pub(crate) fn new(group: Arc<GroupShared>, index: usize, size: u64) -> Self {
-        group.state.lock().consumers += 1;
+    /// Made while the caller holds the group's lock, hence `state`.
+    pub(crate) fn new(group: Arc<GroupShared>, state: &mut GroupState, index: usize, size: u64) -> Self {
+        state.consumers += 1;
         FrameConsumer {
             group,
             index,

@@ -449,8 +449,8 @@ impl GroupConsumer {
         if let GroupStatus::Aborted(err) = &state.status {
             return Poll::Ready(Err(err.clone()));
         }
-        if let Some(frame) = state.frames.get(self.index) {
-            let reader = FrameConsumer::new(self.shared.clone(), self.index, frame.size);
+        if let Some(size) = state.frames.get(self.index).map(|f| f.size) {
+            let reader = FrameConsumer::new(self.shared.clone(), &mut state, self.index, size);
             self.index += 1;
             return Poll::Ready(Ok(Some(reader)));
         }
@@ -526,5 +526,207 @@ impl std::fmt::Debug for GroupConsumer {
             .field("sequence", &self.sequence())
             .field("position", &self.index)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    fn poll<T>(f: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+        f(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[tokio::test]
+    async fn frames_arrive_in_order_then_the_end() {
+        let mut group = GroupProducer::new(7);
+        let mut reader = group.consume();
+        assert_eq!(reader.sequence(), 7);
+        group.write_frame(Bytes::from_static(b"a")).unwrap();
+        group.write_frame(Bytes::from_static(b"")).unwrap();
+        group.write_frame(Bytes::from_static(b"c")).unwrap();
+        group.finish().unwrap();
+        assert_eq!(reader.read_frame().await.unwrap().unwrap(), "a");
+        assert_eq!(reader.read_frame().await.unwrap().unwrap(), "");
+        assert_eq!(reader.read_frame().await.unwrap().unwrap(), "c");
+        assert_eq!(reader.read_frame().await.unwrap(), None);
+        assert_eq!(reader.closed().await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn abort_reaches_every_consumer() {
+        let mut group = GroupProducer::new(0);
+        let mut a = group.consume();
+        let mut b = group.consume();
+        group.write_frame(Bytes::from_static(b"x")).unwrap();
+        group.abort(Error::App(3));
+        assert_eq!(a.read_frame().await, Err(Error::App(3)));
+        assert_eq!(b.closed().await, Err(Error::App(3)));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_last_writer_finishes() {
+        let group = GroupProducer::new(0);
+        let second = group.clone();
+        let mut reader = group.consume();
+        drop(group);
+        assert!(poll(|cx| reader.poll_closed(cx)).is_pending());
+        drop(second);
+        assert_eq!(reader.closed().await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn chunked_frame_is_readable_before_it_completes() {
+        let mut group = GroupProducer::new(0);
+        let mut reader = group.consume();
+        let mut frame = group.create_frame(10).unwrap();
+        frame.write(Bytes::from_static(b"0123")).unwrap();
+
+        let mut chunks = reader.next_frame().await.unwrap().unwrap();
+        assert_eq!(chunks.size(), 10);
+        assert_eq!(chunks.read_chunk().await.unwrap().unwrap(), "0123");
+        assert!(poll(|cx| chunks.poll_read_chunk(cx)).is_pending());
+
+        frame.write(Bytes::from_static(b"456789")).unwrap();
+        assert_eq!(frame.remaining(), 0);
+        frame.finish().unwrap();
+        assert_eq!(chunks.read_chunk().await.unwrap().unwrap(), "456789");
+        assert_eq!(chunks.read_chunk().await.unwrap(), None);
+
+        // A second reader gets the frame whole.
+        let mut whole = group.consume();
+        assert_eq!(whole.read_frame().await.unwrap().unwrap(), "0123456789");
+    }
+
+    #[tokio::test]
+    async fn read_all_returns_the_rest_after_chunks() {
+        let mut group = GroupProducer::new(0);
+        let mut reader = group.consume();
+        let mut frame = group.create_frame(6).unwrap();
+        frame.write(Bytes::from_static(b"abc")).unwrap();
+        let mut chunks = reader.next_frame().await.unwrap().unwrap();
+        assert_eq!(chunks.read_chunk().await.unwrap().unwrap(), "abc");
+        frame.write(Bytes::from_static(b"de")).unwrap();
+        frame.write(Bytes::from_static(b"f")).unwrap();
+        assert_eq!(chunks.read_all().await.unwrap(), "def");
+    }
+
+    #[tokio::test]
+    async fn writing_past_the_declared_size_aborts() {
+        let mut group = GroupProducer::new(0);
+        let mut reader = group.consume();
+        let mut frame = group.create_frame(3).unwrap();
+        assert_eq!(frame.write(Bytes::from_static(b"abcd")), Err(Error::WrongSize));
+        assert_eq!(reader.read_frame().await, Err(Error::WrongSize));
+        assert_eq!(group.write_frame(Bytes::new()), Err(Error::WrongSize));
+    }
+
+    #[tokio::test]
+    async fn a_short_frame_aborts_the_group() {
+        // Dropped short.
+        let mut group = GroupProducer::new(0);
+        let mut reader = group.consume();
+        let mut frame = group.create_frame(3).unwrap();
+        frame.write(Bytes::from_static(b"ab")).unwrap();
+        drop(frame);
+        assert_eq!(reader.closed().await, Err(Error::WrongSize));
+
+        // Finished short.
+        let mut group = GroupProducer::new(0);
+        let frame = group.create_frame(3).unwrap();
+        assert_eq!(frame.finish(), Err(Error::WrongSize));
+
+        // A new frame started while the previous one is short.
+        let mut group = GroupProducer::new(0);
+        let _frame = group.create_frame(3).unwrap();
+        assert_eq!(group.create_frame(1).err(), Some(Error::WrongSize));
+
+        // The group finished while a frame is short.
+        let mut group = GroupProducer::new(0);
+        let mut reader = group.consume();
+        let _frame = group.create_frame(3).unwrap();
+        assert_eq!(group.finish(), Err(Error::WrongSize));
+        assert_eq!(reader.closed().await, Err(Error::WrongSize));
+    }
+
+    #[tokio::test]
+    async fn group_limits_abort_with_cache_full() {
+        let limits = GroupLimits {
+            max_frames: 2,
+            max_bytes: 10,
+        };
+        let mut group = GroupProducer::from_shared(GroupShared::new(0, limits, None));
+        group.write_frame(Bytes::from_static(b"1")).unwrap();
+        group.write_frame(Bytes::from_static(b"2")).unwrap();
+        assert_eq!(group.write_frame(Bytes::from_static(b"3")), Err(Error::CacheFull));
+
+        let mut group = GroupProducer::from_shared(GroupShared::new(0, limits, None));
+        let mut reader = group.consume();
+        assert_eq!(group.create_frame(11).err(), Some(Error::CacheFull));
+        assert_eq!(reader.closed().await, Err(Error::CacheFull));
+    }
+
+    #[tokio::test]
+    async fn payloads_are_shared_not_copied() {
+        let mut group = GroupProducer::new(0);
+        let mut a = group.consume();
+        let mut b = group.consume();
+        let payload = Bytes::from(vec![7u8; 4096]);
+        group.write_frame(payload.clone()).unwrap();
+        let mut frame = group.create_frame(4).unwrap();
+        frame.write(Bytes::from_static(b"ab")).unwrap();
+        frame.write(Bytes::from_static(b"cd")).unwrap();
+
+        let (a1, b1) = (
+            a.read_frame().await.unwrap().unwrap(),
+            b.read_frame().await.unwrap().unwrap(),
+        );
+        assert_eq!(a1.as_ptr(), payload.as_ptr());
+        assert_eq!(b1.as_ptr(), payload.as_ptr());
+        // A chunked frame is joined once, then shared by every reader.
+        let (a2, b2) = (
+            a.read_frame().await.unwrap().unwrap(),
+            b.read_frame().await.unwrap().unwrap(),
+        );
+        assert_eq!(a2, "abcd");
+        assert_eq!(a2.as_ptr(), b2.as_ptr());
+    }
+
+    #[tokio::test]
+    async fn producer_sees_consumers_leave() {
+        let mut group = GroupProducer::new(0);
+        assert!(group.is_unused());
+        let reader = group.consume();
+        let copy = reader.clone();
+        assert!(!group.is_unused());
+        assert!(poll(|cx| group.poll_unused(cx)).is_pending());
+        drop(reader);
+        assert!(poll(|cx| group.poll_unused(cx)).is_pending());
+        drop(copy);
+        group.unused().await;
+        assert!(group.is_unused());
+    }
+
+    #[tokio::test]
+    async fn latest_frame_and_clone_position() {
+        let mut group = GroupProducer::new(0);
+        let mut reader = group.consume();
+        assert_eq!(reader.latest_frame(), None);
+        group.write_frame(Bytes::from_static(b"1")).unwrap();
+        let _partial = group.create_frame(5).unwrap();
+        assert_eq!(reader.latest_frame().unwrap(), "1");
+        reader.read_frame().await.unwrap();
+        let copy = reader.clone();
+        assert_eq!(copy.position(), 1);
+    }
+
+    #[test]
+    fn writes_after_the_end_fail() {
+        let mut group = GroupProducer::new(0);
+        let second = group.clone();
+        second.finish().unwrap();
+        assert_eq!(group.write_frame(Bytes::new()), Err(Error::Closed));
+        assert_eq!(group.is_closed(), Some(Ok(())));
     }
 }

@@ -332,7 +332,7 @@ impl TrackConsumer {
         if let TrackStatus::Aborted(err) = &state.status {
             return Poll::Ready(Err(err.clone()));
         }
-        state.cache.evict_expired(Instant::now());
+        state.cache.evict_expired_now();
         while let Some(found) = state.cache.next_from(self.cursor) {
             // Arrival numbers are dense: a gap is a group evicted unread.
             self.skipped += found.arrival - self.cursor;
@@ -432,5 +432,230 @@ impl std::fmt::Debug for TrackConsumer {
             .field("info", self.info())
             .field("cursor", &self.cursor)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::GroupProducer;
+    use bytes::Bytes;
+    use std::task::Waker;
+    use std::time::Duration;
+
+    fn poll<T>(f: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+        f(&mut Context::from_waker(Waker::noop()))
+    }
+
+    fn next(consumer: &mut TrackConsumer) -> Option<u64> {
+        match poll(|cx| consumer.poll_next_group(cx)) {
+            Poll::Ready(Ok(Some(group))) => Some(group.sequence()),
+            _ => None,
+        }
+    }
+
+    fn group_with(track: &mut TrackProducer, sequence: u64, bytes: usize) -> GroupProducer {
+        let mut group = track.create_group(sequence).unwrap();
+        group.write_frame(Bytes::from(vec![0u8; bytes])).unwrap();
+        group
+    }
+
+    #[test]
+    fn append_numbers_groups_and_create_rejects_duplicates() {
+        let mut track = TrackProducer::new(Track::new("t").with_priority(3));
+        assert_eq!(track.info().priority, 3);
+        assert_eq!(track.append_group().unwrap().sequence(), 0);
+        assert_eq!(track.append_group().unwrap().sequence(), 1);
+        assert_eq!(track.create_group(10).unwrap().sequence(), 10);
+        assert_eq!(track.append_group().unwrap().sequence(), 11);
+        assert_eq!(track.create_group(5).unwrap().sequence(), 5);
+        assert_eq!(track.create_group(10).err(), Some(Error::Duplicate));
+        assert_eq!(track.latest(), Some(11));
+    }
+
+    #[test]
+    fn consumers_start_at_the_latest_group_by_default() {
+        let mut track = TrackProducer::new(Track::new("t"));
+        let _g0 = track.append_group().unwrap();
+        let _g1 = track.append_group().unwrap();
+        let mut late = track.consume();
+        let mut from_zero = track.consume_from(0);
+        let _g2 = track.append_group().unwrap();
+        assert_eq!(next(&mut late), Some(1));
+        assert_eq!(next(&mut late), Some(2));
+        assert_eq!(next(&mut late), None);
+        assert_eq!(next(&mut from_zero), Some(0));
+        assert_eq!(next(&mut from_zero), Some(1));
+        assert_eq!(next(&mut from_zero), Some(2));
+    }
+
+    #[test]
+    fn groups_are_delivered_in_arrival_order_within_the_range() {
+        let mut track = TrackProducer::new(Track::new("t"));
+        let mut consumer = track.consume_from(3);
+        let _a = track.create_group(5).unwrap();
+        let _b = track.create_group(3).unwrap();
+        let _c = track.create_group(2).unwrap(); // below the start: not delivered
+        let _d = track.create_group(4).unwrap();
+        assert_eq!(next(&mut consumer), Some(5));
+        assert_eq!(next(&mut consumer), Some(3));
+        assert_eq!(next(&mut consumer), Some(4));
+        assert_eq!(next(&mut consumer), None);
+        // A late group older than the latest at subscribe time is out of range too.
+        let mut latest = track.consume();
+        let _e = track.create_group(1).unwrap();
+        assert_eq!(next(&mut latest), Some(5));
+        assert_eq!(next(&mut latest), None);
+    }
+
+    #[tokio::test]
+    async fn finish_drains_then_ends_and_abort_errors() {
+        let mut track = TrackProducer::new(Track::new("t"));
+        let mut consumer = track.consume_from(0);
+        track.append_group().unwrap();
+        track.append_group().unwrap();
+        track.finish().unwrap();
+        assert_eq!(consumer.next_group().await.unwrap().unwrap().sequence(), 0);
+        assert_eq!(consumer.next_group().await.unwrap().unwrap().sequence(), 1);
+        assert!(consumer.next_group().await.unwrap().is_none());
+        assert_eq!(consumer.closed().await, Ok(()));
+
+        let mut track = TrackProducer::new(Track::new("t"));
+        let mut consumer = track.consume();
+        track.append_group().unwrap();
+        let copy = track.clone();
+        track.abort(Error::NotFound);
+        assert_eq!(consumer.next_group().await.err(), Some(Error::NotFound));
+        assert_eq!(copy.is_closed(), Some(Err(Error::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_last_producer_ends_the_track() {
+        let track = TrackProducer::new(Track::new("t"));
+        let second = track.clone();
+        let mut consumer = track.consume();
+        drop(track);
+        assert!(poll(|cx| consumer.poll_closed(cx)).is_pending());
+        drop(second);
+        assert!(consumer.next_group().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn producer_sees_when_every_consumer_left() {
+        let mut track = TrackProducer::new(Track::new("t"));
+        assert!(track.is_unused());
+        let consumer = track.consume();
+        let copy = consumer.clone();
+        assert!(poll(|cx| track.poll_unused(cx)).is_pending());
+        drop(consumer);
+        assert!(!track.is_unused());
+        drop(copy);
+        track.unused().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn groups_expire_once_superseded_for_max_age() {
+        let config = CacheConfig {
+            max_age: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let mut track = TrackProducer::with_cache(Track::new("t"), config);
+        let mut slow = track.consume_from(0);
+        let g0 = group_with(&mut track, 0, 10);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        // Alone, the latest group never expires.
+        assert_eq!(track.cache_stats().groups, 1);
+
+        let mut g1 = group_with(&mut track, 1, 10);
+        tokio::time::advance(Duration::from_millis(1999)).await;
+        let _g2 = group_with(&mut track, 2, 10);
+        assert_eq!(track.cache_stats().groups, 3);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        // Group 0 was superseded by group 1 two seconds ago.
+        assert_eq!(next(&mut slow), Some(1));
+        assert_eq!(slow.skipped(), 1);
+        assert_eq!(track.cache_stats().groups, 2);
+        assert_eq!(g0.is_closed(), Some(Err(Error::Old)));
+        assert_eq!(track.create_group(0).err(), Some(Error::Old));
+
+        // Group 1 expires once group 2 is two seconds old; its writer is stopped.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(next(&mut slow), Some(2));
+        assert_eq!(g1.write_frame(Bytes::new()), Err(Error::Old));
+        assert_eq!(track.cache_stats().evicted, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_group_older_than_max_age_is_refused() {
+        let config = CacheConfig {
+            max_age: Duration::from_secs(1),
+            ..Default::default()
+        };
+        let mut track = TrackProducer::with_cache(Track::new("t"), config);
+        let _g5 = track.create_group(5).unwrap();
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert!(track.create_group(3).is_ok());
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(track.create_group(4).err(), Some(Error::Old));
+    }
+
+    #[test]
+    fn the_byte_bound_evicts_oldest_but_keeps_the_latest() {
+        let config = CacheConfig {
+            max_bytes: 1000,
+            max_group_bytes: 1000,
+            ..Default::default()
+        };
+        let mut track = TrackProducer::with_cache(Track::new("t"), config);
+        let mut slow = track.consume_from(0);
+        for sequence in 0..10 {
+            let mut group = group_with(&mut track, sequence, 300);
+            group.write_frame(Bytes::from(vec![1u8; 100])).unwrap();
+            let stats = track.cache_stats();
+            assert!(stats.bytes <= 1000, "{stats:?}");
+        }
+        let stats = track.cache_stats();
+        assert_eq!(stats.groups, 2);
+        assert_eq!(stats.bytes, 800);
+        // The slow consumer skips what was evicted and never blocked anyone.
+        assert_eq!(next(&mut slow), Some(8));
+        assert_eq!(slow.skipped(), 8);
+        assert_eq!(next(&mut slow), Some(9));
+
+        // One big group fills the track on its own and still stays.
+        let mut big = track.append_group().unwrap();
+        big.write_frame(Bytes::from(vec![0u8; 1000])).unwrap();
+        assert_eq!(track.cache_stats().groups, 1);
+        assert_eq!(big.write_frame(Bytes::from_static(b"x")), Err(Error::CacheFull));
+        assert!(slow.latest_group().is_some());
+    }
+
+    #[tokio::test]
+    async fn latest_group_and_group_lookup() {
+        let mut track = TrackProducer::new(Track::new("t"));
+        let consumer = track.consume();
+        assert!(consumer.latest_group().is_none());
+        let mut g = track.append_group().unwrap();
+        g.write_frame(Bytes::from_static(b"a")).unwrap();
+        g.write_frame(Bytes::from_static(b"b")).unwrap();
+        let latest = consumer.latest_group().unwrap();
+        assert_eq!(latest.sequence(), 0);
+        assert_eq!(latest.latest_frame().unwrap(), "b");
+        assert_eq!(consumer.group(0).unwrap().sequence(), 0);
+        assert!(consumer.group(1).is_none());
+        assert_eq!(consumer.latest(), Some(0));
+    }
+
+    #[test]
+    fn a_cloned_consumer_continues_from_the_same_place() {
+        let mut track = TrackProducer::new(Track::new("t"));
+        let mut a = track.consume_from(0);
+        let _g0 = track.append_group().unwrap();
+        let _g1 = track.append_group().unwrap();
+        assert_eq!(next(&mut a), Some(0));
+        let mut b = a.clone();
+        assert!(a.is_same_track(&b));
+        assert_eq!(next(&mut b), Some(1));
+        assert_eq!(next(&mut a), Some(1));
     }
 }
