@@ -6,6 +6,7 @@
 
 pub mod coding;
 mod error;
+pub mod lite;
 pub mod model;
 
 pub use error::{Error, Result};
