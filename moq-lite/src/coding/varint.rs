@@ -105,10 +105,10 @@ impl Encode for VarInt {
 
 impl Decode for VarInt {
     fn decode<B: Buf>(buf: &mut B) -> Result<Self, DecodeError> {
-        if !buf.has_remaining() {
+        // `chunk` is only empty when nothing remains, but do not rely on it.
+        let Some(&first) = buf.chunk().first() else {
             return Err(DecodeError::Short);
-        }
-        let first = buf.chunk()[0];
+        };
         let size = 1usize << (first >> 6);
         if buf.remaining() < size {
             return Err(DecodeError::Short);

@@ -167,3 +167,42 @@ pub(crate) mod test_util {
         proptest::option::of(0..crate::coding::VarInt::MAX.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coding::DecodeError;
+    use crate::lite::*;
+
+    // A length of 2^62 - 1 with nothing behind it: every message refuses it at
+    // once (no waiting for more bytes, no allocation).
+    #[test]
+    fn huge_lengths_are_too_large() {
+        let huge: &[u8] = &[0xff; 8];
+        for v in Version::ALL {
+            let too_large =
+                |r: Result<(), DecodeError>| assert!(matches!(r, Err(DecodeError::TooLarge(_))), "{v}");
+            too_large(Subscribe::decode(&mut &huge[..], v).map(drop));
+            too_large(SubscribeUpdate::decode(&mut &huge[..], v).map(drop));
+            too_large(Announce::decode(&mut &huge[..], v).map(drop));
+            too_large(AnnounceInterest::decode(&mut &huge[..], v).map(drop));
+            too_large(Group::decode(&mut &huge[..], v).map(drop));
+            let mut typed = vec![0x00];
+            typed.extend_from_slice(huge);
+            let resp = SubscribeResponse::decode(&mut &typed[..], v).map(drop);
+            // Before -03 there is no type prefix and 0x00 is a zero-length SUBSCRIBE_OK.
+            if !v.uses_setup() {
+                too_large(resp);
+            }
+        }
+        too_large_v(Fetch::decode(&mut &huge[..], Version::Lite04).map(drop));
+        too_large_v(Probe::decode(&mut &huge[..], Version::Lite03).map(drop));
+        too_large_v(Goaway::decode(&mut &huge[..], Version::Lite04).map(drop));
+        too_large_v(AnnounceInit::decode(&mut &huge[..], Version::Lite02).map(drop));
+        too_large_v(SessionUpdate::decode(&mut &huge[..], Version::Lite01).map(drop));
+    }
+
+    fn too_large_v(r: Result<(), DecodeError>) {
+        assert!(matches!(r, Err(DecodeError::TooLarge(_))));
+    }
+}
