@@ -31,3 +31,37 @@ pub fn encode_to_vec<T: Encode + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeErr
     value.encode(&mut out)?;
     Ok(out)
 }
+
+/// Runs `decode` on the bytes a streaming reader has buffered so far.
+///
+/// Returns `Ok(None)` when more bytes are needed, else the value and how many
+/// bytes of `data` it used, so the reader can advance its buffer by exactly
+/// that much (and not at all when waiting).
+pub fn try_decode<T, F>(data: &[u8], decode: F) -> Result<Option<(T, usize)>, DecodeError>
+where
+    F: FnOnce(&mut &[u8]) -> Result<T, DecodeError>,
+{
+    let mut cursor = data;
+    match decode(&mut cursor) {
+        Ok(value) => Ok(Some((value, data.len() - cursor.len()))),
+        Err(DecodeError::Short) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn try_decode_reports_consumed_bytes() {
+        // 0x40 0x25: 37 as a two-byte varint, followed by an unrelated byte
+        let data = [0x40, 0x25, 0x07];
+        assert_eq!(try_decode(&data[..1], |c| u64::decode(c)), Ok(None));
+        assert_eq!(try_decode(&data, |c| u64::decode(c)), Ok(Some((37, 2))));
+        assert_eq!(
+            try_decode(&[0x05][..], |c| bool::decode(c)),
+            Err(DecodeError::Invalid("boolean byte is not 0 or 1"))
+        );
+    }
+}
