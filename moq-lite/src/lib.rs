@@ -4,7 +4,9 @@
 //! the wire codec and sessions build on it. Applications publish into and
 //! read from the model; sessions carry it across the network.
 
+pub mod coding;
 mod error;
+pub mod lite;
 pub mod model;
 
 pub use error::{Error, Result};

@@ -1,0 +1,174 @@
+//! Length-prefixed byte strings and UTF-8 strings with explicit upper bounds,
+//! and broadcast paths.
+//!
+//! The drafts write these as `(b)` / `(s)`: a varint length followed by that
+//! many bytes. The length comes from the peer, so every decoder takes a
+//! maximum and checks the length against it, and against what is buffered,
+//! before copying anything. Paths go through [`Path::parse`], which refuses
+//! `.`/`..` segments and empty segments instead of silently normalising them.
+
+use bytes::{Buf, BufMut, Bytes};
+
+use super::{Decode, DecodeError, Encode, EncodeError, VarInt};
+use crate::model::{MAX_PATH_LEN, Path, PathError};
+
+/// Writes `bytes` with a varint length prefix, refusing more than `max` bytes.
+///
+/// `what` names the field in the error.
+pub fn encode_bytes<B: BufMut>(
+    bytes: &[u8],
+    max: usize,
+    what: &'static str,
+    buf: &mut B,
+) -> Result<(), EncodeError> {
+    if bytes.len() > max {
+        return Err(EncodeError::TooLarge(what));
+    }
+    VarInt::try_from(bytes.len())?.encode(buf)?;
+    buf.put_slice(bytes);
+    Ok(())
+}
+
+/// Reads a varint-length-prefixed byte string of at most `max` bytes.
+///
+/// The length is checked against `max` before anything is copied, so a
+/// huge length yields [`DecodeError::TooLarge`] without allocating; a length
+/// within `max` but beyond what is buffered yields [`DecodeError::Short`].
+pub fn decode_bytes<B: Buf>(buf: &mut B, max: usize, what: &'static str) -> Result<Bytes, DecodeError> {
+    let len = u64::decode(buf)?;
+    let len = usize::try_from(len).map_err(|_| DecodeError::TooLarge(what))?;
+    if len > max {
+        return Err(DecodeError::TooLarge(what));
+    }
+    if buf.remaining() < len {
+        return Err(DecodeError::Short);
+    }
+    Ok(buf.copy_to_bytes(len))
+}
+
+/// Writes a UTF-8 string with a varint length prefix, refusing more than
+/// `max` bytes.
+pub fn encode_string<B: BufMut>(
+    s: &str,
+    max: usize,
+    what: &'static str,
+    buf: &mut B,
+) -> Result<(), EncodeError> {
+    encode_bytes(s.as_bytes(), max, what, buf)
+}
+
+/// Reads a varint-length-prefixed UTF-8 string of at most `max` bytes.
+pub fn decode_string<B: Buf>(buf: &mut B, max: usize, what: &'static str) -> Result<String, DecodeError> {
+    let bytes = decode_bytes(buf, max, what)?;
+    String::from_utf8(bytes.into()).map_err(|_| DecodeError::Invalid("string is not UTF-8"))
+}
+
+/// A path is a string of at most [`MAX_PATH_LEN`] bytes.
+impl Encode for Path {
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        encode_string(self.as_str(), MAX_PATH_LEN, "path", buf)
+    }
+}
+
+/// A path is a string of at most [`MAX_PATH_LEN`] bytes, checked by [`Path::parse`].
+impl Decode for Path {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, DecodeError> {
+        let s = decode_string(buf, MAX_PATH_LEN, "path")?;
+        Path::parse(&s).map_err(|err| match err {
+            PathError::TooLong => DecodeError::TooLarge("path"),
+            PathError::EmptySegment => DecodeError::Invalid("path has an empty segment"),
+            PathError::RelativeSegment => DecodeError::Invalid("path has a relative segment"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn string_bytes() {
+        let mut out = Vec::new();
+        encode_string("héllo", 16, "s", &mut out).unwrap();
+        // 0x06: length (h, é as two bytes, l, l, o), then the UTF-8 bytes
+        assert_eq!(out, [0x06, b'h', 0xc3, 0xa9, b'l', b'l', b'o']);
+        let mut cursor = &out[..];
+        assert_eq!(decode_string(&mut cursor, 16, "s").as_deref(), Ok("héllo"));
+    }
+
+    #[test]
+    fn limits() {
+        let mut out = Vec::new();
+        assert_eq!(
+            encode_string("abc", 2, "s", &mut out),
+            Err(EncodeError::TooLarge("s"))
+        );
+        encode_string("abc", 3, "s", &mut out).unwrap();
+        let mut cursor = &out[..];
+        assert_eq!(
+            decode_string(&mut cursor, 2, "s"),
+            Err(DecodeError::TooLarge("s"))
+        );
+        // A length of 2^62 - 1 with nothing behind it: refused by the limit, no allocation.
+        let mut cursor: &[u8] = &[0xff; 8];
+        assert_eq!(
+            decode_bytes(&mut cursor, 1 << 20, "b"),
+            Err(DecodeError::TooLarge("b"))
+        );
+        // A length within the limit but not yet buffered.
+        let mut cursor: &[u8] = &[0x05, b'a', b'b'];
+        assert_eq!(decode_bytes(&mut cursor, 16, "b"), Err(DecodeError::Short));
+    }
+
+    #[test]
+    fn invalid_utf8() {
+        let mut cursor: &[u8] = &[0x02, 0xc3, 0x28];
+        assert!(matches!(
+            decode_string(&mut cursor, 16, "s"),
+            Err(DecodeError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn paths() {
+        let mut out = Vec::new();
+        Path::new("room/alice").encode(&mut out).unwrap();
+        // 0x0a: length 10, then "room/alice"
+        assert_eq!(out[0], 0x0a);
+        assert_eq!(&out[1..], b"room/alice");
+        let mut cursor = &out[..];
+        assert_eq!(Path::decode(&mut cursor), Ok(Path::new("room/alice")));
+
+        let mut cursor: &[u8] = &[0x04, b'a', b'/', b'.', b'.'];
+        assert!(matches!(Path::decode(&mut cursor), Err(DecodeError::Invalid(_))));
+        let mut cursor: &[u8] = &[0x03, b'a', b'/', b'/'];
+        // "a//" is "a" with a trailing slash and an empty segment.
+        assert!(matches!(Path::decode(&mut cursor), Err(DecodeError::Invalid(_))));
+
+        let long = vec![b'x'; MAX_PATH_LEN + 1];
+        let mut out = Vec::new();
+        encode_bytes(&long, usize::MAX, "raw", &mut out).unwrap();
+        let mut cursor = &out[..];
+        assert_eq!(Path::decode(&mut cursor), Err(DecodeError::TooLarge("path")));
+    }
+
+    proptest! {
+        #[test]
+        fn string_round_trip(s in ".{0,40}") {
+            let mut out = Vec::new();
+            encode_string(&s, 1024, "s", &mut out).unwrap();
+            let mut cursor = &out[..];
+            prop_assert_eq!(decode_string(&mut cursor, 1024, "s"), Ok(s));
+            prop_assert!(cursor.is_empty());
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut cursor = &bytes[..];
+            let _ = decode_string(&mut cursor, 32, "s");
+            let mut cursor = &bytes[..];
+            let _ = Path::decode(&mut cursor);
+        }
+    }
+}

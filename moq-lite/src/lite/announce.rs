@@ -1,0 +1,463 @@
+//! The Announce stream: ANNOUNCE_INTEREST (ANNOUNCE_PLEASE before -04),
+//! ANNOUNCE, and moq-lite-01/02's ANNOUNCE_INIT.
+//!
+//! How each version differs:
+//!
+//! * The request is ANNOUNCE_PLEASE `{ prefix }` up to -03 and
+//!   ANNOUNCE_INTEREST `{ prefix, exclude hop }` in -04; one struct,
+//!   [`AnnounceInterest`], covers both.
+//! * ANNOUNCE carries nothing after the suffix in -01/02, a hop count in -03,
+//!   and a count followed by that many hop IDs in -04. [`Announce::hops`] is a
+//!   list in every version: a -03 count decodes to that many
+//!   [`HopId::UNKNOWN`] entries (lite-04 section "ANNOUNCE" defines 0 as an
+//!   unknown hop, for exactly this bridging case), and -01/02 decode to none.
+//! * ANNOUNCE_INIT lists the active suffixes at once; it exists only in
+//!   -01/02.
+//!
+//! Hop IDs are checked to be below 2^53 when encoding and decoding, because a
+//! widely used JavaScript peer reads them as doubles (`shared/specs/README.md`).
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::{Message, Version};
+use crate::coding::{Decode, DecodeError, Encode, EncodeError};
+use crate::model::Path;
+
+/// The most hop IDs an ANNOUNCE may carry; longer relay chains are refused.
+pub const MAX_HOPS: usize = 32;
+
+/// One relay in an announcement's path, an integer in `[0, 2^53)`.
+///
+/// 0 ([`HopId::UNKNOWN`]) stands for a hop whose ID is not known, such as one
+/// bridged from an older version. A relay's own ID should be non-zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct HopId(u64);
+
+impl HopId {
+    /// A hop whose ID is not known.
+    pub const UNKNOWN: HopId = HopId(0);
+
+    /// The largest valid ID, 2^53 - 1 (the largest integer a double holds exactly).
+    pub const MAX: HopId = HopId((1 << 53) - 1);
+
+    /// A hop ID, or `None` when `id` is 2^53 or more.
+    pub const fn new(id: u64) -> Option<HopId> {
+        if id <= Self::MAX.0 { Some(HopId(id)) } else { None }
+    }
+
+    /// The ID.
+    pub const fn into_inner(self) -> u64 {
+        self.0
+    }
+
+    /// Whether this is [`HopId::UNKNOWN`].
+    pub const fn is_unknown(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl Encode for HopId {
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        // The field is public to this module only, but check anyway: the range
+        // is what keeps JavaScript peers working.
+        if self.0 > Self::MAX.0 {
+            return Err(EncodeError::TooLarge("hop ID over 2^53 - 1"));
+        }
+        self.0.encode(buf)
+    }
+}
+
+impl Decode for HopId {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, DecodeError> {
+        HopId::new(u64::decode(buf)?).ok_or(DecodeError::Invalid("hop ID over 2^53 - 1"))
+    }
+}
+
+/// ANNOUNCE_INTEREST (-04) / ANNOUNCE_PLEASE (-01 to -03): opens an Announce
+/// stream, asking for every broadcast under `prefix`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AnnounceInterest {
+    /// Broadcasts whose path starts with this prefix.
+    pub prefix: Path,
+    /// -04 only: skip broadcasts whose hop list contains this ID (loop
+    /// avoidance in relay clusters). Encoded as 0 when `None`; left out for
+    /// older versions, where the filter cannot be expressed.
+    pub exclude_hop: Option<HopId>,
+}
+
+/// The name of [`AnnounceInterest`] before moq-lite-04.
+pub type AnnouncePlease = AnnounceInterest;
+
+impl Message for AnnounceInterest {
+    const NAME: &'static str = "ANNOUNCE_INTEREST";
+
+    fn exists_in(_version: Version) -> bool {
+        true
+    }
+
+    fn encode_body(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        self.prefix.encode(buf)?;
+        if version == Version::Lite04 {
+            match self.exclude_hop {
+                None => 0u64.encode(buf)?,
+                // 0 on the wire means "no filter", so it cannot name the unknown hop.
+                Some(hop) if hop.is_unknown() => {
+                    return Err(EncodeError::Invalid("cannot exclude the unknown hop ID 0"));
+                }
+                Some(hop) => hop.encode(buf)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn decode_body(buf: &mut Bytes, version: Version) -> Result<Self, DecodeError> {
+        let prefix = Path::decode(buf)?;
+        let exclude_hop = match version {
+            Version::Lite04 => Some(HopId::decode(buf)?).filter(|hop| !hop.is_unknown()),
+            _ => None,
+        };
+        Ok(AnnounceInterest { prefix, exclude_hop })
+    }
+}
+
+/// Whether an announced broadcast became available or went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AnnounceStatus {
+    /// 0: the broadcast is no longer available.
+    Ended,
+    /// 1: the broadcast is available.
+    Active,
+}
+
+impl Encode for AnnounceStatus {
+    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        let v: u64 = match self {
+            AnnounceStatus::Ended => 0,
+            AnnounceStatus::Active => 1,
+        };
+        v.encode(buf)
+    }
+}
+
+impl Decode for AnnounceStatus {
+    fn decode<B: Buf>(buf: &mut B) -> Result<Self, DecodeError> {
+        match u64::decode(buf)? {
+            0 => Ok(AnnounceStatus::Ended),
+            1 => Ok(AnnounceStatus::Active),
+            _ => Err(DecodeError::Invalid("announce status is not 0 or 1")),
+        }
+    }
+}
+
+/// ANNOUNCE: a broadcast under the requested prefix became active or ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announce {
+    /// Active or ended.
+    pub status: AnnounceStatus,
+    /// The broadcast path relative to the requested prefix.
+    pub suffix: Path,
+    /// The relays between the origin and the sender, at most [`MAX_HOPS`].
+    /// -04 sends the IDs, -03 only their number, -01/02 nothing.
+    pub hops: Vec<HopId>,
+}
+
+impl Message for Announce {
+    const NAME: &'static str = "ANNOUNCE";
+
+    fn exists_in(_version: Version) -> bool {
+        true
+    }
+
+    fn encode_body(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        self.status.encode(buf)?;
+        self.suffix.encode(buf)?;
+        if version.uses_setup() {
+            return Ok(());
+        }
+        if self.hops.len() > MAX_HOPS {
+            return Err(EncodeError::TooLarge("hop count"));
+        }
+        (self.hops.len() as u64).encode(buf)?;
+        if version == Version::Lite04 {
+            for hop in &self.hops {
+                hop.encode(buf)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn decode_body(buf: &mut Bytes, version: Version) -> Result<Self, DecodeError> {
+        let status = AnnounceStatus::decode(buf)?;
+        let suffix = Path::decode(buf)?;
+        let mut hops = Vec::new();
+        if !version.uses_setup() {
+            let count = u64::decode(buf)?;
+            if count > MAX_HOPS as u64 {
+                return Err(DecodeError::TooLarge("hop count"));
+            }
+            // Bounded by MAX_HOPS just above.
+            let count = count as usize;
+            if version == Version::Lite04 {
+                hops.reserve(count);
+                for _ in 0..count {
+                    hops.push(HopId::decode(buf)?);
+                }
+            } else {
+                hops = vec![HopId::UNKNOWN; count];
+            }
+        }
+        Ok(Announce { status, suffix, hops })
+    }
+}
+
+/// ANNOUNCE_INIT (-01/02 only): every active broadcast under the prefix, sent
+/// once as the first reply on an Announce stream.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AnnounceInit {
+    /// Active broadcast paths relative to the requested prefix.
+    pub suffixes: Vec<Path>,
+}
+
+impl Message for AnnounceInit {
+    const NAME: &'static str = "ANNOUNCE_INIT";
+
+    fn exists_in(version: Version) -> bool {
+        version.uses_setup()
+    }
+
+    fn encode_body(&self, _version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        (self.suffixes.len() as u64).encode(buf)?;
+        for suffix in &self.suffixes {
+            suffix.encode(buf)?;
+        }
+        Ok(())
+    }
+
+    fn decode_body(buf: &mut Bytes, _version: Version) -> Result<Self, DecodeError> {
+        let count = u64::decode(buf)?;
+        // Each suffix takes at least one byte, and the frame is already bounded
+        // by MAX_MESSAGE_SIZE, so a larger count is malformed.
+        if count > buf.remaining() as u64 {
+            return Err(DecodeError::Invalid("more suffixes than bytes"));
+        }
+        let mut suffixes = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            suffixes.push(Path::decode(buf)?);
+        }
+        Ok(AnnounceInit { suffixes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lite::test_util::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn interest_lite04() {
+        let msg = AnnounceInterest {
+            prefix: Path::new("room"),
+            exclude_hop: HopId::new(7),
+        };
+        #[rustfmt::skip]
+        let expected = [
+            0x06,                         // length
+            0x04, b'r', b'o', b'o', b'm', // prefix (s)
+            0x07,                         // exclude hop 7
+        ];
+        check_message(&msg, Version::Lite04, &expected);
+
+        let msg = AnnounceInterest {
+            prefix: Path::root(),
+            exclude_hop: None,
+        };
+        // length 2, empty prefix, exclude hop 0 = none
+        check_message(&msg, Version::Lite04, &[0x02, 0x00, 0x00]);
+
+        let bad = AnnounceInterest {
+            prefix: Path::root(),
+            exclude_hop: Some(HopId::UNKNOWN),
+        };
+        assert!(bad.encode(Version::Lite04, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn please_lite03_and_02() {
+        let msg = AnnouncePlease {
+            prefix: Path::new("room"),
+            exclude_hop: None,
+        };
+        #[rustfmt::skip]
+        let expected = [
+            0x05,                         // length
+            0x04, b'r', b'o', b'o', b'm', // prefix (s); no exclude hop before -04
+        ];
+        for v in [Version::Lite03, Version::Lite02, Version::Lite01] {
+            check_message(&msg, v, &expected);
+        }
+    }
+
+    #[test]
+    fn announce_lite04() {
+        let msg = Announce {
+            status: AnnounceStatus::Active,
+            suffix: Path::new("alice"),
+            hops: vec![HopId::new(1).unwrap(), HopId::MAX],
+        };
+        #[rustfmt::skip]
+        let expected = [
+            0x11,                                 // length 17
+            0x01,                                 // status active
+            0x05, b'a', b'l', b'i', b'c', b'e',   // suffix (s)
+            0x02,                                 // hop count
+            0x01,                                 // hop 1
+            // 2^53 - 1 = 0x001f_ffff_ffff_ffff >= 2^30: 8-byte varint
+            0xc0, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ];
+        check_message(&msg, Version::Lite04, &expected);
+    }
+
+    #[test]
+    fn hop_ids_over_53_bits_are_refused() {
+        #[rustfmt::skip]
+        let bytes = [
+            0x0b, 0x01, 0x01, b'a', 0x01,
+            0xc0, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 2^53
+        ];
+        assert!(matches!(
+            Announce::decode(&mut &bytes[..], Version::Lite04),
+            Err(DecodeError::Invalid(_))
+        ));
+        assert_eq!(HopId::new(1 << 53), None);
+        assert_eq!(
+            HopId(1 << 53).encode(&mut Vec::new()),
+            Err(EncodeError::TooLarge("hop ID over 2^53 - 1"))
+        );
+        // exclude hop 2^53
+        let bytes = [0x09, 0x00, 0xc0, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00];
+        assert!(matches!(
+            AnnounceInterest::decode(&mut &bytes[..], Version::Lite04),
+            Err(DecodeError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn too_many_hops() {
+        // hop count 33 > MAX_HOPS, refused before reading (or allocating) the IDs
+        let bytes = [0x04, 0x01, 0x00, 0x21, 0x00];
+        for v in [Version::Lite04, Version::Lite03] {
+            assert!(matches!(
+                Announce::decode(&mut &bytes[..], v),
+                Err(DecodeError::TooLarge(_))
+            ));
+        }
+        let msg = Announce {
+            status: AnnounceStatus::Active,
+            suffix: Path::root(),
+            hops: vec![HopId::UNKNOWN; 33],
+        };
+        assert!(msg.encode(Version::Lite04, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn announce_lite03() {
+        let msg = Announce {
+            status: AnnounceStatus::Ended,
+            suffix: Path::new("alice"),
+            hops: vec![HopId::UNKNOWN, HopId::UNKNOWN],
+        };
+        #[rustfmt::skip]
+        let expected = [
+            0x08,                               // length
+            0x00,                               // status ended
+            0x05, b'a', b'l', b'i', b'c', b'e', // suffix (s)
+            0x02,                               // hops: a count only
+        ];
+        check_message(&msg, Version::Lite03, &expected);
+        // Known IDs are reduced to their number.
+        let known = Announce {
+            hops: vec![HopId::new(9).unwrap(); 2],
+            ..msg.clone()
+        };
+        let mut out = Vec::new();
+        known.encode(Version::Lite03, &mut out).unwrap();
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn announce_lite02() {
+        let msg = Announce {
+            status: AnnounceStatus::Active,
+            suffix: Path::new("alice"),
+            hops: vec![],
+        };
+        #[rustfmt::skip]
+        let expected = [
+            0x07,                               // length
+            0x01,                               // status active
+            0x05, b'a', b'l', b'i', b'c', b'e', // suffix (s); no hops before -03
+        ];
+        check_message(&msg, Version::Lite02, &expected);
+        check_message(&msg, Version::Lite01, &expected);
+        // status 2 is invalid
+        let bad = [0x02, 0x02, 0x00];
+        assert!(matches!(
+            Announce::decode(&mut &bad[..], Version::Lite02),
+            Err(DecodeError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn init_lite02() {
+        let msg = AnnounceInit {
+            suffixes: vec![Path::new("a"), Path::new("b/c")],
+        };
+        #[rustfmt::skip]
+        let expected = [
+            0x07,                   // length
+            0x02,                   // suffix count
+            0x01, b'a',             // "a"
+            0x03, b'b', b'/', b'c', // "b/c"
+        ];
+        check_message(&msg, Version::Lite02, &expected);
+        check_message(&msg, Version::Lite01, &expected);
+        assert!(msg.encode(Version::Lite03, &mut Vec::new()).is_err());
+        assert!(AnnounceInit::decode(&mut &expected[..], Version::Lite04).is_err());
+        // a count of 2^62 - 1 in a 9-byte frame: malformed, nothing reserved
+        let huge = [0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert!(matches!(
+            AnnounceInit::decode(&mut &huge[..], Version::Lite02),
+            Err(DecodeError::Invalid(_))
+        ));
+    }
+
+    fn any_hop() -> impl Strategy<Value = HopId> {
+        (0..=HopId::MAX.0).prop_map(HopId)
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(prefix in any_path(), exclude in proptest::option::of(1..=HopId::MAX.0),
+                       active in any::<bool>(), hops in proptest::collection::vec(any_hop(), 0..=MAX_HOPS),
+                       suffixes in proptest::collection::vec(any_path(), 0..5)) {
+            round_trip(&AnnounceInterest { prefix: prefix.clone(), exclude_hop: exclude.map(HopId) }, Version::Lite04)?;
+            for v in [Version::Lite03, Version::Lite02, Version::Lite01] {
+                round_trip(&AnnounceInterest { prefix: prefix.clone(), exclude_hop: None }, v)?;
+            }
+            let status = if active { AnnounceStatus::Active } else { AnnounceStatus::Ended };
+            round_trip(&Announce { status, suffix: prefix.clone(), hops: hops.clone() }, Version::Lite04)?;
+            let unknown = vec![HopId::UNKNOWN; hops.len()];
+            round_trip(&Announce { status, suffix: prefix.clone(), hops: unknown }, Version::Lite03)?;
+            round_trip(&Announce { status, suffix: prefix, hops: vec![] }, Version::Lite02)?;
+            round_trip(&AnnounceInit { suffixes }, Version::Lite01)?;
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in any_bytes()) {
+            garbage_message::<AnnounceInterest>(&bytes);
+            garbage_message::<Announce>(&bytes);
+            garbage_message::<AnnounceInit>(&bytes);
+        }
+    }
+}
