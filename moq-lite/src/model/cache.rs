@@ -16,7 +16,7 @@
 //! stops spending memory on it; once a sequence has been evicted, creating it
 //! again (or anything older) is refused with [`Error::Old`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -110,7 +110,14 @@ pub(crate) struct TrackCache {
     /// Highest evicted sequence: it and everything older are refused.
     floor: Option<u64>,
     evicted: u64,
+    /// Recent evictions as `(arrival, sequence)`, so a consumer can tell
+    /// which of the groups it passed over were in its range.
+    recent_evictions: VecDeque<(u64, u64)>,
 }
+
+/// How many evictions [`TrackCache`] remembers for skip accounting; an older
+/// eviction in a consumer's gap is counted as a skip.
+const EVICTION_LOG: usize = 1024;
 
 /// A group found by a consumer's cursor.
 pub(crate) struct Arrival<'a> {
@@ -133,6 +140,7 @@ impl TrackCache {
             next_arrival: 0,
             floor: None,
             evicted: 0,
+            recent_evictions: VecDeque::new(),
         }
     }
 
@@ -153,11 +161,16 @@ impl TrackCache {
         }
     }
 
-    /// Arrival number of the oldest group held (where new consumers start).
-    pub fn first_arrival(&self) -> u64 {
-        self.by_arrival
-            .first_key_value()
-            .map_or(self.next_arrival, |(a, _)| *a)
+    /// Where a consumer starting at `start` begins: the earliest arrival
+    /// among the groups held at or after `start` (or the next arrival). A
+    /// group below `start` that arrived earlier is behind the cursor, so its
+    /// eviction is never counted as a skip.
+    pub fn first_arrival_from(&self, start: Option<u64>) -> u64 {
+        let held = match start {
+            Some(start) => self.by_sequence.range(start..).map(|(_, c)| c.arrival).min(),
+            None => None,
+        };
+        held.unwrap_or(self.next_arrival)
     }
 
     pub fn next_arrival(&self) -> u64 {
@@ -177,6 +190,22 @@ impl TrackCache {
     /// Number of groups held.
     pub fn len(&self) -> usize {
         self.by_sequence.len()
+    }
+
+    /// How many groups a consumer passing over arrivals `from..to` skipped:
+    /// all of them were evicted, but those below its `start` were never its
+    /// to read.
+    pub fn skipped_between(&self, from: u64, to: u64, start: Option<u64>) -> u64 {
+        let gap = to.saturating_sub(from);
+        let Some(start) = start.filter(|_| gap > 0) else {
+            return gap;
+        };
+        let out_of_range = self
+            .recent_evictions
+            .iter()
+            .filter(|(arrival, seq)| (from..to).contains(arrival) && *seq < start)
+            .count() as u64;
+        gap - out_of_range
     }
 
     /// Group `sequence`, if held.
@@ -238,13 +267,16 @@ impl TrackCache {
     }
 
     fn expired_at(&self, superseded: Instant, now: Instant) -> bool {
-        now.saturating_duration_since(superseded) >= self.config.max_age
+        now.saturating_duration_since(superseded) > self.config.max_age
     }
 
     /// [`evict_expired`](Self::evict_expired) at the current time, reading
     /// the clock only when some group could have expired.
     pub fn evict_expired_now(&mut self) {
-        let superseded = self.by_sequence.first_key_value().is_some_and(|(_, c)| c.superseded.is_some());
+        let superseded = self
+            .by_sequence
+            .first_key_value()
+            .is_some_and(|(_, c)| c.superseded.is_some());
         if superseded {
             self.evict_expired(Instant::now());
         }
@@ -277,6 +309,10 @@ impl TrackCache {
         self.by_arrival.remove(&cached.arrival);
         self.floor = Some(self.floor.map_or(sequence, |f| f.max(sequence)));
         self.evicted += 1;
+        if self.recent_evictions.len() == EVICTION_LOG {
+            self.recent_evictions.pop_front();
+        }
+        self.recent_evictions.push_back((cached.arrival, sequence));
         // Abort first: after it no write can add bytes, so the count is final.
         cached.group.abort(Error::Old);
         self.budget

@@ -309,7 +309,8 @@ impl TrackConsumer {
         let (cursor, start) = {
             let mut state = shared.state.lock();
             state.consumers += 1;
-            (state.cache.first_arrival(), start.or(state.cache.latest()))
+            let start = start.or(state.cache.latest());
+            (state.cache.first_arrival_from(start), start)
         };
         TrackConsumer {
             shared,
@@ -335,7 +336,9 @@ impl TrackConsumer {
         state.cache.evict_expired_now();
         while let Some(found) = state.cache.next_from(self.cursor) {
             // Arrival numbers are dense: a gap is a group evicted unread.
-            self.skipped += found.arrival - self.cursor;
+            self.skipped += state
+                .cache
+                .skipped_between(self.cursor, found.arrival, self.start);
             self.cursor = found.arrival + 1;
             if self.start.is_some_and(|start| found.sequence < start) {
                 continue;
@@ -343,7 +346,7 @@ impl TrackConsumer {
             return Poll::Ready(Ok(Some(GroupConsumer::new(found.group.clone()))));
         }
         let next = state.cache.next_arrival();
-        self.skipped += next - self.cursor;
+        self.skipped += state.cache.skipped_between(self.cursor, next, self.start);
         self.cursor = next;
         if state.status == TrackStatus::Finished {
             return Poll::Ready(Ok(None));
@@ -567,7 +570,7 @@ mod tests {
         assert_eq!(track.cache_stats().groups, 1);
 
         let mut g1 = group_with(&mut track, 1, 10);
-        tokio::time::advance(Duration::from_millis(1999)).await;
+        tokio::time::advance(Duration::from_millis(2000)).await;
         let _g2 = group_with(&mut track, 2, 10);
         assert_eq!(track.cache_stats().groups, 3);
         tokio::time::advance(Duration::from_millis(1)).await;
@@ -578,8 +581,8 @@ mod tests {
         assert_eq!(g0.is_closed(), Some(Err(Error::Old)));
         assert_eq!(track.create_group(0).err(), Some(Error::Old));
 
-        // Group 1 expires once group 2 is two seconds old; its writer is stopped.
-        tokio::time::advance(Duration::from_secs(2)).await;
+        // Group 1 expires once group 2 is over two seconds old; its writer is stopped.
+        tokio::time::advance(Duration::from_millis(2001)).await;
         assert_eq!(next(&mut slow), Some(2));
         assert_eq!(g1.write_frame(Bytes::new()), Err(Error::Old));
         assert_eq!(track.cache_stats().evicted, 2);
@@ -595,7 +598,7 @@ mod tests {
         let _g5 = track.create_group(5).unwrap();
         tokio::time::advance(Duration::from_millis(500)).await;
         assert!(track.create_group(3).is_ok());
-        tokio::time::advance(Duration::from_millis(500)).await;
+        tokio::time::advance(Duration::from_millis(501)).await;
         assert_eq!(track.create_group(4).err(), Some(Error::Old));
     }
 
