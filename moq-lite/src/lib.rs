@@ -5,9 +5,13 @@
 //! read from the model; sessions carry it across the network.
 
 pub mod coding;
+pub mod endpoint;
 mod error;
 pub mod lite;
 pub mod model;
+mod session;
+
+pub use session::Session;
 
 pub use error::{Error, Result};
 

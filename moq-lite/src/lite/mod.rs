@@ -18,9 +18,11 @@ mod goaway;
 mod group;
 mod message;
 mod probe;
+mod publisher;
 mod setup;
 mod stream;
 mod subscribe;
+mod subscriber;
 mod version;
 
 pub use announce::*;
@@ -33,6 +35,9 @@ pub use setup::*;
 pub use stream::*;
 pub use subscribe::*;
 pub use version::*;
+
+pub(crate) use publisher::Publisher;
+pub(crate) use subscriber::Subscriber;
 
 #[cfg(test)]
 pub(crate) use message::test_util;

@@ -251,9 +251,16 @@ impl OriginProducer {
     /// Creates a broadcast (with this origin's cache bounds) and publishes it
     /// at `path`; it is unpublished when the returned producer is dropped.
     pub fn create_broadcast(&self, path: impl Into<Path>) -> Result<BroadcastProducer> {
-        let broadcast = BroadcastProducer::with_cache(self.shared.cache);
+        let broadcast = self.new_broadcast();
         self.publish(path, &broadcast.consume())?;
         Ok(broadcast)
+    }
+
+    /// A broadcast with this origin's cache bounds, not yet published: set
+    /// it up (say, attach [`BroadcastProducer::requests`]) before
+    /// [`publish`](Self::publish) makes it visible.
+    pub fn new_broadcast(&self) -> BroadcastProducer {
+        BroadcastProducer::with_cache(self.shared.cache)
     }
 
     /// Withdraws `broadcast` from `path`; returns whether it was there.

@@ -361,6 +361,15 @@ impl TrackConsumer {
         std::future::poll_fn(|cx| self.poll_next_group(cx)).await
     }
 
+    /// Moves the start to group `sequence`: from now on this consumer reads
+    /// the held groups at or after it, then new ones. Meant for a consumer
+    /// that has not read yet (a subscription with an explicit start group).
+    pub fn restart_from(&mut self, sequence: u64) {
+        let state = self.shared.state.lock();
+        self.start = Some(sequence);
+        self.cursor = state.cache.first_arrival_from(self.start);
+    }
+
     /// Groups this consumer missed because the cache evicted them first.
     pub fn skipped(&self) -> u64 {
         self.skipped

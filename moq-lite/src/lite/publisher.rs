@@ -1,0 +1,374 @@
+//! The publishing half of a moq-lite session: serves the broadcasts of an
+//! [`OriginConsumer`] to the peer.
+//!
+//! The peer (the subscriber) opens every control stream: Announce streams are
+//! answered from the origin's live announcements, Subscribe streams with one
+//! unidirectional Group stream per group, Fetch streams with one cached group,
+//! Probe streams with bitrate / RTT estimates. Group streams get QUIC send
+//! priorities from the subscriber's and publisher's priority and the group's
+//! age, so that under congestion the newest, most important data goes first;
+//! groups older than the subscriber's max latency are reset, not queued.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
+use web_transport_trait::{Session, Stats};
+
+use super::{
+    Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, DataStream, Fetch, FrameHeader, Group, Message,
+    Probe, Subscribe, SubscribeOk, SubscribeResponse, SubscribeUpdate, Version,
+};
+use crate::Error;
+use crate::model::{GroupConsumer, OriginConsumer, Track};
+use crate::session::stream::{Reader, StreamError, Writer, transport_error};
+
+/// How often a Probe stream reports estimates when the subscriber is quiet.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The QUIC send priority of a group stream: subscriber priority first,
+/// publisher priority to break ties, then newer groups first (older first when
+/// the subscriber asked for ordered delivery). Higher is sent first.
+pub(crate) fn stream_priority(subscriber: u8, publisher: u8, sequence: u64, ordered: bool) -> i32 {
+    // 8 + 8 + 15 bits: always positive in an i32. The sequence part wraps,
+    // which only matters for groups 32768 apart, long expired by then.
+    let age = (sequence & 0x7FFF) as i32;
+    let age = if ordered { 0x7FFF - age } else { age };
+    (i32::from(subscriber) << 23) | (i32::from(publisher) << 15) | age
+}
+
+/// Serves our broadcasts to the peer.
+pub(crate) struct Publisher<S: Session> {
+    transport: S,
+    version: Version,
+    origin: OriginConsumer,
+}
+
+impl<S: Session> Clone for Publisher<S> {
+    fn clone(&self) -> Self {
+        Publisher {
+            transport: self.transport.clone(),
+            version: self.version,
+            origin: self.origin.clone(),
+        }
+    }
+}
+
+impl<S: Session> Publisher<S> {
+    pub fn new(transport: S, version: Version, origin: OriginConsumer) -> Self {
+        Publisher {
+            transport,
+            version,
+            origin,
+        }
+    }
+
+    /// An Announce stream: replay what is active under the prefix, then
+    /// every change, until either side closes the stream.
+    pub async fn serve_announce(
+        self,
+        mut writer: Writer<S::SendStream>,
+        mut reader: Reader<S::RecvStream>,
+    ) -> Result<(), StreamError> {
+        let version = self.version;
+        let interest = reader
+            .decode_required(|b| AnnounceInterest::decode(b, version))
+            .await?;
+        let Some(mut origin) = self.origin.with_root(interest.prefix.clone()) else {
+            writer.reset(&Error::Unauthorized);
+            return Ok(());
+        };
+        tracing::debug!(prefix = %interest.prefix, "announce interest");
+
+        if version.uses_setup() {
+            // -01/02 open with ANNOUNCE_INIT: the whole active set at once.
+            let mut suffixes = Vec::new();
+            while let Some(announced) = origin.try_announced() {
+                match announced.broadcast {
+                    Some(_) => suffixes.push(announced.path),
+                    None => suffixes.retain(|p| *p != announced.path),
+                }
+            }
+            writer
+                .encode(|b| AnnounceInit { suffixes }.encode(version, b))
+                .await?;
+        }
+
+        loop {
+            tokio::select! {
+                announced = origin.announced() => {
+                    let Some(announced) = announced else {
+                        return writer.finish();
+                    };
+                    let status = match announced.broadcast {
+                        Some(_) => AnnounceStatus::Active,
+                        None => AnnounceStatus::Ended,
+                    };
+                    // An empty hop list: the path is unknown past this session.
+                    let msg = Announce { status, suffix: announced.path, hops: Vec::new() };
+                    writer.encode(|b| msg.encode(version, b)).await?;
+                }
+                done = reader.finished() => return done,
+            }
+        }
+    }
+
+    /// A Subscribe stream: SUBSCRIBE_OK, then a Group stream per group until
+    /// the track ends, the range is done, or the subscriber cancels.
+    pub async fn serve_subscribe(
+        self,
+        mut writer: Writer<S::SendStream>,
+        mut reader: Reader<S::RecvStream>,
+    ) -> Result<(), StreamError> {
+        let version = self.version;
+        let msg = reader.decode_required(|b| Subscribe::decode(b, version)).await?;
+        tracing::debug!(id = msg.id, broadcast = %msg.broadcast, track = %msg.track, "subscribe");
+        let info = Track::new(msg.track.clone()).with_priority(msg.priority);
+        let found = self
+            .origin
+            .consume_broadcast(msg.broadcast.clone())
+            .ok_or(Error::NotFound)
+            .and_then(|broadcast| broadcast.subscribe_track(&info));
+        let mut track = match found {
+            Ok(track) => track,
+            Err(err) => {
+                writer.reset(&err);
+                reader.stop(&err);
+                return Ok(());
+            }
+        };
+        if let Some(start) = msg.start_group {
+            track.restart_from(start);
+        }
+        let publisher_priority = track.info().priority;
+        let start = msg.start_group.or(track.latest());
+        let ok = |start_group: Option<u64>, end_group: Option<u64>| {
+            SubscribeResponse::Ok(SubscribeOk {
+                priority: publisher_priority,
+                ordered: false,
+                max_latency: Duration::ZERO,
+                start_group,
+                end_group,
+            })
+        };
+        writer
+            .encode(|b| ok(start, msg.end_group).encode(version, b))
+            .await?;
+
+        let mut sub = Subscription {
+            id: msg.id,
+            priority: msg.priority,
+            publisher_priority,
+            ordered: msg.ordered,
+            max_latency: msg.max_latency,
+            end: msg.end_group,
+            start_resolved: start.is_some(),
+        };
+        let mut groups: JoinSet<u64> = JoinSet::new();
+        let mut inflight: BTreeMap<u64, (Instant, AbortHandle)> = BTreeMap::new();
+        let mut ending = false;
+
+        loop {
+            if ending && groups.is_empty() {
+                return writer.finish();
+            }
+            tokio::select! {
+                update = reader.decode(|b| SubscribeUpdate::decode(b, version)) => match update {
+                    Ok(Some(update)) => sub.update(update),
+                    // The subscriber closed or reset its side: unsubscribe.
+                    Ok(None) | Err(StreamError::Closed(_)) => return Ok(()),
+                    Err(err) => return Err(err),
+                },
+                next = track.next_group(), if !ending => match next {
+                    Ok(Some(group)) => {
+                        let sequence = group.sequence();
+                        if sub.end.is_some_and(|end| sequence > end) {
+                            continue;
+                        }
+                        if !sub.start_resolved && !version.uses_setup() {
+                            // The start was unknown in the first SUBSCRIBE_OK.
+                            sub.start_resolved = true;
+                            writer.encode(|b| ok(Some(sequence), sub.end).encode(version, b)).await?;
+                        }
+                        let now = Instant::now();
+                        sub.expire(&mut inflight, sequence, now);
+                        let task = serve_group(self.transport.clone(), version, sub.id, sub.stream_priority(sequence), group);
+                        inflight.insert(sequence, (now, groups.spawn(task)));
+                        ending = sub.end == Some(sequence);
+                    }
+                    Ok(None) => ending = true,
+                    Err(err) => {
+                        writer.reset(&err);
+                        return Ok(());
+                    }
+                },
+                Some(done) = groups.join_next(), if !groups.is_empty() => {
+                    if let Ok(sequence) = done {
+                        inflight.remove(&sequence);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A Fetch stream (-03+): the frames of one cached group, then FIN.
+    pub async fn serve_fetch(
+        self,
+        mut writer: Writer<S::SendStream>,
+        mut reader: Reader<S::RecvStream>,
+    ) -> Result<(), StreamError> {
+        let version = self.version;
+        let fetch = reader.decode_required(|b| Fetch::decode(b, version)).await?;
+        let info = Track::new(fetch.track.clone()).with_priority(fetch.priority);
+        let group = self
+            .origin
+            .consume_broadcast(fetch.broadcast.clone())
+            .ok_or(Error::NotFound)
+            .and_then(|broadcast| broadcast.subscribe_track(&info))
+            .and_then(|track| track.group(fetch.group).ok_or(Error::NotFound));
+        let mut group = match group {
+            Ok(group) => group,
+            Err(err) => {
+                writer.reset(&err);
+                return Ok(());
+            }
+        };
+        writer.set_priority(stream_priority(fetch.priority, 0, fetch.group, false));
+        match write_frames(&mut writer, &mut group, version).await {
+            Ok(()) => writer.finish(),
+            Err(err) => {
+                writer.reset(err.error());
+                Ok(())
+            }
+        }
+    }
+
+    /// A Probe stream: answer each target with our estimate, and report it
+    /// periodically. Our estimate is quinn's congestion state; we do not pad.
+    pub async fn serve_probe(
+        self,
+        mut writer: Writer<S::SendStream>,
+        mut reader: Reader<S::RecvStream>,
+    ) -> Result<(), StreamError> {
+        let version = self.version;
+        let mut interval = tokio::time::interval(PROBE_INTERVAL);
+        loop {
+            tokio::select! {
+                // Some peers open the stream and never send PROBE: not an error.
+                target = reader.decode(|b| Probe::decode(b, version)) => match target {
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(StreamError::Closed(_)) => return Ok(()),
+                    Err(err) => return Err(err),
+                },
+                _ = interval.tick() => {}
+            }
+            let estimate = {
+                let stats = self.transport.stats();
+                Probe {
+                    bitrate: stats.estimated_send_rate().unwrap_or(0),
+                    rtt_ms: stats
+                        .rtt()
+                        .map_or(0, |rtt| rtt.as_millis().try_into().unwrap_or(u64::MAX)),
+                }
+            };
+            writer.encode(|b| estimate.encode(version, b)).await?;
+        }
+    }
+}
+
+/// What a subscriber asked for, as updated by SUBSCRIBE_UPDATE.
+struct Subscription {
+    id: u64,
+    priority: u8,
+    publisher_priority: u8,
+    ordered: bool,
+    max_latency: Duration,
+    end: Option<u64>,
+    start_resolved: bool,
+}
+
+impl Subscription {
+    fn update(&mut self, update: SubscribeUpdate) {
+        self.priority = update.priority;
+        self.ordered = update.ordered;
+        self.max_latency = update.max_latency;
+        self.end = update.end_group;
+    }
+
+    fn stream_priority(&self, sequence: u64) -> i32 {
+        stream_priority(self.priority, self.publisher_priority, sequence, self.ordered)
+    }
+
+    /// Resets the streams of groups that arrived more than the max latency
+    /// before the newest one (`sequence`, arriving `now`). Zero means no limit.
+    fn expire(&self, inflight: &mut BTreeMap<u64, (Instant, AbortHandle)>, sequence: u64, now: Instant) {
+        if self.max_latency.is_zero() {
+            return;
+        }
+        inflight.retain(|&older, (arrived, task)| {
+            let expired = older < sequence && now.duration_since(*arrived) > self.max_latency;
+            if expired {
+                // Aborting drops the task's Writer, which resets the stream.
+                task.abort();
+            }
+            !expired
+        });
+    }
+}
+
+/// Writes one group on a new unidirectional stream; returns its sequence
+/// whatever happened (a stream the subscriber stopped is not our error).
+async fn serve_group<S: Session>(
+    transport: S,
+    version: Version,
+    subscribe: u64,
+    priority: i32,
+    mut group: GroupConsumer,
+) -> u64 {
+    let sequence = group.sequence();
+    let stream = match transport.open_uni().await {
+        Ok(stream) => stream,
+        Err(err) => {
+            tracing::debug!(%sequence, error = %transport_error(err), "cannot open group stream");
+            return sequence;
+        }
+    };
+    let mut writer = Writer::new(stream);
+    writer.set_priority(priority);
+    let header = Group { subscribe, sequence };
+    let result = async {
+        writer
+            .encode(|b| {
+                DataStream::Group.encode(version, b)?;
+                header.encode(version, b)
+            })
+            .await?;
+        write_frames(&mut writer, &mut group, version).await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            let _ = writer.finish();
+        }
+        Err(err) => writer.reset(err.error()),
+    }
+    sequence
+}
+
+/// Copies every frame of `group` to `writer`, chunk by chunk, without copying
+/// payloads.
+async fn write_frames<W: web_transport_trait::SendStream>(
+    writer: &mut Writer<W>,
+    group: &mut GroupConsumer,
+    version: Version,
+) -> Result<(), StreamError> {
+    while let Some(mut frame) = group.next_frame().await? {
+        let header = FrameHeader { size: frame.size() };
+        writer.encode(|b| header.encode(version, b)).await?;
+        while let Some(chunk) = frame.read_chunk().await? {
+            writer.write_chunk(chunk).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,324 @@
+//! The subscribing half of a moq-lite session: brings the peer's broadcasts
+//! into an [`OriginProducer`].
+//!
+//! One Announce stream asks for everything the peer has; each announced
+//! broadcast is published into the origin, and serves requests for its tracks
+//! on demand: the first local consumer of a track opens a Subscribe stream,
+//! later ones share it, and the subscription is cancelled when the last one
+//! leaves. The peer's Group streams land in those tracks' caches.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::task::{AbortHandle, JoinSet};
+use web_transport_trait::Session;
+
+use super::{
+    Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, ControlStream, FrameHeader, Group, Message,
+    Subscribe, SubscribeResponse, Version,
+};
+use crate::Error;
+use crate::model::{BroadcastProducer, BroadcastRequests, OriginProducer, Path, TrackProducer};
+use crate::session::stream::{Reader, StreamError, Writer, transport_error};
+
+/// How long a subscription's track stays writable after the publisher
+/// finished the Subscribe stream: QUIC may deliver the last Group streams
+/// after that FIN.
+const FIN_GRACE: Duration = Duration::from_millis(500);
+
+/// The largest payload chunk read at once from a group stream.
+const MAX_CHUNK: usize = 64 * 1024;
+
+type Subscriptions = Arc<std::sync::Mutex<HashMap<u64, TrackProducer>>>;
+
+/// Brings the peer's broadcasts into our origin.
+pub(crate) struct Subscriber<S: Session> {
+    transport: S,
+    version: Version,
+    origin: OriginProducer,
+    subscriptions: Subscriptions,
+    next_id: Arc<AtomicU64>,
+}
+
+impl<S: Session> Clone for Subscriber<S> {
+    fn clone(&self) -> Self {
+        Subscriber {
+            transport: self.transport.clone(),
+            version: self.version,
+            origin: self.origin.clone(),
+            subscriptions: self.subscriptions.clone(),
+            next_id: self.next_id.clone(),
+        }
+    }
+}
+
+fn lock(subscriptions: &Subscriptions) -> std::sync::MutexGuard<'_, HashMap<u64, TrackProducer>> {
+    subscriptions
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Removes a subscription from the table however its task ends.
+struct Registered {
+    subscriptions: Subscriptions,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        lock(&self.subscriptions).remove(&self.id);
+    }
+}
+
+impl<S: Session> Subscriber<S> {
+    pub fn new(transport: S, version: Version, origin: OriginProducer) -> Self {
+        Subscriber {
+            transport,
+            version,
+            origin,
+            subscriptions: Arc::default(),
+            next_id: Arc::default(),
+        }
+    }
+
+    /// Follows the peer's announcements, publishing each active broadcast
+    /// into the origin until it ends (or this stream does: then all end).
+    pub async fn run_announce(self) -> Result<(), StreamError> {
+        let version = self.version;
+        let (send, recv) = self
+            .transport
+            .open_bi()
+            .await
+            .map_err(|e| StreamError::Closed(transport_error(e)))?;
+        let mut writer = Writer::new(send);
+        let mut reader = Reader::new(recv);
+        let interest = AnnounceInterest {
+            prefix: Path::root(),
+            exclude_hop: None,
+        };
+        writer
+            .encode(|b| {
+                ControlStream::Announce.encode(version, b)?;
+                interest.encode(version, b)
+            })
+            .await?;
+
+        let mut active: HashMap<Path, (BroadcastProducer, AbortHandle)> = HashMap::new();
+        let mut tasks = JoinSet::new();
+        if version.uses_setup() {
+            let init = reader
+                .decode_required(|b| AnnounceInit::decode(b, version))
+                .await?;
+            for path in init.suffixes {
+                if !active.contains_key(&path) {
+                    self.activate(&mut active, &mut tasks, path);
+                }
+            }
+        }
+        loop {
+            tokio::select! {
+                msg = reader.decode(|b| Announce::decode(b, version)) => {
+                    let Some(msg) = msg? else {
+                        return Ok(());
+                    };
+                    let known = active.contains_key(&msg.suffix);
+                    match (msg.status, known) {
+                        (AnnounceStatus::Active, false) => self.activate(&mut active, &mut tasks, msg.suffix),
+                        (AnnounceStatus::Ended, true) => {
+                            if let Some((_, task)) = active.remove(&msg.suffix) {
+                                task.abort();
+                            }
+                        }
+                        // Statuses must alternate (section "Announce").
+                        _ => {
+                            reader.stop(&Error::ProtocolViolation);
+                            writer.reset(&Error::ProtocolViolation);
+                            return Err(StreamError::Protocol(Error::ProtocolViolation));
+                        }
+                    }
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+    }
+
+    fn activate(
+        &self,
+        active: &mut HashMap<Path, (BroadcastProducer, AbortHandle)>,
+        tasks: &mut JoinSet<()>,
+        path: Path,
+    ) {
+        tracing::debug!(%path, "announced");
+        // Requests are served before the broadcast is visible, so that no
+        // consumer can find it without a handler (and get NotFound).
+        let broadcast = self.origin.new_broadcast();
+        let requests = broadcast.requests();
+        match self.origin.publish(path.clone(), &broadcast.consume()) {
+            Ok(()) => {
+                let task = tasks.spawn(self.clone().serve_requests(path.clone(), requests));
+                active.insert(path, (broadcast, task));
+            }
+            // Outside what this session may publish: ignore it.
+            Err(err) => tracing::debug!(%path, %err, "announcement refused"),
+        }
+    }
+
+    /// Subscribes upstream to each track a local consumer asks for.
+    async fn serve_requests(self, path: Path, mut requests: BroadcastRequests) {
+        let mut subscriptions = JoinSet::new();
+        loop {
+            tokio::select! {
+                request = requests.requested_track() => match request {
+                    Some(track) => {
+                        subscriptions.spawn(self.clone().run_subscription(path.clone(), track));
+                    }
+                    None => break,
+                },
+                Some(_) = subscriptions.join_next(), if !subscriptions.is_empty() => {}
+            }
+        }
+    }
+
+    /// One Subscribe stream feeding `track` until the publisher ends it, or
+    /// every local consumer leaves (then we cancel it).
+    async fn run_subscription(self, path: Path, mut track: TrackProducer) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.subscriptions).insert(id, track.clone());
+        let registered = Registered {
+            subscriptions: self.subscriptions.clone(),
+            id,
+        };
+        match self.subscription(id, &path, &mut track).await {
+            Ok(()) => {
+                // Finished by the publisher: let late Group streams land.
+                tokio::time::sleep(FIN_GRACE).await;
+                drop(registered);
+                let _ = track.finish();
+            }
+            Err(err) => {
+                drop(registered);
+                track.abort(err.error().clone());
+            }
+        }
+    }
+
+    async fn subscription(&self, id: u64, path: &Path, track: &mut TrackProducer) -> Result<(), StreamError> {
+        let version = self.version;
+        let (send, recv) = self
+            .transport
+            .open_bi()
+            .await
+            .map_err(|e| StreamError::Closed(transport_error(e)))?;
+        let mut writer = Writer::new(send);
+        let mut reader = Reader::new(recv);
+        let msg = Subscribe {
+            id,
+            broadcast: path.clone(),
+            track: track.info().name.clone(),
+            priority: track.info().priority,
+            ..Default::default()
+        };
+        tracing::debug!(id, broadcast = %path, track = %msg.track, "subscribing");
+        writer
+            .encode(|b| {
+                ControlStream::Subscribe.encode(version, b)?;
+                msg.encode(version, b)
+            })
+            .await?;
+
+        // The first reply must be SUBSCRIBE_OK (section "Subscribe"); later
+        // ones (more OKs, drops) are informational here.
+        let mut first = true;
+        loop {
+            tokio::select! {
+                reply = reader.decode(|b| SubscribeResponse::decode(b, version)) => match reply? {
+                    Some(SubscribeResponse::Drop(_)) if first => {
+                        return Err(StreamError::Protocol(Error::ProtocolViolation));
+                    }
+                    Some(reply) => {
+                        tracing::trace!(id, ?reply, "subscribe reply");
+                        first = false;
+                    }
+                    None => {
+                        writer.finish()?;
+                        return Ok(());
+                    }
+                },
+                _ = track.unused() => {
+                    tracing::debug!(id, "unsubscribing");
+                    writer.reset(&Error::Cancel);
+                    reader.stop(&Error::Cancel);
+                    return Err(StreamError::Closed(Error::Cancel));
+                }
+            }
+        }
+    }
+
+    /// A Group stream from the peer: its frames go into the subscribed
+    /// track's cache as they arrive.
+    pub async fn recv_group(self, mut reader: Reader<S::RecvStream>) -> Result<(), StreamError> {
+        let version = self.version;
+        let header = reader.decode_required(|b| Group::decode(b, version)).await?;
+        let track = lock(&self.subscriptions).get(&header.subscribe).cloned();
+        let Some(mut track) = track else {
+            // A subscription we already cancelled, most likely.
+            reader.stop(&Error::NotFound);
+            return Ok(());
+        };
+        let created = track.create_group(header.sequence);
+        // Holding a producer would keep the track open after it should end.
+        drop(track);
+        let mut group = match created {
+            Ok(group) => group,
+            Err(err) => {
+                reader.stop(&err);
+                return Ok(());
+            }
+        };
+
+        loop {
+            let frame = match reader.decode(|b| FrameHeader::decode(b, version)).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => {
+                    let _ = group.finish();
+                    return Ok(());
+                }
+                Err(err) => {
+                    group.abort(err.error().clone());
+                    return Err(err);
+                }
+            };
+            let mut writer = match group.create_frame(frame.size) {
+                Ok(writer) => writer,
+                Err(err) => {
+                    reader.stop(&err);
+                    return Ok(());
+                }
+            };
+            let mut remaining = frame.size;
+            while remaining > 0 {
+                let max = usize::try_from(remaining).unwrap_or(usize::MAX).min(MAX_CHUNK);
+                match reader.read_chunk(max).await {
+                    Ok(Some(chunk)) => {
+                        remaining -= chunk.len() as u64;
+                        if let Err(err) = writer.write(chunk) {
+                            reader.stop(&err);
+                            return Ok(());
+                        }
+                    }
+                    // The stream ended inside a frame.
+                    Ok(None) => {
+                        group.abort(Error::WrongSize);
+                        return Err(StreamError::Protocol(Error::WrongSize));
+                    }
+                    Err(err) => {
+                        group.abort(err.error().clone());
+                        return Err(err);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Sessions: a QUIC or WebTransport connection carrying the model.
+//!
+//! [`Session::connect`] (client) and [`Session::accept`] (server) negotiate
+//! the version, then run both halves of moq-lite over the connection for as
+//! long as it lives: the publisher serves an [`OriginConsumer`]'s broadcasts
+//! to the peer, the subscriber brings the peer's broadcasts into an
+//! [`OriginProducer`]. From then on the application only uses the model.
+//!
+//! The version comes from the TLS ALPN (raw QUIC) or the WebTransport
+//! protocol header: `moq-lite-04` and `moq-lite-03` directly; `moql`, or no
+//! protocol at all, means the SETUP path, where CLIENT_SETUP / SERVER_SETUP
+//! pick moq-lite-02 or -01 (see `shared/specs/README.md`, "Negotiation").
+//!
+//! Errors: a peer that breaks the protocol gets the session closed with the
+//! error's code ([`Error::code`]) and its text as the reason; an unknown
+//! stream type resets only that stream; everything else (a refused
+//! subscription, a stopped group) ends only its stream.
+//!
+//! The session is generic over the `web-transport-trait` session, so raw QUIC
+//! and WebTransport (both `web_transport_quinn::Session`) share this code.
+
+pub(crate) mod stream;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::{AbortHandle, JoinSet};
+use web_transport_trait::Session as Transport;
+
+use crate::Error;
+use crate::coding::{Decode, Encode};
+use crate::lite::{
+    ClientSetup, ControlStream, DataStream, Goaway, Message, Parameters, SETUP_ALPN, ServerSetup,
+    SessionUpdate, SetupStream, StreamType, Version,
+};
+use crate::lite::{Publisher, Subscriber};
+use crate::model::{OriginConsumer, OriginProducer};
+use stream::{Reader, StreamError, Writer, transport_error};
+
+/// The versions offered and accepted on the SETUP path, preferred first.
+const SETUP_VERSIONS: [Version; 2] = [Version::Lite02, Version::Lite01];
+
+/// A running moq-lite session.
+///
+/// Dropping it closes the connection.
+pub struct Session {
+    version: Version,
+    closed: watch::Receiver<Option<Error>>,
+    close: Arc<dyn Fn(&Error) + Send + Sync>,
+    task: AbortHandle,
+}
+
+impl Session {
+    /// Starts a client session over `transport`: negotiates the version, then
+    /// publishes `publish`'s broadcasts and/or subscribes into `subscribe`.
+    pub async fn connect<T: Transport>(
+        transport: T,
+        publish: impl Into<Option<OriginConsumer>>,
+        subscribe: impl Into<Option<OriginProducer>>,
+    ) -> Result<Session, Error> {
+        let negotiated = match negotiated(&transport)? {
+            Some(version) => (version, None),
+            None => setup_client(&transport).await?,
+        };
+        Ok(Self::start(
+            transport,
+            negotiated,
+            publish.into(),
+            subscribe.into(),
+        ))
+    }
+
+    /// Starts a server session over an accepted `transport` (see
+    /// [`connect`](Self::connect) for the rest).
+    pub async fn accept<T: Transport>(
+        transport: T,
+        publish: impl Into<Option<OriginConsumer>>,
+        subscribe: impl Into<Option<OriginProducer>>,
+    ) -> Result<Session, Error> {
+        let negotiated = match negotiated(&transport)? {
+            Some(version) => (version, None),
+            None => match setup_server(&transport).await {
+                Ok(negotiated) => negotiated,
+                Err(err) => {
+                    transport.close(err.code(), &err.to_string());
+                    return Err(err);
+                }
+            },
+        };
+        Ok(Self::start(
+            transport,
+            negotiated,
+            publish.into(),
+            subscribe.into(),
+        ))
+    }
+
+    fn start<T: Transport>(
+        transport: T,
+        (version, session_stream): (Version, Option<SessionStream<T>>),
+        publish: Option<OriginConsumer>,
+        subscribe: Option<OriginProducer>,
+    ) -> Session {
+        tracing::debug!(?version, "session established");
+        let (tx, rx) = watch::channel(None);
+        let publisher = publish.map(|origin| Publisher::new(transport.clone(), version, origin));
+        let subscriber = subscribe.map(|origin| Subscriber::new(transport.clone(), version, origin));
+        let runner = transport.clone();
+        let task = tokio::spawn(async move {
+            let err = run(runner.clone(), version, publisher, subscriber, session_stream).await;
+            tracing::debug!(%err, "session closed");
+            runner.close(err.code(), &err.to_string());
+            let _ = tx.send(Some(err));
+        });
+        let closer = transport.clone();
+        Session {
+            version,
+            closed: rx,
+            close: Arc::new(move |err: &Error| closer.close(err.code(), &err.to_string())),
+            task: task.abort_handle(),
+        }
+    }
+
+    /// The negotiated protocol version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Closes the session with `err`'s code and text.
+    pub fn close(&self, err: Error) {
+        (self.close)(&err);
+    }
+
+    /// Waits until the session ends, and says why.
+    pub async fn closed(&self) -> Error {
+        let mut closed = self.closed.clone();
+        match closed.wait_for(Option::is_some).await {
+            Ok(err) => err.clone().unwrap_or(Error::Closed),
+            Err(_) => Error::Closed,
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.task.abort();
+        (self.close)(&Error::Cancel);
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("version", &self.version).finish()
+    }
+}
+
+/// The -01/02 session stream that stays open after SETUP.
+type SessionStream<T> = (
+    Writer<<T as Transport>::SendStream>,
+    Reader<<T as Transport>::RecvStream>,
+);
+
+/// The version fixed by ALPN / WebTransport protocol, or `None` for the
+/// SETUP path.
+fn negotiated<T: Transport>(transport: &T) -> Result<Option<Version>, Error> {
+    match transport.protocol() {
+        None | Some(SETUP_ALPN) => Ok(None),
+        Some(protocol) => match Version::from_alpn(protocol) {
+            Some(version) => Ok(Some(version)),
+            None => {
+                tracing::debug!(protocol, "unsupported protocol");
+                Err(Error::UnknownAlpn)
+            }
+        },
+    }
+}
+
+async fn setup_client<T: Transport>(transport: &T) -> Result<(Version, Option<SessionStream<T>>), Error> {
+    let (send, recv) = transport.open_bi().await.map_err(transport_error)?;
+    let mut writer = Writer::new(send);
+    let mut reader = Reader::new(recv);
+    let setup = ClientSetup {
+        versions: SETUP_VERSIONS.iter().map(|v| v.code()).collect(),
+        parameters: Parameters::new(),
+    };
+    writer
+        .encode(|b| setup.encode(b))
+        .await
+        .map_err(|e| e.error().clone())?;
+    let reply = reader
+        .decode_required(|b| ServerSetup::decode(b))
+        .await
+        .map_err(|e| e.error().clone())?;
+    let version = Version::from_code(reply.version)
+        .filter(|v| SETUP_VERSIONS.contains(v))
+        .ok_or(Error::Version)?;
+    Ok((version, Some((writer, reader))))
+}
+
+async fn setup_server<T: Transport>(transport: &T) -> Result<(Version, Option<SessionStream<T>>), Error> {
+    let (send, recv) = transport.accept_bi().await.map_err(transport_error)?;
+    let mut writer = Writer::new(send);
+    let mut reader = Reader::new(recv);
+    let kind = reader
+        .decode_required(|b| SetupStream::decode(b))
+        .await
+        .map_err(|e| e.error().clone())?;
+    let setup = match kind {
+        StreamType::Known(SetupStream::Compat) => reader
+            .decode_required(|b| ClientSetup::decode_after_type(b))
+            .await
+            .map_err(|e| e.error().clone())?,
+        // moq-lite-02's native SESSION_CLIENT is not used by deployed peers.
+        StreamType::Known(SetupStream::Session) => return Err(Error::Unsupported),
+        StreamType::Unknown(_) => return Err(Error::UnexpectedStream),
+    };
+    let version = setup.pick_lite(&SETUP_VERSIONS).ok_or(Error::Version)?;
+    let reply = ServerSetup {
+        version: version.code(),
+        parameters: Parameters::new(),
+    };
+    writer
+        .encode(|b| reply.encode(b))
+        .await
+        .map_err(|e| e.error().clone())?;
+    Ok((version, Some((writer, reader))))
+}
+
+/// Accepts the peer's streams and runs the halves until something fatal
+/// happens; returns why the session ended.
+async fn run<T: Transport>(
+    transport: T,
+    version: Version,
+    publisher: Option<Publisher<T>>,
+    subscriber: Option<Subscriber<T>>,
+    session_stream: Option<SessionStream<T>>,
+) -> Error {
+    let mut tasks: JoinSet<Result<(), StreamError>> = JoinSet::new();
+    if let Some(subscriber) = &subscriber {
+        tasks.spawn(subscriber.clone().run_announce());
+    }
+    if let Some((writer, reader)) = session_stream {
+        tasks.spawn(serve_session_stream::<T>(version, writer, reader));
+    }
+    loop {
+        tokio::select! {
+            accepted = transport.accept_bi() => match accepted {
+                Ok((send, recv)) => {
+                    tasks.spawn(serve_bi(version, publisher.clone(), Writer::new(send), Reader::new(recv)));
+                }
+                Err(err) => return transport_error(err),
+            },
+            accepted = transport.accept_uni() => match accepted {
+                Ok(recv) => {
+                    tasks.spawn(serve_uni(version, subscriber.clone(), Reader::new(recv)));
+                }
+                Err(err) => return transport_error(err),
+            },
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
+                Ok(Err(StreamError::Protocol(err))) => {
+                    tracing::debug!(%err, "protocol violation");
+                    return err;
+                }
+                Ok(Err(StreamError::Closed(err))) => tracing::trace!(%err, "stream closed"),
+                Ok(Ok(())) => {}
+                Err(join) if join.is_panic() => {
+                    tracing::error!("session task panicked");
+                    return Error::ProtocolViolation;
+                }
+                Err(_) => {}
+            },
+        }
+    }
+}
+
+async fn serve_bi<T: Transport>(
+    version: Version,
+    publisher: Option<Publisher<T>>,
+    mut writer: Writer<T::SendStream>,
+    mut reader: Reader<T::RecvStream>,
+) -> Result<(), StreamError> {
+    let kind = reader
+        .decode_required(|b| ControlStream::decode(b, version))
+        .await?;
+    let kind = match kind {
+        StreamType::Known(kind) => kind,
+        StreamType::Unknown(code) => {
+            // Extensions are probed with new stream types: reset just this one.
+            tracing::debug!(code, "unknown stream type");
+            writer.reset(&Error::UnexpectedStream);
+            reader.stop(&Error::UnexpectedStream);
+            return Ok(());
+        }
+    };
+    match (kind, publisher) {
+        (ControlStream::Goaway, _) => {
+            let goaway = reader.decode_required(|b| Goaway::decode(b, version)).await?;
+            tracing::info!(uri = %goaway.uri, "peer is going away");
+            // The peer finishes the stream when it is ready to terminate.
+            reader.finished().await?;
+            Err(StreamError::Protocol(Error::Cancel))
+        }
+        (ControlStream::Session, _) => Err(StreamError::Protocol(Error::UnexpectedStream)),
+        (_, None) => {
+            // We publish nothing in this session.
+            writer.reset(&Error::NotFound);
+            reader.stop(&Error::NotFound);
+            Ok(())
+        }
+        (ControlStream::Announce, Some(publisher)) => publisher.serve_announce(writer, reader).await,
+        (ControlStream::Subscribe, Some(publisher)) => publisher.serve_subscribe(writer, reader).await,
+        (ControlStream::Fetch, Some(publisher)) => publisher.serve_fetch(writer, reader).await,
+        (ControlStream::Probe, Some(publisher)) => publisher.serve_probe(writer, reader).await,
+    }
+}
+
+async fn serve_uni<T: Transport>(
+    version: Version,
+    subscriber: Option<Subscriber<T>>,
+    mut reader: Reader<T::RecvStream>,
+) -> Result<(), StreamError> {
+    let kind = reader.decode_required(|b| DataStream::decode(b, version)).await?;
+    match (kind, subscriber) {
+        (StreamType::Known(DataStream::Group), Some(subscriber)) => subscriber.recv_group(reader).await,
+        (StreamType::Known(DataStream::Group), None) => Err(StreamError::Protocol(Error::UnexpectedStream)),
+        (StreamType::Unknown(code), _) => {
+            tracing::debug!(code, "unknown stream type");
+            reader.stop(&Error::UnexpectedStream);
+            Ok(())
+        }
+    }
+}
+
+/// The -01/02 session stream: SESSION_UPDATE messages until it closes, which
+/// ends the session.
+async fn serve_session_stream<T: Transport>(
+    version: Version,
+    _writer: Writer<T::SendStream>,
+    mut reader: Reader<T::RecvStream>,
+) -> Result<(), StreamError> {
+    while let Some(update) = reader.decode(|b| SessionUpdate::decode(b, version)).await? {
+        tracing::trace!(?update, "session update");
+    }
+    Err(StreamError::Protocol(Error::Closed))
+}

@@ -1,0 +1,304 @@
+//! Loopback sessions over raw QUIC and WebTransport, for every version:
+//! what a subscriber receives from a publisher on the other end.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use moq_lite::endpoint::{Client, ClientConfig, ClientTls, Server, ServerConfig, ServerTls};
+use moq_lite::lite::Version;
+use moq_lite::model::{OriginConsumer, OriginProducer, Path, Track, TrackConsumer};
+use moq_lite::{Error, Session};
+use url::Url;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// The ways a client can reach the server, and the version each must give.
+fn cases() -> Vec<(&'static str, Vec<&'static str>, Version)> {
+    let mut cases = Vec::new();
+    for scheme in ["moql", "https"] {
+        cases.push((
+            scheme,
+            vec!["moq-lite-04", "moq-lite-03", "moql"],
+            Version::Lite04,
+        ));
+        cases.push((scheme, vec!["moq-lite-03"], Version::Lite03));
+        cases.push((scheme, vec!["moql"], Version::Lite02));
+    }
+    // WebTransport with no protocol at all falls back to SETUP.
+    cases.push(("https", vec![], Version::Lite02));
+    cases
+}
+
+struct Pair {
+    client: Session,
+    server: Session,
+    _endpoints: (Client, Server),
+}
+
+/// A server and a client session on loopback.
+async fn pair(
+    scheme: &str,
+    protocols: &[&str],
+    server_origins: (Option<OriginConsumer>, Option<OriginProducer>),
+    client_origins: (Option<OriginConsumer>, Option<OriginProducer>),
+) -> Pair {
+    let server = Server::bind(ServerConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        tls: ServerTls {
+            generate: vec!["localhost".into(), "127.0.0.1".into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .expect("server binds");
+    let addr = server.local_addr().unwrap();
+    let client = Client::new(ClientConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        tls: ClientTls {
+            fingerprints: server.fingerprints(),
+            system_roots: false,
+            ..Default::default()
+        },
+        protocols: protocols.iter().map(|p| p.to_string()).collect(),
+        ..Default::default()
+    })
+    .expect("client binds");
+
+    let url = Url::parse(&format!("{scheme}://127.0.0.1:{}/", addr.port())).unwrap();
+    let accept = async {
+        let incoming = server.accept().await.expect("incoming");
+        let accepted = incoming.accept().await.expect("handshake");
+        Session::accept(accepted.session, server_origins.0, server_origins.1).await
+    };
+    let connect = async {
+        let connected = client.connect(&url).await.expect("connects");
+        Session::connect(connected.session, client_origins.0, client_origins.1).await
+    };
+    let (server_session, client_session) = tokio::join!(accept, connect);
+    Pair {
+        client: client_session.expect("client session"),
+        server: server_session.expect("server session"),
+        _endpoints: (client, server),
+    }
+}
+
+/// Waits for `path` to be announced active and subscribes to `track`.
+async fn subscribe(origin: &OriginProducer, path: &str, track: &str) -> TrackConsumer {
+    let mut announced = origin.consume();
+    loop {
+        let next = announced.announced().await.expect("origin open");
+        if next.path == Path::new(path) {
+            if let Some(broadcast) = next.broadcast {
+                return broadcast.subscribe_track(&Track::new(track)).expect("subscribes");
+            }
+        }
+    }
+}
+
+/// Reads `count` groups, returning each group's frames by sequence.
+async fn read_groups(track: &mut TrackConsumer, count: usize) -> BTreeMap<u64, Vec<Bytes>> {
+    let mut groups = BTreeMap::new();
+    while groups.len() < count {
+        let mut group = track.next_group().await.expect("no error").expect("track open");
+        let mut frames = Vec::new();
+        while let Some(frame) = group.read_frame().await.expect("group intact") {
+            frames.push(frame);
+        }
+        groups.insert(group.sequence(), frames);
+    }
+    groups
+}
+
+fn frame(group: u64, index: usize) -> Bytes {
+    // Sizes vary to cross chunk boundaries: up to ~70 KB.
+    let size = (group as usize * 7919 + index * 104_729) % 70_000;
+    Bytes::from(vec![(group as u8).wrapping_add(index as u8); size])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_then_subscribe_every_version_and_transport() {
+    for (scheme, protocols, version) in cases() {
+        let run = async {
+            let server_origin = OriginProducer::new();
+            let client_origin = OriginProducer::new();
+            let pair = pair(
+                scheme,
+                &protocols,
+                (Some(server_origin.consume()), None),
+                (None, Some(client_origin.clone())),
+            )
+            .await;
+            assert_eq!(pair.client.version(), version, "{scheme} {protocols:?}");
+            assert_eq!(pair.server.version(), version, "{scheme} {protocols:?}");
+
+            let broadcast = server_origin.create_broadcast("room/alice").unwrap();
+            let mut track = broadcast.create_track(Track::new("video"));
+            // Written before anyone subscribes: a late joiner starts here.
+            let mut first = track.append_group().unwrap();
+            first.write_frame(frame(0, 0)).unwrap();
+            first.write_frame(frame(0, 1)).unwrap();
+            first.finish().unwrap();
+
+            let mut consumer = subscribe(&client_origin, "room/alice", "video").await;
+            let late = read_groups(&mut consumer, 1).await;
+            assert_eq!(late[&0], vec![frame(0, 0), frame(0, 1)]);
+
+            for sequence in 1..=20u64 {
+                let mut group = track.append_group().unwrap();
+                for index in 0..5 {
+                    group.write_frame(frame(sequence, index)).unwrap();
+                }
+                group.finish().unwrap();
+            }
+            let groups = read_groups(&mut consumer, 20).await;
+            for (sequence, frames) in groups {
+                let expected: Vec<Bytes> = (0..5).map(|i| frame(sequence, i)).collect();
+                assert_eq!(frames, expected, "group {sequence} over {scheme} {version:?}");
+            }
+
+            // The publisher ends the track: the subscriber sees the end.
+            drop(track);
+            drop(broadcast);
+            assert!(consumer.next_group().await.unwrap().is_none());
+        };
+        tokio::time::timeout(LIMIT, run)
+            .await
+            .unwrap_or_else(|_| panic!("{scheme} {protocols:?} timed out"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_before_publish_and_client_publishes() {
+    // Roles reversed: the client publishes, the server subscribes; the
+    // subscriber is waiting before the broadcast exists.
+    for (scheme, protocols, _) in cases() {
+        let run = async {
+            let server_origin = OriginProducer::new();
+            let client_origin = OriginProducer::new();
+            let _pair = pair(
+                scheme,
+                &protocols,
+                (None, Some(server_origin.clone())),
+                (Some(client_origin.consume()), None),
+            )
+            .await;
+            let waiting = tokio::spawn({
+                let server_origin = server_origin.clone();
+                async move {
+                    let mut track = subscribe(&server_origin, "cam", "audio").await;
+                    read_groups(&mut track, 3).await
+                }
+            });
+            let broadcast = client_origin.create_broadcast("cam").unwrap();
+            let mut track = broadcast.create_track(Track::new("audio"));
+            // Keep writing until the subscriber has three groups.
+            let mut sequence = 0;
+            while !waiting.is_finished() {
+                let mut group = track.append_group().unwrap();
+                group.write_frame(frame(sequence, 0)).unwrap();
+                group.finish().unwrap();
+                sequence += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let groups = waiting.await.unwrap();
+            for (sequence, frames) in groups {
+                assert_eq!(frames, vec![frame(sequence, 0)]);
+            }
+        };
+        tokio::time::timeout(LIMIT, run)
+            .await
+            .unwrap_or_else(|_| panic!("{scheme} {protocols:?} timed out"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribe_releases_the_publishers_track() {
+    let run = async {
+        let server_origin = OriginProducer::new();
+        let client_origin = OriginProducer::new();
+        let _pair = pair(
+            "moql",
+            &["moq-lite-04"],
+            (Some(server_origin.consume()), None),
+            (None, Some(client_origin.clone())),
+        )
+        .await;
+        let broadcast = server_origin.create_broadcast("b").unwrap();
+        let mut track = broadcast.create_track(Track::new("t"));
+        track.append_group().unwrap().write_frame(frame(0, 0)).unwrap();
+        let mut consumer = subscribe(&client_origin, "b", "t").await;
+        read_groups(&mut consumer, 1).await;
+        assert!(!track.is_unused());
+        drop(consumer);
+        // The subscription is cancelled on the wire and the remote consumer goes.
+        track.unused().await;
+    };
+    tokio::time::timeout(LIMIT, run).await.expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_track_is_not_found_and_broadcast_end_is_announced() {
+    for protocols in [vec!["moq-lite-04"], vec!["moq-lite-03"], vec!["moql"]] {
+        let run = async {
+            let server_origin = OriginProducer::new();
+            let client_origin = OriginProducer::new();
+            let _pair = pair(
+                "moql",
+                &protocols,
+                (Some(server_origin.consume()), None),
+                (None, Some(client_origin.clone())),
+            )
+            .await;
+            let broadcast = server_origin.create_broadcast("live/x").unwrap();
+            let mut missing = subscribe(&client_origin, "live/x", "nope").await;
+            assert_eq!(missing.next_group().await.err(), Some(Error::NotFound));
+
+            let mut announced = client_origin.consume();
+            let first = announced.announced().await.unwrap();
+            assert_eq!(first.path, Path::new("live/x"));
+            drop(broadcast);
+            let ended = announced.announced().await.unwrap();
+            assert_eq!(ended.path, Path::new("live/x"));
+            assert!(ended.broadcast.is_none());
+        };
+        tokio::time::timeout(LIMIT, run)
+            .await
+            .unwrap_or_else(|_| panic!("{protocols:?} timed out"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_disconnect_ends_broadcasts_and_tracks() {
+    let run = async {
+        let server_origin = OriginProducer::new();
+        let client_origin = OriginProducer::new();
+        let pair = pair(
+            "https",
+            &["moq-lite-04"],
+            (Some(server_origin.consume()), None),
+            (None, Some(client_origin.clone())),
+        )
+        .await;
+        let broadcast = server_origin.create_broadcast("gone").unwrap();
+        let mut track = broadcast.create_track(Track::new("t"));
+        let mut group = track.append_group().unwrap();
+        group.write_frame(frame(1, 1)).unwrap();
+        let mut consumer = subscribe(&client_origin, "gone", "t").await;
+        let mut reading = consumer.next_group().await.unwrap().unwrap();
+        assert_eq!(reading.read_frame().await.unwrap().unwrap(), frame(1, 1));
+
+        let mut announced = client_origin.consume();
+        announced.announced().await.unwrap();
+        drop(pair.server);
+        // The group in flight is aborted, the track and broadcast end.
+        assert!(reading.read_frame().await.is_err());
+        assert!(consumer.closed().await.is_err());
+        let ended = announced.announced().await.unwrap();
+        assert!(ended.broadcast.is_none());
+        // And the client's session ends with the connection.
+        let reason = pair.client.closed().await;
+        assert!(matches!(reason, Error::Transport | Error::Cancel), "{reason:?}");
+    };
+    tokio::time::timeout(LIMIT, run).await.expect("timed out");
+}
