@@ -10,9 +10,9 @@ test:
 bench:
     cargo bench -p moq-bench
 
-# Start the relay. Until the relay lands this runs the model example instead.
+# Start the relay. Until the relay lands this runs the clock server example.
 relay:
-    cargo run --release -p moq-lite --example clock
+    cargo run --release -p moq-lite --example clock_server
 
 # Format the workspace.
 fmt:

@@ -20,7 +20,10 @@ use std::{
 
 use rustls::{RootCertStore, client::danger::ServerCertVerifier, crypto::CryptoProvider};
 use url::{Host, Url};
-use web_transport_quinn::{ClientError, ConnectError, Session, proto::ConnectRequest};
+use web_transport_quinn::{
+	ClientError, ConnectError, Session,
+	proto::{ConnectError::WrongStatus, ConnectRequest},
+};
 
 use super::{
     ALPN_H3, EndpointError, QuicConfig, Result, Transport,
@@ -379,7 +382,10 @@ fn client_error(err: ClientError) -> EndpointError {
         ClientError::Connection(err) | ClientError::HttpError(ConnectError::ConnectionError(err)) => {
             err.into()
         }
-        ClientError::HttpError(ConnectError::ErrorStatus(status)) => EndpointError::Rejected(status),
+        ClientError::HttpError(ConnectError::ErrorStatus(status))
+        | ClientError::HttpError(ConnectError::ProtoError(WrongStatus(Some(status)))) => {
+            EndpointError::Rejected(status)
+        }
         err => EndpointError::WebTransport(err),
     }
 }

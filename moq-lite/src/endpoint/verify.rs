@@ -89,12 +89,19 @@ impl ServerCertVerifier for PinnedVerifier {
 }
 
 /// The server's certificate hash is not among the pinned ones.
-#[derive(Debug)]
+///
+/// rustls shows this with `Debug`, so both forms read as a sentence.
 struct Mismatch(String);
 
 impl std::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "certificate SHA-256 {} is not pinned", self.0)
+        write!(f, "the certificate's SHA-256 {} is not pinned", self.0)
+    }
+}
+
+impl std::fmt::Debug for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }
 
