@@ -10,9 +10,9 @@ test:
 bench:
     cargo bench -p moq-bench
 
-# Start the relay. Until the relay lands this runs the clock server example.
-relay:
-    cargo run --release -p moq-lite --example clock_server
+# Start the relay on [::]:4443 (UDP for QUIC/WebTransport, TCP for HTTP) with a self-signed certificate.
+relay *ARGS:
+    cargo run --release -p moq-relay -- {{ARGS}}
 
 # Format the workspace.
 fmt:

@@ -10,9 +10,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use moq_lite::Session;
 use moq_lite::endpoint::{Server, ServerConfig, ServerTls};
 use moq_lite::model::{OriginProducer, Track, TrackProducer};
-use moq_lite::Session;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

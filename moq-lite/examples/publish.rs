@@ -5,9 +5,9 @@
 //! printf 'a\nb\nc\n' | cargo run -p moq-lite --example publish -- <URL> [BROADCAST] [TRACK] [--insecure]
 //! ```
 
+use moq_lite::Session;
 use moq_lite::endpoint::{Client, ClientConfig};
 use moq_lite::model::{OriginProducer, Track};
-use moq_lite::Session;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::main]
@@ -20,7 +20,9 @@ async fn main() -> anyhow::Result<()> {
             _ => positional.push(arg),
         }
     }
-    let url = positional.first().ok_or_else(|| anyhow::anyhow!("usage: publish <URL> [BROADCAST] [TRACK]"))?;
+    let url = positional
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("usage: publish <URL> [BROADCAST] [TRACK]"))?;
     let name = positional.get(1).cloned().unwrap_or_else(|| "stdin".into());
     let track = positional.get(2).cloned().unwrap_or_else(|| "data".into());
 

@@ -8,14 +8,16 @@
 //! `moql://` / `moqt://` URLs use raw QUIC, `https://` WebTransport, and
 //! `http://` fetches the server's certificate hash first (development).
 
+use moq_lite::Session;
 use moq_lite::endpoint::{Client, ClientConfig};
 use moq_lite::model::{OriginProducer, Path, Track};
-use moq_lite::Session;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let (positional, config) = parse_args()?;
-    let url = positional.first().ok_or_else(|| anyhow::anyhow!("usage: subscribe <URL> [BROADCAST] [TRACK]"))?;
+    let url = positional
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("usage: subscribe <URL> [BROADCAST] [TRACK]"))?;
     let broadcast = Path::new(positional.get(1).map_or("clock", String::as_str));
     let track = Track::new(positional.get(2).map_or("seconds", String::as_str));
 
@@ -27,7 +29,10 @@ async fn main() -> anyhow::Result<()> {
 
     let mut announced = origin.consume();
     let found = loop {
-        let next = announced.announced().await.ok_or_else(|| anyhow::anyhow!("session closed"))?;
+        let next = announced
+            .announced()
+            .await
+            .ok_or_else(|| anyhow::anyhow!("session closed"))?;
         if next.path == broadcast {
             if let Some(found) = next.broadcast {
                 break found;

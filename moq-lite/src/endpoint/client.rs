@@ -21,8 +21,8 @@ use std::{
 use rustls::{RootCertStore, client::danger::ServerCertVerifier, crypto::CryptoProvider};
 use url::{Host, Url};
 use web_transport_quinn::{
-	ClientError, ConnectError, Session,
-	proto::{ConnectError::WrongStatus, ConnectRequest},
+    ClientError, ConnectError, Session,
+    proto::{ConnectError::WrongStatus, ConnectRequest},
 };
 
 use super::{

@@ -42,6 +42,10 @@ pub use quic_config::QuicConfig;
 pub use server::{Accepted, Incoming, PemFiles, Server, ServerConfig, ServerTls};
 pub use transport::Transport;
 
+/// The QUIC and WebTransport crates under these helpers, for callers that
+/// need connection statistics or the raw session type.
+pub use web_transport_quinn::{self, quinn};
+
 /// The protocols moq-lite speaks, most preferred first.
 ///
 /// This is the default of [`ClientConfig::protocols`] and

@@ -109,7 +109,9 @@ struct Shared {
 }
 
 /// A server accepting raw QUIC and WebTransport sessions on one UDP port.
-#[derive(Debug)]
+///
+/// Clones share the same socket and accept queue.
+#[derive(Clone, Debug)]
 pub struct Server {
     endpoint: quinn::Endpoint,
     fingerprints: Vec<String>,

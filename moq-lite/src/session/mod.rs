@@ -47,8 +47,15 @@ pub struct Session {
     version: Version,
     closed: watch::Receiver<Option<Error>>,
     close: Arc<dyn Fn(&Error) + Send + Sync>,
+    goaway: Arc<dyn Fn(String) -> GoawayFuture + Send + Sync>,
+    /// The open Goaway stream, kept until the session ends (its FIN would
+    /// tell the peer we are done draining).
+    goaway_stream: std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
     task: AbortHandle,
 }
+
+type GoawayFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<dyn std::any::Any + Send>, Error>> + Send>>;
 
 impl Session {
     /// Starts a client session over `transport`: negotiates the version, then
@@ -113,10 +120,29 @@ impl Session {
             let _ = tx.send(Some(err));
         });
         let closer = transport.clone();
+        let goaway = move |uri: String| -> GoawayFuture {
+            let transport = transport.clone();
+            Box::pin(async move {
+                let (send, _recv) = transport.open_bi().await.map_err(transport_error)?;
+                let mut writer = Writer::new(send);
+                let msg = Goaway { uri };
+                writer
+                    .encode(|b| {
+                        ControlStream::Goaway.encode(version, b)?;
+                        msg.encode(version, b)
+                    })
+                    .await
+                    .map_err(|e| e.error().clone())?;
+                let writer: Box<dyn std::any::Any + Send> = Box::new(writer);
+                Ok(writer)
+            })
+        };
         Session {
             version,
             closed: rx,
             close: Arc::new(move |err: &Error| closer.close(err.code(), &err.to_string())),
+            goaway: Arc::new(goaway),
+            goaway_stream: std::sync::Mutex::new(None),
             task: task.abort_handle(),
         }
     }
@@ -129,6 +155,20 @@ impl Session {
     /// Closes the session with `err`'s code and text.
     pub fn close(&self, err: Error) {
         (self.close)(&err);
+    }
+
+    /// Asks the peer to go away (moq-lite-04 GOAWAY), optionally to
+    /// `uri`: it should open no new streams and close the session once it
+    /// has moved on. The session stays usable meanwhile; close it (or drop
+    /// it) when done draining. Older versions have no GOAWAY:
+    /// [`Error::Unsupported`].
+    pub async fn goaway(&self, uri: impl Into<String>) -> Result<(), Error> {
+        if self.version != Version::Lite04 {
+            return Err(Error::Unsupported);
+        }
+        let stream = (self.goaway)(uri.into()).await?;
+        *self.goaway_stream.lock().unwrap_or_else(|e| e.into_inner()) = Some(stream);
+        Ok(())
     }
 
     /// Waits until the session ends, and says why.

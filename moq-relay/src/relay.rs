@@ -1,0 +1,321 @@
+//! The relay: one origin shared by every session.
+//!
+//! A session's URL path is its root. What a client publishes lands in the
+//! shared origin under that root; what it may read is the origin seen from
+//! the same root. Fan-out, deduplication and late join come from the model:
+//! the first downstream subscriber of a track makes the publisher's session
+//! subscribe upstream once, every other subscriber reads the same cache, and
+//! the upstream subscription ends when the last one leaves.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use moq_lite::Session;
+use moq_lite::endpoint::{Incoming, QuicConfig, Server, ServerConfig, ServerTls};
+use moq_lite::model::{OriginConsumer, OriginProducer, Path};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::metrics::{Live, Metrics};
+
+/// What a session may do, decided from its URL (and, with auth, its token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// The session's root: every path on the wire is relative to it.
+    pub root: Path,
+    /// Prefixes (relative to the root) it may publish under.
+    pub put: Vec<Path>,
+    /// Prefixes (relative to the root) it may subscribe under.
+    pub get: Vec<Path>,
+}
+
+impl Access {
+    /// Everything under `root`.
+    pub fn full(root: Path) -> Self {
+        Access {
+            root,
+            put: vec![Path::root()],
+            get: vec![Path::root()],
+        }
+    }
+}
+
+/// State every session and the HTTP side share.
+pub(crate) struct Shared {
+    pub origin: OriginProducer,
+    pub metrics: Metrics,
+    pub fingerprints: Vec<String>,
+    /// Open sessions, for GOAWAY at shutdown and live byte counts.
+    pub sessions: Mutex<HashMap<u64, Open>>,
+}
+
+/// One open session.
+pub(crate) struct Open {
+    pub session: Arc<Session>,
+    pub connection: moq_lite::endpoint::quinn::Connection,
+}
+
+impl Shared {
+    /// What the HTTP side may show: everything (until auth narrows it).
+    pub fn http_origin(&self) -> Option<OriginConsumer> {
+        Some(self.origin.consume())
+    }
+
+    /// Byte counts of the open sessions.
+    pub fn live(&self) -> Live {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut live = Live::default();
+        for open in sessions.values() {
+            let stats = open.connection.stats();
+            live.bytes_in += stats.udp_rx.bytes;
+            live.bytes_out += stats.udp_tx.bytes;
+        }
+        live
+    }
+}
+
+/// A bound relay, ready to [`run`](Relay::run).
+pub struct Relay {
+    config: Config,
+    server: Server,
+    http: Option<TcpListener>,
+    shared: Arc<Shared>,
+}
+
+impl Relay {
+    /// Binds the QUIC and HTTP sockets and loads (or generates) certificates.
+    pub async fn bind(config: Config) -> anyhow::Result<Relay> {
+        if config.tls_cert.len() != config.tls_key.len() {
+            anyhow::bail!("--tls-cert and --tls-key must be given the same number of times");
+        }
+        let mut tls = ServerTls {
+            pem: config
+                .tls_cert
+                .iter()
+                .zip(&config.tls_key)
+                .map(|(chain, key)| moq_lite::endpoint::PemFiles {
+                    chain: chain.clone(),
+                    key: key.clone(),
+                })
+                .collect(),
+            generate: config.tls_generate.clone(),
+            ..Default::default()
+        };
+        if tls.pem.is_empty() && tls.generate.is_empty() {
+            tls.generate = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+        }
+        let quic = QuicConfig {
+            keep_alive: Some(config.quic_keep_alive),
+            idle_timeout: Some(config.quic_idle_timeout),
+            max_bidi_streams: config.quic_max_bidi_streams,
+            max_uni_streams: config.quic_max_uni_streams,
+            ..Default::default()
+        };
+        let server = Server::bind(ServerConfig {
+            bind: config.bind,
+            tls,
+            quic,
+            ..Default::default()
+        })?;
+        let http = match config.http_bind.trim() {
+            "" => None,
+            addr => {
+                let addr: SocketAddr = addr
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--http-bind {addr}: {e}"))?;
+                Some(bind_tcp(addr).await?)
+            }
+        };
+        let shared = Arc::new(Shared {
+            origin: OriginProducer::with_cache(config.cache()),
+            metrics: Metrics::default(),
+            fingerprints: server.fingerprints(),
+            sessions: Mutex::default(),
+        });
+        Ok(Relay {
+            config,
+            server,
+            http,
+            shared,
+        })
+    }
+
+    /// The UDP address sessions connect to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.server.local_addr()
+    }
+
+    /// The TCP address of the HTTP side, if enabled.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Hex SHA-256 fingerprints of the certificates.
+    pub fn fingerprints(&self) -> &[String] {
+        &self.shared.fingerprints
+    }
+
+    /// The shared origin (to publish or inspect in-process).
+    pub fn origin(&self) -> &OriginProducer {
+        &self.shared.origin
+    }
+
+    /// Serves until `shutdown` completes, then sends GOAWAY to every session
+    /// and waits (at most the configured drain time) for them to leave.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let Relay {
+            config,
+            server,
+            http,
+            shared,
+        } = self;
+        tracing::info!(addr = %server.local_addr()?, "listening for QUIC and WebTransport");
+        tracing::info!(sha256 = %shared.fingerprints.join(","), "certificate");
+        let http_task = http.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "listening for HTTP");
+            }
+            tokio::spawn(crate::http::serve(listener, shared.clone()))
+        });
+        let counter = tokio::spawn(count_broadcasts(shared.clone()));
+
+        tokio::pin!(shutdown);
+        let mut next_id = 0u64;
+        loop {
+            tokio::select! {
+                incoming = server.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    if shared.metrics.sessions_active.load(Ordering::Relaxed) as usize >= config.max_sessions {
+                        shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
+                        incoming.refuse();
+                        continue;
+                    }
+                    next_id += 1;
+                    tokio::spawn(serve(incoming, shared.clone(), next_id));
+                }
+                _ = &mut shutdown => break,
+            }
+        }
+
+        tracing::info!("shutting down: GOAWAY to every session");
+        let sessions: Vec<Arc<Session>> = {
+            let open = shared.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            open.values().map(|o| o.session.clone()).collect()
+        };
+        for session in &sessions {
+            let _ = session.goaway("").await;
+        }
+        let drained = async {
+            for session in &sessions {
+                session.closed().await;
+            }
+        };
+        let _ = tokio::time::timeout(config.shutdown_drain, drained).await;
+        server.close();
+        if let Some(task) = http_task {
+            task.abort();
+        }
+        counter.abort();
+        Ok(())
+    }
+}
+
+/// Binds TCP, falling back from `[::]` to `0.0.0.0` where IPv6 is missing.
+async fn bind_tcp(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(err) if addr.ip().is_unspecified() && addr.is_ipv6() => {
+            tracing::debug!(%err, "no IPv6; binding HTTP on IPv4");
+            Ok(TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], addr.port()))).await?)
+        }
+        Err(err) => Err(anyhow::anyhow!("cannot bind HTTP on {addr}: {err}")),
+    }
+}
+
+/// Keeps the active-broadcast gauge up to date.
+async fn count_broadcasts(shared: Arc<Shared>) {
+    let mut announced = shared.origin.consume();
+    while let Some(change) = announced.announced().await {
+        let gauge = &shared.metrics.broadcasts_active;
+        match change.broadcast {
+            Some(_) => gauge.fetch_add(1, Ordering::Relaxed),
+            None => gauge.fetch_sub(1, Ordering::Relaxed),
+        };
+    }
+}
+
+/// The session root from a WebTransport URL path; raw QUIC has none.
+fn root_of(path: Option<&str>) -> Option<Path> {
+    match path {
+        None => Some(Path::root()),
+        Some(path) => Path::parse(path).ok(),
+    }
+}
+
+async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
+    let remote = incoming.remote();
+    let accepted = match incoming.accept().await {
+        Ok(accepted) => accepted,
+        Err(err) => {
+            shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%remote, %err, "handshake failed");
+            return;
+        }
+    };
+    let Some(root) = root_of(accepted.path.as_deref()) else {
+        shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
+        accepted
+            .session
+            .close(moq_lite::Error::Bounds.code(), b"invalid path");
+        return;
+    };
+    let access = Access::full(root);
+    let publish = shared
+        .origin
+        .consume()
+        .with_root(access.root.clone())
+        .and_then(|o| o.scope(&access.get));
+    let subscribe = shared
+        .origin
+        .with_root(access.root.clone())
+        .and_then(|o| o.scope(&access.put));
+    let connection = (*accepted.session).clone();
+    let session = match Session::accept(accepted.session, publish, subscribe).await {
+        Ok(session) => Arc::new(session),
+        Err(err) => {
+            shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%remote, %err, "session refused");
+            return;
+        }
+    };
+    tracing::info!(%remote, transport = %accepted.transport, version = ?session.version(), root = %access.root, "session");
+    shared.metrics.sessions_total.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.sessions_active.fetch_add(1, Ordering::Relaxed);
+    shared.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        id,
+        Open {
+            session: session.clone(),
+            connection: connection.clone(),
+        },
+    );
+
+    let reason = session.closed().await;
+    tracing::info!(%remote, %reason, "session ended");
+    shared
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
+    shared.metrics.sessions_active.fetch_sub(1, Ordering::Relaxed);
+    let stats = connection.stats();
+    shared
+        .metrics
+        .closed_bytes_in
+        .fetch_add(stats.udp_rx.bytes, Ordering::Relaxed);
+    shared
+        .metrics
+        .closed_bytes_out
+        .fetch_add(stats.udp_tx.bytes, Ordering::Relaxed);
+}

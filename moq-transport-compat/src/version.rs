@@ -1,0 +1,98 @@
+//! The moq-transport drafts this crate speaks, and how each is negotiated.
+//!
+//! Draft-14 is chosen with ALPN `moq-00` or through the SETUP path, where it
+//! is the version code 0xff00000e in CLIENT_SETUP / SERVER_SETUP. Drafts 15,
+//! 16 and 17 are chosen by ALPN only (`moqt-15`, `moqt-16`, `moqt-17`); their
+//! setup messages carry no version.
+
+/// One IETF moq-transport draft.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Draft {
+    /// draft-ietf-moq-transport-14.
+    D14,
+    /// draft-ietf-moq-transport-15.
+    D15,
+    /// draft-ietf-moq-transport-16.
+    D16,
+    /// draft-ietf-moq-transport-17: new varint, uni control streams, one
+    /// bidirectional stream per request.
+    D17,
+}
+
+impl Draft {
+    /// Every draft, oldest first.
+    pub const ALL: [Draft; 4] = [Draft::D14, Draft::D15, Draft::D16, Draft::D17];
+
+    /// The ALPN token (and WebTransport protocol string) that selects this draft.
+    pub const fn alpn(self) -> &'static str {
+        match self {
+            Draft::D14 => "moq-00",
+            Draft::D15 => "moqt-15",
+            Draft::D16 => "moqt-16",
+            Draft::D17 => "moqt-17",
+        }
+    }
+
+    /// The version code sent in CLIENT_SETUP / SERVER_SETUP, where the draft
+    /// has one: 0xff000000 + draft number, only draft-14 negotiates in SETUP.
+    pub const fn setup_code(self) -> Option<u32> {
+        match self {
+            Draft::D14 => Some(0xff00_000e),
+            _ => None,
+        }
+    }
+
+    /// The draft an ALPN token selects.
+    pub fn from_alpn(alpn: &str) -> Option<Draft> {
+        Draft::ALL.into_iter().find(|d| d.alpn() == alpn)
+    }
+
+    /// The draft a SETUP version code selects.
+    pub fn from_setup_code(code: u32) -> Option<Draft> {
+        Draft::ALL.into_iter().find(|d| d.setup_code() == Some(code))
+    }
+
+    /// The draft number, e.g. 14.
+    pub const fn number(self) -> u8 {
+        match self {
+            Draft::D14 => 14,
+            Draft::D15 => 15,
+            Draft::D16 => 16,
+            Draft::D17 => 17,
+        }
+    }
+
+    /// Whether integers use draft-17's variable-length encoding ([`crate::VarInt17`])
+    /// rather than QUIC's.
+    pub const fn uses_vi64(self) -> bool {
+        matches!(self, Draft::D17)
+    }
+
+    /// Whether key-value-pair types are delta-coded (draft-16 onwards).
+    pub const fn delta_kvp(self) -> bool {
+        matches!(self, Draft::D16 | Draft::D17)
+    }
+}
+
+impl std::fmt::Display for Draft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "draft-ietf-moq-transport-{}", self.number())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups() {
+        for d in Draft::ALL {
+            assert_eq!(Draft::from_alpn(d.alpn()), Some(d));
+        }
+        assert_eq!(Draft::from_alpn("moq-lite-04"), None);
+        assert_eq!(Draft::from_setup_code(0xff00000e), Some(Draft::D14));
+        assert_eq!(Draft::from_setup_code(0xff00000f), None);
+        assert_eq!(Draft::D15.setup_code(), None);
+        assert_eq!(Draft::D17.to_string(), "draft-ietf-moq-transport-17");
+    }
+}
