@@ -1,3 +1,120 @@
-//! Cross-crate integration tests (relay + clients, lite <-> IETF, clusters,
-//! faults). They live under `tests/` and arrive with the issues that build
-//! the relay and the sessions.
+//! Helpers for the cross-crate integration tests under `tests/`: an
+//! in-process relay on loopback and clients that connect to it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use moq_lite::endpoint::{Client, ClientConfig, ClientTls};
+use moq_lite::model::{OriginProducer, Path, Track, TrackConsumer};
+use moq_lite::Session;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+/// A relay running in this process on 127.0.0.1 with free ports.
+pub struct TestRelay {
+    /// UDP address for QUIC / WebTransport.
+    pub addr: SocketAddr,
+    /// TCP address of the HTTP side.
+    pub http: SocketAddr,
+    /// The certificate's SHA-256, to pin.
+    pub fingerprint: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestRelay {
+    /// Starts a relay with `configure` applied to a loopback config.
+    pub async fn start(configure: impl FnOnce(&mut moq_relay::Config)) -> TestRelay {
+        let mut config = moq_relay::Config::default();
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        config.http_bind = "127.0.0.1:0".into();
+        config.shutdown_drain = Duration::from_secs(2);
+        configure(&mut config);
+        let relay = moq_relay::Relay::bind(config).await.expect("relay binds");
+        let addr = relay.local_addr().unwrap();
+        let http = relay.http_addr().expect("http enabled");
+        let fingerprint = relay.fingerprints()[0].clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(relay.run(async {
+            let _ = stopped.await;
+        }));
+        TestRelay {
+            addr,
+            http,
+            fingerprint,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// A URL for this relay with `scheme` (`moql`, `https`) and `path`.
+    pub fn url(&self, scheme: &str, path: &str) -> url::Url {
+        format!("{scheme}://127.0.0.1:{}/{}", self.addr.port(), path.trim_start_matches('/'))
+            .parse()
+            .unwrap()
+    }
+
+    /// A client that trusts this relay's certificate.
+    pub fn client(&self) -> Client {
+        Client::new(ClientConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls: ClientTls {
+                fingerprints: vec![self.fingerprint.clone()],
+                system_roots: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .expect("client binds")
+    }
+
+    /// Connects a session that publishes `publish` and/or subscribes into
+    /// `subscribe`; the client endpoint is returned to keep it alive.
+    pub async fn connect(
+        &self,
+        url: &url::Url,
+        publish: Option<&OriginProducer>,
+        subscribe: Option<&OriginProducer>,
+    ) -> (Session, Client) {
+        let client = self.client();
+        let connected = client.connect(url).await.expect("connects");
+        let session = Session::connect(connected.session, publish.map(|o| o.consume()), subscribe.cloned())
+            .await
+            .expect("session");
+        (session, client)
+    }
+
+    /// `GET path` on the HTTP side: (status line, body).
+    pub async fn get(&self, path: &str) -> (String, Vec<u8>) {
+        let mut stream = tokio::net::TcpStream::connect(self.http).await.expect("http connects");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("http head");
+        let head = String::from_utf8_lossy(&response[..split]).to_string();
+        let status = head.lines().next().unwrap_or_default().to_string();
+        (status, response[split + 4..].to_vec())
+    }
+
+    /// Stops the relay (GOAWAY, drain) and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.expect("relay task").expect("relay ran");
+    }
+}
+
+/// Waits for `path` to be announced in `origin` and subscribes to `track`.
+pub async fn subscribe(origin: &OriginProducer, path: &str, track: &str) -> TrackConsumer {
+    let mut announced = origin.consume();
+    loop {
+        let next = announced.announced().await.expect("origin open");
+        if next.path == Path::new(path) {
+            if let Some(broadcast) = next.broadcast {
+                return broadcast.subscribe_track(&Track::new(track)).expect("subscribes");
+            }
+        }
+    }
+}

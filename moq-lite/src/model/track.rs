@@ -214,6 +214,12 @@ impl TrackProducer {
         self.shared.state.lock().consumers == 0
     }
 
+    /// How many consumers read this track now. Through a relay, a publisher
+    /// sees one per upstream subscription, however many subscribers there are.
+    pub fn consumer_count(&self) -> usize {
+        self.shared.state.lock().consumers
+    }
+
     /// Ready once no consumer is left or the track has ended.
     pub fn poll_unused(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.shared.state.lock();

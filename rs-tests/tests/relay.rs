@@ -1,0 +1,209 @@
+//! Clients through one in-process relay: fan-out, one upstream subscription
+//! per track, late join, publisher leaving, the HTTP side, shutdown.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use moq_lite::model::{OriginProducer, Track};
+use moq_lite::Error;
+use rs_tests::{TestRelay, subscribe};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn payload(group: u64, frame: u64) -> Bytes {
+    Bytes::from(format!("g{group}f{frame}").repeat(1 + (group as usize % 50)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_with_one_upstream_subscription() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        let publisher = OriginProducer::new();
+        let (_pub_session, _pub_client) = relay.connect(&relay.url("moql", "/"), Some(&publisher), None).await;
+        let broadcast = publisher.create_broadcast("room/alice").unwrap();
+        let mut track = broadcast.create_track(Track::new("video"));
+        track.append_group().unwrap().write_frame(payload(0, 0)).unwrap();
+
+        // Ten subscribers, half over raw QUIC, half over WebTransport.
+        let mut subscribers = Vec::new();
+        for i in 0..10 {
+            let scheme = if i % 2 == 0 { "moql" } else { "https" };
+            let origin = OriginProducer::new();
+            let (session, client) = relay.connect(&relay.url(scheme, "/"), None, Some(&origin)).await;
+            let consumer = subscribe(&origin, "room/alice", "video").await;
+            subscribers.push((consumer, session, client, origin));
+        }
+        // Late joiners all start at the latest group (0).
+        for (consumer, ..) in &mut subscribers {
+            let mut group = consumer.next_group().await.unwrap().unwrap();
+            assert_eq!(group.sequence(), 0);
+            assert_eq!(group.read_frame().await.unwrap().unwrap(), payload(0, 0));
+        }
+        // One upstream subscription for ten downstream subscribers.
+        assert_eq!(track.consumer_count(), 1);
+
+        for sequence in 1..=10 {
+            let mut group = track.append_group().unwrap();
+            for frame in 0..3 {
+                group.write_frame(payload(sequence, frame)).unwrap();
+            }
+            group.finish().unwrap();
+        }
+        for (consumer, ..) in &mut subscribers {
+            let mut seen = std::collections::BTreeSet::new();
+            while seen.len() < 10 {
+                let mut group = consumer.next_group().await.unwrap().unwrap();
+                let sequence = group.sequence();
+                for frame in 0..3 {
+                    assert_eq!(group.read_frame().await.unwrap().unwrap(), payload(sequence, frame));
+                }
+                assert_eq!(group.read_frame().await.unwrap(), None);
+                seen.insert(sequence);
+            }
+            assert_eq!(seen, (1..=10).collect());
+        }
+
+        // When every subscriber leaves, the upstream subscription is released.
+        drop(subscribers);
+        track.unused().await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_leaving_ends_the_broadcast_everywhere() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        let publisher = OriginProducer::new();
+        let (pub_session, pub_client) = relay.connect(&relay.url("https", "/"), Some(&publisher), None).await;
+        let broadcast = publisher.create_broadcast("show").unwrap();
+        let mut track = broadcast.create_track(Track::new("audio"));
+        let mut group = track.append_group().unwrap();
+        group.write_frame(payload(0, 0)).unwrap();
+
+        let origin = OriginProducer::new();
+        let (_session, _client) = relay.connect(&relay.url("moql", "/"), None, Some(&origin)).await;
+        let mut consumer = subscribe(&origin, "show", "audio").await;
+        let mut reading = consumer.next_group().await.unwrap().unwrap();
+        assert_eq!(reading.read_frame().await.unwrap().unwrap(), payload(0, 0));
+        let mut announced = origin.consume();
+        assert!(announced.announced().await.unwrap().broadcast.is_some());
+
+        // The publisher's connection goes away mid-group.
+        drop(pub_session);
+        drop(pub_client);
+        assert!(reading.read_frame().await.is_err(), "the open group is aborted");
+        let ended = announced.announced().await.unwrap();
+        assert!(ended.broadcast.is_none());
+        // The track ends one way or the other (aborted, or finished).
+        match consumer.next_group().await {
+            Err(_) | Ok(None) => {}
+            Ok(Some(group)) => panic!("unexpected group {}", group.sequence()),
+        }
+
+        // A new publisher at the same path is found again.
+        let (_again, _again_client) = relay.connect(&relay.url("moql", "/"), Some(&publisher), None).await;
+        let back = announced.announced().await.unwrap();
+        assert_eq!(back.path.as_str(), "show");
+        assert!(back.broadcast.is_some());
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_path_is_the_session_root() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        let publisher = OriginProducer::new();
+        let (_p, _pc) = relay.connect(&relay.url("https", "/room"), Some(&publisher), None).await;
+        let _broadcast = publisher.create_broadcast("alice").unwrap();
+
+        // Seen as room/alice from the root, as alice from /room.
+        let from_root = OriginProducer::new();
+        let (_a, _ac) = relay.connect(&relay.url("https", "/"), None, Some(&from_root)).await;
+        let from_room = OriginProducer::new();
+        let (_b, _bc) = relay.connect(&relay.url("https", "/room"), None, Some(&from_room)).await;
+        assert_eq!(from_root.consume().announced().await.unwrap().path.as_str(), "room/alice");
+        assert_eq!(from_room.consume().announced().await.unwrap().path.as_str(), "alice");
+        let (status, body) = relay.get("/announced/room").await;
+        assert!(status.contains("200"));
+        assert_eq!(body, b"room/alice\n");
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_side_answers() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        let (status, body) = relay.get("/certificate.sha256").await;
+        assert!(status.contains("200"), "{status}");
+        assert_eq!(String::from_utf8(body).unwrap(), relay.fingerprint);
+        let (status, body) = relay.get("/health").await;
+        assert!(status.contains("200"));
+        assert_eq!(body, b"ok\n");
+        let (status, _) = relay.get("/nope").await;
+        assert!(status.contains("404"));
+
+        let publisher = OriginProducer::new();
+        let (_p, _pc) = relay.connect(&relay.url("moql", "/"), Some(&publisher), None).await;
+        let broadcast = publisher.create_broadcast("cam").unwrap();
+        let mut track = broadcast.create_track(Track::new("jpeg"));
+        let mut group = track.append_group().unwrap();
+        group.write_frame(Bytes::from_static(b"abc")).unwrap();
+        group.write_frame(Bytes::from_static(b"def")).unwrap();
+        group.finish().unwrap();
+        let mut next = track.append_group().unwrap();
+        next.write_frame(Bytes::from_static(b"xyz")).unwrap();
+        next.finish().unwrap();
+
+        // The broadcast shows up, then its latest group and a given group.
+        loop {
+            let (_, body) = relay.get("/announced").await;
+            if body == b"cam\n" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (status, body) = relay.get("/fetch/cam/jpeg").await;
+        assert!(status.contains("200"), "{status}");
+        assert_eq!(body, b"xyz");
+        // A group by number, among those the relay can get (the subscription
+        // starts at the latest group; older ones would need an upstream FETCH).
+        let mut later = track.append_group().unwrap();
+        later.write_frame(Bytes::from_static(b"abc")).unwrap();
+        later.write_frame(Bytes::from_static(b"def")).unwrap();
+        later.finish().unwrap();
+        let (_, body) = relay.get("/fetch/cam/jpeg?group=2").await;
+        assert_eq!(body, b"abcdef");
+        let (status, _) = relay.get("/fetch/cam/missing").await;
+        assert!(status.contains("404"));
+
+        let (_, metrics) = relay.get("/metrics").await;
+        let metrics = String::from_utf8(metrics).unwrap();
+        assert!(metrics.contains("moq_relay_sessions_active 1"), "{metrics}");
+        assert!(metrics.contains("moq_relay_broadcasts_active 1"), "{metrics}");
+        assert!(!metrics.contains("moq_relay_bytes_out_total 0\n"), "{metrics}");
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_sends_goaway_and_sessions_end() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        let origin = OriginProducer::new();
+        let (session, _client) = relay.connect(&relay.url("moql", "/"), None, Some(&origin)).await;
+        let stopping = tokio::spawn(relay.stop());
+        // GOAWAY, then the peer (us) closes; the relay finishes its drain.
+        let reason = session.closed().await;
+        assert!(matches!(reason, Error::Cancel | Error::Transport), "{reason:?}");
+        stopping.await.unwrap();
+    })
+    .await
+    .expect("timed out");
+}
