@@ -591,9 +591,6 @@ async fn duplicate_active_announce() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: lite/subscriber.rs run_subscription swallows the StreamError::Protocol of subscription() \
-            (track.abort only; the task is not in the session's JoinSet), so SUBSCRIBE_DROP before \
-            SUBSCRIBE_OK does not close the session as the module docs say"]
 async fn subscribe_drop_before_subscribe_ok() {
     let origin = OriginProducer::new();
     let server_origin = origin.clone();
@@ -624,8 +621,6 @@ async fn subscribe_drop_before_subscribe_ok() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: lite/subscriber.rs run_subscription swallows the StreamError::Protocol of subscription() \
-            (track.abort only), so undecodable bytes on a Subscribe reply stream do not close the session"]
 async fn garbage_subscribe_reply() {
     let origin = OriginProducer::new();
     let server_origin = origin.clone();

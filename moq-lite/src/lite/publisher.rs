@@ -22,6 +22,7 @@ use super::{
 };
 use crate::Error;
 use crate::model::{GroupConsumer, OriginConsumer, Track};
+use crate::session::GoawayFlag;
 use crate::session::stream::{Reader, StreamError, Writer, transport_error};
 
 /// How often a Probe stream reports estimates when the subscriber is quiet.
@@ -43,6 +44,7 @@ pub(crate) struct Publisher<S: Session> {
     transport: S,
     version: Version,
     origin: OriginConsumer,
+    goaway: GoawayFlag,
 }
 
 impl<S: Session> Clone for Publisher<S> {
@@ -51,16 +53,18 @@ impl<S: Session> Clone for Publisher<S> {
             transport: self.transport.clone(),
             version: self.version,
             origin: self.origin.clone(),
+            goaway: self.goaway.clone(),
         }
     }
 }
 
 impl<S: Session> Publisher<S> {
-    pub fn new(transport: S, version: Version, origin: OriginConsumer) -> Self {
+    pub fn new(transport: S, version: Version, origin: OriginConsumer, goaway: GoawayFlag) -> Self {
         Publisher {
             transport,
             version,
             origin,
+            goaway,
         }
     }
 
@@ -167,7 +171,8 @@ impl<S: Session> Publisher<S> {
         };
         let mut groups: JoinSet<u64> = JoinSet::new();
         let mut inflight: BTreeMap<u64, (Instant, AbortHandle)> = BTreeMap::new();
-        let mut ending = false;
+        // An end before the start is an empty range: every group is accounted for.
+        let mut ending = sub.range_is_empty(start);
 
         loop {
             if ending && groups.is_empty() {
@@ -175,7 +180,10 @@ impl<S: Session> Publisher<S> {
             }
             tokio::select! {
                 update = reader.decode(|b| SubscribeUpdate::decode(b, version)) => match update {
-                    Ok(Some(update)) => sub.update(update),
+                    Ok(Some(update)) => {
+                        sub.update(update);
+                        ending |= sub.range_is_empty(start);
+                    }
                     // The subscriber closed or reset its side: unsubscribe.
                     Ok(None) | Err(StreamError::Closed(_)) => return Ok(()),
                     Err(err) => return Err(err),
@@ -184,6 +192,12 @@ impl<S: Session> Publisher<S> {
                     Ok(Some(group)) => {
                         let sequence = group.sequence();
                         if sub.end.is_some_and(|end| sequence > end) {
+                            // Groups past the end arrive: the range is done.
+                            ending = true;
+                            continue;
+                        }
+                        if self.goaway.is_set() {
+                            // After GOAWAY we open no new streams.
                             continue;
                         }
                         if !sub.start_resolved && !version.uses_setup() {
@@ -294,6 +308,11 @@ impl Subscription {
         self.ordered = update.ordered;
         self.max_latency = update.max_latency;
         self.end = update.end_group;
+    }
+
+    /// Whether the range from `start` to the end holds no group.
+    fn range_is_empty(&self, start: Option<u64>) -> bool {
+        matches!((start, self.end), (Some(start), Some(end)) if end < start)
     }
 
     fn stream_priority(&self, sequence: u64) -> i32 {

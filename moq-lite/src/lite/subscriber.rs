@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use web_transport_trait::Session;
 
@@ -21,6 +22,7 @@ use super::{
 };
 use crate::Error;
 use crate::model::{BroadcastProducer, BroadcastRequests, OriginProducer, Path, TrackProducer};
+use crate::session::GoawayFlag;
 use crate::session::stream::{Reader, StreamError, Writer, transport_error};
 
 /// How long a subscription's track stays writable after the publisher
@@ -40,6 +42,11 @@ pub(crate) struct Subscriber<S: Session> {
     origin: OriginProducer,
     subscriptions: Subscriptions,
     next_id: Arc<AtomicU64>,
+    /// Protocol violations found in tasks the session's run loop does not
+    /// own (subscriptions live under their broadcast): they must still
+    /// close the session.
+    fatal: mpsc::UnboundedSender<Error>,
+    goaway: GoawayFlag,
 }
 
 impl<S: Session> Clone for Subscriber<S> {
@@ -50,6 +57,8 @@ impl<S: Session> Clone for Subscriber<S> {
             origin: self.origin.clone(),
             subscriptions: self.subscriptions.clone(),
             next_id: self.next_id.clone(),
+            fatal: self.fatal.clone(),
+            goaway: self.goaway.clone(),
         }
     }
 }
@@ -73,13 +82,21 @@ impl Drop for Registered {
 }
 
 impl<S: Session> Subscriber<S> {
-    pub fn new(transport: S, version: Version, origin: OriginProducer) -> Self {
+    pub fn new(
+        transport: S,
+        version: Version,
+        origin: OriginProducer,
+        fatal: mpsc::UnboundedSender<Error>,
+        goaway: GoawayFlag,
+    ) -> Self {
         Subscriber {
             transport,
             version,
             origin,
             subscriptions: Arc::default(),
             next_id: Arc::default(),
+            fatal,
+            goaway,
         }
     }
 
@@ -200,12 +217,19 @@ impl<S: Session> Subscriber<S> {
             Err(err) => {
                 drop(registered);
                 track.abort(err.error().clone());
+                if let StreamError::Protocol(err) = err {
+                    let _ = self.fatal.send(err);
+                }
             }
         }
     }
 
     async fn subscription(&self, id: u64, path: &Path, track: &mut TrackProducer) -> Result<(), StreamError> {
         let version = self.version;
+        if self.goaway.is_set() {
+            // After GOAWAY we open no new streams.
+            return Err(StreamError::Closed(Error::Cancel));
+        }
         let (send, recv) = self
             .transport
             .open_bi()

@@ -37,6 +37,20 @@ use crate::lite::{Publisher, Subscriber};
 use crate::model::{OriginConsumer, OriginProducer};
 use stream::{Reader, StreamError, Writer, transport_error};
 
+/// Set once the peer sent GOAWAY: from then on we open no new streams.
+#[derive(Clone, Default, Debug)]
+pub(crate) struct GoawayFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl GoawayFlag {
+    pub fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// The versions offered and accepted on the SETUP path, preferred first.
 const SETUP_VERSIONS: [Version; 2] = [Version::Lite02, Version::Lite01];
 
@@ -110,11 +124,21 @@ impl Session {
     ) -> Session {
         tracing::debug!(?version, "session established");
         let (tx, rx) = watch::channel(None);
-        let publisher = publish.map(|origin| Publisher::new(transport.clone(), version, origin));
-        let subscriber = subscribe.map(|origin| Subscriber::new(transport.clone(), version, origin));
+        let goaway_flag = GoawayFlag::default();
+        let (fatal, fatal_rx) = tokio::sync::mpsc::unbounded_channel();
+        let publisher =
+            publish.map(|origin| Publisher::new(transport.clone(), version, origin, goaway_flag.clone()));
+        let subscriber = subscribe
+            .map(|origin| Subscriber::new(transport.clone(), version, origin, fatal, goaway_flag.clone()));
         let runner = transport.clone();
         let task = tokio::spawn(async move {
-            let err = run(runner.clone(), version, publisher, subscriber, session_stream).await;
+            let halves = Halves {
+                publisher,
+                subscriber,
+                goaway: goaway_flag,
+                fatal: fatal_rx,
+            };
+            let err = run(runner.clone(), version, halves, session_stream).await;
             tracing::debug!(%err, "session closed");
             runner.close(err.code(), &err.to_string());
             let _ = tx.send(Some(err));
@@ -266,15 +290,29 @@ async fn setup_server<T: Transport>(transport: &T) -> Result<(Version, Option<Se
     Ok((version, Some((writer, reader))))
 }
 
+/// What the run loop drives.
+struct Halves<T: Transport> {
+    publisher: Option<Publisher<T>>,
+    subscriber: Option<Subscriber<T>>,
+    goaway: GoawayFlag,
+    /// Protocol violations reported by tasks outside the run loop's set.
+    fatal: tokio::sync::mpsc::UnboundedReceiver<Error>,
+}
+
 /// Accepts the peer's streams and runs the halves until something fatal
 /// happens; returns why the session ended.
 async fn run<T: Transport>(
     transport: T,
     version: Version,
-    publisher: Option<Publisher<T>>,
-    subscriber: Option<Subscriber<T>>,
+    halves: Halves<T>,
     session_stream: Option<SessionStream<T>>,
 ) -> Error {
+    let Halves {
+        publisher,
+        subscriber,
+        goaway,
+        mut fatal,
+    } = halves;
     let mut tasks: JoinSet<Result<(), StreamError>> = JoinSet::new();
     if let Some(subscriber) = &subscriber {
         tasks.spawn(subscriber.clone().run_announce());
@@ -286,7 +324,8 @@ async fn run<T: Transport>(
         tokio::select! {
             accepted = transport.accept_bi() => match accepted {
                 Ok((send, recv)) => {
-                    tasks.spawn(serve_bi(version, publisher.clone(), Writer::new(send), Reader::new(recv)));
+                    let stream = (Writer::new(send), Reader::new(recv));
+                    tasks.spawn(serve_bi(version, publisher.clone(), goaway.clone(), stream));
                 }
                 Err(err) => return transport_error(err),
             },
@@ -296,6 +335,10 @@ async fn run<T: Transport>(
                 }
                 Err(err) => return transport_error(err),
             },
+            Some(err) = fatal.recv() => {
+                tracing::debug!(%err, "protocol violation");
+                return err;
+            }
             Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
                 Ok(Err(StreamError::Protocol(err))) => {
                     tracing::debug!(%err, "protocol violation");
@@ -316,8 +359,8 @@ async fn run<T: Transport>(
 async fn serve_bi<T: Transport>(
     version: Version,
     publisher: Option<Publisher<T>>,
-    mut writer: Writer<T::SendStream>,
-    mut reader: Reader<T::RecvStream>,
+    goaway: GoawayFlag,
+    (mut writer, mut reader): (Writer<T::SendStream>, Reader<T::RecvStream>),
 ) -> Result<(), StreamError> {
     let kind = reader
         .decode_required(|b| ControlStream::decode(b, version))
@@ -334,8 +377,9 @@ async fn serve_bi<T: Transport>(
     };
     match (kind, publisher) {
         (ControlStream::Goaway, _) => {
-            let goaway = reader.decode_required(|b| Goaway::decode(b, version)).await?;
-            tracing::info!(uri = %goaway.uri, "peer is going away");
+            let msg = reader.decode_required(|b| Goaway::decode(b, version)).await?;
+            tracing::info!(uri = %msg.uri, "peer is going away");
+            goaway.set();
             // The peer finishes the stream when it is ready to terminate.
             reader.finished().await?;
             Err(StreamError::Protocol(Error::Cancel))
