@@ -24,9 +24,10 @@ mod http;
 mod metrics;
 mod relay;
 
+pub use auth::Access;
 pub use config::{Config, parse_duration};
 pub use metrics::Metrics;
-pub use relay::{Access, Relay};
+pub use relay::Relay;
 
 /// Runs a relay with `config` until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {

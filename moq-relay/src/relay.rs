@@ -11,40 +11,21 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use moq_lite::Session;
 use moq_lite::endpoint::{Incoming, QuicConfig, Server, ServerConfig, ServerTls};
-use moq_lite::model::{OriginConsumer, OriginProducer, Path};
+use moq_lite::model::{OriginConsumer, OriginProducer};
 use tokio::net::TcpListener;
 
+use crate::auth::{AuthConfig, Authorizer};
 use crate::config::Config;
 use crate::metrics::{Live, Metrics};
-
-/// What a session may do, decided from its URL (and, with auth, its token).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Access {
-    /// The session's root: every path on the wire is relative to it.
-    pub root: Path,
-    /// Prefixes (relative to the root) it may publish under.
-    pub put: Vec<Path>,
-    /// Prefixes (relative to the root) it may subscribe under.
-    pub get: Vec<Path>,
-}
-
-impl Access {
-    /// Everything under `root`.
-    pub fn full(root: Path) -> Self {
-        Access {
-            root,
-            put: vec![Path::root()],
-            get: vec![Path::root()],
-        }
-    }
-}
 
 /// State every session and the HTTP side share.
 pub(crate) struct Shared {
     pub origin: OriginProducer,
+    pub auth: Authorizer,
     pub metrics: Metrics,
     pub fingerprints: Vec<String>,
     /// Open sessions, for GOAWAY at shutdown and live byte counts.
@@ -58,9 +39,14 @@ pub(crate) struct Open {
 }
 
 impl Shared {
-    /// What the HTTP side may show: everything (until auth narrows it).
+    /// What the HTTP side may show: everything on an open relay, else only
+    /// the public prefixes (HTTP requests carry no token).
     pub fn http_origin(&self) -> Option<OriginConsumer> {
-        Some(self.origin.consume())
+        let consumer = self.origin.consume();
+        if self.auth.is_open() {
+            return Some(consumer);
+        }
+        consumer.scope(&self.auth.config().public)
     }
 
     /// Byte counts of the open sessions.
@@ -128,7 +114,12 @@ impl Relay {
                 Some(bind_tcp(addr).await?)
             }
         };
+        let auth = AuthConfig::load(config.auth_key.as_deref(), &config.auth_public)?;
+        if auth.is_open() {
+            tracing::warn!("no --auth-key: anyone may publish and subscribe anything");
+        }
         let shared = Arc::new(Shared {
+            auth: Authorizer::new(auth),
             origin: OriginProducer::with_cache(config.cache()),
             metrics: Metrics::default(),
             fingerprints: server.fingerprints(),
@@ -246,12 +237,18 @@ async fn count_broadcasts(shared: Arc<Shared>) {
     }
 }
 
-/// The session root from a WebTransport URL path; raw QUIC has none.
-fn root_of(path: Option<&str>) -> Option<Path> {
-    match path {
-        None => Some(Path::root()),
-        Some(path) => Path::parse(path).ok(),
-    }
+/// The URL path and `?jwt=` token of a session; raw QUIC has no URL, so
+/// its root is `/` and it is anonymous.
+fn path_and_token(accepted: &moq_lite::endpoint::Accepted) -> (String, Option<String>) {
+    let Some(request) = accepted.session.request() else {
+        return ("/".into(), None);
+    };
+    let token = request
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == "jwt")
+        .map(|(_, v)| v.into_owned());
+    (request.url.path().to_string(), token)
 }
 
 async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
@@ -264,14 +261,17 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
             return;
         }
     };
-    let Some(root) = root_of(accepted.path.as_deref()) else {
-        shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
-        accepted
-            .session
-            .close(moq_lite::Error::Bounds.code(), b"invalid path");
-        return;
+    let (path, token) = path_and_token(&accepted);
+    let access = match shared.auth.verify(&path, token.as_deref(), SystemTime::now()) {
+        Ok(access) => access,
+        Err(err) => {
+            shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%remote, %path, %err, "unauthorized");
+            let code = err.to_moq();
+            accepted.session.close(code.code(), code.to_string().as_bytes());
+            return;
+        }
     };
-    let access = Access::full(root);
     let publish = shared
         .origin
         .consume()
@@ -301,7 +301,25 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
         },
     );
 
-    let reason = session.closed().await;
+    // The token's expiry holds for the whole session.
+    let expiry = async {
+        match access
+            .expires
+            .and_then(|at| at.duration_since(SystemTime::now()).ok())
+        {
+            Some(left) => tokio::time::sleep(left).await,
+            None if access.expires.is_some() => {}
+            None => std::future::pending().await,
+        }
+    };
+    let reason = tokio::select! {
+        reason = session.closed() => reason,
+        _ = expiry => {
+            tracing::info!(%remote, "token expired");
+            session.close(moq_lite::Error::Unauthorized);
+            moq_lite::Error::Unauthorized
+        }
+    };
     tracing::info!(%remote, %reason, "session ended");
     shared
         .sessions

@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use moq_lite::Session;
 use moq_lite::endpoint::{Client, ClientConfig, ClientTls};
 use moq_lite::model::{OriginProducer, Path, Track, TrackConsumer};
-use moq_lite::Session;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
@@ -49,9 +49,13 @@ impl TestRelay {
 
     /// A URL for this relay with `scheme` (`moql`, `https`) and `path`.
     pub fn url(&self, scheme: &str, path: &str) -> url::Url {
-        format!("{scheme}://127.0.0.1:{}/{}", self.addr.port(), path.trim_start_matches('/'))
-            .parse()
-            .unwrap()
+        format!(
+            "{scheme}://127.0.0.1:{}/{}",
+            self.addr.port(),
+            path.trim_start_matches('/')
+        )
+        .parse()
+        .unwrap()
     }
 
     /// A client that trusts this relay's certificate.
@@ -78,20 +82,29 @@ impl TestRelay {
     ) -> (Session, Client) {
         let client = self.client();
         let connected = client.connect(url).await.expect("connects");
-        let session = Session::connect(connected.session, publish.map(|o| o.consume()), subscribe.cloned())
-            .await
-            .expect("session");
+        let session = Session::connect(
+            connected.session,
+            publish.map(|o| o.consume()),
+            subscribe.cloned(),
+        )
+        .await
+        .expect("session");
         (session, client)
     }
 
     /// `GET path` on the HTTP side: (status line, body).
     pub async fn get(&self, path: &str) -> (String, Vec<u8>) {
-        let mut stream = tokio::net::TcpStream::connect(self.http).await.expect("http connects");
+        let mut stream = tokio::net::TcpStream::connect(self.http)
+            .await
+            .expect("http connects");
         let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await.unwrap();
-        let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("http head");
+        let split = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("http head");
         let head = String::from_utf8_lossy(&response[..split]).to_string();
         let status = head.lines().next().unwrap_or_default().to_string();
         (status, response[split + 4..].to_vec())

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use moq_lite::model::{OriginProducer, Track};
 use moq_lite::Error;
+use moq_lite::model::{OriginProducer, Track};
 use rs_tests::{TestRelay, subscribe};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -19,7 +19,9 @@ async fn fan_out_with_one_upstream_subscription() {
     tokio::time::timeout(LIMIT, async {
         let relay = TestRelay::start(|_| {}).await;
         let publisher = OriginProducer::new();
-        let (_pub_session, _pub_client) = relay.connect(&relay.url("moql", "/"), Some(&publisher), None).await;
+        let (_pub_session, _pub_client) = relay
+            .connect(&relay.url("moql", "/"), Some(&publisher), None)
+            .await;
         let broadcast = publisher.create_broadcast("room/alice").unwrap();
         let mut track = broadcast.create_track(Track::new("video"));
         track.append_group().unwrap().write_frame(payload(0, 0)).unwrap();
@@ -55,7 +57,10 @@ async fn fan_out_with_one_upstream_subscription() {
                 let mut group = consumer.next_group().await.unwrap().unwrap();
                 let sequence = group.sequence();
                 for frame in 0..3 {
-                    assert_eq!(group.read_frame().await.unwrap().unwrap(), payload(sequence, frame));
+                    assert_eq!(
+                        group.read_frame().await.unwrap().unwrap(),
+                        payload(sequence, frame)
+                    );
                 }
                 assert_eq!(group.read_frame().await.unwrap(), None);
                 seen.insert(sequence);
@@ -76,7 +81,9 @@ async fn publisher_leaving_ends_the_broadcast_everywhere() {
     tokio::time::timeout(LIMIT, async {
         let relay = TestRelay::start(|_| {}).await;
         let publisher = OriginProducer::new();
-        let (pub_session, pub_client) = relay.connect(&relay.url("https", "/"), Some(&publisher), None).await;
+        let (pub_session, pub_client) = relay
+            .connect(&relay.url("https", "/"), Some(&publisher), None)
+            .await;
         let broadcast = publisher.create_broadcast("show").unwrap();
         let mut track = broadcast.create_track(Track::new("audio"));
         let mut group = track.append_group().unwrap();
@@ -103,7 +110,9 @@ async fn publisher_leaving_ends_the_broadcast_everywhere() {
         }
 
         // A new publisher at the same path is found again.
-        let (_again, _again_client) = relay.connect(&relay.url("moql", "/"), Some(&publisher), None).await;
+        let (_again, _again_client) = relay
+            .connect(&relay.url("moql", "/"), Some(&publisher), None)
+            .await;
         let back = announced.announced().await.unwrap();
         assert_eq!(back.path.as_str(), "show");
         assert!(back.broadcast.is_some());
@@ -117,16 +126,28 @@ async fn url_path_is_the_session_root() {
     tokio::time::timeout(LIMIT, async {
         let relay = TestRelay::start(|_| {}).await;
         let publisher = OriginProducer::new();
-        let (_p, _pc) = relay.connect(&relay.url("https", "/room"), Some(&publisher), None).await;
+        let (_p, _pc) = relay
+            .connect(&relay.url("https", "/room"), Some(&publisher), None)
+            .await;
         let _broadcast = publisher.create_broadcast("alice").unwrap();
 
         // Seen as room/alice from the root, as alice from /room.
         let from_root = OriginProducer::new();
-        let (_a, _ac) = relay.connect(&relay.url("https", "/"), None, Some(&from_root)).await;
+        let (_a, _ac) = relay
+            .connect(&relay.url("https", "/"), None, Some(&from_root))
+            .await;
         let from_room = OriginProducer::new();
-        let (_b, _bc) = relay.connect(&relay.url("https", "/room"), None, Some(&from_room)).await;
-        assert_eq!(from_root.consume().announced().await.unwrap().path.as_str(), "room/alice");
-        assert_eq!(from_room.consume().announced().await.unwrap().path.as_str(), "alice");
+        let (_b, _bc) = relay
+            .connect(&relay.url("https", "/room"), None, Some(&from_room))
+            .await;
+        assert_eq!(
+            from_root.consume().announced().await.unwrap().path.as_str(),
+            "room/alice"
+        );
+        assert_eq!(
+            from_room.consume().announced().await.unwrap().path.as_str(),
+            "alice"
+        );
         let (status, body) = relay.get("/announced/room").await;
         assert!(status.contains("200"));
         assert_eq!(body, b"room/alice\n");
@@ -149,7 +170,9 @@ async fn http_side_answers() {
         assert!(status.contains("404"));
 
         let publisher = OriginProducer::new();
-        let (_p, _pc) = relay.connect(&relay.url("moql", "/"), Some(&publisher), None).await;
+        let (_p, _pc) = relay
+            .connect(&relay.url("moql", "/"), Some(&publisher), None)
+            .await;
         let broadcast = publisher.create_broadcast("cam").unwrap();
         let mut track = broadcast.create_track(Track::new("jpeg"));
         let mut group = track.append_group().unwrap();

@@ -15,11 +15,15 @@ use crate::coding::{DecodeError, EncodeError, MAX_MESSAGE_SIZE, try_decode};
 /// How much a read asks for at a time.
 const READ_SIZE: usize = 16 * 1024;
 
-/// The error a transport failure becomes: a peer's stream reset carries its
-/// code, anything else means the connection is gone.
+/// The error a transport failure becomes: a peer's stream reset or session
+/// close carries its code (so an unauthorized session reads as
+/// [`Error::Unauthorized`]); anything else means the connection is gone.
 pub(crate) fn transport_error<E: web_transport_trait::Error>(err: E) -> Error {
-    match err.stream_error() {
-        Some(code) => Error::from_code(code.into()),
+    if let Some(code) = err.stream_error() {
+        return Error::from_code(code.into());
+    }
+    match err.session_error() {
+        Some((code, _)) => Error::from_code(code.into()),
         None => Error::Transport,
     }
 }

@@ -81,7 +81,9 @@ impl Claims {
                 error,
             })
         };
-        let list = |claim, values: &[String]| values.iter().map(|v| parse(claim, v)).collect();
+        let list = |claim, values: &[String]| -> Result<Vec<Path>, ClaimError> {
+            values.iter().map(|v| parse(claim, v)).collect()
+        };
         Ok(ParsedClaims {
             root: parse("root", &self.root)?,
             put: list("put", &self.put)?,

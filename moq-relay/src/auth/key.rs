@@ -567,10 +567,7 @@ fn pkcs8_private(der: &[u8]) -> Result<(Algorithm, Material), KeyError> {
     let oid = alg.expect(OID)?;
     let private = info.expect(OCTET_STRING)?;
     if oid == OID_EC_PUBLIC_KEY {
-        let curve = alg.expect(OID)?;
-        if curve != OID_P256 {
-            return Err(KeyError::Unsupported("EC curve other than P-256".into()));
-        }
+        p256(alg.expect(OID)?)?;
         Ok((Algorithm::ES256, sec1_private(private)?))
     } else if oid == OID_ED25519 {
         let seed = Der(private).expect(OCTET_STRING)?;
@@ -601,11 +598,7 @@ fn sec1_private(der: &[u8]) -> Result<Material, KeyError> {
     let mut public = None;
     while !key.is_empty() {
         match key.read()? {
-            (0xa0, params) => {
-                if Der(params).expect(OID)? != OID_P256 {
-                    return Err(KeyError::Unsupported("EC curve other than P-256".into()));
-                }
-            }
+            (0xa0, params) => p256(Der(params).expect(OID)?)?,
             (0xa1, value) => public = Some(bit_string(Der(value).expect(BIT_STRING)?)?),
             _ => {}
         }
@@ -625,9 +618,7 @@ fn spki_public(der: &[u8]) -> Result<(Algorithm, Material), KeyError> {
     let oid = alg.expect(OID)?;
     let public = bit_string(info.expect(BIT_STRING)?)?.to_vec();
     if oid == OID_EC_PUBLIC_KEY {
-        if alg.expect(OID)? != OID_P256 {
-            return Err(KeyError::Unsupported("EC curve other than P-256".into()));
-        }
+        p256(alg.expect(OID)?)?;
         Ok((
             Algorithm::ES256,
             Material::Ec {
@@ -647,6 +638,14 @@ fn spki_public(der: &[u8]) -> Result<(Algorithm, Material), KeyError> {
         Err(KeyError::Unsupported(
             "public key algorithm other than P-256 or Ed25519".into(),
         ))
+    }
+}
+
+/// Checks that an EC curve OID is P-256.
+fn p256(curve: &[u8]) -> Result<(), KeyError> {
+    match curve {
+        OID_P256 => Ok(()),
+        _ => Err(KeyError::Unsupported("EC curve other than P-256".into())),
     }
 }
 

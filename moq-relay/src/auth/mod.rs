@@ -7,7 +7,7 @@
 //! the two into an [`Access`], from which the relay builds the session's
 //! origins:
 //!
-//! ```ignore
+//! ```text
 //! let publish = origin.consume().with_root(access.root.clone())?.scope(&access.get);
 //! let subscribe = origin.with_root(access.root.clone())?.scope(&access.put);
 //! ```
