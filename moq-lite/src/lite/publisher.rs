@@ -9,7 +9,7 @@
 //! age, so that under congestion the newest, most important data goes first;
 //! groups older than the subscriber's max latency are reset, not queued.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use tokio::task::{AbortHandle, JoinSet};
@@ -17,11 +17,11 @@ use tokio::time::Instant;
 use web_transport_trait::{Session, Stats};
 
 use super::{
-    Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, DataStream, Fetch, FrameHeader, Group, Message,
-    Probe, Subscribe, SubscribeOk, SubscribeResponse, SubscribeUpdate, Version,
+    Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, DataStream, Fetch, FrameHeader, Group, HopId,
+    MAX_HOPS, Message, Probe, Subscribe, SubscribeOk, SubscribeResponse, SubscribeUpdate, Version,
 };
 use crate::Error;
-use crate::model::{GroupConsumer, OriginConsumer, Track};
+use crate::model::{BroadcastConsumer, GroupConsumer, OriginConsumer, Track};
 use crate::session::GoawayFlag;
 use crate::session::stream::{Reader, StreamError, Writer, transport_error};
 
@@ -44,6 +44,8 @@ pub(crate) struct Publisher<S: Session> {
     transport: S,
     version: Version,
     origin: OriginConsumer,
+    /// Ours, appended to every announced broadcast's hops (relays only).
+    hop_id: Option<HopId>,
     goaway: GoawayFlag,
 }
 
@@ -53,19 +55,43 @@ impl<S: Session> Clone for Publisher<S> {
             transport: self.transport.clone(),
             version: self.version,
             origin: self.origin.clone(),
+            hop_id: self.hop_id,
             goaway: self.goaway.clone(),
         }
     }
 }
 
 impl<S: Session> Publisher<S> {
-    pub fn new(transport: S, version: Version, origin: OriginConsumer, goaway: GoawayFlag) -> Self {
+    pub fn new(
+        transport: S,
+        version: Version,
+        origin: OriginConsumer,
+        hop_id: Option<HopId>,
+        goaway: GoawayFlag,
+    ) -> Self {
         Publisher {
             transport,
             version,
             origin,
+            hop_id,
             goaway,
         }
+    }
+
+    /// The hop list to announce for `broadcast`, or `None` to keep it from
+    /// this peer: it came through the peer's excluded hop (a loop), or
+    /// through more relays than a message may list.
+    fn announced_hops(&self, broadcast: &BroadcastConsumer, exclude: Option<HopId>) -> Option<Vec<HopId>> {
+        let raw = broadcast.hops();
+        if exclude.is_some_and(|hop| raw.contains(&hop.into_inner())) {
+            return None;
+        }
+        let mut hops = raw
+            .into_iter()
+            .map(|hop| HopId::new(hop).unwrap_or(HopId::UNKNOWN))
+            .collect::<Vec<_>>();
+        hops.extend(self.hop_id);
+        (hops.len() <= MAX_HOPS).then_some(hops)
     }
 
     /// An Announce stream: replay what is active under the prefix, then
@@ -83,6 +109,9 @@ impl<S: Session> Publisher<S> {
             writer.reset(&Error::Unauthorized);
             return Ok(());
         };
+        // Paths whose active broadcast we keep from this peer, so that their
+        // end is not announced either (statuses must alternate).
+        let mut withheld = HashSet::new();
         tracing::debug!(prefix = %interest.prefix, "announce interest");
 
         if version.uses_setup() {
@@ -90,8 +119,16 @@ impl<S: Session> Publisher<S> {
             let mut suffixes = Vec::new();
             while let Some(announced) = origin.try_announced() {
                 match announced.broadcast {
-                    Some(_) => suffixes.push(announced.path),
-                    None => suffixes.retain(|p| *p != announced.path),
+                    Some(broadcast) if self.announced_hops(&broadcast, interest.exclude_hop).is_some() => {
+                        suffixes.push(announced.path)
+                    }
+                    Some(_) => {
+                        withheld.insert(announced.path);
+                    }
+                    None => {
+                        withheld.remove(&announced.path);
+                        suffixes.retain(|p| *p != announced.path)
+                    }
                 }
             }
             writer
@@ -105,12 +142,18 @@ impl<S: Session> Publisher<S> {
                     let Some(announced) = announced else {
                         return writer.finish();
                     };
-                    let status = match announced.broadcast {
-                        Some(_) => AnnounceStatus::Active,
-                        None => AnnounceStatus::Ended,
+                    let (status, hops) = match announced.broadcast {
+                        Some(broadcast) => match self.announced_hops(&broadcast, interest.exclude_hop) {
+                            Some(hops) => (AnnounceStatus::Active, hops),
+                            None => {
+                                withheld.insert(announced.path);
+                                continue;
+                            }
+                        },
+                        None if withheld.remove(&announced.path) => continue,
+                        None => (AnnounceStatus::Ended, Vec::new()),
                     };
-                    // An empty hop list: the path is unknown past this session.
-                    let msg = Announce { status, suffix: announced.path, hops: Vec::new() };
+                    let msg = Announce { status, suffix: announced.path, hops };
                     writer.encode(|b| msg.encode(version, b)).await?;
                 }
                 done = reader.finished() => return done,

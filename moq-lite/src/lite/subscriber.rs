@@ -7,7 +7,7 @@
 //! later ones share it, and the subscription is cancelled when the last one
 //! leaves. The peer's Group streams land in those tracks' caches.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,11 +17,13 @@ use tokio::task::{AbortHandle, JoinSet};
 use web_transport_trait::Session;
 
 use super::{
-    Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, ControlStream, FrameHeader, Group, Message,
-    Subscribe, SubscribeResponse, Version,
+    Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, ControlStream, FrameHeader, Group, HopId,
+    Message, Subscribe, SubscribeResponse, Version,
 };
 use crate::Error;
-use crate::model::{BroadcastProducer, BroadcastRequests, OriginProducer, Path, TrackProducer};
+use crate::model::{
+    BroadcastProducer, BroadcastRequests, GroupProducer, OriginProducer, Path, TrackProducer,
+};
 use crate::session::GoawayFlag;
 use crate::session::stream::{Reader, StreamError, Writer, transport_error};
 
@@ -47,6 +49,8 @@ pub(crate) struct Subscriber<S: Session> {
     /// close the session.
     fatal: mpsc::UnboundedSender<Error>,
     goaway: GoawayFlag,
+    /// Ours: announcements through it are loops (relays only).
+    hop_id: Option<HopId>,
 }
 
 impl<S: Session> Clone for Subscriber<S> {
@@ -59,6 +63,7 @@ impl<S: Session> Clone for Subscriber<S> {
             next_id: self.next_id.clone(),
             fatal: self.fatal.clone(),
             goaway: self.goaway.clone(),
+            hop_id: self.hop_id,
         }
     }
 }
@@ -86,6 +91,7 @@ impl<S: Session> Subscriber<S> {
         transport: S,
         version: Version,
         origin: OriginProducer,
+        hop_id: Option<HopId>,
         fatal: mpsc::UnboundedSender<Error>,
         goaway: GoawayFlag,
     ) -> Self {
@@ -97,6 +103,7 @@ impl<S: Session> Subscriber<S> {
             next_id: Arc::default(),
             fatal,
             goaway,
+            hop_id,
         }
     }
 
@@ -113,7 +120,7 @@ impl<S: Session> Subscriber<S> {
         let mut reader = Reader::new(recv);
         let interest = AnnounceInterest {
             prefix: Path::root(),
-            exclude_hop: None,
+            exclude_hop: self.hop_id,
         };
         writer
             .encode(|b| {
@@ -123,6 +130,9 @@ impl<S: Session> Subscriber<S> {
             .await?;
 
         let mut active: HashMap<Path, (BroadcastProducer, AbortHandle)> = HashMap::new();
+        // Announced paths we ignore (loops through us), so that their end
+        // is ignored too.
+        let mut looped: HashSet<Path> = HashSet::new();
         let mut tasks = JoinSet::new();
         if version.uses_setup() {
             let init = reader
@@ -130,7 +140,7 @@ impl<S: Session> Subscriber<S> {
                 .await?;
             for path in init.suffixes {
                 if !active.contains_key(&path) {
-                    self.activate(&mut active, &mut tasks, path);
+                    self.activate(&mut active, &mut tasks, path, Vec::new());
                 }
             }
         }
@@ -140,9 +150,17 @@ impl<S: Session> Subscriber<S> {
                     let Some(msg) = msg? else {
                         return Ok(());
                     };
-                    let known = active.contains_key(&msg.suffix);
+                    let known = active.contains_key(&msg.suffix) || looped.contains(&msg.suffix);
                     match (msg.status, known) {
-                        (AnnounceStatus::Active, false) => self.activate(&mut active, &mut tasks, msg.suffix),
+                        (AnnounceStatus::Active, false) if self.hop_id.is_some_and(|id| msg.hops.contains(&id)) => {
+                            tracing::debug!(path = %msg.suffix, "announcement loops through us");
+                            looped.insert(msg.suffix);
+                        }
+                        (AnnounceStatus::Active, false) => {
+                            let hops = msg.hops.iter().map(|hop| hop.into_inner()).collect();
+                            self.activate(&mut active, &mut tasks, msg.suffix, hops);
+                        }
+                        (AnnounceStatus::Ended, true) if looped.remove(&msg.suffix) => {}
                         (AnnounceStatus::Ended, true) => {
                             if let Some((_, task)) = active.remove(&msg.suffix) {
                                 task.abort();
@@ -166,11 +184,13 @@ impl<S: Session> Subscriber<S> {
         active: &mut HashMap<Path, (BroadcastProducer, AbortHandle)>,
         tasks: &mut JoinSet<()>,
         path: Path,
+        hops: Vec<u64>,
     ) {
-        tracing::debug!(%path, "announced");
+        tracing::debug!(%path, ?hops, "announced");
         // Requests are served before the broadcast is visible, so that no
         // consumer can find it without a handler (and get NotFound).
         let broadcast = self.origin.new_broadcast();
+        broadcast.set_hops(hops);
         let requests = broadcast.requests();
         match self.origin.publish(path.clone(), &broadcast.consume()) {
             Ok(()) => {
@@ -295,7 +315,7 @@ impl<S: Session> Subscriber<S> {
         // Holding a producer would keep the track open after it should end.
         drop(track);
         let mut group = match created {
-            Ok(group) => group,
+            Ok(group) => IncomingGroup(Some(group)),
             Err(err) => {
                 reader.stop(&err);
                 return Ok(());
@@ -306,7 +326,7 @@ impl<S: Session> Subscriber<S> {
             let frame = match reader.decode(|b| FrameHeader::decode(b, version)).await {
                 Ok(Some(frame)) => frame,
                 Ok(None) => {
-                    let _ = group.finish();
+                    group.finish();
                     return Ok(());
                 }
                 Err(err) => {
@@ -344,5 +364,37 @@ impl<S: Session> Subscriber<S> {
                 }
             }
         }
+    }
+}
+
+/// A group being received. If the task receiving it is cancelled (the
+/// session ends), the group is aborted: a group cut short must not read as
+/// complete, which is what dropping a `GroupProducer` would say.
+struct IncomingGroup(Option<GroupProducer>);
+
+impl IncomingGroup {
+    fn create_frame(&mut self, size: u64) -> Result<crate::model::FrameProducer, Error> {
+        match self.0.as_mut() {
+            Some(group) => group.create_frame(size),
+            None => Err(Error::Closed),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(group) = self.0.take() {
+            let _ = group.finish();
+        }
+    }
+
+    fn abort(&mut self, err: Error) {
+        if let Some(group) = self.0.take() {
+            group.abort(err);
+        }
+    }
+}
+
+impl Drop for IncomingGroup {
+    fn drop(&mut self) {
+        self.abort(Error::Cancel);
     }
 }

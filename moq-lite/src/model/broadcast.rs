@@ -70,6 +70,8 @@ struct BroadcastState {
 pub(crate) struct BroadcastShared {
     cache: CacheConfig,
     state: Lock<BroadcastState>,
+    /// Relays the broadcast came through, nearest the origin first.
+    hops: Lock<Vec<u64>>,
 }
 
 impl BroadcastShared {
@@ -141,6 +143,7 @@ impl BroadcastProducer {
                 unused_waiting: WaiterList::default(),
                 on_close: Vec::new(),
             }),
+            hops: Lock::new(Vec::new()),
         });
         BroadcastProducer { shared, slot: None }
     }
@@ -151,6 +154,15 @@ impl BroadcastProducer {
         let track = TrackProducer::with_cache(info, self.shared.cache);
         self.insert_track(&track);
         track
+    }
+
+    /// Records the relays this broadcast came through (their hop IDs, the
+    /// origin's side first), before publishing it. Origins prefer the
+    /// publication with the fewest hops; sessions forward the list so that
+    /// relay clusters avoid loops. A broadcast published where it is
+    /// produced has none.
+    pub fn set_hops(&self, hops: Vec<u64>) {
+        *self.shared.hops.lock() = hops;
     }
 
     /// Offers an existing track under its name.
@@ -342,6 +354,12 @@ impl BroadcastConsumer {
         state.requests.push_back(track);
         state.handlers_waiting.wake_all();
         Ok(consumer)
+    }
+
+    /// The relays this broadcast came through (see
+    /// [`BroadcastProducer::set_hops`]).
+    pub fn hops(&self) -> Vec<u64> {
+        self.shared.hops.lock().clone()
     }
 
     /// Whether both handles refer to the same broadcast.

@@ -8,8 +8,10 @@
 //! path becomes the root of the paths it uses).
 //!
 //! When two broadcasts are published at one path, the newest is the one
-//! consumers get; if it ends, the older one comes back. Announcements always
-//! alternate per path: a replacement reads as `ended` then `active`.
+//! consumers get; if it ends, the older one comes back. (In a relay cluster
+//! the one with the fewest hops wins first: see
+//! [`BroadcastProducer::set_hops`].) Announcements always alternate per
+//! path: a replacement reads as `ended` then `active`.
 //!
 //! Each consumer's pending announcements are a set of changed paths, not a
 //! log: one that never reads costs at most one entry per path, however often
@@ -116,6 +118,8 @@ impl Scope {
 
 struct Published {
     id: u64,
+    /// Relays between us and the broadcast's producer (fixed at publish).
+    hops: usize,
     broadcast: BroadcastConsumer,
 }
 
@@ -153,8 +157,12 @@ impl OriginState {
         }
     }
 
+    /// The publication consumers get: the fewest hops (the shortest route
+    /// in a relay cluster), the newest among equals.
     fn active(&self, path: &Path) -> Option<&Published> {
-        self.broadcasts.get(path).and_then(|v| v.last())
+        self.broadcasts
+            .get(path)
+            .and_then(|v| v.iter().rev().min_by_key(|p| p.hops))
     }
 }
 
@@ -231,6 +239,7 @@ impl OriginProducer {
             state.next_id += 1;
             let published = Published {
                 id,
+                hops: broadcast.hops().len(),
                 broadcast: broadcast.clone(),
             };
             state.broadcasts.entry(path.clone()).or_default().push(published);
@@ -534,5 +543,52 @@ impl std::fmt::Debug for OriginConsumer {
         f.debug_struct("OriginConsumer")
             .field("scope", &self.scope)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shortest_route_wins_and_backups_take_over() {
+        let origin = OriginProducer::new();
+        let mut consumer = origin.consume();
+        let far = BroadcastProducer::new();
+        far.set_hops(vec![1, 2]);
+        let near = BroadcastProducer::new();
+        near.set_hops(vec![3]);
+        origin.publish("x", &far.consume()).unwrap();
+        origin.publish("x", &near.consume()).unwrap();
+        let active = consumer.try_announced().unwrap().broadcast.unwrap();
+        assert_eq!(active.hops(), vec![3]);
+
+        // A longer route published later does not displace the shorter one.
+        let farther = BroadcastProducer::new();
+        farther.set_hops(vec![4, 5, 6]);
+        origin.publish("x", &farther.consume()).unwrap();
+        assert!(consumer.try_announced().is_none());
+        assert_eq!(origin.consume().consume_broadcast("x").unwrap().hops(), vec![3]);
+
+        // The primary goes away: the next shortest takes over.
+        drop(near);
+        assert!(consumer.try_announced().unwrap().broadcast.is_none());
+        assert_eq!(
+            consumer.try_announced().unwrap().broadcast.unwrap().hops(),
+            vec![1, 2]
+        );
+
+        // A local publication (no hops) beats every relayed one.
+        let local = BroadcastProducer::new();
+        origin.publish("x", &local.consume()).unwrap();
+        assert!(consumer.try_announced().unwrap().broadcast.is_none());
+        assert!(
+            consumer
+                .try_announced()
+                .unwrap()
+                .broadcast
+                .unwrap()
+                .is_same(&local.consume())
+        );
     }
 }

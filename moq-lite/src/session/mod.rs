@@ -30,7 +30,7 @@ use web_transport_trait::Session as Transport;
 use crate::Error;
 use crate::coding::{Decode, Encode};
 use crate::lite::{
-    ClientSetup, ControlStream, DataStream, Goaway, Message, Parameters, SETUP_ALPN, ServerSetup,
+    ClientSetup, ControlStream, DataStream, Goaway, HopId, Message, Parameters, SETUP_ALPN, ServerSetup,
     SessionUpdate, SetupStream, StreamType, Version,
 };
 use crate::lite::{Publisher, Subscriber};
@@ -71,6 +71,21 @@ pub struct Session {
 type GoawayFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<dyn std::any::Any + Send>, Error>> + Send>>;
 
+/// What a session carries, for [`Session::connect_with`] and
+/// [`Session::accept_with`].
+#[derive(Debug, Default, Clone)]
+pub struct SessionConfig {
+    /// Broadcasts to serve to the peer.
+    pub publish: Option<OriginConsumer>,
+    /// Where the peer's broadcasts go.
+    pub subscribe: Option<OriginProducer>,
+    /// This node's hop ID, for relays (in `[1, 2^53)`): appended to the hops
+    /// of every broadcast announced to the peer, sent as the Exclude Hop of
+    /// our announce interest, and any announcement that already carries it
+    /// (a loop) is ignored. Clients leave it `None`.
+    pub hop_id: Option<u64>,
+}
+
 impl Session {
     /// Starts a client session over `transport`: negotiates the version, then
     /// publishes `publish`'s broadcasts and/or subscribes into `subscribe`.
@@ -79,16 +94,21 @@ impl Session {
         publish: impl Into<Option<OriginConsumer>>,
         subscribe: impl Into<Option<OriginProducer>>,
     ) -> Result<Session, Error> {
+        let config = SessionConfig {
+            publish: publish.into(),
+            subscribe: subscribe.into(),
+            hop_id: None,
+        };
+        Self::connect_with(transport, config).await
+    }
+
+    /// [`connect`](Self::connect) with every option.
+    pub async fn connect_with<T: Transport>(transport: T, config: SessionConfig) -> Result<Session, Error> {
         let negotiated = match negotiated(&transport)? {
             Some(version) => (version, None),
             None => setup_client(&transport).await?,
         };
-        Ok(Self::start(
-            transport,
-            negotiated,
-            publish.into(),
-            subscribe.into(),
-        ))
+        Ok(Self::start(transport, negotiated, config))
     }
 
     /// Starts a server session over an accepted `transport` (see
@@ -98,6 +118,16 @@ impl Session {
         publish: impl Into<Option<OriginConsumer>>,
         subscribe: impl Into<Option<OriginProducer>>,
     ) -> Result<Session, Error> {
+        let config = SessionConfig {
+            publish: publish.into(),
+            subscribe: subscribe.into(),
+            hop_id: None,
+        };
+        Self::accept_with(transport, config).await
+    }
+
+    /// [`accept`](Self::accept) with every option.
+    pub async fn accept_with<T: Transport>(transport: T, config: SessionConfig) -> Result<Session, Error> {
         let negotiated = match negotiated(&transport)? {
             Some(version) => (version, None),
             None => match setup_server(&transport).await {
@@ -108,28 +138,36 @@ impl Session {
                 }
             },
         };
-        Ok(Self::start(
-            transport,
-            negotiated,
-            publish.into(),
-            subscribe.into(),
-        ))
+        Ok(Self::start(transport, negotiated, config))
     }
 
     fn start<T: Transport>(
         transport: T,
         (version, session_stream): (Version, Option<SessionStream<T>>),
-        publish: Option<OriginConsumer>,
-        subscribe: Option<OriginProducer>,
+        config: SessionConfig,
     ) -> Session {
+        let SessionConfig {
+            publish,
+            subscribe,
+            hop_id,
+        } = config;
+        let hop_id = hop_id.and_then(HopId::new).filter(|hop| !hop.is_unknown());
         tracing::debug!(?version, "session established");
         let (tx, rx) = watch::channel(None);
         let goaway_flag = GoawayFlag::default();
         let (fatal, fatal_rx) = tokio::sync::mpsc::unbounded_channel();
-        let publisher =
-            publish.map(|origin| Publisher::new(transport.clone(), version, origin, goaway_flag.clone()));
-        let subscriber = subscribe
-            .map(|origin| Subscriber::new(transport.clone(), version, origin, fatal, goaway_flag.clone()));
+        let publisher = publish
+            .map(|origin| Publisher::new(transport.clone(), version, origin, hop_id, goaway_flag.clone()));
+        let subscriber = subscribe.map(|origin| {
+            Subscriber::new(
+                transport.clone(),
+                version,
+                origin,
+                hop_id,
+                fatal,
+                goaway_flag.clone(),
+            )
+        });
         let runner = transport.clone();
         let task = tokio::spawn(async move {
             let halves = Halves {
