@@ -117,6 +117,32 @@ pub struct Config {
     #[arg(long = "auth-public", env = "MOQ_RELAY_AUTH_PUBLIC", value_delimiter = ',')]
     pub auth_public: Vec<String>,
 
+    /// Another relay to link with (repeatable): this relay dials it and keeps
+    /// the link up; broadcasts then flow both ways across the cluster.
+    #[arg(
+        long = "cluster-connect",
+        env = "MOQ_RELAY_CLUSTER_CONNECT",
+        value_delimiter = ','
+    )]
+    pub cluster_connect: Vec<String>,
+
+    /// File holding the JWT (full rights: root "", put and get "") presented
+    /// to the relays this one dials.
+    #[arg(long = "cluster-token", env = "MOQ_RELAY_CLUSTER_TOKEN")]
+    pub cluster_token: Option<PathBuf>,
+
+    /// Accept any certificate from cluster peers (development only).
+    #[arg(
+        long = "cluster-tls-disable-verify",
+        env = "MOQ_RELAY_CLUSTER_TLS_DISABLE_VERIFY"
+    )]
+    #[serde(default)]
+    pub cluster_tls_disable_verify: bool,
+
+    /// This relay's hop ID in the cluster, in [1, 2^53); random by default.
+    #[arg(long = "hop-id", env = "MOQ_RELAY_HOP_ID")]
+    pub hop_id: Option<u64>,
+
     /// How long shutdown waits for sessions to leave after GOAWAY.
     #[arg(long = "shutdown-drain", env = "MOQ_RELAY_SHUTDOWN_DRAIN", default_value = "5s", value_parser = parse_duration)]
     #[serde(deserialize_with = "deserialize_duration")]
@@ -182,6 +208,10 @@ impl Config {
             max_sessions,
             auth_key,
             auth_public,
+            cluster_connect,
+            cluster_token,
+            cluster_tls_disable_verify,
+            hop_id,
             shutdown_drain,
             log_level,
         );

@@ -19,12 +19,14 @@
 //! ```
 
 pub mod auth;
+mod cluster;
 mod config;
 mod http;
 mod metrics;
 mod relay;
 
 pub use auth::Access;
+pub use cluster::random_hop_id;
 pub use config::{Config, parse_duration};
 pub use metrics::Metrics;
 pub use relay::Relay;

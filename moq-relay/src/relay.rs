@@ -13,10 +13,13 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use moq_lite::Session;
+use moq_lite::{Session, SessionConfig};
+
+use crate::cluster::ClusterConfig;
 use moq_lite::endpoint::{Incoming, QuicConfig, Server, ServerConfig, ServerTls};
 use moq_lite::model::{OriginConsumer, OriginProducer};
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 
 use crate::auth::{AuthConfig, Authorizer};
 use crate::config::Config;
@@ -25,6 +28,8 @@ use crate::metrics::{Live, Metrics};
 /// State every session and the HTTP side share.
 pub(crate) struct Shared {
     pub origin: OriginProducer,
+    /// This relay's hop ID, stamped on every broadcast it announces.
+    pub hop_id: u64,
     pub auth: Authorizer,
     pub metrics: Metrics,
     pub fingerprints: Vec<String>,
@@ -118,7 +123,13 @@ impl Relay {
         if auth.is_open() {
             tracing::warn!("no --auth-key: anyone may publish and subscribe anything");
         }
+        let hop_id = match config.hop_id {
+            Some(id) if (1..1 << 53).contains(&id) => id,
+            Some(id) => anyhow::bail!("--hop-id {id} is outside [1, 2^53)"),
+            None => crate::cluster::random_hop_id(),
+        };
         let shared = Arc::new(Shared {
+            hop_id,
             auth: Authorizer::new(auth),
             origin: OriginProducer::with_cache(config.cache()),
             metrics: Metrics::default(),
@@ -148,6 +159,17 @@ impl Relay {
         &self.shared.fingerprints
     }
 
+    /// This relay's hop ID in a cluster.
+    pub fn hop_id(&self) -> u64 {
+        self.shared.hop_id
+    }
+
+    /// A handle on the QUIC endpoint; [`Server::close`] on it drops every
+    /// connection at once (what a crash looks like to peers, minus the wait).
+    pub fn server(&self) -> Server {
+        self.server.clone()
+    }
+
     /// The shared origin (to publish or inspect in-process).
     pub fn origin(&self) -> &OriginProducer {
         &self.shared.origin
@@ -164,13 +186,46 @@ impl Relay {
         } = self;
         tracing::info!(addr = %server.local_addr()?, "listening for QUIC and WebTransport");
         tracing::info!(sha256 = %shared.fingerprints.join(","), "certificate");
-        let http_task = http.map(|listener| {
+        let cluster = ClusterConfig {
+            peers: config
+                .cluster_connect
+                .iter()
+                .map(|peer| {
+                    peer.parse()
+                        .map_err(|e| anyhow::anyhow!("--cluster-connect {peer}: {e}"))
+                })
+                .collect::<anyhow::Result<_>>()?,
+            token: match &config.cluster_token {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|e| anyhow::anyhow!("--cluster-token {}: {e}", path.display()))?
+                        .trim()
+                        .to_string(),
+                ),
+                None => None,
+            },
+            disable_verify: config.cluster_tls_disable_verify,
+        };
+        // Everything the relay runs lives in these sets, so that dropping
+        // `run` (a crash in tests, a cancelled task) stops all of it and
+        // releases the sockets.
+        let mut background = JoinSet::new();
+        if let Some(listener) = http {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(%addr, "listening for HTTP");
             }
-            tokio::spawn(crate::http::serve(listener, shared.clone()))
-        });
-        let counter = tokio::spawn(count_broadcasts(shared.clone()));
+            background.spawn(crate::http::serve(listener, shared.clone()));
+        }
+        background.spawn(count_broadcasts(shared.clone()));
+        for peer in &cluster.peers {
+            background.spawn(crate::cluster::link(
+                peer.clone(),
+                cluster.clone(),
+                shared.clone(),
+                shared.hop_id,
+            ));
+        }
+        let mut sessions = JoinSet::new();
 
         tokio::pin!(shutdown);
         let mut next_id = 0u64;
@@ -184,31 +239,30 @@ impl Relay {
                         continue;
                     }
                     next_id += 1;
-                    tokio::spawn(serve(incoming, shared.clone(), next_id));
+                    sessions.spawn(serve(incoming, shared.clone(), next_id));
                 }
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
                 _ = &mut shutdown => break,
             }
         }
 
         tracing::info!("shutting down: GOAWAY to every session");
-        let sessions: Vec<Arc<Session>> = {
+        let open: Vec<Arc<Session>> = {
             let open = shared.sessions.lock().unwrap_or_else(|e| e.into_inner());
             open.values().map(|o| o.session.clone()).collect()
         };
-        for session in &sessions {
+        for session in &open {
             let _ = session.goaway("").await;
         }
         let drained = async {
-            for session in &sessions {
+            for session in &open {
                 session.closed().await;
             }
         };
         let _ = tokio::time::timeout(config.shutdown_drain, drained).await;
         server.close();
-        if let Some(task) = http_task {
-            task.abort();
-        }
-        counter.abort();
+        background.shutdown().await;
+        sessions.shutdown().await;
         Ok(())
     }
 }
@@ -282,7 +336,12 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
         .with_root(access.root.clone())
         .and_then(|o| o.scope(&access.put));
     let connection = (*accepted.session).clone();
-    let session = match Session::accept(accepted.session, publish, subscribe).await {
+    let config = SessionConfig {
+        publish,
+        subscribe,
+        hop_id: Some(shared.hop_id),
+    };
+    let session = match Session::accept_with(accepted.session, config).await {
         Ok(session) => Arc::new(session),
         Err(err) => {
             shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);

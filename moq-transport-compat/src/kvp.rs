@@ -122,7 +122,11 @@ impl KeyValuePairs {
             match (&p.value, p.key % 2) {
                 (Value::Int(v), 0) => put_vi(draft, *v, buf)?,
                 (Value::Bytes(b), 1) => put_bytes(draft, b, MAX_KEY_VALUE_LEN, "key-value value", buf)?,
-                _ => return Err(EncodeError::Invalid("key-value value kind does not match type parity")),
+                _ => {
+                    return Err(EncodeError::Invalid(
+                        "key-value value kind does not match type parity",
+                    ));
+                }
             }
         }
         Ok(())
@@ -188,7 +192,13 @@ impl KeyValuePairs {
     pub fn encode_block<B: BufMut>(&self, draft: Draft, buf: &mut B) -> Result<(), EncodeError> {
         let mut scratch = BytesMut::new();
         self.encode_pairs(draft, &mut scratch)?;
-        put_bytes(draft, &scratch, MAX_EXTENSIONS_LEN, "extension headers length", buf)
+        put_bytes(
+            draft,
+            &scratch,
+            MAX_EXTENSIONS_LEN,
+            "extension headers length",
+            buf,
+        )
     }
 
     /// Reads an `Extensions` block: a byte length (at most
@@ -210,16 +220,19 @@ pub(crate) mod tests {
     /// Arbitrary pairs whose value matches the type's parity.
     pub fn any_pairs() -> impl Strategy<Value = KeyValuePairs> {
         proptest::collection::vec(
-            (0u64..300, any::<u32>(), proptest::collection::vec(any::<u8>(), 0..6)).prop_map(|(key, int, bytes)| {
-                KeyValuePair {
+            (
+                0u64..300,
+                any::<u32>(),
+                proptest::collection::vec(any::<u8>(), 0..6),
+            )
+                .prop_map(|(key, int, bytes)| KeyValuePair {
                     key,
                     value: if key % 2 == 0 {
                         Value::Int(int as u64)
                     } else {
                         Value::Bytes(bytes.into())
                     },
-                }
-            }),
+                }),
             0..5,
         )
         .prop_map(KeyValuePairs)
@@ -264,16 +277,28 @@ pub(crate) mod tests {
         ));
         // An odd value longer than 2^16 - 1.
         let mut c: &[u8] = &[0x01, 0x01, 0x80, 0x01, 0x00, 0x00];
-        assert!(matches!(KeyValuePairs::decode_counted(&mut c, Draft::D14), Err(DecodeError::TooLarge(_))));
+        assert!(matches!(
+            KeyValuePairs::decode_counted(&mut c, Draft::D14),
+            Err(DecodeError::TooLarge(_))
+        ));
         // A count over the limit.
         let mut c: &[u8] = &[0x40, 0x81];
-        assert!(matches!(KeyValuePairs::decode_counted(&mut c, Draft::D14), Err(DecodeError::TooLarge(_))));
+        assert!(matches!(
+            KeyValuePairs::decode_counted(&mut c, Draft::D14),
+            Err(DecodeError::TooLarge(_))
+        ));
         // Parity mismatch.
-        let bad = KeyValuePairs(vec![KeyValuePair { key: 1, value: Value::Int(1) }]);
+        let bad = KeyValuePairs(vec![KeyValuePair {
+            key: 1,
+            value: Value::Int(1),
+        }]);
         assert!(bad.encode_counted(Draft::D14, &mut Vec::new()).is_err());
         // A block whose pair runs past its length.
         let mut c: &[u8] = &[0x02, 0x01, 0x05];
-        assert!(matches!(KeyValuePairs::decode_block(&mut c, Draft::D14), Err(DecodeError::Invalid(_))));
+        assert!(matches!(
+            KeyValuePairs::decode_block(&mut c, Draft::D14),
+            Err(DecodeError::Invalid(_))
+        ));
     }
 
     proptest! {

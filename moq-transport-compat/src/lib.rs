@@ -1,8 +1,36 @@
-//! IETF moq-transport on the wire, mapped onto the moq-lite model.
+//! IETF moq-transport drafts 14 to 17 on the wire.
 //!
-//! This crate will hold the encoders, decoders and session halves for
-//! moq-transport drafts 14 to 17, translating namespaces, tracks, groups and
-//! sub-group 0 objects to and from [`moq_lite`]'s `Origin > Broadcast > Track >
-//! Group > Frame` model, and the single `accept`/`connect` entry point that
-//! serves lite and IETF peers alike. Nothing is implemented yet; see the
-//! project's compat issue.
+//! This crate is the pure codec (no I/O, no session state) for
+//! draft-ietf-moq-transport-14, -15, -16 and -17:
+//!
+//! - [`Draft`]: the versions, their ALPN strings and the draft-14 SETUP code.
+//! - [`varint`]: draft-17's [`VarInt17`] and helpers that write "a varint"
+//!   for any draft (QUIC varints before draft-17).
+//! - [`KeyValuePairs`]: setup parameters, message parameters (drafts 14 to
+//!   16), extension headers; delta-coded types from draft-16.
+//! - [`TrackNamespace`] with conversions to and from [`moq_lite::model::Path`],
+//!   [`Location`], [`SubscriptionFilter`], reason phrases.
+//! - [`control`]: every control message, and [`control::ControlMessage`]
+//!   with version-aware `encode` / `decode`.
+//! - [`data`]: SUBGROUP_HEADER and subgroup objects, FETCH_HEADER and fetch
+//!   objects, OBJECT_DATAGRAM, object status and extension headers.
+//!
+//! Errors are moq-lite's [`moq_lite::coding::DecodeError`] (Short / Invalid /
+//! TooLarge) and [`moq_lite::coding::EncodeError`]. Decoders never panic and
+//! check every length read from the wire against a named limit and against
+//! what is buffered before allocating. Mapping to moq-lite's model and the
+//! session itself are not here yet.
+
+pub mod common;
+pub mod control;
+pub mod data;
+pub mod kvp;
+pub mod namespace;
+pub mod varint;
+mod version;
+
+pub use common::{Location, MAX_REASON_LEN, SubscriptionFilter};
+pub use kvp::{KeyValuePair, KeyValuePairs, Value};
+pub use namespace::{NamespaceError, TrackNamespace};
+pub use varint::VarInt17;
+pub use version::Draft;

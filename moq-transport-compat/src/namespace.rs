@@ -101,7 +101,12 @@ impl TrackNamespace {
     }
 
     /// Writes the count and the fields, checking the draft's limits for `role`.
-    pub fn encode<B: BufMut>(&self, draft: Draft, role: NamespaceRole, buf: &mut B) -> Result<(), EncodeError> {
+    pub fn encode<B: BufMut>(
+        &self,
+        draft: Draft,
+        role: NamespaceRole,
+        buf: &mut B,
+    ) -> Result<(), EncodeError> {
         if self.0.len() > MAX_NAMESPACE_FIELDS {
             return Err(EncodeError::TooLarge("namespace field count"));
         }
@@ -223,14 +228,29 @@ pub(crate) mod tests {
         ns.encode(Draft::D14, NamespaceRole::Namespace, &mut out).unwrap();
         // 2 fields; "ab" with length 2; "c" with length 1
         assert_eq!(out, [0x02, 0x02, b'a', b'b', 0x01, b'c']);
-        assert_eq!(TrackNamespace::decode(&mut &out[..], Draft::D14, NamespaceRole::Namespace), Ok(ns));
+        assert_eq!(
+            TrackNamespace::decode(&mut &out[..], Draft::D14, NamespaceRole::Namespace),
+            Ok(ns)
+        );
 
         // Zero fields: refused before draft-17 except as a draft-16 prefix or a suffix.
         let empty = TrackNamespace::default();
-        assert!(empty.encode(Draft::D15, NamespaceRole::Prefix, &mut Vec::new()).is_err());
-        empty.encode(Draft::D16, NamespaceRole::Prefix, &mut Vec::new()).unwrap();
-        assert!(empty.encode(Draft::D16, NamespaceRole::Namespace, &mut Vec::new()).is_err());
-        empty.encode(Draft::D17, NamespaceRole::Namespace, &mut Vec::new()).unwrap();
+        assert!(
+            empty
+                .encode(Draft::D15, NamespaceRole::Prefix, &mut Vec::new())
+                .is_err()
+        );
+        empty
+            .encode(Draft::D16, NamespaceRole::Prefix, &mut Vec::new())
+            .unwrap();
+        assert!(
+            empty
+                .encode(Draft::D16, NamespaceRole::Namespace, &mut Vec::new())
+                .is_err()
+        );
+        empty
+            .encode(Draft::D17, NamespaceRole::Namespace, &mut Vec::new())
+            .unwrap();
         for d in [Draft::D14, Draft::D15, Draft::D16] {
             assert!(matches!(
                 TrackNamespace::decode(&mut &[0x00][..], d, NamespaceRole::Namespace),
@@ -258,7 +278,10 @@ pub(crate) mod tests {
         assert!(put_track_name(Draft::D14, &big, &[b'y'; 100], &mut Vec::new()).is_err());
         let mut name = Vec::new();
         put_bytes(Draft::D14, &[b'y'; 100], 1000, "n", &mut name).unwrap();
-        assert!(matches!(get_track_name(&mut &name[..], Draft::D14, &big), Err(DecodeError::TooLarge(_))));
+        assert!(matches!(
+            get_track_name(&mut &name[..], Draft::D14, &big),
+            Err(DecodeError::TooLarge(_))
+        ));
     }
 
     #[test]
@@ -266,20 +289,32 @@ pub(crate) mod tests {
         let ns = TrackNamespace::from_fields(["room", "alice"]);
         assert_eq!(ns.to_path(), Ok(Path::new("room/alice")));
         assert_eq!(TrackNamespace::from_path(&Path::new("room/alice")), Ok(ns));
-        assert_eq!(TrackNamespace::from_path(&Path::root()), Ok(TrackNamespace::default()));
+        assert_eq!(
+            TrackNamespace::from_path(&Path::root()),
+            Ok(TrackNamespace::default())
+        );
         assert_eq!(TrackNamespace::default().to_path(), Ok(Path::root()));
         assert_eq!(
             TrackNamespace::from_fields(["a/b"]).to_path(),
             Err(NamespaceError::ContainsSlash)
         );
-        assert_eq!(TrackNamespace::from_fields([""]).to_path(), Err(NamespaceError::EmptyField));
-        assert_eq!(TrackNamespace::from_fields([".."]).to_path(), Err(NamespaceError::RelativeField));
+        assert_eq!(
+            TrackNamespace::from_fields([""]).to_path(),
+            Err(NamespaceError::EmptyField)
+        );
+        assert_eq!(
+            TrackNamespace::from_fields([".."]).to_path(),
+            Err(NamespaceError::RelativeField)
+        );
         assert_eq!(
             TrackNamespace(vec![Bytes::from_static(&[0xff])]).to_path(),
             Err(NamespaceError::NotUtf8)
         );
         let deep = Path::new(vec!["x"; 33].join("/"));
-        assert_eq!(TrackNamespace::from_path(&deep), Err(NamespaceError::TooManyFields));
+        assert_eq!(
+            TrackNamespace::from_path(&deep),
+            Err(NamespaceError::TooManyFields)
+        );
     }
 
     proptest! {

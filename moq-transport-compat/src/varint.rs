@@ -147,7 +147,12 @@ pub fn get_vi<B: Buf>(buf: &mut B, draft: Draft) -> Result<u64, DecodeError> {
 }
 
 /// Reads a draft varint that must fit `usize`, checked against `max`.
-pub fn get_len<B: Buf>(buf: &mut B, draft: Draft, max: usize, what: &'static str) -> Result<usize, DecodeError> {
+pub fn get_len<B: Buf>(
+    buf: &mut B,
+    draft: Draft,
+    max: usize,
+    what: &'static str,
+) -> Result<usize, DecodeError> {
     let len = get_vi(buf, draft)?;
     if len > max as u64 {
         return Err(DecodeError::TooLarge(what));
@@ -173,7 +178,12 @@ pub fn put_bytes<B: BufMut>(
 
 /// Reads a length-prefixed byte string of at most `max` bytes; the length is
 /// checked against `max` and against what is buffered before copying.
-pub fn get_bytes<B: Buf>(buf: &mut B, draft: Draft, max: usize, what: &'static str) -> Result<Bytes, DecodeError> {
+pub fn get_bytes<B: Buf>(
+    buf: &mut B,
+    draft: Draft,
+    max: usize,
+    what: &'static str,
+) -> Result<Bytes, DecodeError> {
     let len = get_len(buf, draft, max, what)?;
     take(buf, len)
 }
@@ -198,7 +208,12 @@ pub fn put_string<B: BufMut>(
 }
 
 /// Reads a length-prefixed UTF-8 string of at most `max` bytes.
-pub fn get_string<B: Buf>(buf: &mut B, draft: Draft, max: usize, what: &'static str) -> Result<String, DecodeError> {
+pub fn get_string<B: Buf>(
+    buf: &mut B,
+    draft: Draft,
+    max: usize,
+    what: &'static str,
+) -> Result<String, DecodeError> {
     let bytes = get_bytes(buf, draft, max, what)?;
     String::from_utf8(bytes.into()).map_err(|_| DecodeError::Invalid("string is not UTF-8"))
 }
@@ -274,11 +289,17 @@ mod tests {
         assert_eq!(enc((1 << 28) - 1), [0xef, 0xff, 0xff, 0xff]);
         assert_eq!(enc((1 << 35) - 1), [0xf7, 0xff, 0xff, 0xff, 0xff]);
         assert_eq!(enc((1 << 42) - 1), [0xfb, 0xff, 0xff, 0xff, 0xff, 0xff]);
-        assert_eq!(enc(1 << 42), [0xfe, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00]);
-        assert_eq!(enc((1 << 56) - 1), [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(enc(1 << 42), [0xfe, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00]);
+        assert_eq!(
+            enc((1 << 56) - 1),
+            [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
+        );
         assert_eq!(enc(1 << 56), [0xff, 0x01, 0, 0, 0, 0, 0, 0, 0]);
         for first in [0xfc, 0xfd] {
-            assert!(matches!(dec(&[first, 0, 0, 0, 0, 0, 0]), Err(DecodeError::Invalid(_))));
+            assert!(matches!(
+                dec(&[first, 0, 0, 0, 0, 0, 0]),
+                Err(DecodeError::Invalid(_))
+            ));
         }
         assert_eq!(dec(&[]), Err(DecodeError::Short));
         assert_eq!(dec(&[0xff, 0, 0]), Err(DecodeError::Short));
@@ -296,7 +317,10 @@ mod tests {
         let mut c: &[u8] = &[0x05, b'a'];
         assert_eq!(get_bytes(&mut c, Draft::D15, 16, "b"), Err(DecodeError::Short));
         let mut c: &[u8] = &[0xff; 9];
-        assert_eq!(get_bytes(&mut c, Draft::D17, 16, "b"), Err(DecodeError::TooLarge("b")));
+        assert_eq!(
+            get_bytes(&mut c, Draft::D17, 16, "b"),
+            Err(DecodeError::TooLarge("b"))
+        );
     }
 
     proptest! {

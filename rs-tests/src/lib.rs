@@ -18,13 +18,39 @@ pub struct TestRelay {
     pub http: SocketAddr,
     /// The certificate's SHA-256, to pin.
     pub fingerprint: String,
+    /// This relay's hop ID.
+    pub hop_id: u64,
+    server: moq_lite::endpoint::Server,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl TestRelay {
+    /// Starts a relay on addresses another (just killed) relay used: its
+    /// sockets close once its connections have drained, so binding is
+    /// retried for a few seconds.
+    pub async fn restart(configure: impl Fn(&mut moq_relay::Config)) -> TestRelay {
+        for _ in 0..50 {
+            let mut config = moq_relay::Config::default();
+            configure(&mut config);
+            let udp = std::net::UdpSocket::bind(config.bind);
+            let tcp = std::net::TcpListener::bind(config.http_bind.parse::<SocketAddr>().expect("http_bind"));
+            if udp.is_ok() && tcp.is_ok() {
+                drop((udp, tcp));
+                return Self::start(configure).await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the old relay's ports were never released");
+    }
+
     /// Starts a relay with `configure` applied to a loopback config.
     pub async fn start(configure: impl FnOnce(&mut moq_relay::Config)) -> TestRelay {
+        // RUST_LOG=moq_lite=debug shows what the relays do; silent otherwise.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let mut config = moq_relay::Config::default();
         config.bind = "127.0.0.1:0".parse().unwrap();
         config.http_bind = "127.0.0.1:0".into();
@@ -34,6 +60,8 @@ impl TestRelay {
         let addr = relay.local_addr().unwrap();
         let http = relay.http_addr().expect("http enabled");
         let fingerprint = relay.fingerprints()[0].clone();
+        let hop_id = relay.hop_id();
+        let server = relay.server();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(relay.run(async {
             let _ = stopped.await;
@@ -42,9 +70,26 @@ impl TestRelay {
             addr,
             http,
             fingerprint,
+            hop_id,
+            server,
             stop: Some(stop),
             task,
         }
+    }
+
+    /// The URL other relays dial to link with this one: raw QUIC straight
+    /// to its UDP port (the dialer must set `cluster_tls_disable_verify`,
+    /// since test relays have self-signed certificates and, unlike a real
+    /// deployment, different TCP and UDP ports, so `http://` cannot work).
+    pub fn cluster_url(&self) -> String {
+        format!("moql://127.0.0.1:{}/", self.addr.port())
+    }
+
+    /// Drops every connection at once and stops, without GOAWAY: a crash.
+    pub async fn kill(self) {
+        self.server.close();
+        self.task.abort();
+        let _ = self.task.await;
     }
 
     /// A URL for this relay with `scheme` (`moql`, `https`) and `path`.

@@ -1,0 +1,338 @@
+//! The global flags: where to connect and how, and the connect / reconnect
+//! logic every command shares.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use moq_lite::Session;
+use moq_lite::endpoint::{Client, ClientConfig, ClientTls, EndpointError};
+use moq_lite::lite::Version;
+use moq_lite::model::{OriginConsumer, OriginProducer};
+use url::Url;
+
+use crate::error::explain;
+
+/// A protocol version forced with `--protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// moq-lite-04 (ALPN `moq-lite-04`).
+    Lite04,
+    /// moq-lite-03 (ALPN `moq-lite-03`).
+    Lite03,
+    /// moq-lite-02 (ALPN `moql`, version picked in SETUP).
+    Lite02,
+    /// IETF moq-transport draft N (14 to 17): not implemented yet.
+    Transport(u8),
+}
+
+impl Protocol {
+    /// The names `--protocol` accepts.
+    pub const NAMES: &'static [&'static str] = &[
+        "moq-lite-04",
+        "moq-lite-03",
+        "moq-lite-02",
+        "moq-transport-14",
+        "moq-transport-15",
+        "moq-transport-16",
+        "moq-transport-17",
+    ];
+
+    /// The ALPN / WebTransport protocol token to offer.
+    pub fn alpn(self) -> anyhow::Result<&'static str> {
+        match self {
+            Protocol::Lite04 => Ok("moq-lite-04"),
+            Protocol::Lite03 => Ok("moq-lite-03"),
+            Protocol::Lite02 => Ok("moql"),
+            Protocol::Transport(draft) => anyhow::bail!(
+                "--protocol moq-transport-{draft}: IETF moq-transport is not supported yet (it lands with \
+                 the moq-transport-compat crate); use moq-lite-04, moq-lite-03 or moq-lite-02, or leave \
+                 --protocol out to negotiate"
+            ),
+        }
+    }
+
+    /// The moq-lite version this must negotiate.
+    fn version(self) -> Option<Version> {
+        match self {
+            Protocol::Lite04 => Some(Version::Lite04),
+            Protocol::Lite03 => Some(Version::Lite03),
+            Protocol::Lite02 => Some(Version::Lite02),
+            Protocol::Transport(_) => None,
+        }
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let name = s.trim().to_ascii_lowercase();
+        match name.as_str() {
+            "moq-lite-04" | "lite-04" => Ok(Protocol::Lite04),
+            "moq-lite-03" | "lite-03" => Ok(Protocol::Lite03),
+            "moq-lite-02" | "lite-02" | "moql" => Ok(Protocol::Lite02),
+            _ => {
+                let draft = name
+                    .strip_prefix("moq-transport-")
+                    .or_else(|| name.strip_prefix("moqt-"))
+                    .and_then(|d| d.parse::<u8>().ok());
+                match draft {
+                    Some(d @ 14..=17) => Ok(Protocol::Transport(d)),
+                    _ => Err(format!(
+                        "unknown protocol `{s}`; expected one of: {}",
+                        Protocol::NAMES.join(", ")
+                    )),
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Protocol::Lite04 => f.write_str("moq-lite-04"),
+            Protocol::Lite03 => f.write_str("moq-lite-03"),
+            Protocol::Lite02 => f.write_str("moq-lite-02"),
+            Protocol::Transport(d) => write!(f, "moq-transport-{d}"),
+        }
+    }
+}
+
+/// Where and how to connect: the URL plus the global flags.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The relay URL (`https://`, `http://`, `moql://`, `moqt://`).
+    pub url: Url,
+    /// Accept any certificate.
+    pub tls_disable_verify: bool,
+    /// Extra PEM root certificates.
+    pub tls_roots: Vec<PathBuf>,
+    /// Force one protocol version.
+    pub protocol: Option<Protocol>,
+    /// A token, appended to the URL as `?jwt=`.
+    pub jwt: Option<String>,
+    /// Reconnect (with exponential backoff) when an established session is
+    /// lost.
+    pub reconnect: bool,
+    /// How long one connection attempt may take.
+    pub connect_timeout: Duration,
+}
+
+impl Connection {
+    /// A connection to `url` with default flags.
+    pub fn new(url: Url) -> Self {
+        Connection {
+            url,
+            tls_disable_verify: false,
+            tls_roots: Vec::new(),
+            protocol: None,
+            jwt: None,
+            reconnect: true,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Parses a URL given on the command line, with a helpful error.
+    pub fn parse_url(text: &str) -> anyhow::Result<Url> {
+        let url = Url::parse(text).map_err(|err| {
+            anyhow::anyhow!(
+                "bad URL `{text}`: {err}; expected e.g. https://relay.example.com/, moql://host:4443/ \
+                 or http://localhost:4443/ (development relay)"
+            )
+        })?;
+        match url.scheme() {
+            "https" | "http" | "moql" | "moqt" => {}
+            other => anyhow::bail!(
+                "bad URL `{text}`: unsupported scheme `{other}`; use https:// (WebTransport), moql:// or \
+                 moqt:// (raw QUIC), or http:// (development relay, pins /certificate.sha256)"
+            ),
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            anyhow::bail!("bad URL `{text}`: no host; expected scheme://host:port/path");
+        }
+        Ok(url)
+    }
+
+    /// The URL to dial: the given one, with `?jwt=` added if a token was given.
+    pub fn dial_url(&self) -> Url {
+        let mut url = self.url.clone();
+        if let Some(jwt) = &self.jwt {
+            let others: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(k, _)| k != "jwt")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            let mut query = url.query_pairs_mut();
+            query.clear();
+            for (k, v) in others {
+                query.append_pair(&k, &v);
+            }
+            query.append_pair("jwt", jwt);
+        }
+        url
+    }
+
+    /// The client endpoint these flags describe. Needs a tokio runtime.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let protocols = match self.protocol {
+            Some(protocol) => vec![protocol.alpn()?.to_string()],
+            None => moq_lite::endpoint::default_protocols(),
+        };
+        let config = ClientConfig {
+            tls: ClientTls {
+                disable_verify: self.tls_disable_verify,
+                roots: self.tls_roots.clone(),
+                ..Default::default()
+            },
+            protocols,
+            timeout: self.connect_timeout,
+            ..Default::default()
+        };
+        Client::new(config).map_err(|err| anyhow::anyhow!("{}", explain_endpoint(&err)))
+    }
+
+    /// Connects once and starts a session publishing `publish` and/or
+    /// subscribing into `subscribe`.
+    pub async fn connect(
+        &self,
+        client: &Client,
+        publish: Option<OriginConsumer>,
+        subscribe: Option<OriginProducer>,
+    ) -> anyhow::Result<Live> {
+        let url = self.dial_url();
+        let connected = client.connect(&url).await.map_err(|err| {
+            anyhow::anyhow!("could not connect to {}: {}", self.url, explain_endpoint(&err))
+        })?;
+        let conn = connected.session.clone();
+        let session = tokio::time::timeout(
+            self.connect_timeout,
+            Session::connect(connected.session, publish, subscribe),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("could not connect to {}: the MoQ handshake timed out", self.url))?
+        .map_err(|err| anyhow::anyhow!("could not start a session with {}: {}", self.url, explain(&err)))?;
+        if let Some(expected) = self.protocol.and_then(Protocol::version) {
+            if session.version() != expected {
+                anyhow::bail!(
+                    "{} negotiated {:?} although --protocol {} was asked for",
+                    self.url,
+                    session.version(),
+                    self.protocol.map(|p| p.to_string()).unwrap_or_default()
+                );
+            }
+        }
+        tracing::info!(url = %self.url, version = ?session.version(), transport = %connected.transport, "connected");
+        Ok(Live { session, conn })
+    }
+}
+
+/// An established session and its connection.
+pub struct Live {
+    /// The moq-lite session.
+    pub session: Session,
+    /// The QUIC / WebTransport connection under it (for stats and close
+    /// state).
+    pub conn: moq_lite::endpoint::web_transport_quinn::Session,
+}
+
+impl Live {
+    /// Waits for the session to end, and says why.
+    pub async fn closed(&self) -> moq_lite::Error {
+        self.session.closed().await
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        self.conn.close_reason().is_some()
+    }
+}
+
+/// Exponential backoff between reconnection attempts.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    initial: Duration,
+    max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new(Duration::from_millis(100), Duration::from_secs(10))
+    }
+}
+
+impl Backoff {
+    /// Starts at `initial`, doubling up to `max`.
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Backoff {
+            next: initial,
+            initial,
+            max,
+        }
+    }
+
+    /// The delay before the next attempt; doubles the one after.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        delay
+    }
+
+    /// Back to the initial delay (after a successful connection).
+    pub fn reset(&mut self) {
+        self.next = self.initial;
+    }
+}
+
+/// Reconnects after `backoff` until a session is up; gives up only on an
+/// authorization failure (retrying would not help).
+pub async fn reconnect(
+    connection: &Connection,
+    client: &Client,
+    backoff: &mut Backoff,
+    publish: impl Fn() -> Option<OriginConsumer>,
+    subscribe: impl Fn() -> Option<OriginProducer>,
+) -> anyhow::Result<Live> {
+    loop {
+        let delay = backoff.next_delay();
+        tracing::warn!("reconnecting to {} in {:?}", connection.url, delay);
+        tokio::time::sleep(delay).await;
+        match connection.connect(client, publish(), subscribe()).await {
+            Ok(live) => {
+                backoff.reset();
+                tracing::warn!("reconnected to {}", connection.url);
+                return Ok(live);
+            }
+            Err(err) => {
+                let text = format!("{err:#}");
+                if text.contains("unauthorized") {
+                    return Err(err);
+                }
+                tracing::warn!("{text}");
+            }
+        }
+    }
+}
+
+/// A human explanation of an endpoint error, with a hint where one helps.
+pub fn explain_endpoint(err: &EndpointError) -> String {
+    let text = err.to_string();
+    match err {
+        EndpointError::Rejected(status) if status.as_u16() == 401 || status.as_u16() == 403 => {
+            format!(
+                "unauthorized ({status}): pass a token with --jwt TOKEN, or check the URL path the token grants"
+            )
+        }
+        EndpointError::Rejected(status) if status.as_u16() == 404 => {
+            format!("not found ({status}): check the URL path")
+        }
+        EndpointError::Timeout => {
+            "the connection timed out: is the relay running and reachable over UDP? (check \
+                                   the host, the port and any firewall)"
+                .to_string()
+        }
+        _ => text,
+    }
+}

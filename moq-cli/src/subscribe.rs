@@ -1,0 +1,328 @@
+//! `moq subscribe`: one track's frames to stdout.
+//!
+//! Waits (up to a timeout) for the broadcast to be announced, subscribes,
+//! and writes each frame in the chosen [`Format`], in group order. Exits
+//! when the track ends, after `count` frames, or with an error.
+//!
+//! When the session is lost (the relay restarts) or the broadcast goes away
+//! before its track finished (the publisher reconnects), it reconnects with
+//! backoff and waits for the broadcast again, with no timeout this time,
+//! then carries on after the last frame it wrote: frames are never written
+//! twice.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moq_lite::model::{BroadcastConsumer, OriginProducer, Path, Track, TrackConsumer};
+use tokio::io::AsyncWrite;
+
+use crate::connection::{Backoff, Connection, Live, reconnect};
+use crate::error::explain;
+use crate::format::{Format, FrameWriter};
+use crate::stats::{Stats, StatsGuard};
+
+/// Where a subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Start {
+    /// The latest group (the default).
+    #[default]
+    Latest,
+    /// The oldest group available.
+    Oldest,
+    /// Group `n` (or the first after it that is available).
+    Group(u64),
+}
+
+impl FromStr for Start {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "latest" => Ok(Start::Latest),
+            "oldest" => Ok(Start::Oldest),
+            n => n
+                .parse()
+                .map(Start::Group)
+                .map_err(|_| format!("bad --start `{s}`: expected latest, oldest or a group number")),
+        }
+    }
+}
+
+/// What `moq subscribe` does.
+#[derive(Debug, Clone)]
+pub struct SubscribeOptions {
+    /// The broadcast path.
+    pub broadcast: String,
+    /// The track name.
+    pub track: String,
+    /// How frames are written.
+    pub format: Format,
+    /// Where to start.
+    pub start: Start,
+    /// Exit after this many frames.
+    pub count: Option<u64>,
+    /// How long to wait for the broadcast to be announced at first.
+    pub timeout: Duration,
+    /// Print a live stats line and a summary on stderr.
+    pub stats: bool,
+}
+
+impl SubscribeOptions {
+    /// Subscribe to track `data` of `broadcast`, one line per frame.
+    pub fn new(broadcast: impl Into<String>) -> Self {
+        SubscribeOptions {
+            broadcast: broadcast.into(),
+            track: crate::publish::DEFAULT_TRACK.into(),
+            format: Format::Lines,
+            start: Start::Latest,
+            count: None,
+            timeout: Duration::from_secs(5),
+            stats: false,
+        }
+    }
+}
+
+/// The last frame written: (group, frames of it written).
+#[derive(Debug, Default, Clone, Copy)]
+struct Position {
+    group: Option<u64>,
+    frames: u64,
+}
+
+/// How reading the track stopped.
+enum Stop {
+    /// The track ended or `count` was reached.
+    Done,
+    /// The session or the broadcast went away first.
+    Interrupted(String),
+}
+
+/// Subscribes according to `options`, writing frames to stdout.
+pub async fn subscribe(connection: &Connection, options: SubscribeOptions) -> anyhow::Result<()> {
+    subscribe_to(connection, options, tokio::io::stdout()).await
+}
+
+/// Subscribes according to `options`, writing frames to `output`.
+pub async fn subscribe_to<W: AsyncWrite + Unpin>(
+    connection: &Connection,
+    options: SubscribeOptions,
+    output: W,
+) -> anyhow::Result<()> {
+    let path = Path::new(&options.broadcast);
+    let info = Track::new(options.track.clone());
+    let mut out = FrameWriter::new(output, options.format);
+    let stats = Stats::new();
+    let _guard = StatsGuard::start(&stats, options.stats);
+
+    let client = connection.client()?;
+    let origin = OriginProducer::new();
+    let mut live = connection.connect(&client, None, Some(origin.clone())).await?;
+    let mut backoff = Backoff::default();
+    let mut position = Position::default();
+    let mut timeout = Some(options.timeout);
+
+    loop {
+        let stop = match wait_broadcast(&origin, &path, &live, timeout).await {
+            Wait::Found(broadcast) => {
+                timeout = None;
+                read(
+                    &live,
+                    &broadcast,
+                    &info,
+                    &options,
+                    &mut position,
+                    &mut out,
+                    &stats,
+                )
+                .await?
+            }
+            Wait::TimedOut => anyhow::bail!(
+                "broadcast `{path}` is not announced on {} (waited {:?}); check the name (`moq announced {}` \
+                 lists what is there) or start the publisher first",
+                connection.url,
+                options.timeout,
+                connection.url
+            ),
+            Wait::Closed(err) => Stop::Interrupted(format!("lost the session: {}", explain(&err))),
+        };
+        let reason = match stop {
+            Stop::Done => return Ok(()),
+            Stop::Interrupted(reason) => reason,
+        };
+        if !connection.reconnect {
+            anyhow::bail!("{reason} ({})", connection.url);
+        }
+        tracing::warn!("{reason}; waiting for it to come back");
+        if live.is_closed() {
+            let err = live.closed().await;
+            if err == moq_lite::Error::Unauthorized {
+                anyhow::bail!("{}", explain(&err));
+            }
+            drop(live);
+            live = reconnect(
+                connection,
+                &client,
+                &mut backoff,
+                || None,
+                || Some(origin.clone()),
+            )
+            .await?;
+        }
+    }
+}
+
+enum Wait {
+    Found(BroadcastConsumer),
+    TimedOut,
+    Closed(moq_lite::Error),
+}
+
+/// Waits for `path` to be announced in `origin`.
+async fn wait_broadcast(
+    origin: &OriginProducer,
+    path: &Path,
+    live: &Live,
+    timeout: Option<Duration>,
+) -> Wait {
+    let mut announced = origin.consume();
+    let deadline = async {
+        match timeout {
+            Some(timeout) => tokio::time::sleep(timeout).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    tracing::info!(broadcast = %path, "waiting for the broadcast");
+    loop {
+        tokio::select! {
+            next = announced.announced() => match next {
+                Some(next) if next.path == *path => {
+                    if let Some(broadcast) = next.broadcast {
+                        return Wait::Found(broadcast);
+                    }
+                }
+                Some(_) => {}
+                None => return Wait::Closed(moq_lite::Error::Closed),
+            },
+            err = live.closed() => return Wait::Closed(err),
+            _ = &mut deadline => return Wait::TimedOut,
+        }
+    }
+}
+
+/// Reads the track from `broadcast`, writing frames after `position`.
+async fn read<W: AsyncWrite + Unpin>(
+    live: &Live,
+    broadcast: &BroadcastConsumer,
+    info: &Track,
+    options: &SubscribeOptions,
+    position: &mut Position,
+    out: &mut FrameWriter<W>,
+    stats: &Arc<Stats>,
+) -> anyhow::Result<Stop> {
+    let mut track: TrackConsumer = match broadcast.subscribe_track(info) {
+        Ok(track) => track,
+        Err(err) => return not_found(err, options),
+    };
+    // The relay sends from its latest group; older groups reach this cache
+    // only if they arrive later. `restart_from` moves the local start.
+    let start = match options.start {
+        Start::Latest => None,
+        Start::Oldest => Some(0),
+        Start::Group(n) => Some(n),
+    };
+    let resume = position.group;
+    if let Some(from) = start.max(resume) {
+        track.restart_from(from);
+    }
+    tracing::info!(broadcast = %options.broadcast, track = %info.name, "subscribed");
+    loop {
+        let next = tokio::select! {
+            next = track.next_group() => next,
+            err = live.closed() => return Ok(Stop::Interrupted(format!("lost the session: {}", explain(&err)))),
+        };
+        let mut group = match next {
+            Ok(Some(group)) => group,
+            Ok(None) => return Ok(ended(live, broadcast).await),
+            Err(moq_lite::Error::NotFound) => return not_found(moq_lite::Error::NotFound, options),
+            Err(err) => {
+                return Ok(Stop::Interrupted(format!(
+                    "the subscription ended: {}",
+                    explain(&err)
+                )));
+            }
+        };
+        let sequence = group.sequence();
+        if position.group.is_some_and(|last| sequence < last) {
+            continue; // Older than what was written: arrived late.
+        }
+        let skip = if position.group == Some(sequence) {
+            position.frames
+        } else {
+            position.group = Some(sequence);
+            position.frames = 0;
+            0
+        };
+        let mut index = 0u64;
+        loop {
+            let frame = tokio::select! {
+                frame = group.read_frame() => frame,
+                err = live.closed() => return Ok(Stop::Interrupted(format!("lost the session: {}", explain(&err)))),
+            };
+            let frame = match frame {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(err) => {
+                    tracing::debug!(sequence, %err, "group ended early");
+                    break;
+                }
+            };
+            index += 1;
+            if index <= skip {
+                continue;
+            }
+            match out.write(&frame).await {
+                Ok(()) => {}
+                // The reader went away (`| head`): that is a normal end.
+                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(Stop::Done),
+                Err(err) => return Err(anyhow::anyhow!("cannot write to stdout: {err}")),
+            }
+            position.frames = index;
+            stats.frame(sequence, frame.len());
+            if options.count.is_some_and(|count| stats.frames() >= count) {
+                return Ok(Stop::Done);
+            }
+        }
+    }
+}
+
+fn not_found(err: moq_lite::Error, options: &SubscribeOptions) -> anyhow::Result<Stop> {
+    match err {
+        moq_lite::Error::NotFound => anyhow::bail!(
+            "track `{}` not found in broadcast `{}`; check the track name (--track)",
+            options.track,
+            options.broadcast
+        ),
+        err => anyhow::bail!("cannot subscribe to `{}`: {}", options.track, explain(&err)),
+    }
+}
+
+/// The track reported its end: a real end if the broadcast and the session
+/// are still there, an interruption if either went away (a lost upstream
+/// also ends the track).
+async fn ended(live: &Live, broadcast: &BroadcastConsumer) -> Stop {
+    let mut broadcast = broadcast.clone();
+    // Both go away together with the track; give them a moment to show it.
+    let gone = tokio::select! {
+        _ = broadcast.closed() => true,
+        _ = live.closed() => true,
+        _ = tokio::time::sleep(Duration::from_millis(100)) => false,
+    };
+    if gone {
+        Stop::Interrupted("the broadcast went away before its track ended".into())
+    } else {
+        tracing::info!("the track ended");
+        Stop::Done
+    }
+}

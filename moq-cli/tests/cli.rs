@@ -1,0 +1,500 @@
+//! The real `moq` binary against an in-process relay.
+//!
+//! Every wait is on an event: a line on the child's stdout, its exit, an
+//! announcement seen by an in-process client. Each test is bounded by
+//! [`LIMIT`].
+
+use std::net::SocketAddr;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use moq_lite::model::OriginProducer;
+use rs_tests::TestRelay;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::task::JoinHandle;
+
+const LIMIT: Duration = Duration::from_secs(40);
+
+/// A running `moq` with piped stdio; stderr is collected in the background.
+struct Moq {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Option<ChildStdout>,
+    lines: Option<Lines<BufReader<ChildStdout>>>,
+    stderr: JoinHandle<String>,
+}
+
+impl Moq {
+    fn spawn(args: &[&str]) -> Moq {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_moq"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("moq runs");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        });
+        Moq {
+            child,
+            stdin,
+            stdout,
+            lines: None,
+            stderr,
+        }
+    }
+
+    async fn write(&mut self, data: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(data).await.expect("write to moq");
+        stdin.flush().await.unwrap();
+    }
+
+    /// Closes stdin: end of input.
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// The next stdout line.
+    async fn line(&mut self) -> Option<String> {
+        if self.lines.is_none() {
+            self.lines = Some(BufReader::new(self.stdout.take().unwrap()).lines());
+        }
+        self.lines
+            .as_mut()
+            .unwrap()
+            .next_line()
+            .await
+            .expect("read stdout")
+    }
+
+    /// Waits for the exit: status, the rest of stdout, stderr.
+    async fn finish(mut self) -> (ExitStatus, Vec<u8>, String) {
+        self.stdin = None;
+        let mut rest = Vec::new();
+        if let Some(mut stdout) = self.stdout.take() {
+            stdout.read_to_end(&mut rest).await.unwrap();
+        } else if let Some(lines) = self.lines.take() {
+            lines.into_inner().read_to_end(&mut rest).await.unwrap();
+        }
+        let status = self.child.wait().await.unwrap();
+        let stderr = self.stderr.await.unwrap();
+        (status, rest, stderr)
+    }
+}
+
+fn quic(relay: &TestRelay) -> String {
+    format!("moql://127.0.0.1:{}/", relay.addr.port())
+}
+
+fn http(relay: &TestRelay) -> String {
+    format!("http://127.0.0.1:{}/", relay.addr.port())
+}
+
+fn https(relay: &TestRelay) -> String {
+    format!("https://127.0.0.1:{}/", relay.addr.port())
+}
+
+/// Waits until an in-process client sees `path` announced on the relay.
+async fn announced(relay: &TestRelay, path: &str, track: &str) -> moq_lite::model::TrackConsumer {
+    let origin = OriginProducer::new();
+    let (session, client) = relay.connect(&relay.url("moql", "/"), None, Some(&origin)).await;
+    let track = rs_tests::subscribe(&origin, path, track).await;
+    // The track stays readable after the session is gone only if we keep it: leak both.
+    std::mem::forget((session, client));
+    track
+}
+
+/// `printf 'a\nb\nc\n' | moq publish` to `moq subscribe --count 3`, the
+/// subscriber first; `extra` goes to both.
+async fn lines_through(url: &str, broadcast: &str, extra: &[&str]) -> String {
+    let mut sub_args = vec![
+        "-v",
+        "subscribe",
+        url,
+        broadcast,
+        "--count",
+        "3",
+        "--timeout",
+        "20s",
+    ];
+    sub_args.extend_from_slice(extra);
+    let subscriber = Moq::spawn(&sub_args);
+    let mut pub_args = vec!["publish", url, broadcast, "--wait-subscriber"];
+    pub_args.extend_from_slice(extra);
+    let mut publisher = Moq::spawn(&pub_args);
+    publisher.write(b"a\nb\nc\n").await;
+    publisher.close_stdin();
+    let (status, out, stderr) = subscriber.finish().await;
+    assert!(status.success(), "subscriber failed: {stderr}");
+    assert_eq!(String::from_utf8_lossy(&out), "a\nb\nc\n", "{stderr}");
+    let (status, _, pub_err) = publisher.finish().await;
+    assert!(status.success(), "publisher failed: {pub_err}");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_over_raw_quic_subscriber_first() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        lines_through(&quic(&relay), "b", &["--tls-disable-verify"]).await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_over_webtransport_subscriber_first() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        // http:// pins the hash the relay serves at /certificate.sha256.
+        lines_through(&http(&relay), "room/b", &[]).await;
+        lines_through(&https(&relay), "room/c", &["--tls-disable-verify"]).await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_with_forced_lite_versions() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        let cases = [
+            (quic(&relay), "moq-lite-03", "Lite03"),
+            (http(&relay), "moq-lite-03", "Lite03"),
+            (quic(&relay), "moq-lite-02", "Lite02"),
+            (http(&relay), "moq-lite-02", "Lite02"),
+        ];
+        for (i, (url, protocol, version)) in cases.iter().enumerate() {
+            let broadcast = format!("v{i}");
+            let stderr =
+                lines_through(url, &broadcast, &["--tls-disable-verify", "--protocol", protocol]).await;
+            assert!(
+                stderr.contains(version),
+                "{protocol} over {url} did not negotiate {version}: {stderr}"
+            );
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_subscriber_joins_the_latest_group() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        let url = http(&relay);
+        // All lines in one group, so a late subscriber starting at the
+        // latest group still sees them all.
+        let mut publisher = Moq::spawn(&["publish", &url, "late", "--group-frames", "100"]);
+        publisher.write(b"a\nb\nc\n").await;
+        // The relay has the three frames before the subscriber starts.
+        let mut track = announced(&relay, "late", "data").await;
+        let mut group = track.next_group().await.unwrap().unwrap();
+        for expected in ["a", "b", "c"] {
+            assert_eq!(group.read_frame().await.unwrap().unwrap(), expected);
+        }
+
+        let subscriber = Moq::spawn(&["subscribe", &url, "late", "--count", "3"]);
+        let (status, out, stderr) = subscriber.finish().await;
+        assert!(status.success(), "{stderr}");
+        assert_eq!(String::from_utf8_lossy(&out), "a\nb\nc\n");
+
+        publisher.close_stdin();
+        let (status, _, stderr) = publisher.finish().await;
+        assert!(status.success(), "{stderr}");
+    })
+    .await
+    .expect("timed out");
+}
+
+/// A fixed-seed xorshift64*: reproducible random bytes without a crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+fn varint(value: u64, out: &mut Vec<u8>) {
+    moq_cli::format::encode_varint(value, out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_length_frames_byte_for_byte() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut sizes = vec![0usize, 1, 1 << 20];
+        for _ in 0..9 {
+            sizes.push((rng.next() % ((1 << 20) + 1)) as usize);
+        }
+        let mut input = Vec::new();
+        for &size in &sizes {
+            varint(size as u64, &mut input);
+            input.extend((0..size).map(|_| rng.next() as u8));
+        }
+        let count = sizes.len().to_string();
+
+        for url in [https(&relay), quic(&relay)] {
+            let subscriber = Moq::spawn(&[
+                "--tls-disable-verify",
+                "subscribe",
+                &url,
+                "bin",
+                "--format",
+                "length",
+                "--count",
+                &count,
+                "--timeout",
+                "20s",
+            ]);
+            let mut publisher = Moq::spawn(&[
+                "--tls-disable-verify",
+                "publish",
+                &url,
+                "bin",
+                "--format",
+                "length",
+                "--wait-subscriber",
+            ]);
+            publisher.write(&input).await;
+            publisher.close_stdin();
+            let (status, out, stderr) = subscriber.finish().await;
+            assert!(status.success(), "{stderr}");
+            assert_eq!(out.len(), input.len(), "{stderr}");
+            assert!(out == input, "the bytes differ");
+            let (status, _, stderr) = publisher.finish().await;
+            assert!(status.success(), "{stderr}");
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announced_once_lists_what_is_published() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        let url = quic(&relay);
+        let mut alice = Moq::spawn(&["--tls-disable-verify", "publish", &url, "room/alice"]);
+        let mut bob = Moq::spawn(&["--tls-disable-verify", "publish", &url, "room/bob"]);
+        let mut other = Moq::spawn(&["--tls-disable-verify", "publish", &url, "other"]);
+        announced(&relay, "room/alice", "data").await;
+        announced(&relay, "room/bob", "data").await;
+        announced(&relay, "other", "data").await;
+
+        let all = Moq::spawn(&["--tls-disable-verify", "announced", &url, "--once"]);
+        let (status, out, stderr) = all.finish().await;
+        assert!(status.success(), "{stderr}");
+        assert_eq!(String::from_utf8_lossy(&out), "+other\n+room/alice\n+room/bob\n");
+
+        let room = Moq::spawn(&[
+            "--tls-disable-verify",
+            "announced",
+            &http(&relay),
+            "room",
+            "--once",
+        ]);
+        let (status, out, stderr) = room.finish().await;
+        assert!(status.success(), "{stderr}");
+        assert_eq!(String::from_utf8_lossy(&out), "+room/alice\n+room/bob\n");
+
+        // Live mode: what is there, then changes.
+        let mut live = Moq::spawn(&["--tls-disable-verify", "announced", &url, "room"]);
+        let mut first = vec![live.line().await.unwrap(), live.line().await.unwrap()];
+        first.sort();
+        assert_eq!(first, ["+room/alice", "+room/bob"]);
+        bob.close_stdin();
+        assert_eq!(live.line().await.unwrap(), "-room/bob");
+
+        for publisher in [&mut alice, &mut other] {
+            publisher.close_stdin();
+        }
+        for publisher in [alice, bob, other] {
+            let (status, _, stderr) = publisher.finish().await;
+            assert!(status.success(), "{stderr}");
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_broadcast_fails_clearly_within_the_timeout() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        let started = Instant::now();
+        let subscriber = Moq::spawn(&["subscribe", &http(&relay), "nobody", "--timeout", "500ms"]);
+        let (status, out, stderr) = subscriber.finish().await;
+        assert!(!status.success());
+        assert!(out.is_empty());
+        assert!(stderr.contains("`nobody` is not announced"), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_track_fails_clearly() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        let url = quic(&relay);
+        let mut publisher = Moq::spawn(&["--tls-disable-verify", "publish", &url, "t"]);
+        announced(&relay, "t", "data").await;
+        let subscriber = Moq::spawn(&["--tls-disable-verify", "subscribe", &url, "t", "--track", "nope"]);
+        let (status, _, stderr) = subscriber.finish().await;
+        assert!(!status.success());
+        assert!(stderr.contains("track `nope` not found"), "{stderr}");
+        publisher.close_stdin();
+        assert!(publisher.finish().await.0.success());
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_publish_and_subscribe() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        let url = http(&relay);
+        let publisher = Moq::spawn(&["clock", "publish", &url, "clock"]);
+        let subscriber = Moq::spawn(&[
+            "clock",
+            "subscribe",
+            &url,
+            "clock",
+            "--count",
+            "2",
+            "--timeout",
+            "20s",
+        ]);
+        let (status, out, stderr) = subscriber.finish().await;
+        assert!(status.success(), "{stderr}");
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        for line in lines {
+            // 2024-01-02 03:04:05 UTC
+            assert_eq!(line.len(), 23, "{line}");
+            assert!(line.ends_with(" UTC") && line.as_bytes()[4] == b'-' && line.as_bytes()[13] == b':');
+        }
+        drop(publisher);
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_say_what_to_try() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        let run = |args: Vec<String>| async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (status, _, stderr) = Moq::spawn(&args).finish().await;
+            assert!(!status.success(), "{args:?} succeeded");
+            assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+            stderr
+        };
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+        let stderr = run(s(&["subscribe", "ftp://127.0.0.1/", "b"])).await;
+        assert!(stderr.contains("unsupported scheme `ftp`"), "{stderr}");
+        let stderr = run(s(&["subscribe", "not a url", "b"])).await;
+        assert!(stderr.contains("bad URL"), "{stderr}");
+
+        // The relay's certificate is self-signed: verification fails, and
+        // the message points at the ways out.
+        let stderr = run(s(&["subscribe", &https(&relay), "b"])).await;
+        assert!(stderr.contains("TLS"), "{stderr}");
+        assert!(
+            stderr.contains("--tls-disable-verify") && stderr.contains("http://"),
+            "{stderr}"
+        );
+
+        for draft in ["moq-transport-14", "moq-transport-17"] {
+            let stderr = run(s(&["--protocol", draft, "subscribe", &quic(&relay), "b"])).await;
+            assert!(stderr.contains("not supported yet"), "{stderr}");
+        }
+        let (status, _, stderr) = Moq::spawn(&["--protocol", "moq-lite-99", "subscribe", "moql://x/", "b"])
+            .finish()
+            .await;
+        assert!(!status.success());
+        assert!(stderr.contains("unknown protocol"), "{stderr}");
+    })
+    .await
+    .expect("timed out");
+}
+
+/// Starts a relay on the addresses of one that was just stopped; the ports
+/// may take a moment to be released.
+async fn restart(addr: SocketAddr, http: SocketAddr) -> TestRelay {
+    for _ in 0..100 {
+        let started = tokio::spawn(TestRelay::start(move |c| {
+            c.bind = addr;
+            c.http_bind = http.to_string();
+        }))
+        .await;
+        match started {
+            Ok(relay) => return relay,
+            // No event tells when the old sockets are gone: retry the bind.
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    panic!("could not bind the relay again on {addr} / {http}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_and_subscribe_resume_after_a_relay_restart() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        let (addr, http_addr) = (relay.addr, relay.http);
+        let mut subscriber = Moq::spawn(&[
+            "--tls-disable-verify",
+            "subscribe",
+            &quic(&relay),
+            "r",
+            "--timeout",
+            "20s",
+        ]);
+        let mut publisher = Moq::spawn(&["publish", &http(&relay), "r", "--wait-subscriber"]);
+        publisher.write(b"before\n").await;
+        assert_eq!(subscriber.line().await.unwrap(), "before");
+
+        relay.stop().await;
+        let relay = restart(addr, http_addr).await;
+
+        // Written while both are reconnecting: the latest group, which the
+        // resumed subscription starts at.
+        publisher.write(b"after\n").await;
+        assert_eq!(subscriber.line().await.unwrap(), "after");
+        publisher.write(b"again\n").await;
+        assert_eq!(subscriber.line().await.unwrap(), "again");
+
+        // The end of input ends the track, and the subscriber with it.
+        publisher.close_stdin();
+        let (status, rest, stderr) = subscriber.finish().await;
+        assert!(status.success(), "{stderr}");
+        assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+        let (status, _, stderr) = publisher.finish().await;
+        assert!(status.success(), "{stderr}");
+        relay.stop().await;
+    })
+    .await
+    .expect("timed out");
+}

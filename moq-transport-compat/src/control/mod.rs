@@ -1,0 +1,488 @@
+//! Control messages: a type, a 16-bit length, and a body, for every draft.
+//!
+//! Every control message (PUBLISH included, whatever the -14 text says) is
+//! `Type (i), Length (16), Payload`. The type is a QUIC varint before
+//! draft-17 and a [`crate::VarInt17`] in draft-17. [`ControlMessage`] holds
+//! one message of any draft; [`ControlMessage::encode`] refuses a message
+//! the draft does not have, and [`ControlMessage::decode`] returns
+//! [`Decoded::Unknown`] (with the skipped payload) for a type the draft does
+//! not define, so the session can close with PROTOCOL_VIOLATION (drafts 14
+//! to 17 all say an unknown control message closes the session).
+//!
+//! Fields a draft lacks are left out on encode and take their default
+//! (zero, empty, `false`, `None`) on decode. Names follow the newest draft
+//! that has a message; older names are given on each type and variant.
+//!
+//! Draft-17 sends requests on their own bidirectional streams: responses
+//! (SUBSCRIBE_OK, REQUEST_OK, REQUEST_ERROR, PUBLISH_OK, PUBLISH_DONE,
+//! FETCH_OK) carry no Request ID there, and requests carry a Required Request
+//! ID Delta. The stream handling itself is the session's business.
+
+mod fetch;
+mod namespaces;
+mod params;
+mod publish;
+mod request;
+mod session;
+mod setup;
+mod subscribe;
+
+pub use fetch::*;
+pub use namespaces::*;
+pub use params::*;
+pub use publish::*;
+pub use request::*;
+pub use session::*;
+pub use setup::*;
+pub use subscribe::*;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use moq_lite::coding::{DecodeError, EncodeError, LengthPrefix, decode_framed, encode_framed};
+
+use crate::Draft;
+use crate::varint::{get_vi, put_vi};
+
+/// The largest control message body: the 16-bit length's maximum.
+pub const MAX_CONTROL_MESSAGE_LEN: usize = u16::MAX as usize;
+
+/// A message body: the fields after the type and length.
+pub trait MessageBody: Sized {
+    /// Writes the body for `draft`.
+    fn encode_body(&self, draft: Draft, buf: &mut BytesMut) -> Result<(), EncodeError>;
+    /// Reads the body for `draft` from exactly the message's payload.
+    fn decode_body(buf: &mut Bytes, draft: Draft) -> Result<Self, DecodeError>;
+}
+
+/// Message type codes.
+pub mod message_type {
+    /// SUBSCRIBE_UPDATE (14, 15) / REQUEST_UPDATE (16, 17).
+    pub const REQUEST_UPDATE: u64 = 0x02;
+    /// SUBSCRIBE.
+    pub const SUBSCRIBE: u64 = 0x03;
+    /// SUBSCRIBE_OK.
+    pub const SUBSCRIBE_OK: u64 = 0x04;
+    /// SUBSCRIBE_ERROR (14) / REQUEST_ERROR (15+).
+    pub const REQUEST_ERROR: u64 = 0x05;
+    /// PUBLISH_NAMESPACE.
+    pub const PUBLISH_NAMESPACE: u64 = 0x06;
+    /// PUBLISH_NAMESPACE_OK (14) / REQUEST_OK (15+).
+    pub const REQUEST_OK: u64 = 0x07;
+    /// PUBLISH_NAMESPACE_ERROR (14) / NAMESPACE (16+).
+    pub const NAMESPACE: u64 = 0x08;
+    /// PUBLISH_NAMESPACE_DONE (14 to 16).
+    pub const PUBLISH_NAMESPACE_DONE: u64 = 0x09;
+    /// UNSUBSCRIBE (14 to 16).
+    pub const UNSUBSCRIBE: u64 = 0x0a;
+    /// PUBLISH_DONE.
+    pub const PUBLISH_DONE: u64 = 0x0b;
+    /// PUBLISH_NAMESPACE_CANCEL (14 to 16).
+    pub const PUBLISH_NAMESPACE_CANCEL: u64 = 0x0c;
+    /// TRACK_STATUS.
+    pub const TRACK_STATUS: u64 = 0x0d;
+    /// TRACK_STATUS_OK (14) / NAMESPACE_DONE (16+).
+    pub const NAMESPACE_DONE: u64 = 0x0e;
+    /// TRACK_STATUS_ERROR (14) / PUBLISH_BLOCKED (17).
+    pub const PUBLISH_BLOCKED: u64 = 0x0f;
+    /// GOAWAY.
+    pub const GOAWAY: u64 = 0x10;
+    /// SUBSCRIBE_NAMESPACE.
+    pub const SUBSCRIBE_NAMESPACE: u64 = 0x11;
+    /// SUBSCRIBE_NAMESPACE_OK (14 only).
+    pub const SUBSCRIBE_NAMESPACE_OK: u64 = 0x12;
+    /// SUBSCRIBE_NAMESPACE_ERROR (14 only).
+    pub const SUBSCRIBE_NAMESPACE_ERROR: u64 = 0x13;
+    /// UNSUBSCRIBE_NAMESPACE (14, 15).
+    pub const UNSUBSCRIBE_NAMESPACE: u64 = 0x14;
+    /// MAX_REQUEST_ID (14 to 16).
+    pub const MAX_REQUEST_ID: u64 = 0x15;
+    /// FETCH.
+    pub const FETCH: u64 = 0x16;
+    /// FETCH_CANCEL (14 to 16).
+    pub const FETCH_CANCEL: u64 = 0x17;
+    /// FETCH_OK.
+    pub const FETCH_OK: u64 = 0x18;
+    /// FETCH_ERROR (14 only).
+    pub const FETCH_ERROR: u64 = 0x19;
+    /// REQUESTS_BLOCKED (14 to 16).
+    pub const REQUESTS_BLOCKED: u64 = 0x1a;
+    /// PUBLISH.
+    pub const PUBLISH: u64 = 0x1d;
+    /// PUBLISH_OK.
+    pub const PUBLISH_OK: u64 = 0x1e;
+    /// PUBLISH_ERROR (14 only).
+    pub const PUBLISH_ERROR: u64 = 0x1f;
+    /// CLIENT_SETUP (14 to 16).
+    pub const CLIENT_SETUP: u64 = 0x20;
+    /// SERVER_SETUP (14 to 16).
+    pub const SERVER_SETUP: u64 = 0x21;
+    /// SETUP (17); also the control stream type.
+    pub const SETUP: u64 = 0x2f00;
+}
+
+/// One control message of any draft.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlMessage {
+    /// CLIENT_SETUP (0x20, drafts 14 to 16).
+    ClientSetup(ClientSetup),
+    /// SERVER_SETUP (0x21, drafts 14 to 16).
+    ServerSetup(ServerSetup),
+    /// SETUP (0x2F00, draft-17).
+    Setup(Setup),
+    /// GOAWAY (0x10).
+    GoAway(GoAway),
+    /// MAX_REQUEST_ID (0x15, drafts 14 to 16).
+    MaxRequestId(MaxRequestId),
+    /// REQUESTS_BLOCKED (0x1A, drafts 14 to 16).
+    RequestsBlocked(RequestsBlocked),
+    /// REQUEST_OK (0x07, 15+); PUBLISH_NAMESPACE_OK in draft-14.
+    RequestOk(RequestOk),
+    /// REQUEST_ERROR (0x05, 15+); SUBSCRIBE_ERROR in draft-14.
+    RequestError(RequestError),
+    /// SUBSCRIBE (0x03).
+    Subscribe(Subscribe),
+    /// SUBSCRIBE_OK (0x04).
+    SubscribeOk(SubscribeOk),
+    /// REQUEST_UPDATE (0x02, 16+); SUBSCRIBE_UPDATE in drafts 14 and 15.
+    RequestUpdate(RequestUpdate),
+    /// UNSUBSCRIBE (0x0A, drafts 14 to 16).
+    Unsubscribe(Unsubscribe),
+    /// PUBLISH_DONE (0x0B).
+    PublishDone(PublishDone),
+    /// PUBLISH (0x1D).
+    Publish(Publish),
+    /// PUBLISH_OK (0x1E).
+    PublishOk(PublishOk),
+    /// PUBLISH_ERROR (0x1F, draft-14 only; REQUEST_ERROR later).
+    PublishError(RequestError),
+    /// FETCH (0x16).
+    Fetch(Fetch),
+    /// FETCH_OK (0x18).
+    FetchOk(FetchOk),
+    /// FETCH_ERROR (0x19, draft-14 only; REQUEST_ERROR later).
+    FetchError(RequestError),
+    /// FETCH_CANCEL (0x17, drafts 14 to 16).
+    FetchCancel(FetchCancel),
+    /// TRACK_STATUS (0x0D): the SUBSCRIBE layout.
+    TrackStatus(Subscribe),
+    /// TRACK_STATUS_OK (0x0E, draft-14 only): the SUBSCRIBE_OK layout;
+    /// REQUEST_OK from draft-15.
+    TrackStatusOk(SubscribeOk),
+    /// TRACK_STATUS_ERROR (0x0F, draft-14 only; REQUEST_ERROR later).
+    TrackStatusError(RequestError),
+    /// PUBLISH_NAMESPACE (0x06); ANNOUNCE before draft-14.
+    PublishNamespace(PublishNamespace),
+    /// PUBLISH_NAMESPACE_ERROR (0x08, draft-14 only; REQUEST_ERROR later).
+    PublishNamespaceError(RequestError),
+    /// PUBLISH_NAMESPACE_DONE (0x09, drafts 14 to 16).
+    PublishNamespaceDone(PublishNamespaceDone),
+    /// PUBLISH_NAMESPACE_CANCEL (0x0C, drafts 14 to 16).
+    PublishNamespaceCancel(PublishNamespaceCancel),
+    /// SUBSCRIBE_NAMESPACE (0x11).
+    SubscribeNamespace(SubscribeNamespace),
+    /// SUBSCRIBE_NAMESPACE_OK (0x12, draft-14 only; REQUEST_OK later).
+    SubscribeNamespaceOk(RequestOk),
+    /// SUBSCRIBE_NAMESPACE_ERROR (0x13, draft-14 only; REQUEST_ERROR later).
+    SubscribeNamespaceError(RequestError),
+    /// UNSUBSCRIBE_NAMESPACE (0x14, drafts 14 and 15).
+    UnsubscribeNamespace(UnsubscribeNamespace),
+    /// NAMESPACE (0x08, 16+).
+    Namespace(Namespace),
+    /// NAMESPACE_DONE (0x0E, 16+).
+    NamespaceDone(NamespaceDone),
+    /// PUBLISH_BLOCKED (0x0F, 17).
+    PublishBlocked(PublishBlocked),
+}
+
+/// What [`ControlMessage::decode`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    /// A message the draft defines.
+    Message(ControlMessage),
+    /// A type the draft does not define; its payload was skipped. Every draft
+    /// says to close the session (PROTOCOL_VIOLATION).
+    Unknown {
+        /// The message type.
+        message_type: u64,
+        /// The payload, unread.
+        payload: Bytes,
+    },
+}
+
+impl ControlMessage {
+    /// The message type code, and whether `draft` has this message.
+    pub fn message_type(&self, draft: Draft) -> (u64, bool) {
+        use Draft::*;
+        use message_type as t;
+        let pre17 = draft < D17;
+        match self {
+            ControlMessage::ClientSetup(_) => (t::CLIENT_SETUP, pre17),
+            ControlMessage::ServerSetup(_) => (t::SERVER_SETUP, pre17),
+            ControlMessage::Setup(_) => (t::SETUP, draft == D17),
+            ControlMessage::GoAway(_) => (t::GOAWAY, true),
+            ControlMessage::MaxRequestId(_) => (t::MAX_REQUEST_ID, pre17),
+            ControlMessage::RequestsBlocked(_) => (t::REQUESTS_BLOCKED, pre17),
+            ControlMessage::RequestOk(_) => (t::REQUEST_OK, true),
+            ControlMessage::RequestError(_) => (t::REQUEST_ERROR, true),
+            ControlMessage::Subscribe(_) => (t::SUBSCRIBE, true),
+            ControlMessage::SubscribeOk(_) => (t::SUBSCRIBE_OK, true),
+            ControlMessage::RequestUpdate(_) => (t::REQUEST_UPDATE, true),
+            ControlMessage::Unsubscribe(_) => (t::UNSUBSCRIBE, pre17),
+            ControlMessage::PublishDone(_) => (t::PUBLISH_DONE, true),
+            ControlMessage::Publish(_) => (t::PUBLISH, true),
+            ControlMessage::PublishOk(_) => (t::PUBLISH_OK, true),
+            ControlMessage::PublishError(_) => (t::PUBLISH_ERROR, draft == D14),
+            ControlMessage::Fetch(_) => (t::FETCH, true),
+            ControlMessage::FetchOk(_) => (t::FETCH_OK, true),
+            ControlMessage::FetchError(_) => (t::FETCH_ERROR, draft == D14),
+            ControlMessage::FetchCancel(_) => (t::FETCH_CANCEL, pre17),
+            ControlMessage::TrackStatus(_) => (t::TRACK_STATUS, true),
+            ControlMessage::TrackStatusOk(_) => (t::NAMESPACE_DONE, draft == D14),
+            ControlMessage::TrackStatusError(_) => (t::PUBLISH_BLOCKED, draft == D14),
+            ControlMessage::PublishNamespace(_) => (t::PUBLISH_NAMESPACE, true),
+            ControlMessage::PublishNamespaceError(_) => (t::NAMESPACE, draft == D14),
+            ControlMessage::PublishNamespaceDone(_) => (t::PUBLISH_NAMESPACE_DONE, pre17),
+            ControlMessage::PublishNamespaceCancel(_) => (t::PUBLISH_NAMESPACE_CANCEL, pre17),
+            ControlMessage::SubscribeNamespace(_) => (t::SUBSCRIBE_NAMESPACE, true),
+            ControlMessage::SubscribeNamespaceOk(_) => (t::SUBSCRIBE_NAMESPACE_OK, draft == D14),
+            ControlMessage::SubscribeNamespaceError(_) => (t::SUBSCRIBE_NAMESPACE_ERROR, draft == D14),
+            ControlMessage::UnsubscribeNamespace(_) => (t::UNSUBSCRIBE_NAMESPACE, draft <= D15),
+            ControlMessage::Namespace(_) => (t::NAMESPACE, draft >= D16),
+            ControlMessage::NamespaceDone(_) => (t::NAMESPACE_DONE, draft >= D16),
+            ControlMessage::PublishBlocked(_) => (t::PUBLISH_BLOCKED, draft == D17),
+        }
+    }
+
+    fn encode_body(&self, draft: Draft, b: &mut BytesMut) -> Result<(), EncodeError> {
+        match self {
+            ControlMessage::ClientSetup(m) => m.encode_body(draft, b),
+            ControlMessage::ServerSetup(m) => m.encode_body(draft, b),
+            ControlMessage::Setup(m) => m.encode_body(draft, b),
+            ControlMessage::GoAway(m) => m.encode_body(draft, b),
+            ControlMessage::MaxRequestId(m) => m.encode_body(draft, b),
+            ControlMessage::RequestsBlocked(m) => m.encode_body(draft, b),
+            ControlMessage::RequestOk(m) | ControlMessage::SubscribeNamespaceOk(m) => m.encode_body(draft, b),
+            ControlMessage::RequestError(m)
+            | ControlMessage::PublishError(m)
+            | ControlMessage::FetchError(m)
+            | ControlMessage::TrackStatusError(m)
+            | ControlMessage::PublishNamespaceError(m)
+            | ControlMessage::SubscribeNamespaceError(m) => m.encode_body(draft, b),
+            ControlMessage::Subscribe(m) | ControlMessage::TrackStatus(m) => m.encode_body(draft, b),
+            ControlMessage::SubscribeOk(m) | ControlMessage::TrackStatusOk(m) => m.encode_body(draft, b),
+            ControlMessage::RequestUpdate(m) => m.encode_body(draft, b),
+            ControlMessage::Unsubscribe(m) => m.encode_body(draft, b),
+            ControlMessage::PublishDone(m) => m.encode_body(draft, b),
+            ControlMessage::Publish(m) => m.encode_body(draft, b),
+            ControlMessage::PublishOk(m) => m.encode_body(draft, b),
+            ControlMessage::Fetch(m) => m.encode_body(draft, b),
+            ControlMessage::FetchOk(m) => m.encode_body(draft, b),
+            ControlMessage::FetchCancel(m) => m.encode_body(draft, b),
+            ControlMessage::PublishNamespace(m) => m.encode_body(draft, b),
+            ControlMessage::PublishNamespaceDone(m) => m.encode_body(draft, b),
+            ControlMessage::PublishNamespaceCancel(m) => m.encode_body(draft, b),
+            ControlMessage::SubscribeNamespace(m) => m.encode_body(draft, b),
+            ControlMessage::UnsubscribeNamespace(m) => m.encode_body(draft, b),
+            ControlMessage::Namespace(m) => m.encode_body(draft, b),
+            ControlMessage::NamespaceDone(m) => m.encode_body(draft, b),
+            ControlMessage::PublishBlocked(m) => m.encode_body(draft, b),
+        }
+    }
+
+    fn decode_body(ty: u64, b: &mut Bytes, draft: Draft) -> Result<Option<Self>, DecodeError> {
+        use ControlMessage as M;
+        use Draft::*;
+        use message_type as t;
+        let pre17 = draft < D17;
+        let d14 = draft == D14;
+        Ok(Some(match ty {
+            t::CLIENT_SETUP if pre17 => M::ClientSetup(MessageBody::decode_body(b, draft)?),
+            t::SERVER_SETUP if pre17 => M::ServerSetup(MessageBody::decode_body(b, draft)?),
+            t::SETUP if !pre17 => M::Setup(MessageBody::decode_body(b, draft)?),
+            t::GOAWAY => M::GoAway(MessageBody::decode_body(b, draft)?),
+            t::MAX_REQUEST_ID if pre17 => M::MaxRequestId(MessageBody::decode_body(b, draft)?),
+            t::REQUESTS_BLOCKED if pre17 => M::RequestsBlocked(MessageBody::decode_body(b, draft)?),
+            t::REQUEST_OK => M::RequestOk(MessageBody::decode_body(b, draft)?),
+            t::REQUEST_ERROR => M::RequestError(MessageBody::decode_body(b, draft)?),
+            t::SUBSCRIBE => M::Subscribe(MessageBody::decode_body(b, draft)?),
+            t::SUBSCRIBE_OK => M::SubscribeOk(MessageBody::decode_body(b, draft)?),
+            t::REQUEST_UPDATE => M::RequestUpdate(MessageBody::decode_body(b, draft)?),
+            t::UNSUBSCRIBE if pre17 => M::Unsubscribe(MessageBody::decode_body(b, draft)?),
+            t::PUBLISH_DONE => M::PublishDone(MessageBody::decode_body(b, draft)?),
+            t::PUBLISH => M::Publish(MessageBody::decode_body(b, draft)?),
+            t::PUBLISH_OK => M::PublishOk(MessageBody::decode_body(b, draft)?),
+            t::PUBLISH_ERROR if d14 => M::PublishError(MessageBody::decode_body(b, draft)?),
+            t::FETCH => M::Fetch(MessageBody::decode_body(b, draft)?),
+            t::FETCH_OK => M::FetchOk(MessageBody::decode_body(b, draft)?),
+            t::FETCH_ERROR if d14 => M::FetchError(MessageBody::decode_body(b, draft)?),
+            t::FETCH_CANCEL if pre17 => M::FetchCancel(MessageBody::decode_body(b, draft)?),
+            t::TRACK_STATUS => M::TrackStatus(MessageBody::decode_body(b, draft)?),
+            t::NAMESPACE_DONE if d14 => M::TrackStatusOk(MessageBody::decode_body(b, draft)?),
+            t::NAMESPACE_DONE if draft >= D16 => M::NamespaceDone(MessageBody::decode_body(b, draft)?),
+            t::PUBLISH_BLOCKED if d14 => M::TrackStatusError(MessageBody::decode_body(b, draft)?),
+            t::PUBLISH_BLOCKED if draft == D17 => M::PublishBlocked(MessageBody::decode_body(b, draft)?),
+            t::PUBLISH_NAMESPACE => M::PublishNamespace(MessageBody::decode_body(b, draft)?),
+            t::NAMESPACE if d14 => M::PublishNamespaceError(MessageBody::decode_body(b, draft)?),
+            t::NAMESPACE if draft >= D16 => M::Namespace(MessageBody::decode_body(b, draft)?),
+            t::PUBLISH_NAMESPACE_DONE if pre17 => {
+                M::PublishNamespaceDone(MessageBody::decode_body(b, draft)?)
+            }
+            t::PUBLISH_NAMESPACE_CANCEL if pre17 => {
+                M::PublishNamespaceCancel(MessageBody::decode_body(b, draft)?)
+            }
+            t::SUBSCRIBE_NAMESPACE => M::SubscribeNamespace(MessageBody::decode_body(b, draft)?),
+            t::SUBSCRIBE_NAMESPACE_OK if d14 => M::SubscribeNamespaceOk(MessageBody::decode_body(b, draft)?),
+            t::SUBSCRIBE_NAMESPACE_ERROR if d14 => {
+                M::SubscribeNamespaceError(MessageBody::decode_body(b, draft)?)
+            }
+            t::UNSUBSCRIBE_NAMESPACE if draft <= D15 => {
+                M::UnsubscribeNamespace(MessageBody::decode_body(b, draft)?)
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Writes the type, the 16-bit length and the body for `draft`.
+    ///
+    /// Fails with [`EncodeError::Version`] for a message `draft` lacks, and
+    /// [`EncodeError::TooLarge`] for a body over 65535 bytes.
+    pub fn encode<B: BufMut>(&self, draft: Draft, buf: &mut B) -> Result<(), EncodeError> {
+        let (ty, exists) = self.message_type(draft);
+        if !exists {
+            return Err(EncodeError::Version("control message not in this draft"));
+        }
+        put_vi(draft, ty, buf)?;
+        encode_framed(buf, LengthPrefix::U16, |body| self.encode_body(draft, body))
+    }
+
+    /// Reads one control message for `draft`.
+    ///
+    /// [`DecodeError::Short`] until the whole message is buffered; a body
+    /// that does not fill its length exactly is [`DecodeError::Invalid`].
+    pub fn decode<B: Buf>(buf: &mut B, draft: Draft) -> Result<Decoded, DecodeError> {
+        let ty = get_vi(buf, draft)?;
+        decode_framed(buf, LengthPrefix::U16, |body| {
+            match Self::decode_body(ty, body, draft)? {
+                Some(m) => Ok(Decoded::Message(m)),
+                None => Ok(Decoded::Unknown {
+                    message_type: ty,
+                    payload: body.split_to(body.len()),
+                }),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Checks a hand-derived byte vector both ways, and that every strict
+    /// prefix is [`DecodeError::Short`].
+    pub fn check(msg: &ControlMessage, draft: Draft, expected: &[u8]) {
+        let mut out = Vec::new();
+        msg.encode(draft, &mut out).expect("encodes");
+        assert_eq!(out, expected, "encoding of {msg:?} in {draft}");
+        let mut cursor = expected;
+        assert_eq!(
+            ControlMessage::decode(&mut cursor, draft),
+            Ok(Decoded::Message(msg.clone())),
+            "{draft}"
+        );
+        assert!(cursor.is_empty(), "decode left bytes");
+        for n in 0..expected.len() {
+            let mut cursor = &expected[..n];
+            assert_eq!(
+                ControlMessage::decode(&mut cursor, draft),
+                Err(DecodeError::Short),
+                "prefix of {n} bytes in {draft}"
+            );
+        }
+    }
+
+    /// Encode, decode, encode again: the bytes are stable and the decoded
+    /// value round-trips (fields a draft lacks are dropped by the first pass).
+    pub fn round_trip(msg: &ControlMessage, draft: Draft) -> Result<(), TestCaseError> {
+        let mut first = Vec::new();
+        if msg.encode(draft, &mut first).is_err() {
+            return Ok(());
+        }
+        let Ok(Decoded::Message(decoded)) = ControlMessage::decode(&mut &first[..], draft) else {
+            return Err(TestCaseError::fail(format!("{msg:?} did not decode in {draft}")));
+        };
+        let mut second = Vec::new();
+        decoded.encode(draft, &mut second).unwrap();
+        prop_assert_eq!(&first, &second);
+        prop_assert_eq!(
+            ControlMessage::decode(&mut &second[..], draft),
+            Ok(Decoded::Message(decoded))
+        );
+        Ok(())
+    }
+
+    /// Arbitrary bytes must not panic, and what decodes must re-encode.
+    pub fn garbage(bytes: &[u8]) {
+        for draft in Draft::ALL {
+            if let Ok(Decoded::Message(m)) = ControlMessage::decode(&mut &bytes[..], draft) {
+                let mut out = Vec::new();
+                m.encode(draft, &mut out).expect("a decoded message re-encodes");
+                assert_eq!(
+                    ControlMessage::decode(&mut &out[..], draft),
+                    Ok(Decoded::Message(m))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_types() {
+        // Type 0x30 with two payload bytes: unknown in every draft, skipped whole.
+        for d in Draft::ALL {
+            let mut c: &[u8] = &[0x30, 0x00, 0x02, 0xaa, 0xbb, 0x99];
+            assert_eq!(
+                ControlMessage::decode(&mut c, d),
+                Ok(Decoded::Unknown {
+                    message_type: 0x30,
+                    payload: Bytes::from_static(&[0xaa, 0xbb])
+                })
+            );
+            assert_eq!(c, [0x99]);
+        }
+        // 0x12 (SUBSCRIBE_NAMESPACE_OK) exists only in draft-14.
+        let mut c: &[u8] = &[0x12, 0x00, 0x01, 0x00];
+        assert!(matches!(
+            ControlMessage::decode(&mut c, Draft::D15),
+            Ok(Decoded::Unknown { .. })
+        ));
+        // A body shorter than its fields: invalid, not short.
+        let mut c: &[u8] = &[0x15, 0x00, 0x00];
+        assert!(matches!(
+            ControlMessage::decode(&mut c, Draft::D14),
+            Err(DecodeError::Invalid(_))
+        ));
+        // A body longer than its fields.
+        let mut c: &[u8] = &[0x15, 0x00, 0x02, 0x01, 0x01];
+        assert!(matches!(
+            ControlMessage::decode(&mut c, Draft::D14),
+            Err(DecodeError::Invalid(_))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            garbage(&bytes);
+        }
+
+        #[test]
+        fn random_bodies_never_panic(ty in 0u64..0x40, body in proptest::collection::vec(any::<u8>(), 0..48)) {
+            for d in Draft::ALL {
+                let mut msg = Vec::new();
+                put_vi(d, ty, &mut msg).unwrap();
+                msg.extend_from_slice(&(body.len() as u16).to_be_bytes());
+                msg.extend_from_slice(&body);
+                garbage(&msg);
+            }
+        }
+    }
+}

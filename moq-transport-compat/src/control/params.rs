@@ -1,0 +1,303 @@
+//! Message parameters (called version-specific parameters in draft-14/15)
+//! and their well-known types.
+//!
+//! Drafts 14 to 16 write message parameters as a count followed by
+//! key-value pairs ([`KeyValuePairs`]; delta-coded types from draft-16).
+//! Draft-17 writes a count followed by type-value pairs: the type as a delta
+//! from the previous one (ascending order), then a value whose form the
+//! type decides: uint8, varint, Location or length-prefixed bytes. Since the
+//! form of an unknown type cannot be known, draft-17 makes any unknown
+//! parameter a PROTOCOL_VIOLATION; decoding returns [`DecodeError::Invalid`].
+//!
+//! In memory every draft uses [`KeyValuePairs`]: uint8 and varint values are
+//! [`Value::Int`]; length-prefixed values are [`Value::Bytes`]; a draft-17
+//! Location value is [`Value::Bytes`] holding its two varints as they are on
+//! the wire, which is also what the odd-typed LARGEST_OBJECT of drafts 15 and
+//! 16 carries. Use [`location`] / [`set_location`] and [`filter`] /
+//! [`set_filter`] to read and write those values for a given draft.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use moq_lite::coding::{DecodeError, EncodeError};
+
+use crate::Draft;
+use crate::common::{Location, SubscriptionFilter};
+use crate::kvp::{KeyValuePair, KeyValuePairs, MAX_KEY_VALUE_LEN, MAX_KEY_VALUE_PAIRS, Value};
+use crate::varint::{get_bytes, get_len, get_u8, get_vi, put_bytes, put_vi};
+
+/// Message parameters: key-value pairs in memory, see the module docs.
+pub type Parameters = KeyValuePairs;
+
+/// Message parameter types.
+pub mod param {
+    /// DELIVERY_TIMEOUT (varint, ms).
+    pub const DELIVERY_TIMEOUT: u64 = 0x02;
+    /// AUTHORIZATION_TOKEN (bytes: a Token structure).
+    pub const AUTHORIZATION_TOKEN: u64 = 0x03;
+    /// MAX_CACHE_DURATION (varint, ms) in drafts 14 and 15; draft-17's
+    /// RENDEZVOUS_TIMEOUT (varint, ms) has the same code.
+    pub const MAX_CACHE_DURATION: u64 = 0x04;
+    /// RENDEZVOUS_TIMEOUT (draft-17, varint ms).
+    pub const RENDEZVOUS_TIMEOUT: u64 = 0x04;
+    /// EXPIRES (draft-15+, varint ms).
+    pub const EXPIRES: u64 = 0x08;
+    /// LARGEST_OBJECT (draft-15+, a Location).
+    pub const LARGEST_OBJECT: u64 = 0x09;
+    /// PUBLISHER_PRIORITY (draft-15 only; a track extension from draft-16).
+    pub const PUBLISHER_PRIORITY: u64 = 0x0e;
+    /// FORWARD (draft-15+, 0 or 1).
+    pub const FORWARD: u64 = 0x10;
+    /// SUBSCRIBER_PRIORITY (draft-15+, 0 to 255).
+    pub const SUBSCRIBER_PRIORITY: u64 = 0x20;
+    /// SUBSCRIPTION_FILTER (draft-15+, a Subscription Filter).
+    pub const SUBSCRIPTION_FILTER: u64 = 0x21;
+    /// GROUP_ORDER (draft-15+, 1 or 2).
+    pub const GROUP_ORDER: u64 = 0x22;
+    /// DYNAMIC_GROUPS (draft-15 only; a track extension from draft-16).
+    pub const DYNAMIC_GROUPS: u64 = 0x30;
+    /// NEW_GROUP_REQUEST (draft-15+, varint).
+    pub const NEW_GROUP_REQUEST: u64 = 0x32;
+}
+
+/// The value form of a draft-17 message parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form17 {
+    U8,
+    VarInt,
+    Location,
+    Prefixed,
+}
+
+fn form17(key: u64) -> Option<Form17> {
+    Some(match key {
+        param::DELIVERY_TIMEOUT | param::RENDEZVOUS_TIMEOUT | param::EXPIRES | param::NEW_GROUP_REQUEST => {
+            Form17::VarInt
+        }
+        param::AUTHORIZATION_TOKEN | param::SUBSCRIPTION_FILTER => Form17::Prefixed,
+        param::LARGEST_OBJECT => Form17::Location,
+        param::FORWARD | param::SUBSCRIBER_PRIORITY | param::GROUP_ORDER => Form17::U8,
+        _ => return None,
+    })
+}
+
+/// Writes a parameter count and the parameters in `draft`'s form.
+pub fn encode_parameters<B: BufMut>(
+    params: &Parameters,
+    draft: Draft,
+    buf: &mut B,
+) -> Result<(), EncodeError> {
+    if draft < Draft::D17 {
+        return params.encode_counted(draft, buf);
+    }
+    if params.0.len() > MAX_KEY_VALUE_PAIRS {
+        return Err(EncodeError::TooLarge("parameter count"));
+    }
+    put_vi(draft, params.0.len() as u64, buf)?;
+    let mut sorted: Vec<&KeyValuePair> = params.0.iter().collect();
+    sorted.sort_by_key(|p| p.key);
+    let mut prev = 0;
+    for p in sorted {
+        put_vi(draft, p.key - prev, buf)?;
+        prev = p.key;
+        let form = form17(p.key).ok_or(EncodeError::Invalid("unknown draft-17 message parameter"))?;
+        match (form, &p.value) {
+            (Form17::U8, Value::Int(v)) => {
+                let v = u8::try_from(*v).map_err(|_| EncodeError::Invalid("uint8 parameter over 255"))?;
+                buf.put_u8(v);
+            }
+            (Form17::VarInt, Value::Int(v)) => put_vi(draft, *v, buf)?,
+            (Form17::Location, Value::Bytes(b)) => {
+                let mut c = b.clone();
+                Location::decode(&mut c, draft).map_err(|_| EncodeError::Invalid("location parameter"))?;
+                if c.has_remaining() {
+                    return Err(EncodeError::Invalid("location parameter"));
+                }
+                buf.put_slice(b);
+            }
+            (Form17::Prefixed, Value::Bytes(b)) => {
+                put_bytes(draft, b, MAX_KEY_VALUE_LEN, "parameter value", buf)?
+            }
+            _ => {
+                return Err(EncodeError::Invalid(
+                    "parameter value kind does not match its type",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads a parameter count and the parameters in `draft`'s form.
+pub fn decode_parameters<B: Buf>(buf: &mut B, draft: Draft) -> Result<Parameters, DecodeError> {
+    if draft < Draft::D17 {
+        return KeyValuePairs::decode_counted(buf, draft);
+    }
+    let count = get_len(buf, draft, MAX_KEY_VALUE_PAIRS, "parameter count")?;
+    let mut out = Vec::with_capacity(count.min(buf.remaining() / 2));
+    let mut prev = 0u64;
+    for _ in 0..count {
+        let key = prev
+            .checked_add(get_vi(buf, draft)?)
+            .ok_or(DecodeError::Invalid("parameter type delta overflows"))?;
+        prev = key;
+        let value = match form17(key).ok_or(DecodeError::Invalid("unknown draft-17 message parameter"))? {
+            Form17::U8 => Value::Int(get_u8(buf)? as u64),
+            Form17::VarInt => Value::Int(get_vi(buf, draft)?),
+            Form17::Location => {
+                // Capture the two varints' bytes as they are on the wire.
+                let mut raw = BytesMut::new();
+                let loc = Location::decode(buf, draft)?;
+                loc.encode(draft, &mut raw)
+                    .map_err(|_| DecodeError::Invalid("location"))?;
+                Value::Bytes(raw.freeze())
+            }
+            Form17::Prefixed => Value::Bytes(get_bytes(buf, draft, MAX_KEY_VALUE_LEN, "parameter value")?),
+        };
+        out.push(KeyValuePair { key, value });
+    }
+    Ok(KeyValuePairs(out))
+}
+
+/// Reads a Location-valued parameter (LARGEST_OBJECT) for `draft`.
+pub fn location(params: &Parameters, key: u64, draft: Draft) -> Result<Option<Location>, DecodeError> {
+    let Some(b) = params.get_bytes(key) else {
+        return Ok(None);
+    };
+    let mut c = b.clone();
+    let loc = Location::decode(&mut c, draft).map_err(|_| DecodeError::Invalid("location parameter"))?;
+    if c.has_remaining() {
+        return Err(DecodeError::Invalid("location parameter longer than a location"));
+    }
+    Ok(Some(loc))
+}
+
+/// Sets a Location-valued parameter for `draft`.
+pub fn set_location(
+    params: &mut Parameters,
+    key: u64,
+    loc: Location,
+    draft: Draft,
+) -> Result<(), EncodeError> {
+    let mut raw = BytesMut::new();
+    loc.encode(draft, &mut raw)?;
+    params.set_bytes(key, raw.freeze());
+    Ok(())
+}
+
+/// Reads the SUBSCRIPTION_FILTER parameter for `draft`.
+pub fn filter(params: &Parameters, draft: Draft) -> Result<Option<SubscriptionFilter>, DecodeError> {
+    let Some(b) = params.get_bytes(param::SUBSCRIPTION_FILTER) else {
+        return Ok(None);
+    };
+    let mut c: Bytes = b.clone();
+    let f =
+        SubscriptionFilter::decode(&mut c, draft).map_err(|_| DecodeError::Invalid("filter parameter"))?;
+    if c.has_remaining() {
+        return Err(DecodeError::Invalid("filter parameter longer than its filter"));
+    }
+    Ok(Some(f))
+}
+
+/// Sets the SUBSCRIPTION_FILTER parameter for `draft`.
+pub fn set_filter(params: &mut Parameters, f: SubscriptionFilter, draft: Draft) -> Result<(), EncodeError> {
+    let mut raw = BytesMut::new();
+    f.encode(draft, &mut raw)?;
+    params.set_bytes(param::SUBSCRIPTION_FILTER, raw.freeze());
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Parameters valid in every draft: only draft-17-known types with fitting values.
+    pub fn any_params() -> impl Strategy<Value = Parameters> {
+        proptest::collection::vec(
+            (
+                prop_oneof![
+                    Just(param::DELIVERY_TIMEOUT),
+                    Just(param::AUTHORIZATION_TOKEN),
+                    Just(param::EXPIRES),
+                    Just(param::FORWARD),
+                    Just(param::SUBSCRIBER_PRIORITY),
+                    Just(param::GROUP_ORDER),
+                ],
+                any::<u8>(),
+                proptest::collection::vec(any::<u8>(), 0..4),
+            )
+                .prop_map(|(key, v, bytes)| KeyValuePair {
+                    key,
+                    value: if key % 2 == 0 {
+                        Value::Int(v as u64)
+                    } else {
+                        Value::Bytes(bytes.into())
+                    },
+                }),
+            0..4,
+        )
+        .prop_map(KeyValuePairs)
+    }
+
+    #[test]
+    fn draft17_typed_parameters() {
+        let mut p = Parameters::new();
+        p.set_int(param::SUBSCRIBER_PRIORITY, 200);
+        p.set_int(param::DELIVERY_TIMEOUT, 1000);
+        set_location(&mut p, param::LARGEST_OBJECT, Location::new(3, 130), Draft::D17).unwrap();
+        let mut out = Vec::new();
+        encode_parameters(&p, Draft::D17, &mut out).unwrap();
+        #[rustfmt::skip]
+        assert_eq!(out, [
+            0x03,             // three parameters
+            0x02, 0x83, 0xe8, // type 0x02 DELIVERY_TIMEOUT, varint 1000 (vi64 two bytes: 0x8000 | 1000)
+            0x07, 0x03, 0x80, 0x82, // delta 7: type 0x09 LARGEST_OBJECT, Location {3, 130}
+            0x17, 0xc8,       // delta 0x17: type 0x20 SUBSCRIBER_PRIORITY, uint8 200
+        ]);
+        let back = decode_parameters(&mut &out[..], Draft::D17).unwrap();
+        assert_eq!(
+            location(&back, param::LARGEST_OBJECT, Draft::D17),
+            Ok(Some(Location::new(3, 130)))
+        );
+        assert_eq!(back.get_int(param::SUBSCRIBER_PRIORITY), Some(200));
+        // Unknown parameter type in draft-17: a protocol violation.
+        assert!(matches!(
+            decode_parameters(&mut &[0x01, 0x06, 0x00][..], Draft::D17),
+            Err(DecodeError::Invalid(_))
+        ));
+        let mut bad = Parameters::new();
+        bad.set_int(param::FORWARD, 256);
+        assert!(encode_parameters(&bad, Draft::D17, &mut Vec::new()).is_err());
+        // The same parameter in draft-15 is an even key-value pair.
+        bad.set_int(param::FORWARD, 1);
+        let mut out = Vec::new();
+        encode_parameters(&bad, Draft::D15, &mut out).unwrap();
+        assert_eq!(out, [0x01, 0x10, 0x01]); // one pair: type 0x10, varint 1
+    }
+
+    #[test]
+    fn filter_parameter() {
+        for d in [Draft::D15, Draft::D16, Draft::D17] {
+            let mut p = Parameters::new();
+            let f = SubscriptionFilter::AbsoluteStart(Location::new(1, 2));
+            set_filter(&mut p, f, d).unwrap();
+            let mut out = Vec::new();
+            encode_parameters(&p, d, &mut out).unwrap();
+            // one parameter; type 0x21 (odd, length-prefixed): length 3, filter type 3, {1, 2}
+            assert_eq!(out, [0x01, 0x21, 0x03, 0x03, 0x01, 0x02]);
+            let back = decode_parameters(&mut &out[..], d).unwrap();
+            assert_eq!(filter(&back, d), Ok(Some(f)));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            for d in Draft::ALL {
+                if let Ok(p) = decode_parameters(&mut &bytes[..], d) {
+                    let _ = location(&p, param::LARGEST_OBJECT, d);
+                    let _ = filter(&p, d);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,476 @@
+//! Objects on a FETCH stream (after [`super::FetchHeader`]).
+//!
+//! Draft-14 writes every field of every object: Group, Subgroup, Object,
+//! Priority, an extension block (possibly empty), then payload length and
+//! (when 0) status. Draft-15 prefixes a Serialization Flags byte that lets
+//! an object omit fields equal to (or one past) the previous object's:
+//! `flags & 0x03` subgroup mode (0 zero, 1 prior, 2 prior + 1, 3 field),
+//! 0x04 Object ID field (else prior + 1), 0x08 Group ID field (else prior),
+//! 0x10 Priority field (else prior), 0x20 extensions present; 0x40 / 0x80
+//! are violations. Draft-16 makes the flags a varint, gives 0x40 the meaning
+//! "datagram, no subgroup", adds End of Range markers (0x8C: objects up to
+//! and including this location do not exist, 0x10C: their status is
+//! unknown; both carry Group ID and Object ID only) and drops the Object
+//! Status field. After an End of Range the prior group and object are the
+//! marker's, the prior subgroup and priority the last real object's
+//! (draft-17 section 10.4.2.2; draft-16 does not say, and we apply the same).
+
+use bytes::{Buf, BufMut, Bytes};
+use moq_lite::coding::{DecodeError, EncodeError};
+
+use super::object::{ObjectContent, check_extensions};
+use crate::Draft;
+use crate::common::Location;
+use crate::kvp::KeyValuePairs;
+use crate::varint::{get_u8, get_vi, put_vi};
+
+/// End of Non-Existent Range (draft-16+).
+pub const END_OF_NON_EXISTENT_RANGE: u64 = 0x8c;
+/// End of Unknown Range (draft-16+).
+pub const END_OF_UNKNOWN_RANGE: u64 = 0x10c;
+
+/// One object in a fetch response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FetchObject {
+    /// The group.
+    pub group_id: u64,
+    /// The subgroup; `None` for an object sent as a datagram (draft-16+
+    /// flag 0x40; earlier drafts write the object ID here, and it reads back
+    /// as `Some(object_id)`).
+    pub subgroup_id: Option<u64>,
+    /// The object.
+    pub object_id: u64,
+    /// Publisher Priority.
+    pub publisher_priority: u8,
+    /// Extension headers.
+    pub extensions: KeyValuePairs,
+    /// The payload, or a status (drafts 14 and 15 only).
+    pub content: ObjectContent,
+}
+
+/// One item of a fetch stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchItem {
+    /// An object.
+    Object(FetchObject),
+    /// Draft-16+: every object after the previous item, up to and including
+    /// `location`, does not exist (`unknown` false) or has unknown status.
+    EndOfRange {
+        /// The last location covered.
+        location: Location,
+        /// 0x10C (unknown) rather than 0x8C (non-existent).
+        unknown: bool,
+    },
+}
+
+/// The "prior object" state of a fetch stream.
+#[derive(Debug, Clone, Default)]
+struct Prior {
+    location: Option<Location>,
+    subgroup: Option<u64>,
+    priority: Option<u8>,
+}
+
+/// Writes the objects of one fetch stream, omitting fields the flags allow.
+#[derive(Debug, Clone, Default)]
+pub struct FetchWriter {
+    prior: Prior,
+}
+
+impl FetchWriter {
+    /// A writer for a fresh fetch stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes one item.
+    pub fn encode<B: BufMut>(
+        &mut self,
+        item: &FetchItem,
+        draft: Draft,
+        buf: &mut B,
+    ) -> Result<(), EncodeError> {
+        let obj = match item {
+            FetchItem::EndOfRange { location, unknown } => {
+                if draft < Draft::D16 {
+                    return Err(EncodeError::Version("End of Range is draft-16+"));
+                }
+                let flags = if *unknown {
+                    END_OF_UNKNOWN_RANGE
+                } else {
+                    END_OF_NON_EXISTENT_RANGE
+                };
+                put_vi(draft, flags, buf)?;
+                location.encode(draft, buf)?;
+                self.prior.location = Some(*location);
+                return Ok(());
+            }
+            FetchItem::Object(o) => o,
+        };
+        if !check_extensions(&obj.extensions, obj.content.status(), draft) {
+            return Err(EncodeError::Invalid("extensions on an object with this status"));
+        }
+        let with_status = draft <= Draft::D15;
+        // Before draft-16 a datagram object's subgroup is its object ID.
+        let subgroup = match (obj.subgroup_id, draft >= Draft::D16) {
+            (None, false) => Some(obj.object_id),
+            (s, _) => s,
+        };
+        if draft == Draft::D14 {
+            put_vi(draft, obj.group_id, buf)?;
+            put_vi(draft, subgroup.unwrap_or(obj.object_id), buf)?;
+            put_vi(draft, obj.object_id, buf)?;
+            buf.put_u8(obj.publisher_priority);
+            obj.extensions.encode_block(draft, buf)?;
+            return obj.content.encode(draft, with_status, buf);
+        }
+        let p = &self.prior;
+        let mut flags = 0u64;
+        let mut subgroup_field = None;
+        match subgroup {
+            None => flags |= 0x40,
+            Some(0) => {}
+            Some(s) if p.subgroup == Some(s) => flags |= 0x01,
+            Some(s) if p.subgroup.and_then(|x| x.checked_add(1)) == Some(s) => flags |= 0x02,
+            Some(s) => {
+                flags |= 0x03;
+                subgroup_field = Some(s);
+            }
+        }
+        let prev = p.location;
+        if prev.and_then(|l| l.object.checked_add(1)) != Some(obj.object_id) {
+            flags |= 0x04;
+        }
+        if prev.map(|l| l.group) != Some(obj.group_id) {
+            flags |= 0x08;
+        }
+        if p.priority != Some(obj.publisher_priority) {
+            flags |= 0x10;
+        }
+        if !obj.extensions.is_empty() {
+            flags |= 0x20;
+        }
+        if draft == Draft::D15 {
+            buf.put_u8(flags as u8);
+        } else {
+            put_vi(draft, flags, buf)?;
+        }
+        if flags & 0x08 != 0 {
+            put_vi(draft, obj.group_id, buf)?;
+        }
+        if let Some(s) = subgroup_field {
+            put_vi(draft, s, buf)?;
+        }
+        if flags & 0x04 != 0 {
+            put_vi(draft, obj.object_id, buf)?;
+        }
+        if flags & 0x10 != 0 {
+            buf.put_u8(obj.publisher_priority);
+        }
+        if flags & 0x20 != 0 {
+            obj.extensions.encode_block(draft, buf)?;
+        }
+        obj.content.encode(draft, with_status, buf)?;
+        self.prior = Prior {
+            location: Some(Location::new(obj.group_id, obj.object_id)),
+            subgroup,
+            priority: Some(obj.publisher_priority),
+        };
+        Ok(())
+    }
+}
+
+/// Reads the objects of one fetch stream.
+#[derive(Debug, Clone, Default)]
+pub struct FetchReader {
+    prior: Prior,
+}
+
+impl FetchReader {
+    /// A reader for a fresh fetch stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads one item; the state only advances on success.
+    pub fn decode(&mut self, buf: &mut Bytes, draft: Draft) -> Result<FetchItem, DecodeError> {
+        let mut c = buf.clone();
+        let item = self.decode_inner(&mut c, draft)?;
+        *buf = c;
+        Ok(item)
+    }
+
+    fn decode_inner(&mut self, c: &mut Bytes, draft: Draft) -> Result<FetchItem, DecodeError> {
+        let with_status = draft <= Draft::D15;
+        if draft == Draft::D14 {
+            let group_id = get_vi(c, draft)?;
+            let subgroup_id = Some(get_vi(c, draft)?);
+            let object_id = get_vi(c, draft)?;
+            let publisher_priority = get_u8(c)?;
+            let extensions = KeyValuePairs::decode_block(c, draft)?;
+            let content = ObjectContent::decode(c, draft, with_status)?;
+            if !check_extensions(&extensions, content.status(), draft) {
+                return Err(DecodeError::Invalid("extensions on an object with this status"));
+            }
+            return Ok(FetchItem::Object(FetchObject {
+                group_id,
+                subgroup_id,
+                object_id,
+                publisher_priority,
+                extensions,
+                content,
+            }));
+        }
+        let flags = if draft == Draft::D15 {
+            get_u8(c)? as u64
+        } else {
+            get_vi(c, draft)?
+        };
+        if draft >= Draft::D16 && (flags == END_OF_NON_EXISTENT_RANGE || flags == END_OF_UNKNOWN_RANGE) {
+            let location = Location::decode(c, draft)?;
+            self.prior.location = Some(location);
+            return Ok(FetchItem::EndOfRange {
+                location,
+                unknown: flags == END_OF_UNKNOWN_RANGE,
+            });
+        }
+        let reserved = if draft == Draft::D15 { 0xc0 } else { !0x7f };
+        if flags & reserved != 0 {
+            return Err(DecodeError::Invalid("fetch serialization flags"));
+        }
+        let prior = self.prior.clone();
+        let missing = DecodeError::Invalid("fetch object refers to a missing prior object");
+        let group_id = if flags & 0x08 != 0 {
+            get_vi(c, draft)?
+        } else {
+            prior.location.ok_or(missing)?.group
+        };
+        let subgroup_id = if flags & 0x40 != 0 {
+            None
+        } else {
+            Some(match flags & 0x03 {
+                0 => 0,
+                1 => prior.subgroup.ok_or(missing)?,
+                2 => prior
+                    .subgroup
+                    .ok_or(missing)?
+                    .checked_add(1)
+                    .ok_or(DecodeError::Invalid("subgroup overflows"))?,
+                _ => get_vi(c, draft)?,
+            })
+        };
+        let object_id = if flags & 0x04 != 0 {
+            get_vi(c, draft)?
+        } else {
+            prior
+                .location
+                .ok_or(missing)?
+                .object
+                .checked_add(1)
+                .ok_or(DecodeError::Invalid("object ID overflows"))?
+        };
+        let publisher_priority = if flags & 0x10 != 0 {
+            get_u8(c)?
+        } else {
+            prior.priority.ok_or(missing)?
+        };
+        let extensions = if flags & 0x20 != 0 {
+            KeyValuePairs::decode_block(c, draft)?
+        } else {
+            KeyValuePairs::new()
+        };
+        let content = ObjectContent::decode(c, draft, with_status)?;
+        if !check_extensions(&extensions, content.status(), draft) {
+            return Err(DecodeError::Invalid("extensions on an object with this status"));
+        }
+        self.prior = Prior {
+            location: Some(Location::new(group_id, object_id)),
+            subgroup: subgroup_id,
+            priority: Some(publisher_priority),
+        };
+        Ok(FetchItem::Object(FetchObject {
+            group_id,
+            subgroup_id,
+            object_id,
+            publisher_priority,
+            extensions,
+            content,
+        }))
+    }
+}
+
+/// Reads every item of a complete fetch stream body (after the header).
+pub fn decode_fetch_items(mut buf: Bytes, draft: Draft) -> Result<Vec<FetchItem>, DecodeError> {
+    let mut r = FetchReader::new();
+    let mut out = Vec::new();
+    while buf.has_remaining() {
+        out.push(r.decode(&mut buf, draft)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::ObjectStatus;
+    use proptest::prelude::*;
+
+    fn obj(g: u64, s: Option<u64>, o: u64, payload: &'static [u8]) -> FetchItem {
+        FetchItem::Object(FetchObject {
+            group_id: g,
+            subgroup_id: s,
+            object_id: o,
+            publisher_priority: 7,
+            extensions: KeyValuePairs::new(),
+            content: ObjectContent::Payload(Bytes::from_static(payload)),
+        })
+    }
+
+    fn encode_all(items: &[FetchItem], d: Draft) -> Vec<u8> {
+        let mut w = FetchWriter::new();
+        let mut out = Vec::new();
+        for i in items {
+            w.encode(i, d, &mut out).unwrap();
+        }
+        out
+    }
+
+    fn check(items: &[FetchItem], d: Draft, expected: &[u8]) {
+        assert_eq!(encode_all(items, d), expected, "{d}");
+        assert_eq!(
+            decode_fetch_items(Bytes::copy_from_slice(expected), d).as_ref(),
+            Ok(&items.to_vec())
+        );
+        // Every strict prefix of the first item is Short.
+        let first = encode_all(&items[..1], d);
+        for n in 0..first.len() {
+            let mut b = Bytes::copy_from_slice(&first[..n]);
+            assert_eq!(FetchReader::new().decode(&mut b, d), Err(DecodeError::Short));
+        }
+    }
+
+    #[test]
+    fn d14_full_fields() {
+        let items = [
+            obj(1, Some(0), 0, b"a"),
+            FetchItem::Object(FetchObject {
+                group_id: 1,
+                subgroup_id: Some(0),
+                object_id: 1,
+                publisher_priority: 7,
+                extensions: KeyValuePairs::new(),
+                content: ObjectContent::Status(ObjectStatus::EndOfGroup),
+            }),
+        ];
+        #[rustfmt::skip]
+        check(&items, Draft::D14, &[
+            0x01, 0x00, 0x00, 0x07, // Group 1, Subgroup 0, Object 0, Priority 7
+            0x00,                   // Extension Headers Length 0
+            0x01, b'a',             // Payload Length 1, "a"
+            0x01, 0x00, 0x01, 0x07, // Group 1, Subgroup 0, Object 1, Priority 7
+            0x00,                   // no extensions
+            0x00, 0x03,             // Payload Length 0, status End of Group
+        ]);
+    }
+
+    #[test]
+    fn d15_flags() {
+        let items = [
+            obj(1, Some(2), 0, b"a"),
+            obj(1, Some(2), 1, b"b"),
+            obj(1, Some(3), 5, b"c"),
+        ];
+        #[rustfmt::skip]
+        check(&items, Draft::D15, &[
+            0x1f,             // flags: subgroup field (0x03), object (0x04), group (0x08), priority (0x10)
+            0x01, 0x02, 0x00, 0x07, // Group 1, Subgroup 2, Object 0, Priority 7
+            0x01, b'a',       // "a"
+            0x01,             // flags: subgroup = prior; group, object (+1), priority = prior
+            0x01, b'b',       // "b"
+            0x06,             // flags: subgroup = prior + 1 (0x02), object field (0x04)
+            0x05,             // Object 5
+            0x01, b'c',       // "c"
+        ]);
+        // A first object that refers to a prior one is a violation.
+        let mut b = Bytes::from_static(&[0x00, 0x01, b'a']);
+        assert!(matches!(
+            FetchReader::new().decode(&mut b, Draft::D15),
+            Err(DecodeError::Invalid(_))
+        ));
+        // Flag 0x40 is a violation in -15.
+        let mut b = Bytes::from_static(&[0x5c, 0x01, 0x00, 0x07, 0x01, b'a']);
+        assert!(matches!(
+            FetchReader::new().decode(&mut b, Draft::D15),
+            Err(DecodeError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn d16_datagram_and_end_of_range() {
+        let items = [
+            FetchItem::EndOfRange {
+                location: Location::new(0, 4),
+                unknown: false,
+            },
+            obj(0, None, 5, b"d"),
+            FetchItem::EndOfRange {
+                location: Location::new(2, 0),
+                unknown: true,
+            },
+        ];
+        #[rustfmt::skip]
+        check(&items, Draft::D16, &[
+            0x40, 0x8c, 0x00, 0x04, // End of Non-Existent Range (0x8C, a two-byte varint), {0, 4}
+            0x40, 0x50,             // flags 0x50 (a two-byte QUIC varint): datagram (0x40), priority (0x10);
+                                    // group = prior, object = prior + 1
+            0x07,                   // Priority 7
+            0x01, b'd',             // Payload Length 1, "d" (no status field from -16)
+            0x41, 0x0c, 0x02, 0x00, // End of Unknown Range (0x10C), {2, 0}
+        ]);
+        // draft-17: the same with vi64 (0x8C and 0x10C are two-byte vi64s: 0x808c, 0x810c).
+        #[rustfmt::skip]
+        check(&items, Draft::D17, &[0x80, 0x8c, 0x00, 0x04, 0x50, 0x07, 0x01, b'd', 0x81, 0x0c, 0x02, 0x00]);
+        // No status in -16 fetch objects.
+        let st = FetchItem::Object(FetchObject {
+            content: ObjectContent::Status(ObjectStatus::EndOfGroup),
+            ..Default::default()
+        });
+        assert!(
+            FetchWriter::new()
+                .encode(&st, Draft::D16, &mut Vec::new())
+                .is_err()
+        );
+        assert!(
+            FetchWriter::new()
+                .encode(&items[0], Draft::D15, &mut Vec::new())
+                .is_err()
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(objs in proptest::collection::vec((0u64..3, proptest::option::of(0u64..4), 0u64..6,
+                        0u8..3, proptest::collection::vec(any::<u8>(), 0..4), any::<bool>()), 0..6)) {
+            for d in Draft::ALL {
+                let items: Vec<FetchItem> = objs.iter().map(|(g, s, o, p, payload, eor)| {
+                    if *eor && d >= Draft::D16 {
+                        FetchItem::EndOfRange { location: Location::new(*g, *o), unknown: *p == 0 }
+                    } else {
+                        let subgroup_id = if d >= Draft::D16 { *s } else { Some(s.unwrap_or(*o)) };
+                        FetchItem::Object(FetchObject { group_id: *g, subgroup_id, object_id: *o, publisher_priority: *p,
+                            extensions: KeyValuePairs::new(), content: ObjectContent::Payload(payload.clone().into()) })
+                    }
+                }).collect();
+                let bytes = encode_all(&items, d);
+                prop_assert_eq!(decode_fetch_items(Bytes::from(bytes), d), Ok(items));
+            }
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..48)) {
+            for d in Draft::ALL {
+                let _ = decode_fetch_items(Bytes::copy_from_slice(&bytes), d);
+            }
+        }
+    }
+}
