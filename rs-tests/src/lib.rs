@@ -51,10 +51,12 @@ impl TestRelay {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let mut config = moq_relay::Config::default();
-        config.bind = "127.0.0.1:0".parse().unwrap();
-        config.http_bind = "127.0.0.1:0".into();
-        config.shutdown_drain = Duration::from_secs(2);
+        let mut config = moq_relay::Config {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            http_bind: "127.0.0.1:0".into(),
+            shutdown_drain: Duration::from_secs(2),
+            ..Default::default()
+        };
         configure(&mut config);
         let relay = moq_relay::Relay::bind(config).await.expect("relay binds");
         let addr = relay.local_addr().unwrap();
