@@ -306,3 +306,71 @@ async fn publisher_disconnect_ends_broadcasts_and_tracks() {
     };
     tokio::time::timeout(LIMIT, run).await.expect("timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_announcements_are_refused_without_closing_the_session() {
+    let run = async {
+        let server = Server::bind(ServerConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls: ServerTls {
+                generate: vec!["127.0.0.1".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        let client = Client::new(ClientConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls: ClientTls {
+                fingerprints: server.fingerprints(),
+                system_roots: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        let url = Url::parse(&format!(
+            "moql://127.0.0.1:{}/",
+            server.local_addr().unwrap().port()
+        ))
+        .unwrap();
+
+        // The client announces three broadcasts; the server takes two.
+        let published = OriginProducer::new();
+        let _a = published.create_broadcast("a").unwrap();
+        let _b = published.create_broadcast("b").unwrap();
+        let received = OriginProducer::new();
+        let accept = async {
+            let accepted = server.accept().await.unwrap().accept().await.unwrap();
+            let config = moq_lite::SessionConfig {
+                subscribe: Some(received.clone()),
+                max_announced: Some(2),
+                ..Default::default()
+            };
+            Session::accept_with(accepted.session, config).await.unwrap()
+        };
+        let connect = async {
+            let connected = client.connect(&url).await.unwrap();
+            Session::connect(connected.session, published.consume(), None)
+                .await
+                .unwrap()
+        };
+        let (server_session, _client_session) = tokio::join!(accept, connect);
+        let mut seen = received.consume();
+        assert!(seen.announced().await.unwrap().broadcast.is_some());
+        assert!(seen.announced().await.unwrap().broadcast.is_some());
+
+        // A third is over the limit: the announce stream is refused, so what
+        // it brought ends, but the session stays up.
+        let _c = published.create_broadcast("c").unwrap();
+        assert!(seen.announced().await.unwrap().broadcast.is_none());
+        assert!(seen.announced().await.unwrap().broadcast.is_none());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), server_session.closed())
+                .await
+                .is_err(),
+            "the session stays open"
+        );
+    };
+    tokio::time::timeout(LIMIT, run).await.expect("timed out");
+}

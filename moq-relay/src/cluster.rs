@@ -99,6 +99,7 @@ async fn dial(client: &Client, url: &Url, shared: &Shared, hop_id: u64) -> anyho
         publish: Some(shared.origin.consume()),
         subscribe: Some(shared.origin.clone()),
         hop_id: Some(hop_id),
+        max_announced: Some(shared.max_announced),
     };
     Ok(Session::connect_with(connected.session, config).await?)
 }

@@ -108,6 +108,11 @@ pub struct Config {
     )]
     pub max_sessions: usize,
 
+    /// Broadcasts one session may announce at once; past it, that session's
+    /// announcements are refused (its broadcasts end), others are unaffected.
+    #[arg(long = "max-announced", env = "MOQ_RELAY_MAX_ANNOUNCED", default_value_t = moq_lite::DEFAULT_MAX_ANNOUNCED)]
+    pub max_announced: usize,
+
     /// Key that verifies `?jwt=` tokens (a JWK file). Without it the relay
     /// is open to everyone.
     #[arg(long = "auth-key", env = "MOQ_RELAY_AUTH_KEY")]
@@ -206,6 +211,7 @@ impl Config {
             quic_max_bidi_streams,
             quic_max_uni_streams,
             max_sessions,
+            max_announced,
             auth_key,
             auth_public,
             cluster_connect,

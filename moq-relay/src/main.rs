@@ -67,7 +67,14 @@ async fn main() -> anyhow::Result<()> {
     if args.get(1).is_some_and(|a| a == "token") {
         return token(TokenCli::parse_from(args.iter().skip(1)));
     }
-    let config = moq_relay::Config::load(args)?;
+    let config = match moq_relay::Config::load(args) {
+        Ok(config) => config,
+        // --help, --version and usage errors print the clap way.
+        Err(err) => match err.downcast::<clap::Error>() {
+            Ok(clap) => clap.exit(),
+            Err(err) => return Err(err),
+        },
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()

@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub origin: OriginProducer,
     /// This relay's hop ID, stamped on every broadcast it announces.
     pub hop_id: u64,
+    /// Broadcasts one session may announce at once.
+    pub max_announced: usize,
     pub auth: Authorizer,
     pub metrics: Metrics,
     pub fingerprints: Vec<String>,
@@ -130,6 +132,7 @@ impl Relay {
         };
         let shared = Arc::new(Shared {
             hop_id,
+            max_announced: config.max_announced,
             auth: Authorizer::new(auth),
             origin: OriginProducer::with_cache(config.cache()),
             metrics: Metrics::default(),
@@ -340,6 +343,7 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
         publish,
         subscribe,
         hop_id: Some(shared.hop_id),
+        max_announced: Some(shared.max_announced),
     };
     let session = match Session::accept_with(accepted.session, config).await {
         Ok(session) => Arc::new(session),

@@ -51,6 +51,8 @@ pub(crate) struct Subscriber<S: Session> {
     goaway: GoawayFlag,
     /// Ours: announcements through it are loops (relays only).
     hop_id: Option<HopId>,
+    /// The most broadcasts the peer may have announced at once.
+    max_announced: usize,
 }
 
 impl<S: Session> Clone for Subscriber<S> {
@@ -64,6 +66,7 @@ impl<S: Session> Clone for Subscriber<S> {
             fatal: self.fatal.clone(),
             goaway: self.goaway.clone(),
             hop_id: self.hop_id,
+            max_announced: self.max_announced,
         }
     }
 }
@@ -104,7 +107,14 @@ impl<S: Session> Subscriber<S> {
             fatal,
             goaway,
             hop_id,
+            max_announced: crate::session::DEFAULT_MAX_ANNOUNCED,
         }
+    }
+
+    /// Caps how many broadcasts the peer may have announced at once.
+    pub fn with_max_announced(mut self, max: usize) -> Self {
+        self.max_announced = max;
+        self
     }
 
     /// Follows the peer's announcements, publishing each active broadcast
@@ -150,7 +160,13 @@ impl<S: Session> Subscriber<S> {
                     let Some(msg) = msg? else {
                         return Ok(());
                     };
-                    let known = active.contains_key(&msg.suffix) || looped.contains(&msg.suffix);
+                                        let known = active.contains_key(&msg.suffix) || looped.contains(&msg.suffix);
+                    if !known && active.len() + looped.len() >= self.max_announced {
+                        tracing::warn!(max = self.max_announced, "peer announced too many broadcasts");
+                        reader.stop(&Error::Bounds);
+                        writer.reset(&Error::Bounds);
+                        return Err(StreamError::Closed(Error::Bounds));
+                    }
                     match (msg.status, known) {
                         (AnnounceStatus::Active, false) if self.hop_id.is_some_and(|id| msg.hops.contains(&id)) => {
                             tracing::debug!(path = %msg.suffix, "announcement loops through us");

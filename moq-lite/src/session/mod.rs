@@ -84,7 +84,14 @@ pub struct SessionConfig {
     /// our announce interest, and any announcement that already carries it
     /// (a loop) is ignored. Clients leave it `None`.
     pub hop_id: Option<u64>,
+    /// The most broadcasts the peer may announce to us at once; past it the
+    /// announce stream is refused with [`Error::Bounds`] (its broadcasts
+    /// end). `None` means [`DEFAULT_MAX_ANNOUNCED`].
+    pub max_announced: Option<usize>,
 }
+
+/// Default for [`SessionConfig::max_announced`].
+pub const DEFAULT_MAX_ANNOUNCED: usize = 10_000;
 
 impl Session {
     /// Starts a client session over `transport`: negotiates the version, then
@@ -98,6 +105,7 @@ impl Session {
             publish: publish.into(),
             subscribe: subscribe.into(),
             hop_id: None,
+            max_announced: None,
         };
         Self::connect_with(transport, config).await
     }
@@ -122,6 +130,7 @@ impl Session {
             publish: publish.into(),
             subscribe: subscribe.into(),
             hop_id: None,
+            max_announced: None,
         };
         Self::accept_with(transport, config).await
     }
@@ -150,7 +159,9 @@ impl Session {
             publish,
             subscribe,
             hop_id,
+            max_announced,
         } = config;
+        let max_announced = max_announced.unwrap_or(DEFAULT_MAX_ANNOUNCED);
         let hop_id = hop_id.and_then(HopId::new).filter(|hop| !hop.is_unknown());
         tracing::debug!(?version, "session established");
         let (tx, rx) = watch::channel(None);
@@ -167,6 +178,7 @@ impl Session {
                 fatal,
                 goaway_flag.clone(),
             )
+            .with_max_announced(max_announced)
         });
         let runner = transport.clone();
         let task = tokio::spawn(async move {
