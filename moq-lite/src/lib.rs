@@ -11,7 +11,7 @@ pub mod lite;
 pub mod model;
 mod session;
 
-pub use session::{DEFAULT_MAX_ANNOUNCED, Session, SessionConfig};
+pub use session::{DEFAULT_MAX_ANNOUNCED, Session, SessionConfig, SessionStats, StatsSnapshot};
 
 pub use error::{Error, Result};
 

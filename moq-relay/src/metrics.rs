@@ -4,7 +4,10 @@
 //! frame); byte counts come from QUIC's own statistics when scraped.
 
 use std::fmt::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use moq_lite::StatsSnapshot;
 
 /// Counters shared by every session of a relay.
 #[derive(Debug, Default)]
@@ -21,6 +24,8 @@ pub struct Metrics {
     pub closed_bytes_in: AtomicU64,
     /// See `closed_bytes_in`.
     pub closed_bytes_out: AtomicU64,
+    /// What sessions that have ended carried.
+    pub closed_sessions: Mutex<StatsSnapshot>,
 }
 
 /// Live figures that are not counters: summed when scraped.
@@ -30,6 +35,8 @@ pub struct Live {
     pub bytes_in: u64,
     /// Bytes sent by open sessions.
     pub bytes_out: u64,
+    /// What open sessions carried so far.
+    pub sessions: StatsSnapshot,
 }
 
 impl Metrics {
@@ -75,6 +82,47 @@ impl Metrics {
             "counter",
             "UDP payload bytes sent.",
             get(&self.closed_bytes_out) + live.bytes_out,
+        );
+        let mut carried = *self.closed_sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let subscriptions = live.sessions.subscriptions;
+        carried += live.sessions;
+        let counters = [
+            (
+                "moq_relay_frames_in_total",
+                "Frames received from publishers.",
+                carried.frames_in,
+            ),
+            (
+                "moq_relay_frames_out_total",
+                "Frames sent to subscribers.",
+                carried.frames_out,
+            ),
+            (
+                "moq_relay_payload_bytes_in_total",
+                "Payload bytes received.",
+                carried.bytes_in,
+            ),
+            (
+                "moq_relay_payload_bytes_out_total",
+                "Payload bytes sent.",
+                carried.bytes_out,
+            ),
+            ("moq_relay_groups_in_total", "Groups received.", carried.groups_in),
+            ("moq_relay_groups_out_total", "Groups sent.", carried.groups_out),
+            (
+                "moq_relay_groups_dropped_total",
+                "Groups dropped: past a subscriber's max latency or evicted before sending.",
+                carried.groups_dropped,
+            ),
+        ];
+        for (name, help, value) in counters {
+            metric(name, "counter", help, value);
+        }
+        metric(
+            "moq_relay_subscriptions_active",
+            "gauge",
+            "Subscriptions held by sessions now.",
+            subscriptions,
         );
         out
     }

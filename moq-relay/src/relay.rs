@@ -64,6 +64,7 @@ impl Shared {
             let stats = open.connection.stats();
             live.bytes_in += stats.udp_rx.bytes;
             live.bytes_out += stats.udp_tx.bytes;
+            live.sessions += open.session.stats().snapshot();
         }
         live
     }
@@ -399,4 +400,12 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
         .metrics
         .closed_bytes_out
         .fetch_add(stats.udp_tx.bytes, Ordering::Relaxed);
+    let mut carried = session.stats().snapshot();
+    // A gauge, not a count of what was carried.
+    carried.subscriptions = 0;
+    *shared
+        .metrics
+        .closed_sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) += carried;
 }

@@ -210,6 +210,9 @@ async fn http_side_answers() {
         assert!(metrics.contains("moq_relay_sessions_active 1"), "{metrics}");
         assert!(metrics.contains("moq_relay_broadcasts_active 1"), "{metrics}");
         assert!(!metrics.contains("moq_relay_bytes_out_total 0\n"), "{metrics}");
+        // The /fetch requests pulled frames from the publisher through the relay.
+        assert!(!metrics.contains("moq_relay_frames_in_total 0\n"), "{metrics}");
+        assert!(!metrics.contains("moq_relay_groups_in_total 0\n"), "{metrics}");
     })
     .await
     .expect("timed out");

@@ -10,6 +10,7 @@
 //! groups older than the subscriber's max latency are reset, not queued.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::{AbortHandle, JoinSet};
@@ -22,8 +23,8 @@ use super::{
 };
 use crate::Error;
 use crate::model::{BroadcastConsumer, GroupConsumer, OriginConsumer, Track};
-use crate::session::GoawayFlag;
 use crate::session::stream::{Reader, StreamError, Writer, transport_error};
+use crate::session::{GoawayFlag, SessionStats};
 
 /// How often a Probe stream reports estimates when the subscriber is quiet.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -47,6 +48,7 @@ pub(crate) struct Publisher<S: Session> {
     /// Ours, appended to every announced broadcast's hops (relays only).
     hop_id: Option<HopId>,
     goaway: GoawayFlag,
+    stats: Arc<SessionStats>,
 }
 
 impl<S: Session> Clone for Publisher<S> {
@@ -57,6 +59,7 @@ impl<S: Session> Clone for Publisher<S> {
             origin: self.origin.clone(),
             hop_id: self.hop_id,
             goaway: self.goaway.clone(),
+            stats: self.stats.clone(),
         }
     }
 }
@@ -68,6 +71,7 @@ impl<S: Session> Publisher<S> {
         origin: OriginConsumer,
         hop_id: Option<HopId>,
         goaway: GoawayFlag,
+        stats: Arc<SessionStats>,
     ) -> Self {
         Publisher {
             transport,
@@ -75,6 +79,7 @@ impl<S: Session> Publisher<S> {
             origin,
             hop_id,
             goaway,
+            stats,
         }
     }
 
@@ -202,6 +207,7 @@ impl<S: Session> Publisher<S> {
         writer
             .encode(|b| ok(start, msg.end_group).encode(version, b))
             .await?;
+        let _subscribed = Subscribed::new(&self.stats);
 
         let mut sub = Subscription {
             id: msg.id,
@@ -211,6 +217,7 @@ impl<S: Session> Publisher<S> {
             max_latency: msg.max_latency,
             end: msg.end_group,
             start_resolved: start.is_some(),
+            skipped: 0,
         };
         let mut groups: JoinSet<u64> = JoinSet::new();
         let mut inflight: BTreeMap<u64, (Instant, AbortHandle)> = BTreeMap::new();
@@ -231,8 +238,12 @@ impl<S: Session> Publisher<S> {
                     Ok(None) | Err(StreamError::Closed(_)) => return Ok(()),
                     Err(err) => return Err(err),
                 },
-                next = track.next_group(), if !ending => match next {
+                                next = track.next_group(), if !ending => match next {
                     Ok(Some(group)) => {
+                        // Groups the cache evicted before we could send them.
+                        let skipped = track.skipped();
+                        SessionStats::add(&self.stats.groups_dropped, skipped - sub.skipped);
+                        sub.skipped = skipped;
                         let sequence = group.sequence();
                         if sub.end.is_some_and(|end| sequence > end) {
                             // Groups past the end arrive: the range is done.
@@ -249,8 +260,16 @@ impl<S: Session> Publisher<S> {
                             writer.encode(|b| ok(Some(sequence), sub.end).encode(version, b)).await?;
                         }
                         let now = Instant::now();
-                        sub.expire(&mut inflight, sequence, now);
-                        let task = serve_group(self.transport.clone(), version, sub.id, sub.stream_priority(sequence), group);
+                                                let expired = sub.expire(&mut inflight, sequence, now);
+                        SessionStats::add(&self.stats.groups_dropped, expired);
+                        let task = serve_group(
+                            self.transport.clone(),
+                            version,
+                            sub.id,
+                            sub.stream_priority(sequence),
+                            group,
+                            self.stats.clone(),
+                        );
                         inflight.insert(sequence, (now, groups.spawn(task)));
                         ending = sub.end == Some(sequence);
                     }
@@ -292,7 +311,7 @@ impl<S: Session> Publisher<S> {
             }
         };
         writer.set_priority(stream_priority(fetch.priority, 0, fetch.group, false));
-        match write_frames(&mut writer, &mut group, version).await {
+        match write_frames(&mut writer, &mut group, version, &self.stats).await {
             Ok(()) => writer.finish(),
             Err(err) => {
                 writer.reset(err.error());
@@ -343,6 +362,8 @@ struct Subscription {
     max_latency: Duration,
     end: Option<u64>,
     start_resolved: bool,
+    /// The track consumer's skip count last time we looked.
+    skipped: u64,
 }
 
 impl Subscription {
@@ -364,10 +385,17 @@ impl Subscription {
 
     /// Resets the streams of groups that arrived more than the max latency
     /// before the newest one (`sequence`, arriving `now`). Zero means no limit.
-    fn expire(&self, inflight: &mut BTreeMap<u64, (Instant, AbortHandle)>, sequence: u64, now: Instant) {
+    /// Returns how many were reset.
+    fn expire(
+        &self,
+        inflight: &mut BTreeMap<u64, (Instant, AbortHandle)>,
+        sequence: u64,
+        now: Instant,
+    ) -> u64 {
         if self.max_latency.is_zero() {
-            return;
+            return 0;
         }
+        let before = inflight.len();
         inflight.retain(|&older, (arrived, task)| {
             let expired = older < sequence && now.duration_since(*arrived) > self.max_latency;
             if expired {
@@ -376,6 +404,7 @@ impl Subscription {
             }
             !expired
         });
+        (before - inflight.len()) as u64
     }
 }
 
@@ -387,6 +416,7 @@ async fn serve_group<S: Session>(
     subscribe: u64,
     priority: i32,
     mut group: GroupConsumer,
+    stats: Arc<SessionStats>,
 ) -> u64 {
     let sequence = group.sequence();
     let stream = match transport.open_uni().await {
@@ -396,6 +426,7 @@ async fn serve_group<S: Session>(
             return sequence;
         }
     };
+    SessionStats::add(&stats.groups_out, 1);
     let mut writer = Writer::new(stream);
     writer.set_priority(priority);
     let header = Group { subscribe, sequence };
@@ -406,7 +437,7 @@ async fn serve_group<S: Session>(
                 header.encode(version, b)
             })
             .await?;
-        write_frames(&mut writer, &mut group, version).await
+        write_frames(&mut writer, &mut group, version, &stats).await
     }
     .await;
     match result {
@@ -424,13 +455,32 @@ async fn write_frames<W: web_transport_trait::SendStream>(
     writer: &mut Writer<W>,
     group: &mut GroupConsumer,
     version: Version,
+    stats: &SessionStats,
 ) -> Result<(), StreamError> {
     while let Some(mut frame) = group.next_frame().await? {
         let header = FrameHeader { size: frame.size() };
+        SessionStats::add(&stats.frames_out, 1);
+        SessionStats::add(&stats.bytes_out, frame.size());
         writer.encode(|b| header.encode(version, b)).await?;
         while let Some(chunk) = frame.read_chunk().await? {
             writer.write_chunk(chunk).await?;
         }
     }
     Ok(())
+}
+
+/// Counts a subscription the peer holds for as long as it lives.
+struct Subscribed<'a>(&'a SessionStats);
+
+impl<'a> Subscribed<'a> {
+    fn new(stats: &'a SessionStats) -> Self {
+        SessionStats::add(&stats.subscriptions, 1);
+        Subscribed(stats)
+    }
+}
+
+impl Drop for Subscribed<'_> {
+    fn drop(&mut self) {
+        SessionStats::sub(&self.0.subscriptions, 1);
+    }
 }

@@ -24,8 +24,8 @@ use crate::Error;
 use crate::model::{
     BroadcastProducer, BroadcastRequests, GroupProducer, OriginProducer, Path, TrackProducer,
 };
-use crate::session::GoawayFlag;
 use crate::session::stream::{Reader, StreamError, Writer, transport_error};
+use crate::session::{GoawayFlag, SessionStats};
 
 /// How long a subscription's track stays writable after the publisher
 /// finished the Subscribe stream: QUIC may deliver the last Group streams
@@ -53,6 +53,7 @@ pub(crate) struct Subscriber<S: Session> {
     hop_id: Option<HopId>,
     /// The most broadcasts the peer may have announced at once.
     max_announced: usize,
+    stats: Arc<SessionStats>,
 }
 
 impl<S: Session> Clone for Subscriber<S> {
@@ -67,6 +68,7 @@ impl<S: Session> Clone for Subscriber<S> {
             goaway: self.goaway.clone(),
             hop_id: self.hop_id,
             max_announced: self.max_announced,
+            stats: self.stats.clone(),
         }
     }
 }
@@ -108,7 +110,14 @@ impl<S: Session> Subscriber<S> {
             goaway,
             hop_id,
             max_announced: crate::session::DEFAULT_MAX_ANNOUNCED,
+            stats: Arc::default(),
         }
+    }
+
+    /// Counts what this half receives into `stats`.
+    pub fn with_stats(mut self, stats: Arc<SessionStats>) -> Self {
+        self.stats = stats;
+        self
     }
 
     /// Caps how many broadcasts the peer may have announced at once.
@@ -330,6 +339,7 @@ impl<S: Session> Subscriber<S> {
         let created = track.create_group(header.sequence);
         // Holding a producer would keep the track open after it should end.
         drop(track);
+        SessionStats::add(&self.stats.groups_in, 1);
         let mut group = match created {
             Ok(group) => IncomingGroup(Some(group)),
             Err(err) => {
@@ -357,6 +367,8 @@ impl<S: Session> Subscriber<S> {
                     return Ok(());
                 }
             };
+            SessionStats::add(&self.stats.frames_in, 1);
+            SessionStats::add(&self.stats.bytes_in, frame.size);
             let mut remaining = frame.size;
             while remaining > 0 {
                 let max = usize::try_from(remaining).unwrap_or(usize::MAX).min(MAX_CHUNK);

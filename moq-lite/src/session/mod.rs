@@ -19,7 +19,10 @@
 //! The session is generic over the `web-transport-trait` session, so raw QUIC
 //! and WebTransport (both `web_transport_quinn::Session`) share this code.
 
+mod stats;
 pub(crate) mod stream;
+
+pub use stats::{SessionStats, StatsSnapshot};
 
 use std::sync::Arc;
 
@@ -65,6 +68,7 @@ pub struct Session {
     /// The open Goaway stream, kept until the session ends (its FIN would
     /// tell the peer we are done draining).
     goaway_stream: std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
+    stats: Arc<SessionStats>,
     task: AbortHandle,
 }
 
@@ -166,9 +170,18 @@ impl Session {
         tracing::debug!(?version, "session established");
         let (tx, rx) = watch::channel(None);
         let goaway_flag = GoawayFlag::default();
+        let stats = Arc::new(SessionStats::default());
         let (fatal, fatal_rx) = tokio::sync::mpsc::unbounded_channel();
-        let publisher = publish
-            .map(|origin| Publisher::new(transport.clone(), version, origin, hop_id, goaway_flag.clone()));
+        let publisher = publish.map(|origin| {
+            Publisher::new(
+                transport.clone(),
+                version,
+                origin,
+                hop_id,
+                goaway_flag.clone(),
+                stats.clone(),
+            )
+        });
         let subscriber = subscribe.map(|origin| {
             Subscriber::new(
                 transport.clone(),
@@ -179,6 +192,7 @@ impl Session {
                 goaway_flag.clone(),
             )
             .with_max_announced(max_announced)
+            .with_stats(stats.clone())
         });
         let runner = transport.clone();
         let task = tokio::spawn(async move {
@@ -217,8 +231,14 @@ impl Session {
             close: Arc::new(move |err: &Error| closer.close(err.code(), &err.to_string())),
             goaway: Arc::new(goaway),
             goaway_stream: std::sync::Mutex::new(None),
+            stats,
             task: task.abort_handle(),
         }
+    }
+
+    /// What this session has carried so far.
+    pub fn stats(&self) -> Arc<SessionStats> {
+        self.stats.clone()
     }
 
     /// The negotiated protocol version.
