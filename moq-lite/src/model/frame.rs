@@ -149,12 +149,7 @@ impl FrameConsumer {
 
 impl Drop for FrameConsumer {
     fn drop(&mut self) {
-        let mut state = self.group.state.lock();
-        state.readers.unregister(&mut self.slot);
-        state.consumers -= 1;
-        if state.consumers == 0 {
-            state.unused.wake_all();
-        }
+        self.group.state.lock().release_consumer(&mut self.slot);
     }
 }
 

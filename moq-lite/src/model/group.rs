@@ -122,6 +122,18 @@ pub(crate) struct GroupState {
     pub unused: WaiterList,
 }
 
+impl GroupState {
+    /// Forgets a departing consumer (group or frame reader) and tells the
+    /// producers when it was the last.
+    pub(crate) fn release_consumer(&mut self, slot: &mut Option<WaitSlot>) {
+        self.readers.unregister(slot);
+        self.consumers -= 1;
+        if self.consumers == 0 {
+            self.unused.wake_all();
+        }
+    }
+}
+
 pub(crate) struct GroupShared {
     pub sequence: u64,
     pub limits: GroupLimits,
@@ -511,12 +523,7 @@ impl Clone for GroupConsumer {
 
 impl Drop for GroupConsumer {
     fn drop(&mut self) {
-        let mut state = self.shared.state.lock();
-        state.readers.unregister(&mut self.slot);
-        state.consumers -= 1;
-        if state.consumers == 0 {
-            state.unused.wake_all();
-        }
+        self.shared.state.lock().release_consumer(&mut self.slot);
     }
 }
 
