@@ -374,3 +374,85 @@ async fn too_many_announcements_are_refused_without_closing_the_session() {
     };
     tokio::time::timeout(LIMIT, run).await.expect("timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_stops_reading_pins_a_bounded_number_of_groups() {
+    use moq_lite::lite::{ControlStream, Message, Subscribe};
+    use web_transport_trait::{SendStream as _, Session as _};
+
+    let run = async {
+        let server = Server::bind(ServerConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls: ServerTls {
+                generate: vec!["127.0.0.1".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        let client = Client::new(ClientConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls: ClientTls {
+                fingerprints: server.fingerprints(),
+                system_roots: false,
+                ..Default::default()
+            },
+            protocols: vec!["moq-lite-04".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let url = Url::parse(&format!(
+            "moql://127.0.0.1:{}/",
+            server.local_addr().unwrap().port()
+        ))
+        .unwrap();
+        let origin = OriginProducer::new();
+        let broadcast = origin.create_broadcast("b").unwrap();
+        let mut track = broadcast.create_track(Track::new("t"));
+        let accept = async {
+            let accepted = server.accept().await.unwrap().accept().await.unwrap();
+            Session::accept(accepted.session, origin.consume(), None)
+                .await
+                .unwrap()
+        };
+        let (server_session, raw) = tokio::join!(accept, async { client.connect(&url).await.unwrap() });
+
+        // SUBSCRIBE by hand, then never accept a single group stream.
+        let (mut send, _recv) = raw.session.open_bi().await.unwrap();
+        let mut buf = Vec::new();
+        ControlStream::Subscribe
+            .encode(Version::Lite04, &mut buf)
+            .unwrap();
+        let msg = Subscribe {
+            id: 1,
+            broadcast: Path::new("b"),
+            track: "t".into(),
+            ..Default::default()
+        };
+        msg.encode(Version::Lite04, &mut buf).unwrap();
+        send.write_all(&buf).await.unwrap();
+        while track.is_unused() {
+            tokio::task::yield_now().await;
+        }
+
+        // 200 groups of 64 KB, 12.8 MB against the peer's 4 MiB connection
+        // window: the publisher never blocks, the first ~64 groups fit in the
+        // peer's buffers, at most 32 more wait in flight, and the rest are
+        // dropped rather than queued.
+        for _ in 0..200 {
+            let mut group = track.append_group().unwrap();
+            group.write_frame(Bytes::from(vec![0u8; 64 * 1024])).unwrap();
+            group.finish().unwrap();
+            tokio::task::yield_now().await;
+        }
+        let stats = server_session.stats();
+        loop {
+            let snapshot = stats.snapshot();
+            if snapshot.groups_dropped >= 100 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(LIMIT, run).await.expect("timed out");
+}

@@ -26,6 +26,13 @@ use crate::model::{BroadcastConsumer, GroupConsumer, OriginConsumer, Track};
 use crate::session::stream::{Reader, StreamError, Writer, transport_error};
 use crate::session::{GoawayFlag, SessionStats};
 
+/// Group streams one subscription may have in flight. A subscriber that
+/// stops reading stops granting streams, and each waiting group pins its
+/// data: past this, live subscriptions drop their oldest group (the newest
+/// matter most) and ordered ones stop taking groups until one completes (the
+/// cache then evicts what they miss).
+pub(crate) const MAX_INFLIGHT_GROUPS: usize = 32;
+
 /// How often a Probe stream reports estimates when the subscriber is quiet.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -238,7 +245,8 @@ impl<S: Session> Publisher<S> {
                     Ok(None) | Err(StreamError::Closed(_)) => return Ok(()),
                     Err(err) => return Err(err),
                 },
-                                next = track.next_group(), if !ending => match next {
+                                // Ordered delivery waits for room; live delivery makes room below.
+                next = track.next_group(), if !ending && (!sub.ordered || inflight.len() < MAX_INFLIGHT_GROUPS) => match next {
                     Ok(Some(group)) => {
                         // Groups the cache evicted before we could send them.
                         let skipped = track.skipped();
@@ -261,7 +269,8 @@ impl<S: Session> Publisher<S> {
                         }
                         let now = Instant::now();
                                                 let expired = sub.expire(&mut inflight, sequence, now);
-                        SessionStats::add(&self.stats.groups_dropped, expired);
+                        let evicted = make_room(&mut inflight);
+                        SessionStats::add(&self.stats.groups_dropped, expired + evicted);
                         let task = serve_group(
                             self.transport.clone(),
                             version,
@@ -406,6 +415,20 @@ impl Subscription {
         });
         (before - inflight.len()) as u64
     }
+}
+
+/// Resets the oldest in-flight groups until there is room for one more;
+/// returns how many.
+fn make_room(inflight: &mut BTreeMap<u64, (Instant, AbortHandle)>) -> u64 {
+    let mut dropped = 0;
+    while inflight.len() >= MAX_INFLIGHT_GROUPS {
+        if let Some((_, (_, task))) = inflight.pop_first() {
+            // Aborting drops the task's Writer, which resets the stream.
+            task.abort();
+            dropped += 1;
+        }
+    }
+    dropped
 }
 
 /// Writes one group on a new unidirectional stream; returns its sequence
