@@ -24,7 +24,15 @@
 //! drains that buffer strictly by priority. Groups are 64 KB, so a group
 //! cannot complete inside the initial window; and the backlog is always
 //! written in the order *opposite* to the expected delivery, so arrival
-//! (FIFO) order can never pass for priority order.
+//! (FIFO) order can never pass for priority order. (Each backlog is written
+//! while the congestion window is still about its initial size: after a big
+//! transfer it would be large enough to send whole groups before the pause
+//! bites.)
+//!
+//! Completion order equals packetisation order only when no packet is lost;
+//! on loopback that happens only on a heavily overloaded machine, and such a
+//! run is retried (see [`lossless`]). Every order is checked with a slack of
+//! one place ([`SLACK`]) for reader-task scheduling.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -52,11 +60,18 @@ const FRAME: usize = 16 * 1024;
 const FRAMES: usize = 4;
 /// How long we give the publisher to hand what the model holds to quinn.
 /// Nothing is blocked (the windows are far larger than the backlog), so this
-/// is only task scheduling.
-const SETTLE: Duration = Duration::from_millis(100);
+/// is only task scheduling, with a wide margin for a busy machine.
+const SETTLE: Duration = Duration::from_millis(200);
 
-/// Runs a test body under [`LIMIT`], so that a hang fails instead of blocking.
+/// One test at a time: each runs a server, a client and a relay, and its
+/// observations are only as good as its share of the (possibly small)
+/// machine. Held across runtimes, hence tokio's mutex.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits for this test's [`TURN`], then runs its body under [`LIMIT`], so
+/// that a hang fails instead of blocking.
 async fn limit<F: std::future::Future>(body: F) -> F::Output {
+    let _turn = TURN.lock().await;
     tokio::time::timeout(LIMIT, body).await.expect("timed out")
 }
 
@@ -64,11 +79,11 @@ async fn limit<F: std::future::Future>(body: F) -> F::Output {
 /// datagrams pass at once. Server-to-client datagrams go through a FIFO
 /// queue that is held while paused and otherwise drained at a modest pace
 /// ([`PACE`] per datagram), so that the client (a debug build sharing a
-/// small machine with the server) reads them about as they arrive and never
-/// drops any: the order in which group streams complete at the client is
-/// then the order in which the server packetised them. The queue is
-/// unbounded and FIFO, so the relay itself neither drops nor reorders. It
-/// runs on OS threads, so a busy runtime cannot starve it.
+/// small machine with the server) reads them about as they arrive and does
+/// not overflow its socket buffer: the order in which group streams complete
+/// at the client is then the order in which the server packetised them. The
+/// queue is unbounded and FIFO, so the relay itself neither drops nor
+/// reorders. It runs on OS threads, so a busy runtime cannot starve it.
 struct Relay {
     addr: SocketAddr,
     state: Arc<Mutex<RelayState>>,
@@ -245,8 +260,9 @@ impl Harness {
 }
 
 impl Harness {
-    /// Prints what was lost where: diagnostics for a failing order.
-    fn report(&self, raw: &Wt) {
+    /// Prints what was sent, lost and forwarded where, and returns how many
+    /// packets the server declared lost.
+    fn report(&self, raw: &Wt) -> u64 {
         let server = self.server_wt.lock().unwrap().clone().expect("connected");
         let server = quinn::Connection::stats(&server);
         let client = quinn::Connection::stats(raw);
@@ -258,6 +274,7 @@ impl Harness {
             self.relay.state.lock().unwrap().forwarded,
             client.udp_rx.datagrams,
         );
+        server.path.lost_packets
     }
 }
 
@@ -507,32 +524,54 @@ fn assert_order(order: &[Done], expected: &[(u64, u64)]) {
 /// Writes the backlog with the relay paused, then [`drain`]s it.
 async fn backlog(
     h: &Harness,
-    raw: &Wt,
     done: &mut mpsc::UnboundedReceiver<Done>,
     n: usize,
     write: impl FnOnce(),
 ) -> Vec<Done> {
     h.relay.pause();
     write();
-    drain(h, raw, done, n).await
+    drain(h, done, n).await
 }
 
 /// Gives the publisher time to hand the backlog to quinn, resumes the relay,
 /// and returns the next `n` completions (all of them whole groups).
-async fn drain(h: &Harness, raw: &Wt, done: &mut mpsc::UnboundedReceiver<Done>, n: usize) -> Vec<Done> {
+async fn drain(h: &Harness, done: &mut mpsc::UnboundedReceiver<Done>, n: usize) -> Vec<Done> {
     tokio::time::sleep(SETTLE).await;
     h.relay.resume();
     let order = next_done(done, n).await;
     println!("completion order: {:?}", ids(&order));
-    h.report(raw);
     assert_complete(&order);
     order
 }
 
+/// How many times a scenario is tried before a lossy run counts.
+const ATTEMPTS: usize = 3;
+
+/// Runs `scenario` (which returns what it observed and how many packets the
+/// server lost) until a run loses none, and returns that run's observation.
+///
+/// Completion order is the packetisation order only if nothing is lost: a
+/// lost packet is retransmitted (at its stream's priority) only once it is
+/// detected, a round trip later, by which time up to a congestion window of
+/// later data has gone, so its group completes late. On loopback nothing is
+/// lost unless the machine is so overloaded that a socket buffer overflows
+/// (seen with three busy loops on two cores); such a run says nothing about
+/// priority and is tried again.
+async fn lossless<T>(mut scenario: impl AsyncFnMut() -> (T, u64)) -> T {
+    for attempt in 1..=ATTEMPTS {
+        let (seen, lost) = scenario().await;
+        if lost == 0 {
+            return seen;
+        }
+        println!("attempt {attempt}: {lost} packets lost, the order proves nothing; again");
+    }
+    panic!("packets were lost in all {ATTEMPTS} attempts: the machine is too busy to test ordering");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn high_priority_track_overtakes_a_low_priority_backlog() {
-    limit(async {
-        const LOW: u64 = 16;
+    const LOW: u64 = 16;
+    let order = limit(lossless(async || {
         let h = Harness::new(QuicConfig::default()).await;
         let broadcast = h.origin.create_broadcast("room").unwrap();
         // The publisher priorities favour the low track: the subscriber's
@@ -544,29 +583,30 @@ async fn high_priority_track_overtakes_a_low_priority_backlog() {
         let _high_sub = subscribe(&raw, &sub(2, "high", 200)).await;
         let mut done = collect(&raw);
 
-        // 1 MiB of the low track is queued in quinn before the one high group
-        // is even written.
+        // 1 MiB of the low track is queued in quinn before the one high
+        // group is even written.
         h.relay.pause();
         for sequence in 0..LOW {
             write_big(&mut low, sequence);
         }
         tokio::time::sleep(SETTLE).await;
         write_big(&mut high, 0);
-        let order = drain(&h, &raw, &mut done, LOW as usize + 1).await;
-        // Only data in flight at the pause (about one initial window, less
-        // than a group) went before the high group: it overtakes the whole
-        // low backlog (which itself goes newest first).
-        let mut expected = vec![(2, 0)];
-        expected.extend((0..LOW).rev().map(|sequence| (1, sequence)));
-        assert_order(&order, &expected);
-    })
+        let order = drain(&h, &mut done, LOW as usize + 1).await;
+        (order, h.report(&raw))
+    }))
     .await;
+    // Only data in flight at the pause (about one initial window, less than
+    // a group) went before the high group: it overtakes the whole low
+    // backlog (which itself goes newest first).
+    let mut expected = vec![(2, 0)];
+    expected.extend((0..LOW).rev().map(|sequence| (1, sequence)));
+    assert_order(&order, &expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_priority_breaks_subscriber_priority_ties() {
-    limit(async {
-        const EACH: u64 = 3;
+    const EACH: u64 = 3;
+    let order = limit(lossless(async || {
         let h = Harness::new(QuicConfig::default()).await;
         let broadcast = h.origin.create_broadcast("room").unwrap();
         let mut quiet = broadcast.create_track(Track::new("quiet").with_priority(1));
@@ -576,7 +616,9 @@ async fn publisher_priority_breaks_subscriber_priority_ties() {
         let _loud_sub = subscribe(&raw, &sub(2, "loud", 50)).await;
         let mut done = collect(&raw);
 
-        let order = backlog(&h, &raw, &mut done, 2 * EACH as usize, || {
+        // The same subscriber priority: the publisher's decides, though the
+        // quiet track's groups came first.
+        let order = backlog(&h, &mut done, 2 * EACH as usize, || {
             for sequence in 0..EACH {
                 write_big(&mut quiet, sequence);
             }
@@ -585,16 +627,16 @@ async fn publisher_priority_breaks_subscriber_priority_ties() {
             }
         })
         .await;
-        let loud_first: Vec<(u64, u64)> = [(2, 2), (2, 1), (2, 0), (1, 2), (1, 1), (1, 0)].into();
-        assert_order(&order, &loud_first);
-    })
+        (order, h.report(&raw))
+    }))
     .await;
+    assert_order(&order, &[(2, 2), (2, 1), (2, 0), (1, 2), (1, 1), (1, 0)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn newest_group_first_within_a_track() {
-    limit(async {
-        const N: u64 = 12;
+    const N: u64 = 12;
+    let order = limit(lossless(async || {
         let h = Harness::new(QuicConfig::default()).await;
         let broadcast = h.origin.create_broadcast("room").unwrap();
         let mut track = broadcast.create_track(Track::new("video"));
@@ -603,22 +645,23 @@ async fn newest_group_first_within_a_track() {
         let mut done = collect(&raw);
 
         // Written oldest first: arrival order is the opposite of what we want.
-        let order = backlog(&h, &raw, &mut done, N as usize, || {
+        let order = backlog(&h, &mut done, N as usize, || {
             for sequence in 0..N {
                 write_big(&mut track, sequence);
             }
         })
         .await;
-        let newest_first: Vec<(u64, u64)> = (0..N).rev().map(|sequence| (1, sequence)).collect();
-        assert_order(&order, &newest_first);
-    })
+        (order, h.report(&raw))
+    }))
     .await;
+    let newest_first: Vec<(u64, u64)> = (0..N).rev().map(|sequence| (1, sequence)).collect();
+    assert_order(&order, &newest_first);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordered_subscription_gets_oldest_group_first() {
-    limit(async {
-        const N: u64 = 12;
+    const N: u64 = 12;
+    let order = limit(lossless(async || {
         let h = Harness::new(QuicConfig::default()).await;
         let broadcast = h.origin.create_broadcast("room").unwrap();
         let mut track = broadcast.create_track(Track::new("video"));
@@ -633,22 +676,23 @@ async fn ordered_subscription_gets_oldest_group_first() {
         // Written newest first (a track takes groups in any order, and the
         // subscription started on an empty track, so it gets them all):
         // arrival order is the opposite of ordered delivery.
-        let order = backlog(&h, &raw, &mut done, N as usize, || {
+        let order = backlog(&h, &mut done, N as usize, || {
             for sequence in (0..N).rev() {
                 write_big(&mut track, sequence);
             }
         })
         .await;
-        let oldest_first: Vec<(u64, u64)> = (0..N).map(|sequence| (1, sequence)).collect();
-        assert_order(&order, &oldest_first);
-    })
+        (order, h.report(&raw))
+    }))
     .await;
+    let oldest_first: Vec<(u64, u64)> = (0..N).map(|sequence| (1, sequence)).collect();
+    assert_order(&order, &oldest_first);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_update_reprioritises_new_groups() {
-    limit(async {
-        const EACH: u64 = 3;
+    const EACH: u64 = 3;
+    let order = limit(lossless(async || {
         let h = Harness::new(QuicConfig::default()).await;
         let broadcast = h.origin.create_broadcast("room").unwrap();
         let mut a = broadcast.create_track(Track::new("a"));
@@ -658,20 +702,19 @@ async fn subscribe_update_reprioritises_new_groups() {
         let (mut b_send, _b_reply) = subscribe(&raw, &sub(2, "b", 10)).await;
         let mut done = collect(&raw);
 
-        // Before the update: a (100) beats b (10), though b's groups came first.
-        let order = backlog(&h, &raw, &mut done, 2 * EACH as usize, || {
-            for sequence in 0..EACH {
-                write_big(&mut b, sequence);
-            }
-            for sequence in 0..EACH {
-                write_big(&mut a, sequence);
-            }
-        })
-        .await;
-        let a_first: Vec<(u64, u64)> = [(1, 2), (1, 1), (1, 0), (2, 2), (2, 1), (2, 0)].into();
-        assert_order(&order, &a_first);
+        // Both subscriptions deliver. The groups are tiny, so that the
+        // server's congestion window stays about its initial size and the
+        // backlog below waits in quinn, not on the wire.
+        for track in [&mut a, &mut b] {
+            let mut group = track.create_group(0).unwrap();
+            group.write_frame(Bytes::from_static(b"tiny")).unwrap();
+            group.finish().unwrap();
+        }
+        let mut first = next_done(&mut done, 2).await;
+        first.sort_by_key(|d| d.subscribe);
+        assert_eq!(ids(&first), [(1, 0), (2, 0)]);
 
-        // b goes to 200 (end group unbounded, as before).
+        // b goes from 10 to 200, over a (100). End group unbounded, as before.
         let update = SubscribeUpdate {
             priority: 200,
             ordered: false,
@@ -685,20 +728,21 @@ async fn subscribe_update_reprioritises_new_groups() {
         // No reply exists to wait for: give the publisher time to read it.
         tokio::time::sleep(SETTLE).await;
 
-        // Now a's groups come first and b's must overtake them.
-        let order = backlog(&h, &raw, &mut done, 2 * EACH as usize, || {
-            for sequence in EACH..2 * EACH {
+        // a's groups come first; b's must overtake them, which they could
+        // not with b's original priority.
+        let order = backlog(&h, &mut done, 2 * EACH as usize, || {
+            for sequence in 1..=EACH {
                 write_big(&mut a, sequence);
             }
-            for sequence in EACH..2 * EACH {
+            for sequence in 1..=EACH {
                 write_big(&mut b, sequence);
             }
         })
         .await;
-        let b_first: Vec<(u64, u64)> = [(2, 5), (2, 4), (2, 3), (1, 5), (1, 4), (1, 3)].into();
-        assert_order(&order, &b_first);
-    })
+        (order, h.report(&raw))
+    }))
     .await;
+    assert_order(&order, &[(2, 3), (2, 2), (2, 1), (1, 3), (1, 2), (1, 1)]);
 }
 
 /// The client's windows are tiny and it does not read: the publisher's group
@@ -764,9 +808,6 @@ async fn groups_past_max_latency_are_reset() {
 /// expired group SHOULD be reset at the QUIC level, and the publisher's docs
 /// promise that groups older than the max latency "are reset, not queued".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: lite/publisher.rs serve_subscribe forgets a group once serve_group has finish()ed its stream \
-            (the task ends, join_next drops it from `inflight`), so Subscription::expire cannot reset groups \
-            that are queued in quinn's send buffer behind congestion: they are delivered in full"]
 async fn queued_groups_past_max_latency_are_reset() {
     limit(async {
         let h = Harness::new(QuicConfig::default()).await;

@@ -464,8 +464,9 @@ async fn serve_group<S: Session>(
     }
     .await;
     match result {
+        // Held until acknowledged, so that expiry can still reset it.
         Ok(()) => {
-            let _ = writer.finish();
+            let _ = writer.finish_acked().await;
         }
         Err(err) => writer.reset(err.error()),
     }

@@ -205,6 +205,19 @@ impl<S: SendStream> Writer<S> {
             .map_err(|e| StreamError::Closed(transport_error(e)))
     }
 
+    /// Ends the stream cleanly (FIN), then waits until the peer has every
+    /// byte. Until then the stream can still be reset, and dropping this
+    /// writer (an aborted task) does reset it: data queued behind congestion
+    /// can be abandoned when it goes stale.
+    pub async fn finish_acked(&mut self) -> Result<(), StreamError> {
+        self.stream
+            .finish()
+            .map_err(|e| StreamError::Closed(transport_error(e)))?;
+        let acked = self.stream.closed().await;
+        self.done = true;
+        acked.map_err(|e| StreamError::Closed(transport_error(e)))
+    }
+
     /// Ends the stream abruptly with `err`'s code.
     pub fn reset(&mut self, err: &Error) {
         self.done = true;
