@@ -336,3 +336,44 @@ pub fn explain_endpoint(err: &EndpointError) -> String {
         _ => text,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwt_goes_into_the_query() {
+        let mut connection =
+            Connection::new(Connection::parse_url("https://relay.example/room?x=1&jwt=old").unwrap());
+        connection.jwt = Some("a.b.c".into());
+        assert_eq!(
+            connection.dial_url().as_str(),
+            "https://relay.example/room?x=1&jwt=a.b.c"
+        );
+    }
+
+    #[test]
+    fn protocols_parse() {
+        assert_eq!("moq-lite-02".parse::<Protocol>().unwrap().alpn().unwrap(), "moql");
+        assert_eq!("moq-lite-04".parse::<Protocol>().unwrap(), Protocol::Lite04);
+        let ietf: Protocol = "moq-transport-15".parse().unwrap();
+        assert!(ietf.alpn().unwrap_err().to_string().contains("not supported yet"));
+        assert!("moq-transport-13".parse::<Protocol>().is_err());
+    }
+
+    #[test]
+    fn bad_urls_are_explained() {
+        let err = Connection::parse_url("localhost:4443").unwrap_err().to_string();
+        assert!(err.contains("unsupported scheme"), "{err}");
+        assert!(Connection::parse_url("moql:///nohost").is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_cap() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
+        let delays: Vec<_> = (0..4).map(|_| backoff.next_delay().as_millis()).collect();
+        assert_eq!(delays, [100, 200, 350, 350]);
+        backoff.reset();
+        assert_eq!(backoff.next_delay().as_millis(), 100);
+    }
+}

@@ -10,17 +10,24 @@
 //! then carries on after the last frame it wrote: frames are never written
 //! twice.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use moq_lite::model::{BroadcastConsumer, OriginProducer, Path, Track, TrackConsumer};
+use moq_lite::model::{BroadcastConsumer, GroupConsumer, OriginProducer, Path, Track, TrackConsumer};
 use tokio::io::AsyncWrite;
 
 use crate::connection::{Backoff, Connection, Live, reconnect};
 use crate::error::explain;
 use crate::format::{Format, FrameWriter};
 use crate::stats::{Stats, StatsGuard};
+
+/// How long a group that arrived ahead of a missing one waits for it.
+const REORDER_WINDOW: Duration = Duration::from_millis(1000);
+
+/// How long the first group to arrive waits for an older one.
+const FIRST_WINDOW: Duration = Duration::from_millis(200);
 
 /// Where a subscription starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -237,26 +244,80 @@ async fn read<W: AsyncWrite + Unpin>(
         track.restart_from(from);
     }
     tracing::info!(broadcast = %options.broadcast, track = %info.name, "subscribed");
+    let lost = |err: moq_lite::Error| Ok(Stop::Interrupted(format!("lost the session: {}", explain(&err))));
+    // Groups travel on separate streams and may arrive out of order: hold
+    // the ones ahead of the next expected sequence for a moment.
+    let mut pending: BTreeMap<u64, GroupConsumer> = BTreeMap::new();
+    let mut expected = position.group;
+    let mut ended = false;
+    let mut gap_deadline: Option<tokio::time::Instant> = None;
     loop {
-        let next = tokio::select! {
-            next = track.next_group() => next,
-            err = live.closed() => return Ok(Stop::Interrupted(format!("lost the session: {}", explain(&err)))),
+        let ready = match (expected, pending.first_key_value()) {
+            (Some(e), Some((&first, _))) if first <= e => true,
+            // Nothing comes before group 0.
+            (None, Some((&0, _))) => true,
+            (_, Some(_)) => ended || gap_deadline.is_some_and(|d| tokio::time::Instant::now() >= d),
+            (_, None) => false,
         };
-        let mut group = match next {
-            Ok(Some(group)) => group,
-            Ok(None) => return Ok(ended(live, broadcast).await),
-            Err(moq_lite::Error::NotFound) => return not_found(moq_lite::Error::NotFound, options),
-            Err(err) => {
-                return Ok(Stop::Interrupted(format!(
-                    "the subscription ended: {}",
-                    explain(&err)
-                )));
+        let group = if ready {
+            let group = pending.pop_first().map(|(_, g)| g);
+            if let (Some(e), Some(g)) = (expected, &group) {
+                if g.sequence() > e {
+                    tracing::debug!(from = e, to = g.sequence(), "skipping missing groups");
+                }
+            }
+            group
+        } else if ended {
+            return Ok(track_ended(live, broadcast).await);
+        } else {
+            // Wait for more; once something is pending, only for a moment.
+            if !pending.is_empty() && gap_deadline.is_none() {
+                // At first nothing is missing yet: only wait for a group
+                // that raced ahead of its predecessor.
+                let window = if expected.is_some() {
+                    REORDER_WINDOW
+                } else {
+                    FIRST_WINDOW
+                };
+                gap_deadline = Some(tokio::time::Instant::now() + window);
+            }
+            let window = async {
+                match gap_deadline {
+                    None => std::future::pending().await,
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                }
+            };
+            let next = tokio::select! {
+                next = track.next_group() => next,
+                err = live.closed() => return lost(err),
+                // The gap did not fill in time: move on to what is there.
+                _ = window => continue,
+            };
+            match next {
+                Ok(Some(group)) => {
+                    if expected.is_some_and(|e| group.sequence() < e) {
+                        continue; // Older than what was written: too late.
+                    }
+                    pending.insert(group.sequence(), group);
+                    continue;
+                }
+                Ok(None) => {
+                    ended = true;
+                    continue;
+                }
+                Err(moq_lite::Error::NotFound) => return not_found(moq_lite::Error::NotFound, options),
+                Err(err) => {
+                    return Ok(Stop::Interrupted(format!(
+                        "the subscription ended: {}",
+                        explain(&err)
+                    )));
+                }
             }
         };
+        let Some(mut group) = group else { continue };
+        gap_deadline = None;
         let sequence = group.sequence();
-        if position.group.is_some_and(|last| sequence < last) {
-            continue; // Older than what was written: arrived late.
-        }
+        expected = Some(sequence + 1);
         let skip = if position.group == Some(sequence) {
             position.frames
         } else {
@@ -268,7 +329,7 @@ async fn read<W: AsyncWrite + Unpin>(
         loop {
             let frame = tokio::select! {
                 frame = group.read_frame() => frame,
-                err = live.closed() => return Ok(Stop::Interrupted(format!("lost the session: {}", explain(&err)))),
+                err = live.closed() => return lost(err),
             };
             let frame = match frame {
                 Ok(Some(frame)) => frame,
@@ -311,7 +372,7 @@ fn not_found(err: moq_lite::Error, options: &SubscribeOptions) -> anyhow::Result
 /// The track reported its end: a real end if the broadcast and the session
 /// are still there, an interruption if either went away (a lost upstream
 /// also ends the track).
-async fn ended(live: &Live, broadcast: &BroadcastConsumer) -> Stop {
+async fn track_ended(live: &Live, broadcast: &BroadcastConsumer) -> Stop {
     let mut broadcast = broadcast.clone();
     // Both go away together with the track; give them a moment to show it.
     let gone = tokio::select! {

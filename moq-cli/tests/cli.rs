@@ -4,7 +4,6 @@
 //! announcement seen by an in-process client. Each test is bounded by
 //! [`LIMIT`].
 
-use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -92,6 +91,29 @@ impl Moq {
     }
 }
 
+/// A relay whose HTTP side (TCP) listens on the same port number as QUIC
+/// (UDP), as a real one does, so `http://` URLs work.
+async fn relay() -> TestRelay {
+    for _ in 0..20 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        let Ok(tcp) = std::net::TcpListener::bind(addr) else {
+            continue;
+        };
+        drop((udp, tcp));
+        // Someone may take the port in between: then binding panics; retry.
+        let started = tokio::spawn(TestRelay::start(move |c| {
+            c.bind = addr;
+            c.http_bind = addr.to_string();
+        }))
+        .await;
+        if let Ok(relay) = started {
+            return relay;
+        }
+    }
+    panic!("no free port for both UDP and TCP");
+}
+
 fn quic(relay: &TestRelay) -> String {
     format!("moql://127.0.0.1:{}/", relay.addr.port())
 }
@@ -145,7 +167,7 @@ async fn lines_through(url: &str, broadcast: &str, extra: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_over_raw_quic_subscriber_first() {
     tokio::time::timeout(LIMIT, async {
-        let relay = TestRelay::start(|_| {}).await;
+        let relay = relay().await;
         lines_through(&quic(&relay), "b", &["--tls-disable-verify"]).await;
     })
     .await
@@ -155,7 +177,7 @@ async fn lines_over_raw_quic_subscriber_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_over_webtransport_subscriber_first() {
     tokio::time::timeout(LIMIT, async {
-        let relay = TestRelay::start(|_| {}).await;
+        let relay = relay().await;
         // http:// pins the hash the relay serves at /certificate.sha256.
         lines_through(&http(&relay), "room/b", &[]).await;
         lines_through(&https(&relay), "room/c", &["--tls-disable-verify"]).await;
@@ -167,7 +189,7 @@ async fn lines_over_webtransport_subscriber_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_with_forced_lite_versions() {
     tokio::time::timeout(LIMIT, async {
-        let relay = TestRelay::start(|_| {}).await;
+        let relay = relay().await;
         let cases = [
             (quic(&relay), "moq-lite-03", "Lite03"),
             (http(&relay), "moq-lite-03", "Lite03"),
@@ -191,7 +213,7 @@ async fn lines_with_forced_lite_versions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_subscriber_joins_the_latest_group() {
     tokio::time::timeout(LIMIT, async {
-        let relay = TestRelay::start(|_| {}).await;
+        let relay = relay().await;
         let url = http(&relay);
         // All lines in one group, so a late subscriber starting at the
         // latest group still sees them all.
@@ -236,7 +258,7 @@ fn varint(value: u64, out: &mut Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_length_frames_byte_for_byte() {
     tokio::time::timeout(LIMIT, async {
-        let relay = TestRelay::start(|_| {}).await;
+        let relay = relay().await;
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let mut sizes = vec![0usize, 1, 1 << 20];
         for _ in 0..9 {
@@ -271,9 +293,12 @@ async fn binary_length_frames_byte_for_byte() {
                 "length",
                 "--wait-subscriber",
             ]);
-            publisher.write(&input).await;
-            publisher.close_stdin();
+            // Feed stdin while reading the subscriber's stdout: both pipes are small.
+            let mut stdin = publisher.stdin.take().unwrap();
+            let data = input.clone();
+            let writer = tokio::spawn(async move { stdin.write_all(&data).await });
             let (status, out, stderr) = subscriber.finish().await;
+            writer.await.unwrap().unwrap();
             assert!(status.success(), "{stderr}");
             assert_eq!(out.len(), input.len(), "{stderr}");
             assert!(out == input, "the bytes differ");
@@ -288,7 +313,7 @@ async fn binary_length_frames_byte_for_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn announced_once_lists_what_is_published() {
     tokio::time::timeout(LIMIT, async {
-        let relay = TestRelay::start(|_| {}).await;
+        let relay = relay().await;
         let url = quic(&relay);
         let mut alice = Moq::spawn(&["--tls-disable-verify", "publish", &url, "room/alice"]);
         let mut bob = Moq::spawn(&["--tls-disable-verify", "publish", &url, "room/bob"]);
@@ -336,7 +361,7 @@ async fn announced_once_lists_what_is_published() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_broadcast_fails_clearly_within_the_timeout() {
     tokio::time::timeout(LIMIT, async {
-        let relay = TestRelay::start(|_| {}).await;
+        let relay = relay().await;
         let started = Instant::now();
         let subscriber = Moq::spawn(&["subscribe", &http(&relay), "nobody", "--timeout", "500ms"]);
         let (status, out, stderr) = subscriber.finish().await;
@@ -353,7 +378,7 @@ async fn unknown_broadcast_fails_clearly_within_the_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_track_fails_clearly() {
     tokio::time::timeout(LIMIT, async {
-        let relay = TestRelay::start(|_| {}).await;
+        let relay = relay().await;
         let url = quic(&relay);
         let mut publisher = Moq::spawn(&["--tls-disable-verify", "publish", &url, "t"]);
         announced(&relay, "t", "data").await;
@@ -371,7 +396,7 @@ async fn unknown_track_fails_clearly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clock_publish_and_subscribe() {
     tokio::time::timeout(LIMIT, async {
-        let relay = TestRelay::start(|_| {}).await;
+        let relay = relay().await;
         let url = http(&relay);
         let publisher = Moq::spawn(&["clock", "publish", &url, "clock"]);
         let subscriber = Moq::spawn(&[
@@ -403,7 +428,7 @@ async fn clock_publish_and_subscribe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_say_what_to_try() {
     tokio::time::timeout(LIMIT, async {
-        let relay = TestRelay::start(|_| {}).await;
+        let relay = relay().await;
         let run = |args: Vec<String>| async move {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let (status, _, stderr) = Moq::spawn(&args).finish().await;
@@ -441,28 +466,22 @@ async fn errors_say_what_to_try() {
     .expect("timed out");
 }
 
-/// Starts a relay on the addresses of one that was just stopped; the ports
-/// may take a moment to be released.
-async fn restart(addr: SocketAddr, http: SocketAddr) -> TestRelay {
-    for _ in 0..100 {
-        let started = tokio::spawn(TestRelay::start(move |c| {
-            c.bind = addr;
-            c.http_bind = http.to_string();
-        }))
-        .await;
-        match started {
-            Ok(relay) => return relay,
-            // No event tells when the old sockets are gone: retry the bind.
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    panic!("could not bind the relay again on {addr} / {http}");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_and_subscribe_resume_after_a_relay_crash() {
+    resume_after_restart(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publish_and_subscribe_resume_after_a_relay_restart() {
+async fn publish_and_subscribe_resume_after_a_relay_shutdown() {
+    resume_after_restart(false).await;
+}
+
+/// Publisher and subscriber through a relay that goes away and comes back
+/// on the same ports: `crash` drops every connection at once, otherwise it
+/// shuts down (GOAWAY, drain).
+async fn resume_after_restart(crash: bool) {
     tokio::time::timeout(LIMIT, async {
-        let relay = TestRelay::start(|_| {}).await;
+        let relay = relay().await;
         let (addr, http_addr) = (relay.addr, relay.http);
         let mut subscriber = Moq::spawn(&[
             "--tls-disable-verify",
@@ -476,8 +495,16 @@ async fn publish_and_subscribe_resume_after_a_relay_restart() {
         publisher.write(b"before\n").await;
         assert_eq!(subscriber.line().await.unwrap(), "before");
 
-        relay.stop().await;
-        let relay = restart(addr, http_addr).await;
+        if crash {
+            relay.kill().await;
+        } else {
+            relay.stop().await;
+        }
+        let relay = TestRelay::restart(|c| {
+            c.bind = addr;
+            c.http_bind = http_addr.to_string();
+        })
+        .await;
 
         // Written while both are reconnecting: the latest group, which the
         // resumed subscription starts at.
