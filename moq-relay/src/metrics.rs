@@ -37,6 +37,8 @@ pub struct Live {
     pub bytes_out: u64,
     /// What open sessions carried so far.
     pub sessions: StatsSnapshot,
+    /// What the caches of the active broadcasts hold.
+    pub cache: moq_lite::model::CacheStats,
 }
 
 impl Metrics {
@@ -123,6 +125,18 @@ impl Metrics {
             "gauge",
             "Subscriptions held by sessions now.",
             subscriptions,
+        );
+        metric(
+            "moq_relay_cache_bytes",
+            "gauge",
+            "Payload bytes held by track caches.",
+            live.cache.bytes,
+        );
+        metric(
+            "moq_relay_cache_groups",
+            "gauge",
+            "Groups held by track caches.",
+            live.cache.groups as u64,
         );
         out
     }

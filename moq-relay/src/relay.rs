@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub auth: Authorizer,
     pub metrics: Metrics,
     pub fingerprints: Vec<String>,
+    /// Broadcasts active now, by path.
+    pub active: Mutex<HashMap<moq_lite::model::Path, moq_lite::model::BroadcastConsumer>>,
     /// Open sessions, for GOAWAY at shutdown and live byte counts.
     pub sessions: Mutex<HashMap<u64, Open>>,
 }
@@ -65,6 +67,17 @@ impl Shared {
             live.bytes_in += stats.udp_rx.bytes;
             live.bytes_out += stats.udp_tx.bytes;
             live.sessions += open.session.stats().snapshot();
+        }
+        drop(sessions);
+        let active: Vec<_> = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for broadcast in active {
+            live.cache += broadcast.cache_stats();
         }
         live
     }
@@ -139,6 +152,7 @@ impl Relay {
             metrics: Metrics::default(),
             fingerprints: server.fingerprints(),
             sessions: Mutex::default(),
+            active: Mutex::default(),
         });
         Ok(Relay {
             config,
@@ -283,15 +297,19 @@ async fn bind_tcp(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     }
 }
 
-/// Keeps the active-broadcast gauge up to date.
+/// Keeps the set of active broadcasts (for the gauge and cache sizes).
 async fn count_broadcasts(shared: Arc<Shared>) {
     let mut announced = shared.origin.consume();
     while let Some(change) = announced.announced().await {
-        let gauge = &shared.metrics.broadcasts_active;
+        let mut active = shared.active.lock().unwrap_or_else(|e| e.into_inner());
         match change.broadcast {
-            Some(_) => gauge.fetch_add(1, Ordering::Relaxed),
-            None => gauge.fetch_sub(1, Ordering::Relaxed),
+            Some(broadcast) => active.insert(change.path, broadcast),
+            None => active.remove(&change.path),
         };
+        shared
+            .metrics
+            .broadcasts_active
+            .store(active.len() as u64, Ordering::Relaxed);
     }
 }
 

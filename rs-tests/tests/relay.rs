@@ -213,6 +213,7 @@ async fn http_side_answers() {
         // The /fetch requests pulled frames from the publisher through the relay.
         assert!(!metrics.contains("moq_relay_frames_in_total 0\n"), "{metrics}");
         assert!(!metrics.contains("moq_relay_groups_in_total 0\n"), "{metrics}");
+        assert!(metrics.contains("moq_relay_cache_bytes "), "{metrics}");
     })
     .await
     .expect("timed out");

@@ -33,7 +33,7 @@ use std::task::{Context, Poll};
 
 use super::cache::CacheConfig;
 use super::lock::Lock;
-use super::track::{Track, TrackConsumer, TrackProducer, TrackShared};
+use super::track::{CacheStats, Track, TrackConsumer, TrackProducer, TrackShared};
 use super::waiter::{WaitSlot, WaiterList};
 use crate::{Error, Result};
 
@@ -354,6 +354,24 @@ impl BroadcastConsumer {
         state.requests.push_back(track);
         state.handlers_waiting.wake_all();
         Ok(consumer)
+    }
+
+    /// What the caches of this broadcast's live tracks hold, summed. Walks
+    /// every track: for metrics, not for a hot path.
+    pub fn cache_stats(&self) -> CacheStats {
+        let tracks: Vec<_> = self
+            .shared
+            .state
+            .lock()
+            .tracks
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let mut total = CacheStats::default();
+        for track in tracks {
+            total += track.cache_stats();
+        }
+        total
     }
 
     /// The relays this broadcast came through (see

@@ -101,6 +101,15 @@ impl TrackShared {
         self.state.lock().status == TrackStatus::Open
     }
 
+    pub fn cache_stats(&self) -> CacheStats {
+        let state = self.state.lock();
+        CacheStats {
+            groups: state.cache.len(),
+            bytes: state.cache.bytes(),
+            evicted: state.cache.evicted(),
+        }
+    }
+
     /// Ends the track with `err` unless it already ended.
     pub fn abort(&self, err: Error) {
         let mut state = self.state.lock();
@@ -238,12 +247,7 @@ impl TrackProducer {
 
     /// Cache counters: groups held, bytes held, groups evicted so far.
     pub fn cache_stats(&self) -> CacheStats {
-        let state = self.shared.state.lock();
-        CacheStats {
-            groups: state.cache.len(),
-            bytes: state.cache.bytes(),
-            evicted: state.cache.evicted(),
-        }
+        self.shared.cache_stats()
     }
 
     pub(crate) fn shared(&self) -> &Arc<TrackShared> {
@@ -279,7 +283,7 @@ impl std::fmt::Debug for TrackProducer {
 }
 
 /// What a track's cache holds right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CacheStats {
     /// Groups held.
     pub groups: usize,
@@ -287,6 +291,14 @@ pub struct CacheStats {
     pub bytes: u64,
     /// Groups evicted since the track started.
     pub evicted: u64,
+}
+
+impl std::ops::AddAssign for CacheStats {
+    fn add_assign(&mut self, other: CacheStats) {
+        self.groups += other.groups;
+        self.bytes += other.bytes;
+        self.evicted += other.evicted;
+    }
 }
 
 fn status_result(status: &TrackStatus) -> Option<Result<()>> {

@@ -236,6 +236,26 @@ impl Session {
         }
     }
 
+    /// Hook for crates that also speak other versions on the SETUP path (the
+    /// IETF draft-14 crate, `moq-transport-compat`, reads CLIENT_SETUP itself
+    /// to choose between moq-lite-02/-01 and draft-14): starts a moq-lite
+    /// session on a SETUP stream whose CLIENT_SETUP / SERVER_SETUP exchange
+    /// the caller already completed, `version` being the one selected. The
+    /// caller must not have read past the SETUP message on `recv`.
+    pub fn start_after_setup<T: Transport>(
+        transport: T,
+        version: Version,
+        send: T::SendStream,
+        recv: T::RecvStream,
+        config: SessionConfig,
+    ) -> Result<Session, Error> {
+        if !SETUP_VERSIONS.contains(&version) {
+            return Err(Error::Version);
+        }
+        let stream = (Writer::new(send), Reader::new(recv));
+        Ok(Self::start(transport, (version, Some(stream)), config))
+    }
+
     /// What this session has carried so far.
     pub fn stats(&self) -> Arc<SessionStats> {
         self.stats.clone()
