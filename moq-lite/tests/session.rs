@@ -378,7 +378,6 @@ async fn too_many_announcements_are_refused_without_closing_the_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_stops_reading_pins_a_bounded_number_of_groups() {
     use moq_lite::lite::{ControlStream, Message, Subscribe};
-    use web_transport_trait::{SendStream as _, Session as _};
 
     let run = async {
         let server = Server::bind(ServerConfig {
