@@ -13,7 +13,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use moq_lite::{Session, SessionConfig};
+use moq_lite::SessionConfig;
+use moq_transport_compat::Session;
 
 use crate::cluster::ClusterConfig;
 use moq_lite::endpoint::{Incoming, QuicConfig, Server, ServerConfig, ServerTls};
@@ -66,7 +67,9 @@ impl Shared {
             let stats = open.connection.stats();
             live.bytes_in += stats.udp_rx.bytes;
             live.bytes_out += stats.udp_tx.bytes;
-            live.sessions += open.session.stats().snapshot();
+            if let Some(stats) = open.session.stats() {
+                live.sessions += stats.snapshot();
+            }
         }
         drop(sessions);
         let active: Vec<_> = self
@@ -124,6 +127,8 @@ impl Relay {
             bind: config.bind,
             tls,
             quic,
+            // moq-lite and the IETF drafts alike, on one port.
+            protocols: moq_transport_compat::supported_protocols(),
             ..Default::default()
         })?;
         let http = match config.http_bind.trim() {
@@ -364,7 +369,7 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
         hop_id: Some(shared.hop_id),
         max_announced: Some(shared.max_announced),
     };
-    let session = match Session::accept_with(accepted.session, config).await {
+    let session = match moq_transport_compat::accept(accepted.session, config).await {
         Ok(session) => Arc::new(session),
         Err(err) => {
             shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
@@ -418,12 +423,14 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
         .metrics
         .closed_bytes_out
         .fetch_add(stats.udp_tx.bytes, Ordering::Relaxed);
-    let mut carried = session.stats().snapshot();
-    // A gauge, not a count of what was carried.
-    carried.subscriptions = 0;
-    *shared
-        .metrics
-        .closed_sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) += carried;
+    if let Some(stats) = session.stats() {
+        let mut carried = stats.snapshot();
+        // A gauge, not a count of what was carried.
+        carried.subscriptions = 0;
+        *shared
+            .metrics
+            .closed_sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) += carried;
+    }
 }

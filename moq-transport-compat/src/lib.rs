@@ -18,18 +18,25 @@
 //! Errors are moq-lite's [`moq_lite::coding::DecodeError`] (Short / Invalid /
 //! TooLarge) and [`moq_lite::coding::EncodeError`]. Decoders never panic and
 //! check every length read from the wire against a named limit and against
-//! what is buffered before allocating. Mapping to moq-lite's model and the
-//! session itself are not here yet.
+//! what is buffered before allocating.
+//!
+//! On top of the codec: [`ietf::Session`], the IETF session (drafts 14 to
+//! 16) mapped onto moq-lite's model, and [`connect`] / [`accept`], one entry
+//! point that runs moq-lite or IETF by negotiated protocol and returns one
+//! [`Session`] handle.
 
 pub mod common;
 pub mod control;
 pub mod data;
+mod dispatch;
+pub mod ietf;
 pub mod kvp;
 pub mod namespace;
 pub mod varint;
 mod version;
 
 pub use common::{Location, MAX_REASON_LEN, SubscriptionFilter};
+pub use dispatch::{ALL_PROTOCOLS, IETF_PROTOCOLS, Session, Version, accept, connect, supported_protocols};
 pub use kvp::{KeyValuePair, KeyValuePairs, Value};
 pub use namespace::{NamespaceError, TrackNamespace};
 pub use varint::VarInt17;

@@ -296,7 +296,8 @@ async fn publisher_killed_mid_group_then_replaced() {
         .await;
         let proxy = Proxy::start(relay.addr, 0, 0, 1).await;
         let first = OriginProducer::new();
-        let (_s1, _c1) = connect_to(&relay.fingerprint, &proxy.url("moql"), Some(&first), None).await;
+        let (_s1, _c1) = connect_to(&relay.fingerprint, &relay.url("moql", "/"), Some(&first), None).await;
+        eprintln!("connected via proxy");
         let broadcast = first.create_broadcast("live/show").unwrap();
         let mut track = broadcast.create_track(Track::new("audio"));
         write_group(&mut track, 2, 100);
@@ -306,6 +307,7 @@ async fn publisher_killed_mid_group_then_replaced() {
             let origin = OriginProducer::new();
             let (session, client) = relay.connect(&relay.url(scheme, "/"), None, Some(&origin)).await;
             let consumer = subscribe(&origin, "live/show", "audio").await;
+            eprintln!("subscribed {scheme}");
             viewers.push((consumer, origin, session, client));
         }
         let mut open_groups = Vec::new();
@@ -313,7 +315,9 @@ async fn publisher_killed_mid_group_then_replaced() {
         half.write_frame(payload(1, 0, 100)).unwrap();
         for (consumer, origin, ..) in &mut viewers {
             read_until(consumer, 0, 2, 100).await;
+            eprintln!("read 0");
             let mut group = consumer.next_group().await.unwrap().unwrap();
+            eprintln!("got group {}", group.sequence());
             assert_eq!(group.sequence(), 1);
             assert_eq!(group.read_frame().await.unwrap().unwrap(), payload(1, 0, 100));
             let mut announced = origin.consume();

@@ -1,0 +1,643 @@
+//! IETF sessions over loopback (raw QUIC and WebTransport) through the
+//! unified `accept` / `connect` entry point, and a raw draft client that
+//! speaks the wire directly for what the model cannot ask for (FETCH,
+//! unknown namespaces, other sub-groups).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use moq_lite::SessionConfig;
+use moq_lite::endpoint::{Client, ClientConfig, ClientTls, Server, ServerConfig, ServerTls};
+use moq_lite::model::{OriginProducer, Path, Track, TrackConsumer, TrackProducer};
+use moq_transport_compat::control::{
+    ClientSetup, ControlMessage, Decoded, Fetch, FetchType, PublishNamespace, Subscribe, setup_param,
+};
+use moq_transport_compat::data::{
+    FetchItem, FetchReader, ObjectContent, StreamHeader, SubgroupHeader, SubgroupId, SubgroupObject,
+    SubgroupWriter,
+};
+use moq_transport_compat::ietf::stream::{Reader, Writer};
+use moq_transport_compat::{
+    Draft, KeyValuePairs, Location, Session, SubscriptionFilter, TrackNamespace, Version,
+};
+use url::Url;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+type Quinn = moq_lite::endpoint::web_transport_quinn::Session;
+
+fn server(protocols: &[&str]) -> Server {
+    Server::bind(ServerConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        tls: ServerTls {
+            generate: vec!["localhost".into(), "127.0.0.1".into()],
+            ..Default::default()
+        },
+        protocols: protocols.iter().map(|p| p.to_string()).collect(),
+        ..Default::default()
+    })
+    .expect("server binds")
+}
+
+fn client(server: &Server, protocols: &[&str]) -> Client {
+    Client::new(ClientConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        tls: ClientTls {
+            fingerprints: server.fingerprints(),
+            system_roots: false,
+            ..Default::default()
+        },
+        protocols: protocols.iter().map(|p| p.to_string()).collect(),
+        ..Default::default()
+    })
+    .expect("client binds")
+}
+
+fn url(server: &Server, scheme: &str) -> Url {
+    Url::parse(&format!(
+        "{scheme}://127.0.0.1:{}/",
+        server.local_addr().unwrap().port()
+    ))
+    .unwrap()
+}
+
+/// Raw transports: (server side, client side).
+async fn transports(server: &Server, client: &Client, scheme: &str) -> (Quinn, Quinn) {
+    let url = url(server, scheme);
+    let accept = async {
+        server
+            .accept()
+            .await
+            .unwrap()
+            .accept()
+            .await
+            .expect("handshake")
+            .session
+    };
+    let connect = async { client.connect(&url).await.expect("connects").session };
+    tokio::join!(accept, connect)
+}
+
+/// A server and a client session through the unified entry point.
+async fn pair(
+    scheme: &str,
+    protocols: &[&str],
+    server_config: SessionConfig,
+    client_config: SessionConfig,
+) -> (Session, Session, (Client, Server)) {
+    let srv = server(moq_transport_compat::ALL_PROTOCOLS);
+    let cli = client(&srv, protocols);
+    let (s, c) = transports(&srv, &cli, scheme).await;
+    let (server, client) = tokio::join!(
+        moq_transport_compat::accept(s, server_config),
+        moq_transport_compat::connect(c, client_config)
+    );
+    (
+        server.expect("server session"),
+        client.expect("client session"),
+        (cli, srv),
+    )
+}
+
+fn publish(origin: &OriginProducer) -> SessionConfig {
+    SessionConfig {
+        publish: Some(origin.consume()),
+        ..Default::default()
+    }
+}
+
+fn subscribe(origin: &OriginProducer) -> SessionConfig {
+    SessionConfig {
+        subscribe: Some(origin.clone()),
+        ..Default::default()
+    }
+}
+
+async fn subscribe_track(origin: &OriginProducer, path: &str, track: &str) -> TrackConsumer {
+    let mut announced = origin.consume();
+    loop {
+        let next = announced.announced().await.expect("origin open");
+        if next.path == Path::new(path) {
+            if let Some(broadcast) = next.broadcast {
+                return broadcast.subscribe_track(&Track::new(track)).expect("subscribes");
+            }
+        }
+    }
+}
+
+fn object(group: u64, index: u64) -> Bytes {
+    let size = (group as usize * 7919 + index as usize * 10_007) % 30_000 + 1;
+    Bytes::from(vec![
+        (group as u8).wrapping_mul(31).wrapping_add(index as u8);
+        size
+    ])
+}
+
+/// Waits until someone consumes `track` (the SUBSCRIBE arrived).
+async fn until_consumed(track: &TrackProducer, at_least: usize) {
+    while track.consumer_count() < at_least {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn write_groups(track: &mut TrackProducer, groups: u64) {
+    for g in 0..groups {
+        let mut group = track.create_group(g).unwrap();
+        for o in 0..5 {
+            group.write_frame(object(g, o)).unwrap();
+        }
+        group.finish().unwrap();
+    }
+}
+
+async fn read_groups(track: &mut TrackConsumer, count: usize) -> BTreeMap<u64, Vec<Bytes>> {
+    let mut groups = BTreeMap::new();
+    while groups.len() < count {
+        let mut group = track.next_group().await.expect("no error").expect("track open");
+        let mut frames = Vec::new();
+        while let Some(frame) = group.read_frame().await.expect("group intact") {
+            frames.push(frame);
+        }
+        groups.insert(group.sequence(), frames);
+    }
+    groups
+}
+
+fn check_groups(groups: &BTreeMap<u64, Vec<Bytes>>) {
+    assert_eq!(groups.len(), 3);
+    for (g, frames) in groups {
+        assert_eq!(frames.len(), 5, "group {g}");
+        for (o, frame) in frames.iter().enumerate() {
+            assert_eq!(frame, &object(*g, o as u64), "group {g} object {o}");
+        }
+    }
+}
+
+/// IETF publisher (server) -> IETF subscriber (client): 3 groups x 5 objects.
+async fn ietf_to_ietf(scheme: &str, protocol: &str, draft: Draft) {
+    let server_origin = OriginProducer::new();
+    let client_origin = OriginProducer::new();
+    let (server, client, _endpoints) = pair(
+        scheme,
+        &[protocol],
+        publish(&server_origin),
+        subscribe(&client_origin),
+    )
+    .await;
+    assert_eq!(server.version(), Version::Ietf(draft));
+    assert_eq!(client.version(), Version::Ietf(draft));
+
+    let broadcast = server_origin.create_broadcast("room/alice").unwrap();
+    let mut track = broadcast.create_track(Track::new("video"));
+    let mut consumer = subscribe_track(&client_origin, "room/alice", "video").await;
+    until_consumed(&track, 1).await;
+    write_groups(&mut track, 3);
+    check_groups(&read_groups(&mut consumer, 3).await);
+
+    // A track the broadcast does not have: SUBSCRIBE_ERROR, the consumer fails.
+    let broadcast = client_origin.consume().consume_broadcast("room/alice").unwrap();
+    let mut missing = broadcast.subscribe_track(&Track::new("nope")).unwrap();
+    assert!(missing.next_group().await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ietf_publisher_to_ietf_subscriber_every_draft_and_transport() {
+    for scheme in ["moqt", "https"] {
+        for (protocol, draft) in [
+            ("moq-00", Draft::D14),
+            ("moqt-15", Draft::D15),
+            ("moqt-16", Draft::D16),
+        ] {
+            tokio::time::timeout(LIMIT, ietf_to_ietf(scheme, protocol, draft))
+                .await
+                .unwrap_or_else(|_| panic!("{scheme} {protocol} timed out"));
+        }
+    }
+}
+
+/// The client is the IETF publisher and the server subscribes (PUBLISH_NAMESPACE
+/// flows client -> server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ietf_client_publishes_to_server() {
+    tokio::time::timeout(LIMIT, async {
+        let server_origin = OriginProducer::new();
+        let client_origin = OriginProducer::new();
+        let (_server, _client, _endpoints) = pair(
+            "moqt",
+            &["moqt-16"],
+            subscribe(&server_origin),
+            publish(&client_origin),
+        )
+        .await;
+        let broadcast = client_origin.create_broadcast("up/bob").unwrap();
+        let mut track = broadcast.create_track(Track::new("audio"));
+        let mut consumer = subscribe_track(&server_origin, "up/bob", "audio").await;
+        until_consumed(&track, 1).await;
+        write_groups(&mut track, 3);
+        check_groups(&read_groups(&mut consumer, 3).await);
+    })
+    .await
+    .expect("timed out");
+}
+
+/// Draft-14 through the `moql` SETUP path: a CLIENT_SETUP offering only
+/// 0xff00000e reaches the IETF session; the unified client offering lite
+/// versions too gets moq-lite-02.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draft14_through_setup_path() {
+    tokio::time::timeout(LIMIT, async {
+        let server_origin = OriginProducer::new();
+        let client_origin = OriginProducer::new();
+        let srv = server(moq_transport_compat::ALL_PROTOCOLS);
+        let cli = client(&srv, &["moql"]);
+        let (s, c) = transports(&srv, &cli, "moqt").await;
+        let (server, client) = tokio::join!(
+            moq_transport_compat::accept(s, publish(&server_origin)),
+            moq_transport_compat::ietf::Session::connect(c, Draft::D14, subscribe(&client_origin))
+        );
+        let server = server.unwrap();
+        let _client = client.unwrap();
+        assert_eq!(server.version(), Version::Ietf(Draft::D14));
+        let broadcast = server_origin.create_broadcast("a/b").unwrap();
+        let mut track = broadcast.create_track(Track::new("t"));
+        let mut consumer = subscribe_track(&client_origin, "a/b", "t").await;
+        until_consumed(&track, 1).await;
+        write_groups(&mut track, 3);
+        check_groups(&read_groups(&mut consumer, 3).await);
+
+        // The unified client on `moql` offers lite-02 first.
+        let (s, c) = transports(&srv, &cli, "moqt").await;
+        let (server, client) = tokio::join!(
+            moq_transport_compat::accept(s, SessionConfig::default()),
+            moq_transport_compat::connect(c, SessionConfig::default())
+        );
+        assert_eq!(
+            server.unwrap().version(),
+            Version::Lite(moq_lite::lite::Version::Lite02)
+        );
+        assert_eq!(
+            client.unwrap().version(),
+            Version::Lite(moq_lite::lite::Version::Lite02)
+        );
+    })
+    .await
+    .expect("timed out");
+}
+
+/// A relay in-process: one origin, a lite publisher and an IETF subscriber
+/// (and the other way round), over raw QUIC and WebTransport.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lite_and_ietf_through_a_shared_origin() {
+    for scheme in ["moqt", "https"] {
+        for (publisher, subscriber) in [
+            ("moq-lite-04", "moqt-16"),
+            ("moq-00", "moq-lite-03"),
+            ("moqt-15", "moq-00"),
+        ] {
+            tokio::time::timeout(LIMIT, async {
+                let relay = OriginProducer::new();
+                let relay_config = SessionConfig {
+                    publish: Some(relay.consume()),
+                    subscribe: Some(relay.clone()),
+                    ..Default::default()
+                };
+                let pub_origin = OriginProducer::new();
+                let sub_origin = OriginProducer::new();
+                let (_s1, _c1, _e1) =
+                    pair(scheme, &[publisher], relay_config.clone(), publish(&pub_origin)).await;
+                let (_s2, _c2, _e2) = pair(scheme, &[subscriber], relay_config, subscribe(&sub_origin)).await;
+                let broadcast = pub_origin.create_broadcast("live/cam").unwrap();
+                let mut track = broadcast.create_track(Track::new("video"));
+                let mut consumer = subscribe_track(&sub_origin, "live/cam", "video").await;
+                until_consumed(&track, 1).await;
+                write_groups(&mut track, 3);
+                check_groups(&read_groups(&mut consumer, 3).await);
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{scheme} {publisher} -> {subscriber} timed out"));
+        }
+    }
+}
+
+/// A raw draft client: the control stream, spoken by hand.
+struct Raw {
+    draft: Draft,
+    session: Quinn,
+    writer: Writer<<Quinn as web_transport_trait::Session>::SendStream>,
+    reader: Reader<<Quinn as web_transport_trait::Session>::RecvStream>,
+}
+
+impl Raw {
+    async fn connect(session: Quinn, draft: Draft) -> Raw {
+        let (send, recv) = session.open_bi().await.unwrap();
+        let mut raw = Raw {
+            draft,
+            session,
+            writer: Writer::new(send),
+            reader: Reader::new(recv),
+        };
+        let mut parameters = KeyValuePairs::new();
+        parameters.set_int(setup_param::MAX_REQUEST_ID, 100);
+        raw.send(ControlMessage::ClientSetup(ClientSetup {
+            versions: draft.setup_code().into_iter().collect(),
+            parameters,
+        }))
+        .await;
+        let reply = raw.recv().await;
+        let ControlMessage::ServerSetup(setup) = reply else {
+            panic!("expected SERVER_SETUP, got {reply:?}");
+        };
+        // We must be allowed to make requests.
+        assert!(setup.parameters.get_int(setup_param::MAX_REQUEST_ID).unwrap() > 0);
+        raw
+    }
+
+    async fn send(&mut self, msg: ControlMessage) {
+        let draft = self.draft;
+        self.writer.encode(|b| msg.encode(draft, b)).await.unwrap();
+    }
+
+    /// The next control message other than PUBLISH_NAMESPACE / MAX_REQUEST_ID.
+    async fn recv(&mut self) -> ControlMessage {
+        let draft = self.draft;
+        loop {
+            let msg = self
+                .reader
+                .decode_required(|b| ControlMessage::decode(b, draft))
+                .await
+                .unwrap();
+            match msg {
+                Decoded::Message(ControlMessage::PublishNamespace(_) | ControlMessage::MaxRequestId(_)) => {}
+                Decoded::Message(m) => return m,
+                Decoded::Unknown { message_type, .. } => panic!("unknown message {message_type:#x}"),
+            }
+        }
+    }
+}
+
+fn subscribe_msg(
+    request_id: u64,
+    ns: &str,
+    name: &str,
+    filter: SubscriptionFilter,
+    draft: Draft,
+) -> ControlMessage {
+    let mut parameters = KeyValuePairs::new();
+    if draft > Draft::D14 {
+        moq_transport_compat::control::set_filter(&mut parameters, filter, draft).unwrap();
+    }
+    ControlMessage::Subscribe(Subscribe {
+        request_id,
+        required_request_id_delta: 0,
+        namespace: TrackNamespace::from_path(&Path::new(ns)).unwrap(),
+        name: Bytes::from(name.to_string()),
+        subscriber_priority: 0,
+        group_order: 0,
+        forward: true,
+        filter,
+        parameters,
+    })
+}
+
+async fn raw_pair(draft: Draft, server_config: SessionConfig) -> (Raw, Session, (Client, Server)) {
+    let srv = server(moq_transport_compat::ALL_PROTOCOLS);
+    let cli = client(&srv, &[draft.alpn()]);
+    let (s, c) = transports(&srv, &cli, "moqt").await;
+    let (server, raw) = tokio::join!(
+        moq_transport_compat::accept(s, server_config),
+        Raw::connect(c, draft)
+    );
+    (raw, server.unwrap(), (cli, srv))
+}
+
+/// Interop-runner cases against our server: PUBLISH_NAMESPACE -> OK,
+/// SUBSCRIBE for an unknown namespace / track -> error, SUBSCRIBE with an
+/// AbsoluteStart filter served from the cache, then a joining FETCH and a
+/// standalone FETCH.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_client_announce_subscribe_error_and_fetch() {
+    for draft in [Draft::D14, Draft::D15, Draft::D16] {
+        tokio::time::timeout(LIMIT, async {
+            let origin = OriginProducer::new();
+            let config = SessionConfig {
+                publish: Some(origin.consume()),
+                subscribe: Some(origin.clone()),
+                ..Default::default()
+            };
+            let broadcast = origin.create_broadcast("cache/x").unwrap();
+            let mut track = broadcast.create_track(Track::new("t"));
+            write_groups(&mut track, 3);
+            let (mut raw, _server, _endpoints) = raw_pair(draft, config).await;
+
+            // PUBLISH_NAMESPACE -> OK.
+            raw.send(ControlMessage::PublishNamespace(PublishNamespace {
+                request_id: 0,
+                required_request_id_delta: 0,
+                namespace: TrackNamespace::from_path(&Path::new("mine/ns")).unwrap(),
+                parameters: KeyValuePairs::new(),
+            }))
+            .await;
+            let reply = raw.recv().await;
+            assert!(
+                matches!(reply, ControlMessage::RequestOk(ref ok) if ok.request_id == 0),
+                "{reply:?}"
+            );
+
+            // Unknown namespace, unknown track: errors.
+            for (id, ns, name) in [(2, "no/such", "t"), (4, "cache/x", "nope")] {
+                raw.send(subscribe_msg(
+                    id,
+                    ns,
+                    name,
+                    SubscriptionFilter::LargestObject,
+                    draft,
+                ))
+                .await;
+                let reply = raw.recv().await;
+                assert!(
+                    matches!(reply, ControlMessage::RequestError(ref e) if e.request_id == id),
+                    "{reply:?}"
+                );
+            }
+
+            // SUBSCRIBE, latest object: OK with Largest {2, 4}.
+            raw.send(subscribe_msg(
+                6,
+                "cache/x",
+                "t",
+                SubscriptionFilter::LargestObject,
+                draft,
+            ))
+            .await;
+            let reply = raw.recv().await;
+            let ControlMessage::SubscribeOk(ok) = reply else {
+                panic!("{reply:?}")
+            };
+            assert_eq!(ok.request_id, 6);
+            let largest = match draft {
+                Draft::D14 => ok.largest,
+                _ => moq_transport_compat::control::location(
+                    &ok.parameters,
+                    moq_transport_compat::control::param::LARGEST_OBJECT,
+                    draft,
+                )
+                .unwrap(),
+            };
+            assert_eq!(largest, Some(Location::new(2, 4)));
+
+            // Joining FETCH: the 2 groups before the largest, up to it.
+            raw.send(ControlMessage::Fetch(Fetch {
+                request_id: 8,
+                required_request_id_delta: 0,
+                subscriber_priority: 0,
+                group_order: 0,
+                fetch_type: FetchType::RelativeJoining {
+                    joining_request_id: 6,
+                    joining_start: 2,
+                },
+                parameters: KeyValuePairs::new(),
+            }))
+            .await;
+            let reply = raw.recv().await;
+            assert!(
+                matches!(reply, ControlMessage::FetchOk(ref ok) if ok.request_id == 8),
+                "{reply:?}"
+            );
+            let objects = read_fetch(&raw).await;
+            let expected: Vec<(u64, u64)> = (0..3).flat_map(|g| (0..5).map(move |o| (g, o))).collect();
+            assert_eq!(
+                objects.iter().map(|(g, o, _)| (*g, *o)).collect::<Vec<_>>(),
+                expected
+            );
+            for (g, o, payload) in &objects {
+                assert_eq!(payload, &object(*g, *o));
+            }
+
+            // Standalone FETCH of group 1, objects 1..=3.
+            raw.send(ControlMessage::Fetch(Fetch {
+                request_id: 10,
+                required_request_id_delta: 0,
+                subscriber_priority: 0,
+                group_order: 0,
+                fetch_type: FetchType::Standalone {
+                    namespace: TrackNamespace::from_path(&Path::new("cache/x")).unwrap(),
+                    name: Bytes::from_static(b"t"),
+                    start: Location::new(1, 1),
+                    end: Location::new(1, 4),
+                },
+                parameters: KeyValuePairs::new(),
+            }))
+            .await;
+            let reply = raw.recv().await;
+            assert!(
+                matches!(reply, ControlMessage::FetchOk(ref ok) if ok.request_id == 10),
+                "{reply:?}"
+            );
+            let objects = read_fetch(&raw).await;
+            assert_eq!(
+                objects.iter().map(|(g, o, _)| (*g, *o)).collect::<Vec<_>>(),
+                vec![(1, 1), (1, 2), (1, 3)]
+            );
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{draft} timed out"));
+    }
+}
+
+/// Reads one FETCH stream's objects.
+async fn read_fetch(raw: &Raw) -> Vec<(u64, u64, Bytes)> {
+    let draft = raw.draft;
+    // Skip the subscription's data streams.
+    let mut reader = loop {
+        let recv = raw.session.accept_uni().await.unwrap();
+        let mut reader = Reader::new(recv);
+        let header = reader
+            .decode_required(|b| StreamHeader::decode(b, draft))
+            .await
+            .unwrap();
+        if matches!(header, StreamHeader::Fetch(_)) {
+            break reader;
+        }
+    };
+    let mut fetch = FetchReader::new();
+    let mut out = Vec::new();
+    while let Some(item) = reader.decode(|b| fetch.decode(b, draft)).await.unwrap() {
+        let FetchItem::Object(obj) = item else { continue };
+        let ObjectContent::Payload(p) = obj.content else {
+            continue;
+        };
+        out.push((obj.group_id, obj.object_id, p));
+    }
+    out
+}
+
+/// The raw client publishes (PUBLISH_NAMESPACE), our server subscribes on
+/// demand; the data comes in sub-groups 0 and 1: sub-group 1 is dropped
+/// and counted, the session lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_outside_subgroup_zero_are_dropped() {
+    let draft = Draft::D16;
+    tokio::time::timeout(LIMIT, async {
+        let origin = OriginProducer::new();
+        let (mut raw, server, _endpoints) = raw_pair(draft, subscribe(&origin)).await;
+        raw.send(ControlMessage::PublishNamespace(PublishNamespace {
+            request_id: 0,
+            required_request_id_delta: 0,
+            namespace: TrackNamespace::from_path(&Path::new("raw/pub")).unwrap(),
+            parameters: KeyValuePairs::new(),
+        }))
+        .await;
+        assert!(matches!(raw.recv().await, ControlMessage::RequestOk(_)));
+        let broadcast = origin
+            .consume()
+            .consume_broadcast("raw/pub")
+            .expect("published into the origin");
+        let mut consumer = broadcast.subscribe_track(&Track::new("t")).unwrap();
+        let reply = raw.recv().await;
+        let ControlMessage::Subscribe(sub) = reply else {
+            panic!("{reply:?}")
+        };
+        raw.send(ControlMessage::SubscribeOk(
+            moq_transport_compat::control::SubscribeOk {
+                request_id: sub.request_id,
+                track_alias: 7,
+                group_order: 1,
+                ..Default::default()
+            },
+        ))
+        .await;
+        for subgroup in [SubgroupId::Explicit(1), SubgroupId::Zero] {
+            let send = raw.session.open_uni().await.unwrap();
+            let mut writer = Writer::new(send);
+            let header = SubgroupHeader {
+                track_alias: 7,
+                group_id: 0,
+                subgroup_id: subgroup,
+                publisher_priority: Some(0),
+                extensions: false,
+                end_of_group: false,
+            };
+            let mut objects = SubgroupWriter::new(&header);
+            writer.encode(|b| header.encode(draft, b)).await.unwrap();
+            for o in 0..3 {
+                let obj = SubgroupObject {
+                    object_id: o,
+                    extensions: KeyValuePairs::new(),
+                    content: ObjectContent::Payload(object(0, o)),
+                };
+                writer.encode(|b| objects.encode(&obj, draft, b)).await.unwrap();
+            }
+            writer.finish().unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let groups = read_groups(&mut consumer, 1).await;
+        assert_eq!(groups[&0], (0..3).map(|o| object(0, o)).collect::<Vec<_>>());
+        let Session::Ietf(ietf) = &server else {
+            panic!("not IETF")
+        };
+        assert_eq!(ietf.dropped_objects(), 3);
+    })
+    .await
+    .expect("timed out");
+}
