@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use moq_lite::Session;
+use moq_lite::SessionConfig;
 use moq_lite::endpoint::{Client, ClientConfig, ClientTls, EndpointError};
 use moq_lite::lite::Version;
 use moq_lite::model::{OriginConsumer, OriginProducer};
+use moq_transport_compat::{Draft, Session};
 use url::Url;
 
 use crate::error::explain;
@@ -22,7 +23,7 @@ pub enum Protocol {
     Lite03,
     /// moq-lite-02 (ALPN `moql`, version picked in SETUP).
     Lite02,
-    /// IETF moq-transport draft N (14 to 17): not implemented yet.
+    /// IETF moq-transport draft N (14 to 16; 17 is not implemented yet).
     Transport(u8),
 }
 
@@ -44,20 +45,26 @@ impl Protocol {
             Protocol::Lite04 => Ok("moq-lite-04"),
             Protocol::Lite03 => Ok("moq-lite-03"),
             Protocol::Lite02 => Ok("moql"),
+            Protocol::Transport(14) => Ok("moq-00"),
+            Protocol::Transport(15) => Ok("moqt-15"),
+            Protocol::Transport(16) => Ok("moqt-16"),
             Protocol::Transport(draft) => anyhow::bail!(
-                "--protocol moq-transport-{draft}: IETF moq-transport is not supported yet (it lands with \
-                 the moq-transport-compat crate); use moq-lite-04, moq-lite-03 or moq-lite-02, or leave \
-                 --protocol out to negotiate"
+                "--protocol moq-transport-{draft}: this draft is not supported yet; use moq-transport-14, \
+                 -15 or -16, a moq-lite version, or leave --protocol out to negotiate"
             ),
         }
     }
 
-    /// The moq-lite version this must negotiate.
-    fn version(self) -> Option<Version> {
+    /// The version this must negotiate.
+    fn version(self) -> Option<moq_transport_compat::Version> {
+        use moq_transport_compat::Version::{Ietf, Lite};
         match self {
-            Protocol::Lite04 => Some(Version::Lite04),
-            Protocol::Lite03 => Some(Version::Lite03),
-            Protocol::Lite02 => Some(Version::Lite02),
+            Protocol::Lite04 => Some(Lite(Version::Lite04)),
+            Protocol::Lite03 => Some(Lite(Version::Lite03)),
+            Protocol::Lite02 => Some(Lite(Version::Lite02)),
+            Protocol::Transport(14) => Some(Ietf(Draft::D14)),
+            Protocol::Transport(15) => Some(Ietf(Draft::D15)),
+            Protocol::Transport(16) => Some(Ietf(Draft::D16)),
             Protocol::Transport(_) => None,
         }
     }
@@ -178,7 +185,7 @@ impl Connection {
     pub fn client(&self) -> anyhow::Result<Client> {
         let protocols = match self.protocol {
             Some(protocol) => vec![protocol.alpn()?.to_string()],
-            None => moq_lite::endpoint::default_protocols(),
+            None => moq_transport_compat::supported_protocols(),
         };
         let config = ClientConfig {
             tls: ClientTls {
@@ -208,7 +215,14 @@ impl Connection {
         let conn = connected.session.clone();
         let session = tokio::time::timeout(
             self.connect_timeout,
-            Session::connect(connected.session, publish, subscribe),
+            moq_transport_compat::connect(
+                connected.session,
+                SessionConfig {
+                    publish,
+                    subscribe,
+                    ..Default::default()
+                },
+            ),
         )
         .await
         .map_err(|_| anyhow::anyhow!("could not connect to {}: the MoQ handshake timed out", self.url))?
@@ -357,7 +371,19 @@ mod tests {
         assert_eq!("moq-lite-02".parse::<Protocol>().unwrap().alpn().unwrap(), "moql");
         assert_eq!("moq-lite-04".parse::<Protocol>().unwrap(), Protocol::Lite04);
         let ietf: Protocol = "moq-transport-15".parse().unwrap();
-        assert!(ietf.alpn().unwrap_err().to_string().contains("not supported yet"));
+        assert_eq!(ietf.alpn().unwrap(), "moqt-15");
+        assert_eq!(
+            "moq-transport-14".parse::<Protocol>().unwrap().alpn().unwrap(),
+            "moq-00"
+        );
+        let draft17: Protocol = "moq-transport-17".parse().unwrap();
+        assert!(
+            draft17
+                .alpn()
+                .unwrap_err()
+                .to_string()
+                .contains("not supported yet")
+        );
         assert!("moq-transport-13".parse::<Protocol>().is_err());
     }
 

@@ -187,7 +187,7 @@ async fn lines_over_webtransport_subscriber_first() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lines_with_forced_lite_versions() {
+async fn lines_with_forced_versions() {
     tokio::time::timeout(LIMIT, async {
         let relay = relay().await;
         let cases = [
@@ -195,6 +195,10 @@ async fn lines_with_forced_lite_versions() {
             (http(&relay), "moq-lite-03", "Lite03"),
             (quic(&relay), "moq-lite-02", "Lite02"),
             (http(&relay), "moq-lite-02", "Lite02"),
+            // IETF moq-transport through the same relay.
+            (quic(&relay), "moq-transport-14", "D14"),
+            (http(&relay), "moq-transport-15", "D15"),
+            (quic(&relay), "moq-transport-16", "D16"),
         ];
         for (i, (url, protocol, version)) in cases.iter().enumerate() {
             let broadcast = format!("v{i}");
@@ -452,7 +456,7 @@ async fn errors_say_what_to_try() {
             "{stderr}"
         );
 
-        for draft in ["moq-transport-14", "moq-transport-17"] {
+        for draft in ["moq-transport-17"] {
             let stderr = run(s(&["--protocol", draft, "subscribe", &quic(&relay), "b"])).await;
             assert!(stderr.contains("not supported yet"), "{stderr}");
         }
