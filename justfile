@@ -6,9 +6,13 @@ test:
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace
 
-# Micro-benchmarks (criterion). Figures are recorded in moq-bench/README.md.
+# Criterion micro-benchmarks (figures in moq-bench/README.md), then the standard
+# load report: the release relay on loopback under every scenario and the raw
+# QUIC baseline, written to BENCHMARKS.md (about 2 minutes after the builds).
 bench:
     cargo bench -p moq-bench
+    cargo build --release -p moq-relay -p moq-bench
+    ./target/release/moq-bench standard --relay-bin ./target/release/moq-relay --out BENCHMARKS.md
 
 # Start the relay on [::]:4443 (UDP for QUIC/WebTransport, TCP for HTTP) with a self-signed certificate.
 relay *ARGS:
@@ -17,3 +21,10 @@ relay *ARGS:
 # Format the workspace.
 fmt:
     cargo fmt --all
+
+# Fuzz every decoder for SECS seconds each (cargo-fuzz and a nightly toolchain; see fuzz/).
+fuzz SECS="30":
+    cargo run --manifest-path fuzz/Cargo.toml --bin fuzz_seeds
+    for target in lite_messages lite_setup lite_streams path ietf_control ietf_data token; do \
+        cargo +nightly fuzz run -O "$target" -- -max_total_time={{SECS}} -max_len=4096 || exit 1; \
+    done

@@ -1,5 +1,24 @@
-//! Benchmarks for moq-lite.
+//! moq-bench: load generator and benchmarks for moq-lite and moq-relay.
 //!
-//! Today this crate holds the criterion micro-benchmarks of the model
-//! (`cargo bench -p moq-bench`, see `README.md` beside this crate). The
-//! end-to-end load generator against a relay arrives with the bench issue.
+//! - [`load`]: many publishing and subscribing connections against a relay,
+//!   with end-to-end latency, loss and throughput ([`stats`]), and the
+//!   relay's CPU and memory ([`procfs`]).
+//! - [`baseline`]: the same fan-out over raw QUIC, the physical limit.
+//! - [`standard`]: the standard report behind `just bench`.
+//! - [`knobs`]: flags, ranges and TOML presets; [`cli`]: the binary.
+//!
+//! The criterion micro-benchmarks of the model live in `benches/`.
+
+pub mod baseline;
+pub mod cli;
+pub mod hist;
+pub mod knobs;
+pub mod load;
+pub mod procfs;
+pub mod standard;
+pub mod stats;
+
+pub use cli::LocalRelay;
+pub use knobs::{Knobs, Scenario};
+pub use load::{Options, Target};
+pub use stats::Summary;
