@@ -296,8 +296,7 @@ async fn publisher_killed_mid_group_then_replaced() {
         .await;
         let proxy = Proxy::start(relay.addr, 0, 0, 1).await;
         let first = OriginProducer::new();
-        let (_s1, _c1) = connect_to(&relay.fingerprint, &relay.url("moql", "/"), Some(&first), None).await;
-        eprintln!("connected via proxy");
+        let (_s1, _c1) = connect_to(&relay.fingerprint, &proxy.url("moql"), Some(&first), None).await;
         let broadcast = first.create_broadcast("live/show").unwrap();
         let mut track = broadcast.create_track(Track::new("audio"));
         write_group(&mut track, 2, 100);
@@ -307,19 +306,19 @@ async fn publisher_killed_mid_group_then_replaced() {
             let origin = OriginProducer::new();
             let (session, client) = relay.connect(&relay.url(scheme, "/"), None, Some(&origin)).await;
             let consumer = subscribe(&origin, "live/show", "audio").await;
-            eprintln!("subscribed {scheme}");
             viewers.push((consumer, origin, session, client));
         }
         let mut open_groups = Vec::new();
         let mut half = track.append_group().unwrap();
         half.write_frame(payload(1, 0, 100)).unwrap();
         for (consumer, origin, ..) in &mut viewers {
-            read_until(consumer, 0, 2, 100).await;
-            eprintln!("read 0");
-            let mut group = consumer.next_group().await.unwrap().unwrap();
-            eprintln!("got group {}", group.sequence());
-            assert_eq!(group.sequence(), 1);
-            assert_eq!(group.read_frame().await.unwrap().unwrap(), payload(1, 0, 100));
+            // It started at group 0 or 1, depending on when its subscription landed.
+            let group = loop {
+                let group = consumer.next_group().await.unwrap().unwrap();
+                if group.sequence() == 1 {
+                    break group;
+                }
+            };
             let mut announced = origin.consume();
             assert!(announced.announced().await.unwrap().broadcast.is_some());
             open_groups.push((group, announced));
@@ -328,11 +327,15 @@ async fn publisher_killed_mid_group_then_replaced() {
         // Killed: not a byte more, no CONNECTION_CLOSE.
         proxy.blackhole.store(true, Ordering::Relaxed);
         for ((group, announced), (consumer, ..)) in open_groups.iter_mut().zip(&mut viewers) {
-            eprintln!("waiting for the abort");
-            assert!(group.read_frame().await.is_err(), "the open group is aborted");
-            eprintln!("aborted");
+            // Whatever of it arrived, the open group ends in an error, not a clean end.
+            let end = loop {
+                match group.read_frame().await {
+                    Ok(Some(frame)) => assert_eq!(frame, payload(1, 0, 100)),
+                    other => break other,
+                }
+            };
+            assert!(end.is_err(), "the open group is aborted, not finished: {end:?}");
             let ended = announced.announced().await.unwrap();
-            eprintln!("ended {ended:?}");
             assert_eq!(ended.path.as_str(), "live/show");
             assert!(ended.broadcast.is_none(), "the broadcast ends");
             assert!(
@@ -349,9 +352,7 @@ async fn publisher_killed_mid_group_then_replaced() {
         let mut track = replacement.create_track(Track::new("audio"));
         write_group(&mut track, 3, 200);
         for ((_, announced), (consumer, origin, session, _)) in open_groups.iter_mut().zip(&mut viewers) {
-            eprintln!("waiting for the new announcement");
             let back = announced.announced().await.unwrap();
-            eprintln!("back");
             assert_eq!(back.path.as_str(), "live/show");
             assert!(back.broadcast.is_some());
             *consumer = subscribe(origin, "live/show", "audio").await;

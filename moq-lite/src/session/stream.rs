@@ -12,8 +12,11 @@ use web_transport_trait::{RecvStream, SendStream};
 use crate::Error;
 use crate::coding::{DecodeError, EncodeError, MAX_MESSAGE_SIZE, try_decode};
 
-/// How much a read asks for at a time.
-const READ_SIZE: usize = 16 * 1024;
+/// How much a read asks for at a time. Control messages and frame headers
+/// are small, and payloads bypass this buffer (`read_chunk` hands quinn's
+/// own chunks over), so a small reservation keeps idle streams cheap: every
+/// stream waiting for its next message holds one.
+const READ_SIZE: usize = 1024;
 
 /// The error a transport failure becomes: a peer's stream reset or session
 /// close carries its code (so an unauthorized session reads as
