@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::group::{ByteBudget, GroupLimits, GroupShared};
+use super::group::{ByteBudget, GROUP_OVERHEAD, GroupLimits, GroupShared};
 use super::track::TrackShared;
 use crate::{Error, Result};
 
@@ -41,7 +41,9 @@ pub const DEFAULT_MAX_GROUP_FRAMES: u64 = 64 * 1024;
 pub struct CacheConfig {
     /// A group expires once a newer group has existed for this long.
     pub max_age: Duration,
-    /// Payload bytes kept per track (the latest group always stays).
+    /// Bytes kept per track: payload plus a fixed charge per group
+    /// ([`GROUP_OVERHEAD`](super::GROUP_OVERHEAD)) and frame, so that
+    /// many tiny groups are bounded too. The latest group always stays.
     pub max_bytes: u64,
     /// Payload bytes one group may hold; a group growing past it is aborted
     /// with [`Error::CacheFull`]. Never more than `max_bytes`.
@@ -248,6 +250,9 @@ impl TrackCache {
         }
 
         let budget: Arc<dyn ByteBudget> = self.budget.clone();
+        // The group's fixed cost counts from its creation (it starts with
+        // `GROUP_OVERHEAD` charged, which eviction gives back).
+        budget.add(GROUP_OVERHEAD);
         let group = GroupShared::new(sequence, self.config.group_limits(), Some(budget));
         let arrival = self.next_arrival;
         self.next_arrival += 1;

@@ -81,6 +81,8 @@ pub struct FrameConsumer {
     index: usize,
     size: u64,
     offset: u64,
+    /// Where `offset` was found last time (see `FrameEntry::chunk_at`).
+    hint: (usize, u64),
     slot: Option<WaitSlot>,
 }
 
@@ -93,6 +95,7 @@ impl FrameConsumer {
             index,
             size,
             offset: 0,
+            hint: (0, 0),
             slot: None,
         }
     }
@@ -111,7 +114,7 @@ impl FrameConsumer {
         if let GroupStatus::Aborted(err) = &state.status {
             return Poll::Ready(Err(err.clone()));
         }
-        if let Some(chunk) = state.frames[self.index].chunk_at(self.offset) {
+        if let Some(chunk) = state.frames[self.index].chunk_at(self.offset, &mut self.hint) {
             self.offset += chunk.len() as u64;
             return Poll::Ready(Ok(Some(chunk)));
         }

@@ -31,6 +31,15 @@ use super::lock::Lock;
 use super::waiter::{WaitSlot, WaiterList};
 use crate::{Error, Result};
 
+/// What a group costs beyond its payload, charged to the cache budget so
+/// that empty groups cannot pile up for free (the group's state, its place in
+/// the cache's maps).
+pub const GROUP_OVERHEAD: u64 = 512;
+/// What a frame costs beyond its payload (its entry and first chunk).
+pub const FRAME_OVERHEAD: u64 = 64;
+/// What each further chunk of a frame costs beyond its bytes.
+pub const CHUNK_OVERHEAD: u64 = 32;
+
 /// Per-group bounds, taken from the track's [`CacheConfig`](super::CacheConfig).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupLimits {
@@ -99,13 +108,22 @@ impl FrameEntry {
     }
 
     /// The bytes from `offset` to the end of the chunk that holds it.
-    pub fn chunk_at(&self, offset: u64) -> Option<Bytes> {
-        let mut start = 0u64;
-        for chunk in &self.chunks {
+    ///
+    /// `hint` is the reader's place: (chunk index, byte offset where that
+    /// chunk starts). Reading a frame of k chunks is then O(k), not O(k^2);
+    /// a hint past the end (the chunks were joined into one) starts over.
+    pub fn chunk_at(&self, offset: u64, hint: &mut (usize, u64)) -> Option<Bytes> {
+        if hint.0 >= self.chunks.len() || hint.1 > offset {
+            *hint = (0, 0);
+        }
+        let (mut index, mut start) = *hint;
+        while let Some(chunk) = self.chunks.get(index) {
             let end = start + chunk.len() as u64;
             if offset < end {
+                *hint = (index, start);
                 return Some(chunk.slice((offset - start) as usize..));
             }
+            index += 1;
             start = end;
         }
         None
@@ -115,7 +133,10 @@ impl FrameEntry {
 pub(crate) struct GroupState {
     pub frames: Vec<FrameEntry>,
     pub status: GroupStatus,
+    /// Charged to the track's budget: payload plus bookkeeping overhead.
     pub bytes: u64,
+    /// Payload bytes declared so far, for the per-group limit.
+    pub payload: u64,
     pub producers: usize,
     pub consumers: usize,
     pub readers: WaiterList,
@@ -152,7 +173,8 @@ impl GroupShared {
             state: Lock::new(GroupState {
                 frames: Vec::new(),
                 status: GroupStatus::Open,
-                bytes: 0,
+                bytes: GROUP_OVERHEAD,
+                payload: 0,
                 producers: 0,
                 consumers: 0,
                 readers: WaiterList::default(),
@@ -190,7 +212,7 @@ impl GroupShared {
                 }
             }
             if state.frames.len() as u64 >= self.limits.max_frames
-                || state.bytes.saturating_add(size) > self.limits.max_bytes
+                || state.payload.saturating_add(size) > self.limits.max_bytes
             {
                 return Err(abort_locked(&mut state, Error::CacheFull));
             }
@@ -201,16 +223,15 @@ impl GroupShared {
                 written,
                 chunks: first.into_iter().filter(|b| !b.is_empty()).collect(),
             });
-            state.bytes += written;
+            let charged = written + FRAME_OVERHEAD;
+            state.bytes += charged;
+            state.payload += size;
             if written == size {
                 self.complete.fetch_add(1, Ordering::Release);
             }
             state.readers.wake_all();
             let index = state.frames.len() - 1;
-            let over = self
-                .budget
-                .as_ref()
-                .is_some_and(|b| written > 0 && b.add(written));
+            let over = self.budget.as_ref().is_some_and(|b| b.add(charged));
             (index, over)
         };
         if over {
@@ -232,7 +253,8 @@ impl GroupShared {
             if n == 0 {
                 return Ok(());
             }
-            state.bytes += n;
+            let charged = n + CHUNK_OVERHEAD;
+            state.bytes += charged;
             let frame = &mut state.frames[index];
             frame.written += n;
             frame.chunks.push(chunk);
@@ -240,7 +262,7 @@ impl GroupShared {
                 self.complete.fetch_add(1, Ordering::Release);
             }
             state.readers.wake_all();
-            self.budget.as_ref().is_some_and(|b| b.add(n))
+            self.budget.as_ref().is_some_and(|b| b.add(charged))
         };
         if over {
             self.enforce_budget();
@@ -735,5 +757,21 @@ mod tests {
         second.finish().unwrap();
         assert_eq!(group.write_frame(Bytes::new()), Err(Error::Closed));
         assert_eq!(group.is_closed(), Some(Ok(())));
+    }
+
+    #[tokio::test]
+    async fn a_chunk_reader_keeps_its_place_when_another_joins_the_chunks() {
+        let mut group = GroupProducer::new(0);
+        let mut frame = group.create_frame(6).unwrap();
+        for chunk in ["ab", "cd", "ef"] {
+            frame.write(Bytes::from_static(chunk.as_bytes())).unwrap();
+        }
+        let mut chunked = group.consume().next_frame().await.unwrap().unwrap();
+        assert_eq!(chunked.read_chunk().await.unwrap().unwrap(), "ab");
+        assert_eq!(chunked.read_chunk().await.unwrap().unwrap(), "cd");
+        // A whole-frame reader joins the three chunks into one.
+        assert_eq!(group.consume().read_frame().await.unwrap().unwrap(), "abcdef");
+        assert_eq!(chunked.read_chunk().await.unwrap().unwrap(), "ef");
+        assert_eq!(chunked.read_chunk().await.unwrap(), None);
     }
 }

@@ -25,7 +25,7 @@ pub use cache::{
     CacheConfig, DEFAULT_MAX_AGE, DEFAULT_MAX_GROUP_BYTES, DEFAULT_MAX_GROUP_FRAMES, DEFAULT_MAX_TRACK_BYTES,
 };
 pub use frame::*;
-pub use group::{GroupConsumer, GroupLimits, GroupProducer};
+pub use group::{CHUNK_OVERHEAD, FRAME_OVERHEAD, GROUP_OVERHEAD, GroupConsumer, GroupLimits, GroupProducer};
 pub use origin::*;
 pub use path::*;
 pub use track::{CacheStats, Track, TrackConsumer, TrackProducer};

@@ -631,33 +631,53 @@ mod tests {
 
     #[test]
     fn the_byte_bound_evicts_oldest_but_keeps_the_latest() {
+        use crate::model::{FRAME_OVERHEAD, GROUP_OVERHEAD};
         let config = CacheConfig {
-            max_bytes: 1000,
-            max_group_bytes: 1000,
+            max_bytes: 4000,
+            max_group_bytes: 3000,
             ..Default::default()
         };
+        // Each group: 400 payload bytes in two frames, plus bookkeeping.
+        let per_group = GROUP_OVERHEAD + 2 * FRAME_OVERHEAD + 400;
         let mut track = TrackProducer::with_cache(Track::new("t"), config);
         let mut slow = track.consume_from(0);
         for sequence in 0..10 {
             let mut group = group_with(&mut track, sequence, 300);
             group.write_frame(Bytes::from(vec![1u8; 100])).unwrap();
             let stats = track.cache_stats();
-            assert!(stats.bytes <= 1000, "{stats:?}");
+            assert!(stats.bytes <= 4000, "{stats:?}");
         }
         let stats = track.cache_stats();
-        assert_eq!(stats.groups, 2);
-        assert_eq!(stats.bytes, 800);
+        assert_eq!(stats.groups, (4000 / per_group) as usize);
+        assert_eq!(stats.bytes, stats.groups as u64 * per_group);
         // The slow consumer skips what was evicted and never blocked anyone.
-        assert_eq!(next(&mut slow), Some(8));
-        assert_eq!(slow.skipped(), 8);
-        assert_eq!(next(&mut slow), Some(9));
+        let first_held = 10 - stats.groups as u64;
+        assert_eq!(next(&mut slow), Some(first_held));
+        assert_eq!(slow.skipped(), first_held);
 
         // One big group fills the track on its own and still stays.
         let mut big = track.append_group().unwrap();
-        big.write_frame(Bytes::from(vec![0u8; 1000])).unwrap();
+        big.write_frame(Bytes::from(vec![0u8; 3000])).unwrap();
         assert_eq!(track.cache_stats().groups, 1);
         assert_eq!(big.write_frame(Bytes::from_static(b"x")), Err(Error::CacheFull));
         assert!(slow.latest_group().is_some());
+    }
+
+    #[test]
+    fn empty_groups_are_not_free() {
+        // Thousands of empty groups cannot grow the cache past its bound.
+        let config = CacheConfig {
+            max_bytes: 64 * 1024,
+            ..Default::default()
+        };
+        let mut track = TrackProducer::with_cache(Track::new("t"), config);
+        for _ in 0..10_000 {
+            let mut group = track.append_group().unwrap();
+            group.write_frame(Bytes::new()).unwrap();
+        }
+        let stats = track.cache_stats();
+        assert!(stats.bytes <= 64 * 1024, "{stats:?}");
+        assert!(stats.groups <= 128, "{stats:?}");
     }
 
     #[tokio::test]
