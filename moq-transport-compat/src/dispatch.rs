@@ -2,7 +2,7 @@
 //!
 //! [`accept`] / [`connect`] look at the negotiated protocol (TLS ALPN or
 //! WebTransport protocol): `moq-lite-04` / `moq-lite-03` run moq-lite;
-//! `moqt-16` / `moqt-15` / `moq-00` run the IETF session; `moql` or no
+//! `moqt-17` / `moqt-16` / `moqt-15` / `moq-00` run the IETF session; `moql` or no
 //! protocol means the SETUP path, where CLIENT_SETUP's versions choose
 //! between moq-lite-02 / -01 and draft-14 (0xff00000e). The result is one
 //! [`Session`] handle, so applications never branch on the protocol.
@@ -28,18 +28,12 @@ pub const ALL_PROTOCOLS: &[&str] = &[
 ];
 
 /// The protocol strings of the IETF drafts this crate's session speaks.
-/// (`moqt-17` is listed in [`ALL_PROTOCOLS`] but refused with
-/// [`moq_lite::Error::Unsupported`] for now: do not offer it yet.)
-pub const IETF_PROTOCOLS: &[&str] = &["moqt-16", "moqt-15", "moq-00"];
+pub const IETF_PROTOCOLS: &[&str] = &["moqt-17", "moqt-16", "moqt-15", "moq-00"];
 
-/// [`ALL_PROTOCOLS`] minus what is not implemented yet (draft-17), as owned
-/// strings for `ClientConfig::protocols` / `ServerConfig::protocols`.
+/// [`ALL_PROTOCOLS`] as owned strings, for `ClientConfig::protocols` /
+/// `ServerConfig::protocols`.
 pub fn supported_protocols() -> Vec<String> {
-    ALL_PROTOCOLS
-        .iter()
-        .filter(|p| **p != "moqt-17")
-        .map(|p| p.to_string())
-        .collect()
+    ALL_PROTOCOLS.iter().map(|p| p.to_string()).collect()
 }
 
 /// The version SETUP-path versions we accept, preferred first.
@@ -130,7 +124,7 @@ fn negotiated<T: Transport>(transport: &T) -> Result<Negotiated, moq_lite::Error
         None | Some(SETUP_ALPN) => Ok(Negotiated::Setup),
         Some(p) if LiteVersion::from_alpn(p).is_some() => Ok(Negotiated::Lite),
         Some(p) => match Draft::from_alpn(p) {
-            Some(Draft::D17) | None => {
+            None => {
                 transport.close(moq_lite::Error::UnknownAlpn.code(), "unsupported protocol");
                 Err(moq_lite::Error::UnknownAlpn)
             }

@@ -21,7 +21,7 @@
 //! what is buffered before allocating.
 //!
 //! On top of the codec: [`ietf::Session`], the IETF session (drafts 14 to
-//! 16) mapped onto moq-lite's model, and [`connect`] / [`accept`], one entry
+//! 17) mapped onto moq-lite's model, and [`connect`] / [`accept`], one entry
 //! point that runs moq-lite or IETF by negotiated protocol and returns one
 //! [`Session`] handle.
 

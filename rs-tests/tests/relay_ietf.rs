@@ -76,6 +76,8 @@ async fn ietf_and_lite_clients_share_the_relay() {
             ("https", "moqt-15"),
             ("moql", "moqt-16"),
             ("https", "moq-00"),
+            ("moql", "moqt-17"),
+            ("https", "moqt-17"),
         ] {
             // IETF publisher -> relay -> lite subscriber.
             let published = OriginProducer::new();

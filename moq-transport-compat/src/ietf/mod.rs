@@ -1,4 +1,4 @@
-//! The IETF moq-transport session (drafts 14, 15 and 16), mapped onto the
+//! The IETF moq-transport session (drafts 14 to 17), mapped onto the
 //! moq-lite model.
 //!
 //! - Namespace tuple <-> broadcast path, track name <-> track, group <->
@@ -21,10 +21,12 @@
 //!   subscribed on demand; PUBLISH (publisher-initiated) is accepted;
 //!   datagrams become single-frame groups.
 //!
-//! Draft-17 (new varint, SETUP on a uni stream, one bidi stream per
-//! request) is not implemented by this session.
+//! Draft-17 (new varint, SETUP on a unidirectional control stream of type
+//! 0x2F00, one bidirectional stream per request) runs the same request
+//! handling: see the `requests` module for how messages are routed.
 
 mod error;
+mod requests;
 pub mod stream;
 
 pub use error::{SessionError, code, done_code, request_code};
@@ -47,7 +49,8 @@ use web_transport_trait::Session as Transport;
 use crate::control::{
     ClientSetup, ControlMessage, Decoded, Fetch, FetchOk, FetchType, GoAway, MaxRequestId, Namespace,
     NamespaceDone, Parameters, PublishDone, PublishNamespace, PublishNamespaceDone, PublishOk, RequestError,
-    RequestOk, RequestsBlocked, ServerSetup, Subscribe, SubscribeOk, Unsubscribe, param, setup_param,
+    RequestOk, RequestsBlocked, ServerSetup, Subscribe, SubscribeNamespace, SubscribeOk, Unsubscribe, param,
+    setup_param,
 };
 use crate::data::{
     FetchHeader, FetchItem, FetchObject, FetchWriter, ObjectContent, ObjectDatagram, ObjectStatus,
@@ -55,6 +58,7 @@ use crate::data::{
 };
 use crate::{Draft, KeyValuePairs, Location, SubscriptionFilter, TrackNamespace};
 use error::transport_error;
+use requests::Route;
 use stream::{Reader, StreamError, Writer};
 
 /// Request IDs granted to the peer at a time.
@@ -100,7 +104,10 @@ impl Session {
         draft: Draft,
         config: SessionConfig,
     ) -> Result<Session, moq_lite::Error> {
-        check_draft(draft)?;
+        if draft == Draft::D17 {
+            let control = setup17(&transport).await?;
+            return Ok(Self::start(transport, draft, true, control, u64::MAX, config));
+        }
         let (send, recv) = transport.open_bi().await.map_err(transport_error)?;
         let mut control: Control<T> = (Writer::new(send), Reader::new(recv));
         let setup = ClientSetup {
@@ -146,7 +153,10 @@ impl Session {
         draft: Draft,
         config: SessionConfig,
     ) -> Result<Session, moq_lite::Error> {
-        check_draft(draft)?;
+        if draft == Draft::D17 {
+            let control = setup17(&transport).await?;
+            return Ok(Self::start(transport, draft, false, control, u64::MAX, config));
+        }
         let (send, recv) = transport.accept_bi().await.map_err(transport_error)?;
         let mut control: Control<T> = (Writer::new(send), Reader::new(recv));
         let setup = control
@@ -204,12 +214,18 @@ impl Session {
         let inner = Arc::new(Inner {
             transport: transport.clone(),
             draft,
+            client,
             ctl: ctl.clone(),
             fatal,
             state: Mutex::new(State {
                 next_request: if client { 0 } else { 1 },
                 peer_next: if client { 1 } else { 0 },
-                our_max: REQUEST_WINDOW,
+                // Draft-17 has no MAX_REQUEST_ID: stream limits bound requests.
+                our_max: if draft == Draft::D17 {
+                    u64::MAX
+                } else {
+                    REQUEST_WINDOW
+                },
                 next_alias: 1,
                 ..Default::default()
             }),
@@ -292,10 +308,32 @@ impl std::fmt::Debug for Session {
     }
 }
 
-fn check_draft(draft: Draft) -> Result<(), moq_lite::Error> {
-    match draft {
-        Draft::D17 => Err(moq_lite::Error::Unsupported),
-        _ => Ok(()),
+/// Draft-17 session setup: each side opens its control stream (a
+/// unidirectional stream whose type is SETUP, 0x2F00) and writes SETUP; the
+/// peer's control stream is the first unidirectional stream it opens.
+async fn setup17<T: Transport>(transport: &T) -> Result<Control<T>, moq_lite::Error> {
+    let draft = Draft::D17;
+    let send = transport.open_uni().await.map_err(transport_error)?;
+    let mut writer = Writer::new(send);
+    let mut options = KeyValuePairs::new();
+    options.set_bytes(
+        setup_param::IMPLEMENTATION,
+        Bytes::from_static(IMPLEMENTATION.as_bytes()),
+    );
+    let setup = ControlMessage::Setup(crate::control::Setup { options });
+    writer.encode(|b| setup.encode(draft, b)).await.map_err(lite)?;
+    let recv = transport.accept_uni().await.map_err(transport_error)?;
+    let mut reader = Reader::new(recv);
+    let msg = reader
+        .decode_required(|b| ControlMessage::decode(b, draft))
+        .await
+        .map_err(lite)?;
+    match msg {
+        Decoded::Message(ControlMessage::Setup(_)) => Ok((writer, reader)),
+        _ => {
+            transport.close(code::PROTOCOL_VIOLATION as u32, "expected SETUP");
+            Err(moq_lite::Error::ProtocolViolation)
+        }
     }
 }
 
@@ -320,6 +358,7 @@ fn setup_params() -> KeyValuePairs {
 struct Inner<T: Transport> {
     transport: T,
     draft: Draft,
+    client: bool,
     ctl: mpsc::UnboundedSender<ControlMessage>,
     fatal: mpsc::UnboundedSender<SessionError>,
     state: Mutex<State>,
@@ -339,6 +378,8 @@ struct State {
     our_max: u64,
     /// Our requests awaiting their response.
     pending: HashMap<u64, oneshot::Sender<ControlMessage>>,
+    /// Draft-17: the request stream of each open request, by Request ID.
+    routes: HashMap<u64, Route>,
     // Publisher half.
     served: HashMap<u64, Served>,
     fetches: HashMap<u64, AbortHandle>,
@@ -392,12 +433,17 @@ impl<T: Transport> Inner<T> {
         state.aliases.clear();
         state.subs.clear();
         state.pending.clear();
+        state.routes.clear();
     }
 
     /// Checks a request ID the peer used, and grants more when needed.
     fn peer_request(&self, id: u64) -> Result<(), SessionError> {
         let mut state = self.lock();
-        if id % 2 != state.peer_next % 2 || id < state.peer_next {
+        // From draft-16 requests also arrive on their own streams
+        // (SUBSCRIBE_NAMESPACE in 16, every request in 17), so they may be
+        // read out of order: only the parity and the maximum are checked.
+        let in_order = self.draft < Draft::D16;
+        if id % 2 != state.peer_next % 2 || (in_order && id < state.peer_next) {
             return Err(SessionError::new(code::INVALID_REQUEST_ID, "invalid request ID"));
         }
         if id >= state.our_max {
@@ -406,7 +452,7 @@ impl<T: Transport> Inner<T> {
                 "request ID over the maximum",
             ));
         }
-        state.peer_next = id + 2;
+        state.peer_next = state.peer_next.max(id + 2);
         if state.our_max - id <= REQUEST_WINDOW / 2 {
             state.our_max = id + REQUEST_WINDOW;
             self.send(ControlMessage::MaxRequestId(MaxRequestId {
@@ -1008,7 +1054,7 @@ impl<T: Transport> Inner<T> {
     /// Draft-16: a SUBSCRIBE_NAMESPACE on its own bidirectional stream.
     async fn serve_subscribe_namespace(
         self: Arc<Self>,
-        (mut writer, mut reader): Control<T>,
+        (writer, mut reader): Control<T>,
     ) -> Result<(), StreamError> {
         let draft = self.draft;
         let msg = reader
@@ -1019,6 +1065,16 @@ impl<T: Transport> Inner<T> {
                 "bidirectional stream without SUBSCRIBE_NAMESPACE",
             )));
         };
+        self.subscribe_namespace_stream((writer, reader), m).await
+    }
+
+    /// Answers a SUBSCRIBE_NAMESPACE read from its own stream (drafts 16+).
+    async fn subscribe_namespace_stream(
+        self: Arc<Self>,
+        (mut writer, mut reader): Control<T>,
+        m: SubscribeNamespace,
+    ) -> Result<(), StreamError> {
+        let draft = self.draft;
         self.peer_request(m.request_id).map_err(StreamError::Protocol)?;
         let prefix = m
             .prefix
@@ -1047,6 +1103,16 @@ impl<T: Transport> Inner<T> {
                     let Some(announced) = announced else { return writer.finish() };
                     let Some(suffix) = announced.path.strip_prefix(&prefix) else { continue };
                     let Ok(suffix) = TrackNamespace::from_path(&suffix) else { continue };
+                    // Do not echo back what this peer published to us.
+                    let echo = announced.broadcast.as_ref().is_some_and(|b| {
+                        self.lock()
+                            .announced
+                            .get(&announced.path)
+                            .is_some_and(|a| a.broadcast.consume().is_same(b))
+                    });
+                    if echo {
+                        continue;
+                    }
                     let msg = match announced.broadcast {
                         Some(_) => ControlMessage::Namespace(Namespace { suffix }),
                         None => ControlMessage::NamespaceDone(NamespaceDone { suffix }),
@@ -1066,6 +1132,83 @@ impl<T: Transport> Inner<T> {
     }
 
     // --------------------------------------------------------------- subscriber
+
+    /// Drafts 16+: SUBSCRIBE_NAMESPACE for the root prefix on its own
+    /// bidirectional stream; each NAMESPACE publishes the peer's broadcast
+    /// into our origin (as PUBLISH_NAMESPACE does), NAMESPACE_DONE withdraws it.
+    async fn run_subscribe_namespace(self: Arc<Self>) -> Result<(), StreamError> {
+        let draft = self.draft;
+        let id = self.next_request().await?;
+        let (send, recv) = self
+            .transport
+            .open_bi()
+            .await
+            .map_err(|e| StreamError::Closed(transport_error(e)))?;
+        let (mut writer, mut reader) = (Writer::new(send), Reader::new(recv));
+        let msg = ControlMessage::SubscribeNamespace(SubscribeNamespace {
+            request_id: id,
+            required_request_id_delta: 0,
+            prefix: TrackNamespace::default(),
+            // NAMESPACE only: tracks are subscribed on demand.
+            subscribe_options: 1,
+            parameters: Parameters::new(),
+        });
+        writer.encode(|b| msg.encode(draft, b)).await?;
+        let protocol = |reason: &str| StreamError::Protocol(SessionError::protocol(reason));
+        match reader.decode(|b| ControlMessage::decode(b, draft)).await? {
+            Some(Decoded::Message(ControlMessage::RequestOk(_))) => {}
+            Some(Decoded::Message(ControlMessage::RequestError(err))) => {
+                tracing::debug!(code = err.error_code, reason = %err.reason, "SUBSCRIBE_NAMESPACE refused");
+                return Ok(());
+            }
+            None => return Ok(()),
+            Some(_) => return Err(protocol("wrong reply to SUBSCRIBE_NAMESPACE")),
+        }
+        let mut discovered = std::collections::HashSet::new();
+        let result = loop {
+            let msg = match reader.decode(|b| ControlMessage::decode(b, draft)).await {
+                Ok(Some(Decoded::Message(msg))) => msg,
+                Ok(None) => break Ok(()),
+                Ok(Some(Decoded::Unknown { .. })) => break Err(protocol("unknown message")),
+                Err(err) => break Err(err),
+            };
+            match msg {
+                ControlMessage::Namespace(m) => match m.suffix.to_path() {
+                    Ok(path) => match self.activate(&path, None) {
+                        Ok(_) => {
+                            tracing::debug!(%path, "peer has a namespace");
+                            discovered.insert(path);
+                        }
+                        Err(err) => tracing::debug!(%path, %err, "namespace not published"),
+                    },
+                    Err(err) => tracing::debug!(%err, "namespace has no path"),
+                },
+                ControlMessage::NamespaceDone(m) => {
+                    if let Ok(path) = m.suffix.to_path() {
+                        if discovered.remove(&path) {
+                            self.withdraw_discovered(&path);
+                        }
+                    }
+                }
+                _ => break Err(protocol("unexpected message on a SUBSCRIBE_NAMESPACE stream")),
+            }
+        };
+        for path in discovered {
+            self.withdraw_discovered(&path);
+        }
+        result
+    }
+
+    /// Withdraws a broadcast found through NAMESPACE, unless the peer also
+    /// published it with PUBLISH_NAMESPACE.
+    fn withdraw_discovered(&self, path: &Path) {
+        let mut state = self.lock();
+        if state.announced.get(path).is_some_and(|a| a.request_id.is_none()) {
+            if let Some(announced) = state.announced.remove(path) {
+                announced.task.abort();
+            }
+        }
+    }
 
     /// Publishes the peer's broadcast at `path` into our origin (once).
     fn activate(
@@ -1124,7 +1267,7 @@ impl<T: Transport> Inner<T> {
     fn on_publish_namespace_done(&self, m: PublishNamespaceDone) {
         let mut state = self.lock();
         let path = match self.draft {
-            Draft::D16 => state
+            Draft::D16 | Draft::D17 => state
                 .announced
                 .iter()
                 .find(|(_, a)| a.request_id == Some(m.request_id))
@@ -1529,10 +1672,19 @@ async fn run<T: Transport>(
     let draft = inner.draft;
     let transport = inner.transport.clone();
     let mut tasks: JoinSet<Result<(), StreamError>> = JoinSet::new();
-    tasks.spawn(write_control::<T>(draft, writer, ctl_rx));
+    match draft {
+        Draft::D17 => tasks.spawn(inner.clone().route17(writer, ctl_rx)),
+        _ => tasks.spawn(write_control::<T>(draft, writer, ctl_rx)),
+    };
     tasks.spawn(inner.clone().recv_datagrams());
     if let Some(origin) = inner.publish.clone() {
         tasks.spawn(inner.clone().run_announce(origin));
+    }
+    // Our subscriber half discovers the peer's namespaces with a root
+    // SUBSCRIBE_NAMESPACE: drafts 14 and 15 require 1 to 32 prefix fields, so
+    // a root prefix exists only from draft-16 (where it has its own stream).
+    if inner.origin.is_some() && inner.client && draft >= Draft::D16 {
+        tasks.spawn(inner.clone().run_subscribe_namespace());
     }
     let stream_closed = |err: StreamError| match err {
         StreamError::Protocol(err) => err,
@@ -1563,6 +1715,10 @@ async fn run<T: Transport>(
                 Ok((send, recv)) if draft == Draft::D16 => {
                     let stream = (Writer::new(send), Reader::new(recv));
                     tasks.spawn(inner.clone().serve_subscribe_namespace(stream));
+                }
+                Ok((send, recv)) if draft == Draft::D17 => {
+                    let stream = (Writer::new(send), Reader::new(recv));
+                    tasks.spawn(inner.clone().incoming17(stream));
                 }
                 Ok(_) => return SessionError::protocol("unexpected bidirectional stream"),
                 Err(err) => return SessionError::from_lite(transport_error(err)),

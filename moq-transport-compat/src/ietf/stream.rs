@@ -212,6 +212,17 @@ impl<S: SendStream> Writer<S> {
         }
     }
 
+    /// Resolves once the peer asked us to stop sending (STOP_SENDING) or the
+    /// stream is gone; never while we still own an open stream otherwise.
+    pub async fn closed(&mut self) {
+        match self.stream.as_mut() {
+            Some(s) => {
+                let _ = s.closed().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
     /// The stream, for handing over.
     pub fn into_inner(mut self) -> Option<S> {
         self.stream.take()

@@ -1,0 +1,310 @@
+//! Helpers shared by the session tests: loopback endpoints, sessions
+//! through the unified entry point, and a raw draft client.
+#![allow(dead_code, unused_imports)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use moq_lite::SessionConfig;
+use moq_lite::endpoint::{Client, ClientConfig, ClientTls, Server, ServerConfig, ServerTls};
+use moq_lite::model::{OriginProducer, Path, Track, TrackConsumer, TrackProducer};
+use moq_transport_compat::control::{
+    ClientSetup, ControlMessage, Decoded, Fetch, FetchType, PublishNamespace, Subscribe, setup_param,
+};
+use moq_transport_compat::data::{
+    FetchItem, FetchReader, ObjectContent, StreamHeader, SubgroupHeader, SubgroupId, SubgroupObject,
+    SubgroupWriter,
+};
+use moq_transport_compat::ietf::stream::{Reader, Writer};
+use moq_transport_compat::{
+    Draft, KeyValuePairs, Location, Session, SubscriptionFilter, TrackNamespace, Version,
+};
+use url::Url;
+
+pub const LIMIT: Duration = Duration::from_secs(20);
+
+pub type Quinn = moq_lite::endpoint::web_transport_quinn::Session;
+
+pub fn server(protocols: &[&str]) -> Server {
+    Server::bind(ServerConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        tls: ServerTls {
+            generate: vec!["localhost".into(), "127.0.0.1".into()],
+            ..Default::default()
+        },
+        protocols: protocols.iter().map(|p| p.to_string()).collect(),
+        ..Default::default()
+    })
+    .expect("server binds")
+}
+
+pub fn client(server: &Server, protocols: &[&str]) -> Client {
+    Client::new(ClientConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        tls: ClientTls {
+            fingerprints: server.fingerprints(),
+            system_roots: false,
+            ..Default::default()
+        },
+        protocols: protocols.iter().map(|p| p.to_string()).collect(),
+        ..Default::default()
+    })
+    .expect("client binds")
+}
+
+pub fn url(server: &Server, scheme: &str) -> Url {
+    Url::parse(&format!(
+        "{scheme}://127.0.0.1:{}/",
+        server.local_addr().unwrap().port()
+    ))
+    .unwrap()
+}
+
+/// Raw transports: (server side, client side).
+pub async fn transports(server: &Server, client: &Client, scheme: &str) -> (Quinn, Quinn) {
+    let url = url(server, scheme);
+    let accept = async {
+        server
+            .accept()
+            .await
+            .unwrap()
+            .accept()
+            .await
+            .expect("handshake")
+            .session
+    };
+    let connect = async { client.connect(&url).await.expect("connects").session };
+    tokio::join!(accept, connect)
+}
+
+/// A server and a client session through the unified entry point.
+pub async fn pair(
+    scheme: &str,
+    protocols: &[&str],
+    server_config: SessionConfig,
+    client_config: SessionConfig,
+) -> (Session, Session, (Client, Server)) {
+    let srv = server(moq_transport_compat::ALL_PROTOCOLS);
+    let cli = client(&srv, protocols);
+    let (s, c) = transports(&srv, &cli, scheme).await;
+    let (server, client) = tokio::join!(
+        moq_transport_compat::accept(s, server_config),
+        moq_transport_compat::connect(c, client_config)
+    );
+    (
+        server.expect("server session"),
+        client.expect("client session"),
+        (cli, srv),
+    )
+}
+
+pub fn publish(origin: &OriginProducer) -> SessionConfig {
+    SessionConfig {
+        publish: Some(origin.consume()),
+        ..Default::default()
+    }
+}
+
+pub fn subscribe(origin: &OriginProducer) -> SessionConfig {
+    SessionConfig {
+        subscribe: Some(origin.clone()),
+        ..Default::default()
+    }
+}
+
+pub async fn subscribe_track(origin: &OriginProducer, path: &str, track: &str) -> TrackConsumer {
+    let mut announced = origin.consume();
+    loop {
+        let next = announced.announced().await.expect("origin open");
+        if next.path == Path::new(path) {
+            if let Some(broadcast) = next.broadcast {
+                return broadcast.subscribe_track(&Track::new(track)).expect("subscribes");
+            }
+        }
+    }
+}
+
+pub fn object(group: u64, index: u64) -> Bytes {
+    let size = (group as usize * 7919 + index as usize * 10_007) % 30_000 + 1;
+    Bytes::from(vec![
+        (group as u8).wrapping_mul(31).wrapping_add(index as u8);
+        size
+    ])
+}
+
+/// Waits until someone consumes `track` (the SUBSCRIBE arrived).
+pub async fn until_consumed(track: &TrackProducer, at_least: usize) {
+    while track.consumer_count() < at_least {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub fn write_groups(track: &mut TrackProducer, groups: u64) {
+    for g in 0..groups {
+        let mut group = track.create_group(g).unwrap();
+        for o in 0..5 {
+            group.write_frame(object(g, o)).unwrap();
+        }
+        group.finish().unwrap();
+    }
+}
+
+pub async fn read_groups(track: &mut TrackConsumer, count: usize) -> BTreeMap<u64, Vec<Bytes>> {
+    let mut groups = BTreeMap::new();
+    while groups.len() < count {
+        let mut group = track.next_group().await.expect("no error").expect("track open");
+        let mut frames = Vec::new();
+        while let Some(frame) = group.read_frame().await.expect("group intact") {
+            frames.push(frame);
+        }
+        groups.insert(group.sequence(), frames);
+    }
+    groups
+}
+
+pub fn check_groups(groups: &BTreeMap<u64, Vec<Bytes>>) {
+    assert_eq!(groups.len(), 3);
+    for (g, frames) in groups {
+        assert_eq!(frames.len(), 5, "group {g}");
+        for (o, frame) in frames.iter().enumerate() {
+            assert_eq!(frame, &object(*g, o as u64), "group {g} object {o}");
+        }
+    }
+}
+
+/// A raw draft client: the control stream, spoken by hand.
+pub struct Raw {
+    pub draft: Draft,
+    pub session: Quinn,
+    pub writer: Writer<<Quinn as web_transport_trait::Session>::SendStream>,
+    pub reader: Reader<<Quinn as web_transport_trait::Session>::RecvStream>,
+}
+
+impl Raw {
+    pub async fn connect(session: Quinn, draft: Draft) -> Raw {
+        let (send, recv) = session.open_bi().await.unwrap();
+        let mut raw = Raw {
+            draft,
+            session,
+            writer: Writer::new(send),
+            reader: Reader::new(recv),
+        };
+        let mut parameters = KeyValuePairs::new();
+        parameters.set_int(setup_param::MAX_REQUEST_ID, 100);
+        raw.send(ControlMessage::ClientSetup(ClientSetup {
+            versions: draft.setup_code().into_iter().collect(),
+            parameters,
+        }))
+        .await;
+        let reply = raw.recv().await;
+        let ControlMessage::ServerSetup(setup) = reply else {
+            panic!("expected SERVER_SETUP, got {reply:?}");
+        };
+        // We must be allowed to make requests.
+        assert!(setup.parameters.get_int(setup_param::MAX_REQUEST_ID).unwrap() > 0);
+        raw
+    }
+
+    pub async fn send(&mut self, msg: ControlMessage) {
+        let draft = self.draft;
+        self.writer.encode(|b| msg.encode(draft, b)).await.unwrap();
+    }
+
+    /// The next control message other than PUBLISH_NAMESPACE / MAX_REQUEST_ID.
+    pub async fn recv(&mut self) -> ControlMessage {
+        let draft = self.draft;
+        loop {
+            let msg = self
+                .reader
+                .decode_required(|b| ControlMessage::decode(b, draft))
+                .await
+                .unwrap();
+            match msg {
+                Decoded::Message(ControlMessage::PublishNamespace(_) | ControlMessage::MaxRequestId(_)) => {}
+                Decoded::Message(m) => return m,
+                Decoded::Unknown { message_type, .. } => panic!("unknown message {message_type:#x}"),
+            }
+        }
+    }
+}
+
+pub fn subscribe_msg(
+    request_id: u64,
+    ns: &str,
+    name: &str,
+    filter: SubscriptionFilter,
+    draft: Draft,
+) -> ControlMessage {
+    let mut parameters = KeyValuePairs::new();
+    if draft > Draft::D14 {
+        moq_transport_compat::control::set_filter(&mut parameters, filter, draft).unwrap();
+    }
+    ControlMessage::Subscribe(Subscribe {
+        request_id,
+        required_request_id_delta: 0,
+        namespace: TrackNamespace::from_path(&Path::new(ns)).unwrap(),
+        name: Bytes::from(name.to_string()),
+        subscriber_priority: 0,
+        group_order: 0,
+        forward: true,
+        filter,
+        parameters,
+    })
+}
+
+pub async fn raw_pair(draft: Draft, server_config: SessionConfig) -> (Raw, Session, (Client, Server)) {
+    let srv = server(moq_transport_compat::ALL_PROTOCOLS);
+    let cli = client(&srv, &[draft.alpn()]);
+    let (s, c) = transports(&srv, &cli, "moqt").await;
+    let (server, raw) = tokio::join!(
+        moq_transport_compat::accept(s, server_config),
+        Raw::connect(c, draft)
+    );
+    (raw, server.unwrap(), (cli, srv))
+}
+
+/// A relay-like session config: one origin served both ways.
+pub fn relay_config(origin: &OriginProducer) -> SessionConfig {
+    SessionConfig {
+        publish: Some(origin.consume()),
+        subscribe: Some(origin.clone()),
+        ..Default::default()
+    }
+}
+
+/// Reads subgroup streams for `alias` until `groups` of them were read
+/// (streams of other aliases and FETCH streams are read and dropped); returns
+/// (group, [(object id, payload)]) in arrival order.
+pub async fn read_subgroups(raw: &Raw, alias: u64, groups: usize) -> Vec<(u64, Vec<(u64, Bytes)>)> {
+    let draft = raw.draft;
+    let mut out = Vec::new();
+    while out.len() < groups {
+        let recv = raw.session.accept_uni().await.unwrap();
+        let mut reader = Reader::new(recv);
+        let header = reader
+            .decode_required(|b| StreamHeader::decode(b, draft))
+            .await
+            .unwrap();
+        let StreamHeader::Subgroup(header) = header else {
+            continue;
+        };
+        if header.track_alias != alias {
+            continue;
+        }
+        let mut objects = moq_transport_compat::data::SubgroupReader::new(&header);
+        let mut frames = Vec::new();
+        while let Some(obj) = reader.decode(|b| objects.decode(b, draft)).await.unwrap() {
+            if let ObjectContent::Payload(p) = obj.content {
+                frames.push((obj.object_id, p));
+            }
+        }
+        out.push((header.group_id, frames));
+    }
+    out
+}
+
+/// The objects `first..5` of group `g`, as [`read_subgroups`] returns them.
+pub fn expected_objects(g: u64, first: u64) -> Vec<(u64, Bytes)> {
+    (first..5).map(|o| (o, object(g, o))).collect()
+}
