@@ -23,7 +23,7 @@ pub enum Protocol {
     Lite03,
     /// moq-lite-02 (ALPN `moql`, version picked in SETUP).
     Lite02,
-    /// IETF moq-transport draft N (14 to 16; 17 is not implemented yet).
+    /// IETF moq-transport draft N (14 to 17).
     Transport(u8),
 }
 
@@ -48,6 +48,7 @@ impl Protocol {
             Protocol::Transport(14) => Ok("moq-00"),
             Protocol::Transport(15) => Ok("moqt-15"),
             Protocol::Transport(16) => Ok("moqt-16"),
+            Protocol::Transport(17) => Ok("moqt-17"),
             Protocol::Transport(draft) => anyhow::bail!(
                 "--protocol moq-transport-{draft}: this draft is not supported yet; use moq-transport-14, \
                  -15 or -16, a moq-lite version, or leave --protocol out to negotiate"
@@ -65,6 +66,7 @@ impl Protocol {
             Protocol::Transport(14) => Some(Ietf(Draft::D14)),
             Protocol::Transport(15) => Some(Ietf(Draft::D15)),
             Protocol::Transport(16) => Some(Ietf(Draft::D16)),
+            Protocol::Transport(17) => Some(Ietf(Draft::D17)),
             Protocol::Transport(_) => None,
         }
     }
@@ -376,13 +378,9 @@ mod tests {
             "moq-transport-14".parse::<Protocol>().unwrap().alpn().unwrap(),
             "moq-00"
         );
-        let draft17: Protocol = "moq-transport-17".parse().unwrap();
-        assert!(
-            draft17
-                .alpn()
-                .unwrap_err()
-                .to_string()
-                .contains("not supported yet")
+        assert_eq!(
+            "moq-transport-17".parse::<Protocol>().unwrap().alpn().unwrap(),
+            "moqt-17"
         );
         assert!("moq-transport-13".parse::<Protocol>().is_err());
     }

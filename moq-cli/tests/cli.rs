@@ -199,6 +199,7 @@ async fn lines_with_forced_versions() {
             (quic(&relay), "moq-transport-14", "D14"),
             (http(&relay), "moq-transport-15", "D15"),
             (quic(&relay), "moq-transport-16", "D16"),
+            (http(&relay), "moq-transport-17", "D17"),
         ];
         for (i, (url, protocol, version)) in cases.iter().enumerate() {
             let broadcast = format!("v{i}");
@@ -456,10 +457,6 @@ async fn errors_say_what_to_try() {
             "{stderr}"
         );
 
-        for draft in ["moq-transport-17"] {
-            let stderr = run(s(&["--protocol", draft, "subscribe", &quic(&relay), "b"])).await;
-            assert!(stderr.contains("not supported yet"), "{stderr}");
-        }
         let (status, _, stderr) = Moq::spawn(&["--protocol", "moq-lite-99", "subscribe", "moql://x/", "b"])
             .finish()
             .await;
