@@ -29,16 +29,45 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// what it has.
 const FETCH_WAIT: Duration = Duration::from_secs(2);
 
-/// Serves HTTP on `listener` until the task is dropped.
+/// Requests served at once; more wait in the kernel's accept queue.
+const MAX_CONNECTIONS: usize = 256;
+/// How long writing a response may take (a client that does not read).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves HTTP on `listener` until the task is dropped (which drops every
+/// request in progress too).
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut requests = tokio::task::JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        // At the cap, finish one before taking another.
+        if requests.len() >= MAX_CONNECTIONS {
+            requests.join_next().await;
             continue;
+        }
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = requests.join_next(), if !requests.is_empty() => continue,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // Out of file descriptors, say: back off rather than spin.
+                tracing::warn!(%err, "http accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let shared = shared.clone();
-        tokio::spawn(async move {
-            if let Err(err) = handle(stream, &shared).await {
-                tracing::debug!(%err, "http request failed");
+        requests.spawn(async move {
+            match tokio::time::timeout(
+                REQUEST_TIMEOUT + FETCH_WAIT * 2 + RESPONSE_TIMEOUT,
+                handle(stream, &shared),
+            )
+            .await
+            {
+                Ok(Err(err)) => tracing::debug!(%err, "http request failed"),
+                Err(_) => tracing::debug!("http request timed out"),
+                Ok(Ok(())) => {}
             }
         });
     }

@@ -256,7 +256,8 @@ impl Relay {
             tokio::select! {
                 incoming = server.accept() => {
                     let Some(incoming) = incoming else { break };
-                    if shared.metrics.sessions_active.load(Ordering::Relaxed) as usize >= config.max_sessions {
+                    // Counted from the first packet, handshakes and setups included.
+                    if sessions.len() >= config.max_sessions {
                         shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
                         incoming.refuse();
                         continue;
@@ -274,21 +275,26 @@ impl Relay {
             let open = shared.sessions.lock().unwrap_or_else(|e| e.into_inner());
             open.values().map(|o| o.session.clone()).collect()
         };
-        for session in &open {
-            let _ = session.goaway("").await;
-        }
-        let drained = async {
-            for session in &open {
+        // All at once, and all within the drain time: a peer that grants no
+        // stream for the GOAWAY must not hold up the others or the exit.
+        let mut goodbyes = JoinSet::new();
+        for session in open {
+            goodbyes.spawn(async move {
+                let _ = session.goaway("").await;
                 session.closed().await;
-            }
-        };
-        let _ = tokio::time::timeout(config.shutdown_drain, drained).await;
+            });
+        }
+        let _ = tokio::time::timeout(config.shutdown_drain, goodbyes.join_all()).await;
         server.close();
         background.shutdown().await;
         sessions.shutdown().await;
         Ok(())
     }
 }
+
+/// How long a connection may take from its handshake to a running session
+/// (a SETUP exchange that never comes must not hold a slot forever).
+const SETUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Binds TCP, falling back from `[::]` to `0.0.0.0` where IPv6 is missing.
 async fn bind_tcp(addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -369,7 +375,11 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
         hop_id: Some(shared.hop_id),
         max_announced: Some(shared.max_announced),
     };
-    let session = match moq_transport_compat::accept(accepted.session, config).await {
+    let setup = tokio::time::timeout(
+        SETUP_TIMEOUT,
+        moq_transport_compat::accept(accepted.session, config),
+    );
+    let session = match setup.await.unwrap_or(Err(moq_lite::Error::Timeout)) {
         Ok(session) => Arc::new(session),
         Err(err) => {
             shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
@@ -408,11 +418,10 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
         }
     };
     tracing::info!(%remote, %reason, "session ended");
-    shared
-        .sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&id);
+    // Totals move from live to closed under the sessions lock, which
+    // `Shared::live` takes too, so counters never appear to go back.
+    let mut open = shared.sessions.lock().unwrap_or_else(|e| e.into_inner());
+    open.remove(&id);
     shared.metrics.sessions_active.fetch_sub(1, Ordering::Relaxed);
     let stats = connection.stats();
     shared
@@ -433,4 +442,5 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) += carried;
     }
+    drop(open);
 }

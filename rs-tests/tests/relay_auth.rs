@@ -120,14 +120,25 @@ async fn put_and_get_prefixes_are_enforced() {
         // Alice may publish room/alice only; Bob may read room/alice only.
         let alice = OriginProducer::new();
         let alice_token = token(&keys.key, "room", &["alice"], &[], 60);
-        let (_a, _ac) = connect(&relay, "/room", Some(&alice_token), Some(&alice), None).await;
+        let (alice_session, _ac) = connect(&relay, "/room", Some(&alice_token), Some(&alice), None).await;
         let _mine = alice.create_broadcast("alice").unwrap();
         let _sneaky = alice.create_broadcast("alice2").unwrap(); // not under `alice`
-        let _escape = alice.create_broadcast("bob").unwrap();
+        let escape = alice.create_broadcast("bob").unwrap();
 
         let admin = OriginProducer::new();
         let admin_token = token(&keys.key, "", &[], &[""], 60);
         let (_x, _xc) = connect(&relay, "/", Some(&admin_token), None, Some(&admin)).await;
+        assert_eq!(visible(&admin).await, vec!["room/alice".to_string()]);
+
+        // A refused broadcast ending is not a protocol error: Alice stays.
+        drop(escape);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), alice_session.closed())
+                .await
+                .is_err(),
+            "alice's session survives"
+        );
         assert_eq!(visible(&admin).await, vec!["room/alice".to_string()]);
 
         let bob = OriginProducer::new();

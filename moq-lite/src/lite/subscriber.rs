@@ -151,15 +151,24 @@ impl<S: Session> Subscriber<S> {
         let mut active: HashMap<Path, (BroadcastProducer, AbortHandle)> = HashMap::new();
         // Announced paths we ignore (loops through us), so that their end
         // is ignored too.
-        let mut looped: HashSet<Path> = HashSet::new();
+        let mut ignored: HashSet<Path> = HashSet::new();
         let mut tasks = JoinSet::new();
         if version.uses_setup() {
             let init = reader
                 .decode_required(|b| AnnounceInit::decode(b, version))
                 .await?;
             for path in init.suffixes {
-                if !active.contains_key(&path) {
-                    self.activate(&mut active, &mut tasks, path, Vec::new());
+                if active.contains_key(&path) || ignored.contains(&path) {
+                    continue;
+                }
+                if active.len() + ignored.len() >= self.max_announced {
+                    tracing::warn!(max = self.max_announced, "peer announced too many broadcasts");
+                    reader.stop(&Error::Bounds);
+                    writer.reset(&Error::Bounds);
+                    return Err(StreamError::Closed(Error::Bounds));
+                }
+                if !self.activate(&mut active, &mut tasks, path.clone(), Vec::new()) {
+                    ignored.insert(path);
                 }
             }
         }
@@ -169,8 +178,8 @@ impl<S: Session> Subscriber<S> {
                     let Some(msg) = msg? else {
                         return Ok(());
                     };
-                                        let known = active.contains_key(&msg.suffix) || looped.contains(&msg.suffix);
-                    if !known && active.len() + looped.len() >= self.max_announced {
+                                        let known = active.contains_key(&msg.suffix) || ignored.contains(&msg.suffix);
+                    if !known && active.len() + ignored.len() >= self.max_announced {
                         tracing::warn!(max = self.max_announced, "peer announced too many broadcasts");
                         reader.stop(&Error::Bounds);
                         writer.reset(&Error::Bounds);
@@ -178,14 +187,16 @@ impl<S: Session> Subscriber<S> {
                     }
                     match (msg.status, known) {
                         (AnnounceStatus::Active, false) if self.hop_id.is_some_and(|id| msg.hops.contains(&id)) => {
-                            tracing::debug!(path = %msg.suffix, "announcement loops through us");
-                            looped.insert(msg.suffix);
+                                                        tracing::debug!(path = %msg.suffix, "announcement loops through us");
+                            ignored.insert(msg.suffix);
                         }
                         (AnnounceStatus::Active, false) => {
                             let hops = msg.hops.iter().map(|hop| hop.into_inner()).collect();
-                            self.activate(&mut active, &mut tasks, msg.suffix, hops);
+                            if !self.activate(&mut active, &mut tasks, msg.suffix.clone(), hops) {
+                                ignored.insert(msg.suffix);
+                            }
                         }
-                        (AnnounceStatus::Ended, true) if looped.remove(&msg.suffix) => {}
+                        (AnnounceStatus::Ended, true) if ignored.remove(&msg.suffix) => {}
                         (AnnounceStatus::Ended, true) => {
                             if let Some((_, task)) = active.remove(&msg.suffix) {
                                 task.abort();
@@ -210,7 +221,7 @@ impl<S: Session> Subscriber<S> {
         tasks: &mut JoinSet<()>,
         path: Path,
         hops: Vec<u64>,
-    ) {
+    ) -> bool {
         tracing::debug!(%path, ?hops, "announced");
         // Requests are served before the broadcast is visible, so that no
         // consumer can find it without a handler (and get NotFound).
@@ -221,9 +232,13 @@ impl<S: Session> Subscriber<S> {
             Ok(()) => {
                 let task = tasks.spawn(self.clone().serve_requests(path.clone(), requests));
                 active.insert(path, (broadcast, task));
+                true
             }
-            // Outside what this session may publish: ignore it.
-            Err(err) => tracing::debug!(%path, %err, "announcement refused"),
+            // Outside what this session may publish: ignore it (and its end).
+            Err(err) => {
+                tracing::debug!(%path, %err, "announcement refused");
+                false
+            }
         }
     }
 
@@ -245,23 +260,33 @@ impl<S: Session> Subscriber<S> {
 
     /// One Subscribe stream feeding `track` until the publisher ends it, or
     /// every local consumer leaves (then we cancel it).
-    async fn run_subscription(self, path: Path, mut track: TrackProducer) {
+    async fn run_subscription(self, path: Path, track: TrackProducer) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         lock(&self.subscriptions).insert(id, track.clone());
         let registered = Registered {
             subscriptions: self.subscriptions.clone(),
             id,
         };
-        match self.subscription(id, &path, &mut track).await {
+        // If this task is cancelled (the session ended), the track is
+        // aborted: losing the upstream must not read as the track's end.
+        let mut track = AbortOnDrop(Some(track));
+        let Some(producer) = track.0.as_mut() else {
+            return;
+        };
+        match self.subscription(id, &path, producer).await {
             Ok(()) => {
                 // Finished by the publisher: let late Group streams land.
                 tokio::time::sleep(FIN_GRACE).await;
                 drop(registered);
-                let _ = track.finish();
+                if let Some(track) = track.0.take() {
+                    let _ = track.finish();
+                }
             }
             Err(err) => {
                 drop(registered);
-                track.abort(err.error().clone());
+                if let Some(track) = track.0.take() {
+                    track.abort(err.error().clone());
+                }
                 if let StreamError::Protocol(err) = err {
                     let _ = self.fatal.send(err);
                 }
@@ -424,5 +449,17 @@ impl IncomingGroup {
 impl Drop for IncomingGroup {
     fn drop(&mut self) {
         self.abort(Error::Cancel);
+    }
+}
+
+/// A track fed by a subscription task; aborted with [`Error::Cancel`] if the
+/// task is dropped before it finished or aborted the track itself.
+struct AbortOnDrop(Option<TrackProducer>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(track) = self.0.take() {
+            track.abort(Error::Cancel);
+        }
     }
 }
