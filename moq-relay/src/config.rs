@@ -88,7 +88,7 @@ pub struct Config {
     #[arg(
         long = "quic-max-bidi-streams",
         env = "MOQ_RELAY_QUIC_MAX_BIDI_STREAMS",
-        default_value_t = 256
+        default_value_t = 128
     )]
     pub quic_max_bidi_streams: u32,
 
@@ -96,7 +96,7 @@ pub struct Config {
     #[arg(
         long = "quic-max-uni-streams",
         env = "MOQ_RELAY_QUIC_MAX_UNI_STREAMS",
-        default_value_t = 1024
+        default_value_t = 256
     )]
     pub quic_max_uni_streams: u32,
 

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::JoinSet;
 use web_transport_trait::Session;
 
 use super::{
@@ -148,7 +148,7 @@ impl<S: Session> Subscriber<S> {
             })
             .await?;
 
-        let mut active: HashMap<Path, (BroadcastProducer, AbortHandle)> = HashMap::new();
+        let mut active: HashMap<Path, BroadcastProducer> = HashMap::new();
         // Announced paths we ignore (loops through us), so that their end
         // is ignored too.
         let mut ignored: HashSet<Path> = HashSet::new();
@@ -197,10 +197,10 @@ impl<S: Session> Subscriber<S> {
                             }
                         }
                         (AnnounceStatus::Ended, true) if ignored.remove(&msg.suffix) => {}
+                                                // Unpublished at once; its subscriptions end as the
+                        // publisher ends them (their FINs may still be coming).
                         (AnnounceStatus::Ended, true) => {
-                            if let Some((_, task)) = active.remove(&msg.suffix) {
-                                task.abort();
-                            }
+                            active.remove(&msg.suffix);
                         }
                         // Statuses must alternate (section "Announce").
                         _ => {
@@ -217,7 +217,7 @@ impl<S: Session> Subscriber<S> {
 
     fn activate(
         &self,
-        active: &mut HashMap<Path, (BroadcastProducer, AbortHandle)>,
+        active: &mut HashMap<Path, BroadcastProducer>,
         tasks: &mut JoinSet<()>,
         path: Path,
         hops: Vec<u64>,
@@ -230,8 +230,8 @@ impl<S: Session> Subscriber<S> {
         let requests = broadcast.requests();
         match self.origin.publish(path.clone(), &broadcast.consume()) {
             Ok(()) => {
-                let task = tasks.spawn(self.clone().serve_requests(path.clone(), requests));
-                active.insert(path, (broadcast, task));
+                tasks.spawn(self.clone().serve_requests(path.clone(), requests));
+                active.insert(path, broadcast);
                 true
             }
             // Outside what this session may publish: ignore it (and its end).
@@ -253,9 +253,12 @@ impl<S: Session> Subscriber<S> {
                     }
                     None => break,
                 },
-                Some(_) = subscriptions.join_next(), if !subscriptions.is_empty() => {}
+                                Some(_) = subscriptions.join_next(), if !subscriptions.is_empty() => {}
             }
         }
+        // The broadcast ended: no new requests, but the open subscriptions
+        // finish normally (the session ending cancels them all instead).
+        while subscriptions.join_next().await.is_some() {}
     }
 
     /// One Subscribe stream feeding `track` until the publisher ends it, or
@@ -275,10 +278,12 @@ impl<S: Session> Subscriber<S> {
         };
         match self.subscription(id, &path, producer).await {
             Ok(()) => {
-                // Finished by the publisher: let late Group streams land.
+                // Finished by the publisher: from here the track ends cleanly
+                // even if this task is cancelled while late Group streams land.
+                let finished = track.0.take();
                 tokio::time::sleep(FIN_GRACE).await;
                 drop(registered);
-                if let Some(track) = track.0.take() {
+                if let Some(track) = finished {
                     let _ = track.finish();
                 }
             }
