@@ -19,6 +19,10 @@ use crate::load::{self, Options, Target};
 use crate::stats::Summary;
 
 /// `moq-bench standard`.
+
+/// The heading of the criterion codec section that a rewrite keeps.
+const CODEC_SECTION: &str = "## Codec micro-benchmarks";
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct StandardArgs {
     /// The relay binary (default: `moq-relay` next to this executable).
@@ -269,6 +273,15 @@ pub async fn run(args: StandardArgs) -> anyhow::Result<()> {
     }
     std::fs::write(&jsonl_path, jsonl)?;
     let report = render(&rows, &args);
+    // The codec micro-benchmarks are measured by criterion, not here: keep
+    // their section when rewriting the report.
+    let mut report = report;
+    if let Ok(previous) = std::fs::read_to_string(&args.out) {
+        if let Some(at) = previous.find(CODEC_SECTION) {
+            report.push('\n');
+            report.push_str(&previous[at..]);
+        }
+    }
     std::fs::write(&args.out, report)?;
     eprintln!("\nwrote {} and {}", args.out.display(), jsonl_path.display());
     Ok(())
