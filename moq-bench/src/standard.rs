@@ -18,11 +18,10 @@ use crate::knobs::{Dur, Range, Scenario};
 use crate::load::{self, Options, Target};
 use crate::stats::Summary;
 
-/// `moq-bench standard`.
-
 /// The heading of the criterion codec section that a rewrite keeps.
 const CODEC_SECTION: &str = "## Codec micro-benchmarks";
 
+/// `moq-bench standard`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StandardArgs {
     /// The relay binary (default: `moq-relay` next to this executable).
