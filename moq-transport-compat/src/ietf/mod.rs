@@ -7,8 +7,12 @@
 //!   and counted ([`Session::dropped_objects`]), never an error.
 //! - One bidirectional control stream: CLIENT_SETUP / SERVER_SETUP (with
 //!   MAX_REQUEST_ID), then control messages. Request IDs: the client's are
-//!   even, the server's odd, each strictly increasing and below the
-//!   Maximum Request ID granted (we grant more as they are used).
+//!   even, the server's odd, each used once and below the Maximum Request
+//!   ID granted (we grant more as they are used). Drafts 14 and 15 require
+//!   them in order; from draft-16 requests on separate streams may be read
+//!   out of order, so duplicates are found in the set of IDs seen above a
+//!   low-water mark. REQUEST_UPDATE is answered with REQUEST_OK from
+//!   draft-16; draft-17's PUBLISH_BLOCKED is logged.
 //! - Publisher half (serving a [`moq_lite::model::OriginConsumer`]): every
 //!   broadcast is announced with PUBLISH_NAMESPACE (and withdrawn with
 //!   PUBLISH_NAMESPACE_DONE); SUBSCRIBE is answered from the track cache
@@ -31,7 +35,7 @@ pub mod stream;
 
 pub use error::{SessionError, code, done_code, request_code};
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -63,6 +67,12 @@ use stream::{Reader, StreamError, Writer};
 
 /// Request IDs granted to the peer at a time.
 const REQUEST_WINDOW: u64 = 1024;
+
+/// Drafts 16+: how far (in IDs) a peer request ID may be ahead of the
+/// lowest one not yet seen. Draft-16 grants at most [`REQUEST_WINDOW`]
+/// beyond it anyway; draft-17 grants no maximum, so this bounds the IDs
+/// remembered for duplicate detection.
+const MAX_REQUEST_SPAN: u64 = 16 * REQUEST_WINDOW;
 
 /// How long a data stream waits for its track alias (its SUBSCRIBE_OK may
 /// still be in flight on the control stream).
@@ -220,6 +230,7 @@ impl Session {
             state: Mutex::new(State {
                 next_request: if client { 0 } else { 1 },
                 peer_next: if client { 1 } else { 0 },
+                peer_low: if client { 1 } else { 0 },
                 // Draft-17 has no MAX_REQUEST_ID: stream limits bound requests.
                 our_max: if draft == Draft::D17 {
                     u64::MAX
@@ -375,6 +386,10 @@ struct State {
     next_request: u64,
     blocked_sent: bool,
     peer_next: u64,
+    /// Drafts 16+: every peer request ID below this was used.
+    peer_low: u64,
+    /// Drafts 16+: the peer request IDs used at or above `peer_low`.
+    peer_seen: BTreeSet<u64>,
     our_max: u64,
     /// Our requests awaiting their response.
     pending: HashMap<u64, oneshot::Sender<ControlMessage>>,
@@ -439,12 +454,28 @@ impl<T: Transport> Inner<T> {
     /// Checks a request ID the peer used, and grants more when needed.
     fn peer_request(&self, id: u64) -> Result<(), SessionError> {
         let mut state = self.lock();
-        // From draft-16 requests also arrive on their own streams
-        // (SUBSCRIBE_NAMESPACE in 16, every request in 17), so they may be
-        // read out of order: only the parity and the maximum are checked.
-        let in_order = self.draft < Draft::D16;
-        if id % 2 != state.peer_next % 2 || (in_order && id < state.peer_next) {
-            return Err(SessionError::new(code::INVALID_REQUEST_ID, "invalid request ID"));
+        let invalid = |reason: &str| Err(SessionError::new(code::INVALID_REQUEST_ID, reason));
+        if id % 2 != state.peer_next % 2 {
+            return invalid("request ID of the wrong parity");
+        }
+        if self.draft < Draft::D16 {
+            // One control stream: requests arrive in order.
+            if id < state.peer_next {
+                return invalid("request ID not increasing");
+            }
+        } else {
+            // From draft-16 requests also arrive on their own streams
+            // (SUBSCRIBE_NAMESPACE in 16, every request in 17), so they may be
+            // read out of order: duplicates are found in the IDs seen above
+            // the low-water mark instead.
+            if id < state.peer_low || state.peer_seen.contains(&id) {
+                return invalid("duplicate request ID");
+            }
+            // Draft-17 grants no Maximum Request ID: bound the gap the
+            // set may cover (a peer that skipped an ID for good).
+            if id - state.peer_low >= MAX_REQUEST_SPAN {
+                return invalid("request ID too far ahead of the missing ones");
+            }
         }
         if id >= state.our_max {
             return Err(SessionError::new(
@@ -453,8 +484,24 @@ impl<T: Transport> Inner<T> {
             ));
         }
         state.peer_next = state.peer_next.max(id + 2);
-        if state.our_max - id <= REQUEST_WINDOW / 2 {
-            state.our_max = id + REQUEST_WINDOW;
+        let granted_from = match self.draft {
+            Draft::D14 | Draft::D15 => id,
+            _ => {
+                state.peer_seen.insert(id);
+                loop {
+                    let low = state.peer_low;
+                    if !state.peer_seen.remove(&low) {
+                        break;
+                    }
+                    state.peer_low = low + 2;
+                }
+                // Grant from the low-water mark, so the IDs seen above it
+                // (at most half the window) bound the set.
+                state.peer_low
+            }
+        };
+        if state.our_max != u64::MAX && state.our_max.saturating_sub(granted_from) <= REQUEST_WINDOW / 2 {
+            state.our_max = granted_from + REQUEST_WINDOW;
             self.send(ControlMessage::MaxRequestId(MaxRequestId {
                 request_id: state.our_max,
             }));
@@ -549,17 +596,7 @@ impl<T: Transport> Inner<T> {
                 self.peer_request(m.request_id)?;
                 self.on_subscribe(m)?;
             }
-            M::RequestUpdate(m) => {
-                let state = self.lock();
-                let id = match draft {
-                    Draft::D14 => m.request_id,
-                    _ => m.existing_request_id,
-                };
-                if let Some(served) = state.served.get(&id) {
-                    served.end.send_replace(m.end_group);
-                }
-                tracing::debug!(id, ?m.end_group, "subscription updated");
-            }
+            M::RequestUpdate(m) => self.on_request_update(m)?,
             M::Unsubscribe(m) => {
                 if let Some(served) = self.lock().served.remove(&m.request_id) {
                     if let Some(task) = served.task {
@@ -615,12 +652,59 @@ impl<T: Transport> Inner<T> {
                 });
             }
             M::UnsubscribeNamespace(_) => {}
-            M::Namespace(_) | M::NamespaceDone(_) | M::PublishBlocked(_) => {
+            M::PublishBlocked(m) => {
+                // Draft-17, on a SUBSCRIBE_NAMESPACE stream of ours: the peer
+                // will not PUBLISH this track. Our subscriber asks for
+                // NAMESPACE only and subscribes to tracks on demand, so
+                // there is nothing to fall back to.
+                tracing::debug!(suffix = ?m.suffix, name = ?m.name, "peer is blocked from publishing a track");
+            }
+            M::Namespace(_) | M::NamespaceDone(_) => {
                 return Err(SessionError::protocol(
                     "message not allowed on the control stream",
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// REQUEST_UPDATE (SUBSCRIBE_UPDATE in drafts 14 and 15). Drafts 16+
+    /// answer it with REQUEST_OK (draft-17: on the updated request's stream,
+    /// whose Request ID is `existing_request_id`).
+    fn on_request_update(&self, m: crate::control::RequestUpdate) -> Result<(), SessionError> {
+        let draft = self.draft;
+        if draft >= Draft::D16 {
+            // It consumes a Request ID of its own.
+            self.peer_request(m.request_id)?;
+        }
+        let existing = match draft {
+            Draft::D14 => m.request_id,
+            _ => m.existing_request_id,
+        };
+        // The new end group; `None`: unchanged.
+        let end = match draft {
+            Draft::D14 => Some(m.end_group),
+            _ => match crate::control::filter(&m.parameters, draft)
+                .map_err(|e| SessionError::protocol(e.to_string()))?
+            {
+                Some(SubscriptionFilter::AbsoluteRange { end_group, .. }) => Some(Some(end_group)),
+                Some(_) => Some(None),
+                None => None,
+            },
+        };
+        if let (Some(end), Some(served)) = (end, self.lock().served.get(&existing)) {
+            served.end.send_replace(end);
+        }
+        tracing::debug!(existing, ?end, "request updated");
+        let id = match draft {
+            Draft::D14 | Draft::D15 => return Ok(()),
+            Draft::D16 => m.request_id,
+            Draft::D17 => existing,
+        };
+        self.send(ControlMessage::RequestOk(RequestOk {
+            request_id: id,
+            parameters: Parameters::new(),
+        }));
         Ok(())
     }
 
@@ -1121,6 +1205,15 @@ impl<T: Transport> Inner<T> {
                 }
                 msg = reader.decode(|b| ControlMessage::decode(b, draft)) => match msg? {
                     None => return writer.finish(),
+                    Some(Decoded::Message(ControlMessage::RequestUpdate(u))) if draft == Draft::D17 => {
+                        // Nothing to change in what we send: acknowledge it.
+                        self.peer_request(u.request_id).map_err(StreamError::Protocol)?;
+                        let ok = ControlMessage::RequestOk(RequestOk {
+                            request_id: m.request_id,
+                            parameters: Parameters::new(),
+                        });
+                        writer.encode(|b| ok.encode(draft, b)).await?;
+                    }
                     Some(_) => {
                         return Err(StreamError::Protocol(SessionError::protocol(
                             "unexpected message on a SUBSCRIBE_NAMESPACE stream",
@@ -1189,6 +1282,12 @@ impl<T: Transport> Inner<T> {
                             self.withdraw_discovered(&path);
                         }
                     }
+                }
+                // We asked for NAMESPACE only, but a peer may still tell us
+                // it could not PUBLISH a track: tracks are subscribed on
+                // demand anyway.
+                ControlMessage::PublishBlocked(m) => {
+                    tracing::debug!(suffix = ?m.suffix, name = ?m.name, "peer is blocked from publishing a track");
                 }
                 _ => break Err(protocol("unexpected message on a SUBSCRIBE_NAMESPACE stream")),
             }

@@ -308,3 +308,80 @@ pub async fn read_subgroups(raw: &Raw, alias: u64, groups: usize) -> Vec<(u64, V
 pub fn expected_objects(g: u64, first: u64) -> Vec<(u64, Bytes)> {
     (first..5).map(|o| (o, object(g, o))).collect()
 }
+
+/// One draft-17 request stream, spoken by hand.
+pub type Stream17 = (
+    Writer<<Quinn as web_transport_trait::Session>::SendStream>,
+    Reader<<Quinn as web_transport_trait::Session>::RecvStream>,
+);
+
+/// A raw draft-17 endpoint (either role): SETUP on its unidirectional
+/// control stream, then one bidirectional stream per request.
+pub struct Raw17 {
+    pub session: Quinn,
+    pub control: Writer<<Quinn as web_transport_trait::Session>::SendStream>,
+    pub peer_control: Reader<<Quinn as web_transport_trait::Session>::RecvStream>,
+}
+
+impl Raw17 {
+    pub async fn setup(session: Quinn) -> Raw17 {
+        use web_transport_trait::Session as _;
+        let send = session.open_uni().await.unwrap();
+        let mut control = Writer::new(send);
+        let setup = ControlMessage::Setup(moq_transport_compat::control::Setup {
+            options: KeyValuePairs::new(),
+        });
+        control.encode(|b| setup.encode(Draft::D17, b)).await.unwrap();
+        let recv = session.accept_uni().await.unwrap();
+        let mut peer_control = Reader::new(recv);
+        let msg = peer_control
+            .decode_required(|b| ControlMessage::decode(b, Draft::D17))
+            .await
+            .unwrap();
+        assert!(
+            matches!(msg, Decoded::Message(ControlMessage::Setup(_))),
+            "{msg:?}"
+        );
+        Raw17 {
+            session,
+            control,
+            peer_control,
+        }
+    }
+
+    /// Opens a request stream with `msg`.
+    pub async fn request(&self, msg: ControlMessage) -> Stream17 {
+        use web_transport_trait::Session as _;
+        let (send, recv) = self.session.open_bi().await.unwrap();
+        let mut stream = (Writer::new(send), Reader::new(recv));
+        send17(&mut stream, msg).await;
+        stream
+    }
+}
+
+pub async fn send17(stream: &mut Stream17, msg: ControlMessage) {
+    stream.0.encode(|b| msg.encode(Draft::D17, b)).await.unwrap();
+}
+
+/// The next message on a request stream; `None` at its end.
+pub async fn recv17(stream: &mut Stream17) -> Option<ControlMessage> {
+    match stream
+        .1
+        .decode(|b| ControlMessage::decode(b, Draft::D17))
+        .await
+        .unwrap()
+    {
+        None => None,
+        Some(Decoded::Message(m)) => Some(m),
+        Some(Decoded::Unknown { message_type, .. }) => panic!("unknown message {message_type:#x}"),
+    }
+}
+
+/// A raw draft-17 client against our server.
+pub async fn raw17_pair(server_config: SessionConfig) -> (Raw17, Session, (Client, Server)) {
+    let srv = server(moq_transport_compat::ALL_PROTOCOLS);
+    let cli = client(&srv, &["moqt-17"]);
+    let (s, c) = transports(&srv, &cli, "moqt").await;
+    let (server, raw) = tokio::join!(moq_transport_compat::accept(s, server_config), Raw17::setup(c));
+    (raw, server.unwrap(), (cli, srv))
+}
