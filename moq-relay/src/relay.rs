@@ -284,7 +284,9 @@ impl Relay {
                 session.closed().await;
             });
         }
-        let _ = tokio::time::timeout(config.shutdown_drain, goodbyes.join_all()).await;
+        // Not `join_all`: it panics if the runtime cancels a task meanwhile.
+        let drained = async { while goodbyes.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(config.shutdown_drain, drained).await;
         server.close();
         background.shutdown().await;
         sessions.shutdown().await;
@@ -375,6 +377,7 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
         hop_id: Some(shared.hop_id),
         max_announced: Some(shared.max_announced),
     };
+    let transport = accepted.session.clone();
     let setup = tokio::time::timeout(
         SETUP_TIMEOUT,
         moq_transport_compat::accept(accepted.session, config),
@@ -382,6 +385,8 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
     let session = match setup.await.unwrap_or(Err(moq_lite::Error::Timeout)) {
         Ok(session) => Arc::new(session),
         Err(err) => {
+            // Say why, rather than leaving QUIC to close with 0.
+            transport.close(err.code(), err.to_string().as_bytes());
             shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%remote, %err, "session refused");
             return;

@@ -56,6 +56,8 @@ pub(crate) struct Publisher<S: Session> {
     hop_id: Option<HopId>,
     goaway: GoawayFlag,
     stats: Arc<SessionStats>,
+    /// Subscribe IDs of the subscriptions open now.
+    subscribe_ids: Arc<std::sync::Mutex<HashSet<u64>>>,
 }
 
 impl<S: Session> Clone for Publisher<S> {
@@ -67,6 +69,7 @@ impl<S: Session> Clone for Publisher<S> {
             hop_id: self.hop_id,
             goaway: self.goaway.clone(),
             stats: self.stats.clone(),
+            subscribe_ids: self.subscribe_ids.clone(),
         }
     }
 }
@@ -87,6 +90,7 @@ impl<S: Session> Publisher<S> {
             hop_id,
             goaway,
             stats,
+            subscribe_ids: Arc::default(),
         }
     }
 
@@ -183,6 +187,13 @@ impl<S: Session> Publisher<S> {
         let version = self.version;
         let msg = reader.decode_required(|b| Subscribe::decode(b, version)).await?;
         tracing::debug!(id = msg.id, broadcast = %msg.broadcast, track = %msg.track, "subscribe");
+        // Group streams name their subscription by ID: two open subscriptions
+        // with one ID would be indistinguishable (section "SUBSCRIBE").
+        let Some(_id) = SubscribeId::claim(&self.subscribe_ids, msg.id) else {
+            writer.reset(&Error::Duplicate);
+            reader.stop(&Error::Duplicate);
+            return Ok(());
+        };
         let info = Track::new(msg.track.clone()).with_priority(msg.priority);
         let found = self
             .origin
@@ -506,5 +517,28 @@ impl<'a> Subscribed<'a> {
 impl Drop for Subscribed<'_> {
     fn drop(&mut self) {
         SessionStats::sub(&self.0.subscriptions, 1);
+    }
+}
+
+/// A subscribe ID held by an open subscription, released when it ends.
+struct SubscribeId {
+    ids: Arc<std::sync::Mutex<HashSet<u64>>>,
+    id: u64,
+}
+
+impl SubscribeId {
+    /// Takes `id`, or `None` if an open subscription already has it.
+    fn claim(ids: &Arc<std::sync::Mutex<HashSet<u64>>>, id: u64) -> Option<SubscribeId> {
+        let fresh = ids.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+        fresh.then(|| SubscribeId { ids: ids.clone(), id })
+    }
+}
+
+impl Drop for SubscribeId {
+    fn drop(&mut self) {
+        self.ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
     }
 }
