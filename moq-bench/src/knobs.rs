@@ -19,24 +19,8 @@ impl FromStr for Dur {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let value: f64 = number.parse().map_err(|_| format!("invalid duration `{text}`"))?;
-        let seconds = match unit.trim() {
-            "" | "s" => value,
-            "ms" => value / 1e3,
-            "us" => value / 1e6,
-            "m" => value * 60.0,
-            "h" => value * 3600.0,
-            other => return Err(format!("invalid duration unit `{other}` in `{text}`")),
-        };
-        if !seconds.is_finite() || seconds < 0.0 {
-            return Err(format!("invalid duration `{text}`"));
-        }
-        Ok(Dur(Duration::from_secs_f64(seconds)))
+        // One parser for every duration flag in the workspace.
+        moq_relay::parse_duration(text).map(Dur)
     }
 }
 

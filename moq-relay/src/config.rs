@@ -236,7 +236,7 @@ impl Config {
     }
 }
 
-/// Parses `10s`, `500ms`, `2m`, `1h` or a plain number of seconds.
+/// Parses `10s`, `500ms`, `250us`, `2m`, `1h` or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -247,9 +247,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let seconds = match unit.trim() {
         "" | "s" => value,
         "ms" => value / 1000.0,
+        "us" => value / 1e6,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("invalid duration unit in `{text}` (use ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in `{text}` (use us, ms, s, m or h)"
+            ));
+        }
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration `{text}`"))
 }
