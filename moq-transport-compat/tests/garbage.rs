@@ -10,50 +10,11 @@
 #[path = "../../fuzz/src/ietf.rs"]
 mod ietf;
 
+#[path = "../../moq-lite/tests/support/mutate.rs"]
+mod mutate;
+
+use mutate::{apply, edit, every_single_byte_change};
 use proptest::prelude::*;
-
-/// One edit of a valid encoding.
-#[derive(Debug, Clone)]
-enum Edit {
-    Flip(usize, u8),
-    Set(usize, u8),
-    Insert(usize, u8),
-    Delete(usize),
-    Truncate(usize),
-}
-
-fn apply(seed: &[u8], edits: &[Edit]) -> Vec<u8> {
-    let mut out = seed.to_vec();
-    for edit in edits {
-        let len = out.len().max(1);
-        match *edit {
-            Edit::Flip(at, mask) if !out.is_empty() => out[at % len] ^= mask.max(1),
-            Edit::Set(at, value) if !out.is_empty() => out[at % len] = value,
-            Edit::Insert(at, value) => out.insert(at % (out.len() + 1), value),
-            Edit::Delete(at) if !out.is_empty() => {
-                out.remove(at % len);
-            }
-            Edit::Truncate(at) => out.truncate(at % (out.len() + 1)),
-            _ => {}
-        }
-    }
-    out
-}
-
-fn edit() -> impl Strategy<Value = Edit> {
-    // Values that matter to varints and lengths: 0, the 1/2/4/8-byte tags, 0xff.
-    let value = prop_oneof![
-        any::<u8>(),
-        prop::sample::select(vec![0x00, 0x3f, 0x40, 0x80, 0xc0, 0xff])
-    ];
-    prop_oneof![
-        (any::<usize>(), any::<u8>()).prop_map(|(a, m)| Edit::Flip(a, m)),
-        (any::<usize>(), value.clone()).prop_map(|(a, v)| Edit::Set(a, v)),
-        (any::<usize>(), value).prop_map(|(a, v)| Edit::Insert(a, v)),
-        any::<usize>().prop_map(Edit::Delete),
-        any::<usize>().prop_map(Edit::Truncate),
-    ]
-}
 
 /// The seeds themselves decode and round-trip, and so does every one-byte
 /// change and every truncation of them (exhaustive, deterministic).
@@ -61,27 +22,7 @@ fn edit() -> impl Strategy<Value = Edit> {
 fn seeds_and_every_single_byte_change() {
     let seeds = ietf::seeds();
     assert!(seeds.len() > 80, "every message has a seed");
-    for seed in &seeds {
-        ietf::all(seed);
-        for at in 0..seed.len() {
-            ietf::all(&seed[..at]);
-            for value in [
-                0x00,
-                0x01,
-                0x3f,
-                0x40,
-                0x80,
-                0xc0,
-                0xff,
-                seed[at] ^ 0x01,
-                seed[at] ^ 0x80,
-            ] {
-                let mut changed = seed.clone();
-                changed[at] = value;
-                ietf::all(&changed);
-            }
-        }
-    }
+    every_single_byte_change(&seeds, ietf::all);
 }
 
 proptest! {
