@@ -38,9 +38,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use moq_lite::Session;
-use moq_lite::coding::{DecodeError, try_decode};
 use moq_lite::endpoint::quinn;
 use moq_lite::endpoint::{Client, ClientConfig, ClientTls, QuicConfig, Server, ServerConfig, ServerTls};
 use moq_lite::lite::{
@@ -50,7 +49,7 @@ use moq_lite::lite::{
 use moq_lite::model::{OriginProducer, Path, Track, TrackProducer};
 use tokio::sync::mpsc;
 use url::Url;
-use web_transport_quinn::{ReadError, RecvStream, SendStream, Session as Wt};
+use web_transport_quinn::{RecvStream, SendStream, Session as Wt};
 
 const V: Version = Version::Lite04;
 const LIMIT: Duration = Duration::from_secs(10);
@@ -278,86 +277,9 @@ impl Harness {
     }
 }
 
-/// How a stream we read from ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum End {
-    /// Cleanly, with FIN.
-    Fin,
-    /// The peer reset it with this code.
-    Reset(u32),
-    /// Anything else.
-    Other(String),
-}
-
-fn end_of(err: ReadError) -> End {
-    match err {
-        ReadError::Reset(code) => End::Reset(code),
-        other => End::Other(other.to_string()),
-    }
-}
-
-/// Buffers a receive stream and decodes it with our codec.
-struct Wire {
-    recv: RecvStream,
-    buf: BytesMut,
-}
-
-impl Wire {
-    fn new(recv: RecvStream) -> Self {
-        Wire {
-            recv,
-            buf: BytesMut::new(),
-        }
-    }
-
-    /// Reads more bytes; `Err` when the stream ends (FIN included).
-    async fn more(&mut self) -> Result<(), End> {
-        let mut chunk = [0u8; 16 * 1024];
-        match self.recv.read(&mut chunk).await {
-            Ok(Some(n)) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(())
-            }
-            Ok(None) => Err(End::Fin),
-            Err(err) => Err(end_of(err)),
-        }
-    }
-
-    /// The next value; `Ok(None)` at a FIN between values.
-    async fn next<T>(
-        &mut self,
-        decode: impl Fn(&mut &[u8]) -> Result<T, DecodeError>,
-    ) -> Result<Option<T>, End> {
-        loop {
-            if !self.buf.is_empty() {
-                let decoded = try_decode(&self.buf, &decode).expect("the server's bytes decode");
-                if let Some((value, used)) = decoded {
-                    self.buf.advance(used);
-                    return Ok(Some(value));
-                }
-            }
-            match self.more().await {
-                Ok(()) => {}
-                Err(End::Fin) if self.buf.is_empty() => return Ok(None),
-                Err(End::Fin) => panic!("stream ended inside a message: {:02x?}", &self.buf[..]),
-                Err(end) => return Err(end),
-            }
-        }
-    }
-
-    /// Skips `n` payload bytes; `Err` if the stream ends first.
-    async fn skip(&mut self, n: usize) -> Result<(), End> {
-        while self.buf.len() < n {
-            match self.more().await {
-                Ok(()) => {}
-                Err(End::Fin) => panic!("stream ended inside a frame payload"),
-                Err(end) => return Err(end),
-            }
-        }
-        self.buf.advance(n);
-        Ok(())
-    }
-}
+#[path = "support/wire.rs"]
+mod wire;
+use wire::{End, Wire};
 
 /// Opens a bidi stream and writes `bytes` on it (no FIN: the stream stays open).
 async fn open(raw: &Wt, bytes: &[u8]) -> (SendStream, Wire) {
