@@ -34,7 +34,7 @@
 //! # });
 //! ```
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
@@ -142,8 +142,9 @@ impl Watcher {
 }
 
 struct OriginState {
-    /// Per path, every publication; the last is the active one.
-    broadcasts: HashMap<Path, Vec<Published>>,
+    /// Per path, every publication. Ordered by path, so that the paths under
+    /// a prefix are one contiguous range.
+    broadcasts: BTreeMap<Path, Vec<Published>>,
     next_id: u64,
     watchers: Vec<Option<Watcher>>,
     free: Vec<usize>,
@@ -209,7 +210,7 @@ impl OriginProducer {
             shared: Arc::new(OriginShared {
                 cache,
                 state: Lock::new(OriginState {
-                    broadcasts: HashMap::new(),
+                    broadcasts: BTreeMap::new(),
                     next_id: 0,
                     watchers: Vec::new(),
                     free: Vec::new(),
@@ -477,10 +478,17 @@ impl OriginConsumer {
             queued: HashSet::new(),
             waker: None,
         };
-        let mut active: Vec<&Path> = state.broadcasts.keys().collect();
-        active.sort();
-        for path in active {
-            watcher.mark(path);
+        // Replay only what is in scope: every path under a prefix sorts at
+        // or after it, among the paths that start with its text.
+        for prefix in &self.scope.allowed {
+            let under = state
+                .broadcasts
+                .range(prefix.clone()..)
+                .map(|(path, _)| path)
+                .take_while(|path| path.as_str().starts_with(prefix.as_str()));
+            for path in under {
+                watcher.mark(path);
+            }
         }
         let index = match state.free.pop() {
             Some(index) => {
