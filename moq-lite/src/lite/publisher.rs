@@ -453,18 +453,31 @@ async fn serve_group<S: Session>(
     stats: Arc<SessionStats>,
 ) -> u64 {
     let sequence = group.sequence();
-    let stream = match transport.open_uni().await {
-        Ok(stream) => stream,
-        Err(err) => {
-            tracing::debug!(%sequence, error = %transport_error(err), "cannot open group stream");
-            return sequence;
+    // If the cache evicts (aborts) the group while we wait for stream credit
+    // or flow control, give it up at once rather than pin its memory.
+    let mut watch = group.clone();
+    let aborted = async move {
+        match watch.closed().await {
+            Err(err) => err,
+            Ok(()) => std::future::pending().await,
         }
+    };
+    tokio::pin!(aborted);
+    let stream = tokio::select! {
+        opened = transport.open_uni() => match opened {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::debug!(%sequence, error = %transport_error(err), "cannot open group stream");
+                return sequence;
+            }
+        },
+        _ = &mut aborted => return sequence,
     };
     SessionStats::add(&stats.groups_out, 1);
     let mut writer = Writer::new(stream);
     writer.set_priority(priority);
     let header = Group { subscribe, sequence };
-    let result = async {
+    let transfer = async {
         writer
             .encode(|b| {
                 DataStream::Group.encode(version, b)?;
@@ -472,8 +485,11 @@ async fn serve_group<S: Session>(
             })
             .await?;
         write_frames(&mut writer, &mut group, version, &stats).await
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        result = transfer => result,
+        err = &mut aborted => Err(StreamError::Closed(err)),
+    };
     match result {
         // Held until acknowledged, so that expiry can still reset it.
         Ok(()) => {
