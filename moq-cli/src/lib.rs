@@ -7,6 +7,8 @@
 //! flags (TLS, protocol, token, reconnect). `src/main.rs` is only argument
 //! parsing on top.
 
+#![warn(missing_docs)]
+
 pub mod announced;
 pub mod clock;
 pub mod connection;

@@ -1,8 +1,36 @@
 //! moq-lite: Media over QUIC for real-time live media.
 //!
 //! The crate is layered: [`model`] is the data model and its cache (no I/O);
-//! the wire codec and sessions build on it. Applications publish into and
-//! read from the model; sessions carry it across the network.
+//! [`coding`] and [`lite`] are the pure wire codec; [`Session`] carries the
+//! model over a QUIC or WebTransport connection made with [`endpoint`].
+//! Applications publish into and read from the model; sessions do the rest.
+//!
+//! ```no_run
+//! use moq_lite::endpoint::{Client, ClientConfig};
+//! use moq_lite::model::{OriginProducer, Track};
+//! use moq_lite::Session;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // Subscribe to everything a relay offers, then read one track.
+//! let client = Client::new(ClientConfig::default())?;
+//! let connected = client.connect(&"https://relay.example:4443/room".parse()?).await?;
+//! let origin = OriginProducer::new();
+//! let _session = Session::connect(connected.session, None, origin.clone()).await?;
+//!
+//! let mut announced = origin.consume();
+//! while let Some(announcement) = announced.announced().await {
+//!     let Some(broadcast) = announcement.broadcast else { continue };
+//!     let mut track = broadcast.subscribe_track(&Track::new("chat"))?;
+//!     while let Some(mut group) = track.next_group().await? {
+//!         while let Some(frame) = group.read_frame().await? {
+//!             println!("{}: {}", announcement.path, String::from_utf8_lossy(&frame));
+//!         }
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod coding;
 pub mod endpoint;

@@ -25,6 +25,8 @@
 //! point that runs moq-lite or IETF by negotiated protocol and returns one
 //! [`Session`] handle.
 
+#![warn(missing_docs)]
+
 pub mod common;
 pub mod control;
 pub mod data;

@@ -1,6 +1,8 @@
 //! Helpers for the cross-crate integration tests under `tests/`: an
 //! in-process relay on loopback and clients that connect to it.
 
+#![warn(missing_docs)]
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
