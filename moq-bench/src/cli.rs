@@ -17,12 +17,15 @@ use crate::stats::Summary;
 #[command(name = "moq-bench", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
+    /// The subcommand; `None` is a load run against a relay (`run`).
     pub command: Option<Command>,
     #[command(flatten)]
+    /// The load run's arguments, used when no subcommand is given.
     pub run: RunArgs,
 }
 
 #[derive(Subcommand, Debug)]
+/// `moq-bench`'s subcommands.
 pub enum Command {
     /// The same fan-out over raw QUIC streams without MoQ: one sender, N
     /// connections, a stream per group (the physical limit).
@@ -59,6 +62,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub output: Option<PathBuf>,
     #[command(flatten)]
+    /// The load's shape; each flag given overrides the preset's value.
     pub knobs: Knobs,
 }
 
@@ -73,6 +77,7 @@ pub struct BaselineArgs {
     #[arg(long)]
     pub output: Option<PathBuf>,
     #[command(flatten)]
+    /// The shape of the fan-out; each flag given overrides the preset's value.
     pub knobs: Knobs,
 }
 
@@ -127,7 +132,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
 
 /// A relay running inside this process on 127.0.0.1 (a free port, no HTTP).
 pub struct LocalRelay {
+    /// The relay's bound UDP address: 127.0.0.1 and a port the OS chose.
     pub addr: std::net::SocketAddr,
+    /// Hex SHA-256 fingerprint of the relay's certificate, pinned by
+    /// [`LocalRelay::target`] (empty if the relay reported none).
     pub fingerprint: String,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,

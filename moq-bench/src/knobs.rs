@@ -73,7 +73,9 @@ impl Rollable for Dur {
 /// `low..high` (inclusive) or one value.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Range<T> {
+    /// The smallest value (inclusive).
     pub low: T,
+    /// The largest value (inclusive); equal to `low` for a single value.
     pub high: T,
 }
 
@@ -152,10 +154,12 @@ impl<'de, T: Rollable> Deserialize<'de> for Range<T> {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator seeded with `seed`: the same seed gives the same sequence.
     pub fn new(seed: u64) -> Self {
         Rng(seed)
     }
 
+    /// The next uniformly distributed 64-bit value (one SplitMix64 step).
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
@@ -277,17 +281,35 @@ impl Knobs {
 /// The resolved shape of a run.
 #[derive(Debug, Clone)]
 pub struct Scenario {
+    /// Connections to open, publishers and subscribers together (at least 1).
     pub connections: u64,
+    /// How many of the connections (the first ones) only publish; the rest
+    /// only subscribe. 0: every connection both publishes and subscribes.
     pub publishers: u64,
+    /// Broadcasts published per publishing connection, rolled per connection.
     pub broadcasts: Range<u64>,
+    /// Broadcasts watched per subscribing connection, rolled per connection
+    /// (at most the broadcasts other connections publish).
     pub subscribe: Range<u64>,
+    /// Frames per second per broadcast, rolled per connection.
     pub fps: Range<f64>,
+    /// Bytes per frame, the 8-byte send timestamp included (at least 8),
+    /// rolled per connection.
     pub frame_size: Range<u64>,
+    /// Frames per group (at least 1), rolled per connection; 1 puts every
+    /// frame in a group of its own.
     pub group_size: Range<u64>,
+    /// Length of the measurement window, which opens after the ramp.
     pub duration: Duration,
+    /// Period of the live line and of the `--output` interval lines.
     pub report: Duration,
+    /// Connection starts are spread evenly over this time; the measurement
+    /// window opens when it ends.
     pub ramp: Duration,
+    /// Churn: how long a subscribing connection lives before it closes and a
+    /// new one replaces it, rolled per connection life. `None`: no churn.
     pub lifetime: Option<Range<Dur>>,
+    /// Seed of the per-connection rolls (the same seed gives the same plan).
     pub seed: u64,
 }
 

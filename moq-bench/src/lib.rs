@@ -9,6 +9,8 @@
 //!
 //! The criterion micro-benchmarks of the model live in `benches/`.
 
+#![warn(missing_docs)]
+
 pub mod baseline;
 pub mod cli;
 pub mod hist;

@@ -38,7 +38,10 @@ pub const TRACK: &str = "data";
 /// Where to send the load.
 #[derive(Clone, Debug)]
 pub struct Target {
+    /// The relay's URL (`moql://`, `https://` or `http://`).
     pub url: Url,
+    /// Client settings (TLS roots, pinned fingerprints, bind address) for
+    /// every connection.
     pub client: ClientConfig,
 }
 

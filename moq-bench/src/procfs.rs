@@ -13,13 +13,18 @@ const TICKS_PER_SECOND: f64 = 100.0;
 /// One reading.
 #[derive(Clone, Copy, Debug)]
 pub struct Sample {
+    /// CPU time used so far (user + system), in seconds, at 1/100 s
+    /// resolution.
     pub cpu_s: f64,
+    /// Resident set size (`VmRSS`), in bytes; for a thread, its whole
+    /// process's.
     pub rss_bytes: u64,
 }
 
 /// What to read: a process, or one thread of this process.
 #[derive(Clone, Debug)]
 pub struct Probe {
+    /// The process ID (for a thread probe, the ID of its process).
     pub pid: u32,
     dir: PathBuf,
 }

@@ -44,10 +44,17 @@ struct Latency {
 /// Every counter of a run.
 #[derive(Default)]
 pub struct Stats {
+    /// Payload bytes written by publishers (frame sizes, timestamps
+    /// included), counted once per frame whatever the number of subscribers.
     pub sent_bytes: AtomicU64,
+    /// Frames written by publishers, counted once per frame.
     pub sent_frames: AtomicU64,
+    /// Groups started by publishers.
     pub sent_groups: AtomicU64,
+    /// Payload bytes read by subscribers (frame lengths, timestamps
+    /// included), summed over every subscription.
     pub recv_bytes: AtomicU64,
+    /// Frames read by subscribers, summed over every subscription.
     pub recv_frames: AtomicU64,
     /// Groups read to their end.
     pub recv_groups: AtomicU64,
@@ -64,10 +71,15 @@ pub struct Stats {
     /// Frames sent before their subscription began (a late joiner's first
     /// group): counted as received, left out of the latency.
     pub backlog_frames: AtomicU64,
+    /// Connections established and not yet closed (a gauge, not a total).
     pub connections_up: AtomicU64,
+    /// Connections established since the run started (setup completed).
     pub connections_opened: AtomicU64,
+    /// Connections closed on purpose at the end of their `--lifetime` (churn).
     pub connections_churned: AtomicU64,
+    /// Track subscriptions made by subscribers, re-subscriptions included.
     pub subscriptions: AtomicU64,
+    /// Errors counted by [`Stats::error`].
     pub errors: AtomicU64,
     error_samples: Mutex<Vec<(String, u64)>>,
     latency: [Mutex<Latency>; SHARDS],
@@ -77,18 +89,32 @@ pub struct Stats {
 /// The counters at one moment.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Counters {
+    /// Seconds since [`epoch`] when taken; in a difference ([`Counters::since`]),
+    /// the seconds between the two snapshots.
     pub at: f64,
+    /// See [`Stats::sent_bytes`].
     pub sent_bytes: u64,
+    /// See [`Stats::sent_frames`].
     pub sent_frames: u64,
+    /// See [`Stats::sent_groups`].
     pub sent_groups: u64,
+    /// See [`Stats::recv_bytes`].
     pub recv_bytes: u64,
+    /// See [`Stats::recv_frames`].
     pub recv_frames: u64,
+    /// See [`Stats::recv_groups`].
     pub recv_groups: u64,
+    /// See [`Stats::groups_lost`].
     pub groups_lost: u64,
+    /// See [`Stats::groups_late`].
     pub groups_late: u64,
+    /// See [`Stats::groups_incomplete`].
     pub groups_incomplete: u64,
+    /// See [`Stats::groups_skipped_local`].
     pub groups_skipped_local: u64,
+    /// See [`Stats::backlog_frames`].
     pub backlog_frames: u64,
+    /// See [`Stats::errors`].
     pub errors: u64,
 }
 
@@ -168,6 +194,7 @@ impl Stats {
         }
     }
 
+    /// A snapshot of the counters now.
     pub fn counters(&self) -> Counters {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Counters {
@@ -296,17 +323,34 @@ impl Stats {
 /// One live line, also one `--output` JSON line.
 #[derive(Serialize, Debug, Clone)]
 pub struct Interval {
+    /// Always `"interval"`: tells these JSON lines from the summary.
     pub kind: &'static str,
+    /// Seconds since the run started (the ramp included).
     pub t_s: f64,
+    /// Connections up when the line was made.
     pub connections: u64,
+    /// Publishers' payload rate over the interval, in Mbps (1e6 bits/s).
     pub send_mbps: f64,
+    /// Subscribers' payload rate over the interval, all subscriptions
+    /// together, in Mbps (1e6 bits/s).
     pub recv_mbps: f64,
+    /// Frames per second written by publishers over the interval.
     pub send_fps: f64,
+    /// Frames per second read by subscribers over the interval, all
+    /// subscriptions together.
     pub recv_fps: f64,
+    /// Groups lost in the interval (see [`Stats::groups_lost`]).
     pub groups_lost: u64,
+    /// Lost and incomplete groups as a share of the groups due in the
+    /// interval, in percent ([`Counters::loss_pct`]).
     pub loss_pct: f64,
+    /// Median publish-to-receive latency of the interval's frames, in
+    /// milliseconds (bucket midpoint); `None` if none arrived.
     pub latency_p50_ms: Option<f64>,
+    /// 99th-percentile publish-to-receive latency of the interval's frames,
+    /// in milliseconds (bucket midpoint); `None` if none arrived.
     pub latency_p99_ms: Option<f64>,
+    /// Errors counted in the interval.
     pub errors: u64,
 }
 
@@ -335,16 +379,20 @@ impl std::fmt::Display for Interval {
 /// CPU and memory of the relay's process over the window.
 #[derive(Serialize, Debug, Clone)]
 pub struct ProcessFigures {
+    /// The process measured (for the baseline's sender thread, its process).
     pub pid: u32,
     /// True when the relay runs inside moq-bench (`--local-relay`): the
     /// CPU and memory then include the load generator's own.
     pub shared_with_load: bool,
+    /// CPU time (user + system) used over the window, in seconds.
     pub cpu_s: f64,
     /// CPU-seconds per GB (1e9 bytes) of payload delivered to subscribers.
     pub cpu_s_per_gb: Option<f64>,
     /// Share of one core, in percent, over the window.
     pub cpu_pct: f64,
+    /// RSS before the first connection opened (the idle reading), in bytes.
     pub rss_start_bytes: u64,
+    /// RSS at the window's end, in bytes.
     pub rss_end_bytes: u64,
     /// (RSS at the end - RSS before the first connection) / connections.
     pub rss_per_connection_bytes: Option<f64>,
@@ -353,44 +401,102 @@ pub struct ProcessFigures {
 /// The final JSON summary.
 #[derive(Serialize, Debug, Clone)]
 pub struct Summary {
+    /// Always `"summary"`: tells this JSON line from the interval lines.
     pub kind: &'static str,
     /// The flags of the run's shape.
     pub scenario: String,
     /// What was measured: the relay URL, or `baseline`.
     pub target: String,
+    /// Length of the measurement window, in seconds (as measured, so a little
+    /// over `--duration`).
     pub duration_s: f64,
     /// Connections up at the end.
     pub connections: u64,
+    /// Connections established over the whole run (ramp and churn
+    /// replacements included), not only in the window.
     pub connections_opened: u64,
+    /// Connections closed at the end of their `--lifetime` (churn) over the
+    /// whole run.
     pub connections_churned: u64,
+    /// Track subscriptions made over the whole run, re-subscriptions included
+    /// (0 for the baseline, which has no tracks).
     pub subscriptions: u64,
+    /// Publishers' payload rate over the window, in Mbps (1e6 bits/s),
+    /// counting each frame once.
     pub send_mbps: f64,
+    /// Subscribers' payload rate over the window, all subscriptions together,
+    /// in Mbps (1e6 bits/s): the relay's delivered goodput.
     pub recv_mbps: f64,
+    /// Frames per second written by publishers over the window.
     pub send_fps: f64,
+    /// Frames per second read by subscribers over the window, all
+    /// subscriptions together.
     pub recv_fps: f64,
+    /// Payload bytes written by publishers in the window, each frame once.
     pub bytes_sent: u64,
+    /// Payload bytes read by subscribers in the window, all subscriptions
+    /// together.
     pub bytes_received: u64,
+    /// Frames written by publishers in the window.
     pub frames_sent: u64,
+    /// Frames read by subscribers in the window, all subscriptions together.
     pub frames_received: u64,
+    /// Groups started by publishers in the window.
     pub groups_sent: u64,
+    /// Groups read to their end by subscribers in the window, all
+    /// subscriptions together.
     pub groups_received: u64,
+    /// Groups that never arrived (sequence gaps) in the window, summed over
+    /// subscriptions; late arrivals are taken back out.
     pub groups_lost: u64,
+    /// Groups that arrived after a newer one, in the window.
     pub groups_late: u64,
+    /// Groups whose stream ended with an error part-way, in the window.
     pub groups_incomplete: u64,
+    /// Groups the subscriber's own cache evicted unread, in the window;
+    /// already part of `groups_lost`.
     pub groups_skipped_local: u64,
+    /// Frames sent before their subscription began, in the window: counted
+    /// as received, left out of the latency.
     pub backlog_frames: u64,
+    /// Lost and incomplete groups as a share of the groups due in the
+    /// window, in percent ([`Counters::loss_pct`]).
     pub loss_pct: f64,
+    /// Frames whose latency was measured in the window (backlog frames left
+    /// out).
     pub latency_samples: u64,
+    /// Median publish-to-receive latency over the window, in milliseconds
+    /// (bucket midpoint); `None` if no frame was measured.
     pub latency_p50_ms: Option<f64>,
+    /// 90th-percentile publish-to-receive latency over the window, in
+    /// milliseconds (bucket midpoint); `None` if no frame was measured.
     pub latency_p90_ms: Option<f64>,
+    /// 99th-percentile publish-to-receive latency over the window, in
+    /// milliseconds (bucket midpoint); `None` if no frame was measured.
     pub latency_p99_ms: Option<f64>,
+    /// Largest publish-to-receive latency over the window, in milliseconds
+    /// (exact); `None` if no frame was measured.
     pub latency_max_ms: Option<f64>,
+    /// Mean publish-to-receive latency over the window, in milliseconds
+    /// (exact); `None` if no frame was measured.
     pub latency_mean_ms: Option<f64>,
+    /// Connection setups timed over the whole run (one per established
+    /// connection).
     pub setup_samples: u64,
+    /// Median connection setup time (connect to session established: QUIC,
+    /// TLS and, except for the baseline, the MoQ handshake) over the whole
+    /// run, in milliseconds (bucket midpoint); `None` if no connection.
     pub setup_p50_ms: Option<f64>,
+    /// 99th-percentile connection setup time over the whole run, in
+    /// milliseconds (bucket midpoint); `None` if no connection.
     pub setup_p99_ms: Option<f64>,
+    /// Longest connection setup time over the whole run, in milliseconds
+    /// (exact); `None` if no connection.
     pub setup_max_ms: Option<f64>,
+    /// Errors counted in the window.
     pub errors: u64,
+    /// Up to 16 distinct error messages of the whole run, each as
+    /// `"<count>x <context>: <error>"`.
     pub error_samples: Vec<String>,
     /// CPU of the moq-bench process itself over the window, in percent of
     /// one core: near the machine's cores x 100, the load generator is the
