@@ -748,7 +748,12 @@ impl<T: Transport> Inner<T> {
                 (Some(start), Some(end_group))
             }
         };
-        if let Some(start) = start {
+        // The consumer already starts at the latest group as of the moment
+        // it was created. Restarting it from `largest`, read afterwards, would
+        // skip what the publisher wrote in between (waking it is what
+        // creating the consumer does), so LargestObject keeps that start:
+        // the whole current group is sent, a superset of "the next object".
+        if let Some(start) = start.filter(|_| filter != SubscriptionFilter::LargestObject) {
             track.restart_from(start.group);
         }
         let (end_tx, end_rx) = watch::channel(end);
