@@ -753,7 +753,8 @@ impl<T: Transport> Inner<T> {
         // skip what the publisher wrote in between (waking it is what
         // creating the consumer does), so LargestObject keeps that start:
         // the whole current group is sent, a superset of "the next object".
-        if let Some(start) = start.filter(|_| filter != SubscriptionFilter::LargestObject) {
+        let start = start.filter(|_| filter != SubscriptionFilter::LargestObject);
+        if let Some(start) = start {
             track.restart_from(start.group);
         }
         let (end_tx, end_rx) = watch::channel(end);
