@@ -50,6 +50,26 @@ fn decode_latency(buf: &mut Bytes) -> Result<Duration, DecodeError> {
     Ok(Duration::from_millis(u64::decode(buf)?))
 }
 
+/// The -03+ delivery tail that SUBSCRIBE, SUBSCRIBE_UPDATE and SUBSCRIBE_OK
+/// share: ordered, max latency, start group, end group.
+type Tail = (bool, Duration, Option<u64>, Option<u64>);
+
+fn encode_tail((ordered, latency, start, end): Tail, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    ordered.encode(buf)?;
+    encode_latency(latency, buf)?;
+    encode_opt_seq(start, buf)?;
+    encode_opt_seq(end, buf)
+}
+
+fn decode_tail(buf: &mut Bytes) -> Result<Tail, DecodeError> {
+    Ok((
+        bool::decode(buf)?,
+        decode_latency(buf)?,
+        decode_opt_seq(buf)?,
+        decode_opt_seq(buf)?,
+    ))
+}
+
 /// SUBSCRIBE: opens a Subscribe stream for one track.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Subscribe {
@@ -86,10 +106,10 @@ impl Message for Subscribe {
         encode_string(&self.track, MAX_NAME_LEN, "track name", buf)?;
         self.priority.encode(buf)?;
         if !version.uses_setup() {
-            self.ordered.encode(buf)?;
-            encode_latency(self.max_latency, buf)?;
-            encode_opt_seq(self.start_group, buf)?;
-            encode_opt_seq(self.end_group, buf)?;
+            encode_tail(
+                (self.ordered, self.max_latency, self.start_group, self.end_group),
+                buf,
+            )?;
         }
         Ok(())
     }
@@ -103,10 +123,7 @@ impl Message for Subscribe {
             ..Default::default()
         };
         if !version.uses_setup() {
-            msg.ordered = bool::decode(buf)?;
-            msg.max_latency = decode_latency(buf)?;
-            msg.start_group = decode_opt_seq(buf)?;
-            msg.end_group = decode_opt_seq(buf)?;
+            (msg.ordered, msg.max_latency, msg.start_group, msg.end_group) = decode_tail(buf)?;
         }
         Ok(msg)
     }
@@ -137,10 +154,10 @@ impl Message for SubscribeUpdate {
     fn encode_body(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
         self.priority.encode(buf)?;
         if !version.uses_setup() {
-            self.ordered.encode(buf)?;
-            encode_latency(self.max_latency, buf)?;
-            encode_opt_seq(self.start_group, buf)?;
-            encode_opt_seq(self.end_group, buf)?;
+            encode_tail(
+                (self.ordered, self.max_latency, self.start_group, self.end_group),
+                buf,
+            )?;
         }
         Ok(())
     }
@@ -151,10 +168,7 @@ impl Message for SubscribeUpdate {
             ..Default::default()
         };
         if !version.uses_setup() {
-            msg.ordered = bool::decode(buf)?;
-            msg.max_latency = decode_latency(buf)?;
-            msg.start_group = decode_opt_seq(buf)?;
-            msg.end_group = decode_opt_seq(buf)?;
+            (msg.ordered, msg.max_latency, msg.start_group, msg.end_group) = decode_tail(buf)?;
         }
         Ok(msg)
     }
@@ -198,10 +212,10 @@ impl Message for SubscribeOk {
             Version::Lite01 => self.priority.encode(buf),
             Version::Lite03 | Version::Lite04 => {
                 self.priority.encode(buf)?;
-                self.ordered.encode(buf)?;
-                encode_latency(self.max_latency, buf)?;
-                encode_opt_seq(self.start_group, buf)?;
-                encode_opt_seq(self.end_group, buf)
+                encode_tail(
+                    (self.ordered, self.max_latency, self.start_group, self.end_group),
+                    buf,
+                )
             }
         }
     }
@@ -213,13 +227,17 @@ impl Message for SubscribeOk {
                 priority: u8::decode(buf)?,
                 ..Default::default()
             }),
-            Version::Lite03 | Version::Lite04 => Ok(SubscribeOk {
-                priority: u8::decode(buf)?,
-                ordered: bool::decode(buf)?,
-                max_latency: decode_latency(buf)?,
-                start_group: decode_opt_seq(buf)?,
-                end_group: decode_opt_seq(buf)?,
-            }),
+            Version::Lite03 | Version::Lite04 => {
+                let priority = u8::decode(buf)?;
+                let (ordered, max_latency, start_group, end_group) = decode_tail(buf)?;
+                Ok(SubscribeOk {
+                    priority,
+                    ordered,
+                    max_latency,
+                    start_group,
+                    end_group,
+                })
+            }
         }
     }
 
