@@ -36,13 +36,9 @@ struct Pair {
     _endpoints: (Client, Server),
 }
 
-/// A server and a client session on loopback.
-async fn pair(
-    scheme: &str,
-    protocols: &[&str],
-    server_origins: (Option<OriginConsumer>, Option<OriginProducer>),
-    client_origins: (Option<OriginConsumer>, Option<OriginProducer>),
-) -> Pair {
+/// A loopback server with a generated certificate, a client that pins it
+/// and offers `protocols`, and the server's URL for `scheme`.
+fn endpoints(scheme: &str, protocols: &[&str]) -> (Server, Client, Url) {
     let server = Server::bind(ServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         tls: ServerTls {
@@ -52,7 +48,6 @@ async fn pair(
         ..Default::default()
     })
     .expect("server binds");
-    let addr = server.local_addr().unwrap();
     let client = Client::new(ClientConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         tls: ClientTls {
@@ -64,8 +59,19 @@ async fn pair(
         ..Default::default()
     })
     .expect("client binds");
+    let port = server.local_addr().unwrap().port();
+    let url = Url::parse(&format!("{scheme}://127.0.0.1:{port}/")).unwrap();
+    (server, client, url)
+}
 
-    let url = Url::parse(&format!("{scheme}://127.0.0.1:{}/", addr.port())).unwrap();
+/// A server and a client session on loopback.
+async fn pair(
+    scheme: &str,
+    protocols: &[&str],
+    server_origins: (Option<OriginConsumer>, Option<OriginProducer>),
+    client_origins: (Option<OriginConsumer>, Option<OriginProducer>),
+) -> Pair {
+    let (server, client, url) = endpoints(scheme, protocols);
     let accept = async {
         let incoming = server.accept().await.expect("incoming");
         let accepted = incoming.accept().await.expect("handshake");
@@ -310,30 +316,7 @@ async fn publisher_disconnect_ends_broadcasts_and_tracks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_announcements_are_refused_without_closing_the_session() {
     let run = async {
-        let server = Server::bind(ServerConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            tls: ServerTls {
-                generate: vec!["127.0.0.1".into()],
-                ..Default::default()
-            },
-            ..Default::default()
-        })
-        .unwrap();
-        let client = Client::new(ClientConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            tls: ClientTls {
-                fingerprints: server.fingerprints(),
-                system_roots: false,
-                ..Default::default()
-            },
-            ..Default::default()
-        })
-        .unwrap();
-        let url = Url::parse(&format!(
-            "moql://127.0.0.1:{}/",
-            server.local_addr().unwrap().port()
-        ))
-        .unwrap();
+        let (server, client, url) = endpoints("moql", moq_lite::endpoint::LITE_PROTOCOLS);
 
         // The client announces three broadcasts; the server takes two.
         let published = OriginProducer::new();
@@ -380,31 +363,7 @@ async fn a_subscriber_that_stops_reading_pins_a_bounded_number_of_groups() {
     use moq_lite::lite::{ControlStream, Message, Subscribe};
 
     let run = async {
-        let server = Server::bind(ServerConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            tls: ServerTls {
-                generate: vec!["127.0.0.1".into()],
-                ..Default::default()
-            },
-            ..Default::default()
-        })
-        .unwrap();
-        let client = Client::new(ClientConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            tls: ClientTls {
-                fingerprints: server.fingerprints(),
-                system_roots: false,
-                ..Default::default()
-            },
-            protocols: vec!["moq-lite-04".into()],
-            ..Default::default()
-        })
-        .unwrap();
-        let url = Url::parse(&format!(
-            "moql://127.0.0.1:{}/",
-            server.local_addr().unwrap().port()
-        ))
-        .unwrap();
+        let (server, client, url) = endpoints("moql", &["moq-lite-04"]);
         let origin = OriginProducer::new();
         let broadcast = origin.create_broadcast("b").unwrap();
         let mut track = broadcast.create_track(Track::new("t"));
