@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use moq_lite::endpoint::Client;
 use moq_lite::model::{OriginProducer, Path};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -28,9 +29,21 @@ pub async fn announced_to<W: AsyncWrite + Unpin>(
     once: bool,
     mut output: W,
 ) -> anyhow::Result<()> {
-    let client = connection.client()?;
+    connection
+        .with_client(async |client| print_announced(connection, client, prefix, once, &mut output).await)
+        .await
+}
+
+/// Prints announcements through `client` (see [`announced_to`]).
+async fn print_announced<W: AsyncWrite + Unpin>(
+    connection: &Connection,
+    client: &Client,
+    prefix: Option<&str>,
+    once: bool,
+    output: &mut W,
+) -> anyhow::Result<()> {
     let origin = OriginProducer::new();
-    let live = connection.connect(&client, None, Some(origin.clone())).await?;
+    let live = connection.connect(client, None, Some(origin.clone())).await?;
     let prefix = Path::new(prefix.unwrap_or_default());
     let mut consumer = origin
         .consume()

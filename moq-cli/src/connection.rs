@@ -14,6 +14,10 @@ use url::Url;
 
 use crate::error::explain;
 
+/// How long a command that is done waits for its connection close to reach
+/// the relay.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A protocol version forced with `--protocol`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -202,6 +206,19 @@ impl Connection {
         Client::new(config).map_err(|err| anyhow::anyhow!("{}", explain_endpoint(&err)))
     }
 
+    /// Runs `work` with a client endpoint, then closes the endpoint's
+    /// connections and waits (briefly) until the relay has been told, so it
+    /// withdraws what we published at once rather than at its idle timeout.
+    pub async fn with_client<T>(
+        &self,
+        work: impl AsyncFnOnce(&Client) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let client = self.client()?;
+        let result = work(&client).await;
+        client.shutdown(CLOSE_TIMEOUT).await;
+        result
+    }
+
     /// Connects once and starts a session publishing `publish` and/or
     /// subscribing into `subscribe`.
     pub async fn connect(
@@ -251,6 +268,14 @@ pub struct Live {
     /// The QUIC / WebTransport connection under it (for stats and close
     /// state).
     pub conn: moq_lite::endpoint::web_transport_quinn::Session,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        // A clean close (code 0), so the relay withdraws what we published
+        // now; `Connection::with_client` waits for it to go out.
+        self.conn.close(0, b"done");
+    }
 }
 
 impl Live {

@@ -189,9 +189,17 @@ fn init_logging(verbose: u8, quiet: u8) {
         2 => "debug",
         _ => "trace",
     };
+    // web-transport-quinn warns about the CONNECT stream ending while a
+    // session closes normally (the peer's close wins the race): noise at
+    // the levels meant for people.
+    let quiet_libraries = if matches!(level, "warn" | "info") {
+        ",web_transport_quinn=error"
+    } else {
+        ""
+    };
     let filter = match std::env::var("RUST_LOG") {
         Ok(env) if !env.is_empty() => EnvFilter::new(env),
-        _ => EnvFilter::new(level),
+        _ => EnvFilter::new(format!("{level}{quiet_libraries}")),
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -15,6 +15,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use moq_lite::endpoint::Client;
 use moq_lite::model::{BroadcastProducer, GroupProducer, OriginProducer, Path, Track, TrackProducer};
 use tokio::io::AsyncRead;
 use tokio::task::JoinSet;
@@ -305,8 +306,22 @@ pub(crate) async fn serve(
     tracks: &Tracks,
     linger: Duration,
 ) -> anyhow::Result<()> {
-    let client = connection.client()?;
-    let mut live = connection.connect(&client, Some(origin.consume()), None).await?;
+    connection
+        .with_client(async |client| serve_with(connection, client, origin, path, work, tracks, linger).await)
+        .await
+}
+
+/// [`serve`] through `client`.
+async fn serve_with(
+    connection: &Connection,
+    client: &Client,
+    origin: &OriginProducer,
+    path: &Path,
+    work: impl Future<Output = anyhow::Result<()>>,
+    tracks: &Tracks,
+    linger: Duration,
+) -> anyhow::Result<()> {
+    let mut live = connection.connect(client, Some(origin.consume()), None).await?;
     tracing::info!(broadcast = %path, "publishing");
     let mut backoff = Backoff::default();
     tokio::pin!(work);
@@ -322,7 +337,7 @@ pub(crate) async fn serve(
                 }
                 tracing::warn!("lost the session with {}: {}", connection.url, explain(&err));
                 tokio::select! {
-                    next = reconnect(connection, &client, &mut backoff, || Some(origin.consume()), || None) => {
+                    next = reconnect(connection, client, &mut backoff, || Some(origin.consume()), || None) => {
                         live = next?;
                         tracing::info!(broadcast = %path, "publishing again");
                     }
@@ -350,7 +365,10 @@ async fn drain(live: &Live, tracks: &Tracks, linger: Duration) {
             .iter()
             .any(|t| t.consumer_count() > 0)
     };
-    if !in_use() {
+    // Nothing was ever sent: nobody to drain for. (Not "nobody subscribes
+    // now": a subscription may have taken everything already, with the end
+    // of its track still on the way.)
+    if !in_use() && live.session.stats().snapshot().groups_out == 0 {
         return;
     }
     // The model has no event for "every consumer of a finished track left":

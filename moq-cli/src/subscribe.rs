@@ -18,6 +18,8 @@ use std::time::Duration;
 use moq_lite::model::{BroadcastConsumer, GroupConsumer, OriginProducer, Path, Track, TrackConsumer};
 use tokio::io::AsyncWrite;
 
+use moq_lite::endpoint::Client;
+
 use crate::connection::{Backoff, Connection, Live, reconnect};
 use crate::error::explain;
 use crate::format::{Format, FrameWriter};
@@ -116,15 +118,28 @@ pub async fn subscribe_to<W: AsyncWrite + Unpin>(
     options: SubscribeOptions,
     output: W,
 ) -> anyhow::Result<()> {
-    let path = Path::new(&options.broadcast);
-    let info = Track::new(options.track.clone());
     let mut out = FrameWriter::new(output, options.format);
     let stats = Stats::new();
     let _guard = StatsGuard::start(&stats, options.stats);
 
-    let client = connection.client()?;
+    connection
+        .with_client(async |client| read_broadcast(connection, client, options, &mut out, &stats).await)
+        .await
+}
+
+/// Subscribes through `client` until the track ends, reconnecting when the
+/// session is lost (unless disabled).
+async fn read_broadcast<W: AsyncWrite + Unpin>(
+    connection: &Connection,
+    client: &Client,
+    options: SubscribeOptions,
+    out: &mut FrameWriter<W>,
+    stats: &Arc<Stats>,
+) -> anyhow::Result<()> {
+    let path = Path::new(&options.broadcast);
+    let info = Track::new(options.track.clone());
     let origin = OriginProducer::new();
-    let mut live = connection.connect(&client, None, Some(origin.clone())).await?;
+    let mut live = connection.connect(client, None, Some(origin.clone())).await?;
     let mut backoff = Backoff::default();
     let mut position = Position::default();
     let mut timeout = Some(options.timeout);
@@ -133,16 +148,7 @@ pub async fn subscribe_to<W: AsyncWrite + Unpin>(
         let stop = match wait_broadcast(&origin, &path, &live, timeout).await {
             Wait::Found(broadcast) => {
                 timeout = None;
-                read(
-                    &live,
-                    &broadcast,
-                    &info,
-                    &options,
-                    &mut position,
-                    &mut out,
-                    &stats,
-                )
-                .await?
+                read(&live, &broadcast, &info, &options, &mut position, out, stats).await?
             }
             Wait::TimedOut => anyhow::bail!(
                 "broadcast `{path}` is not announced on {} (waited {:?}); check the name (`moq announced {}` \
@@ -167,14 +173,7 @@ pub async fn subscribe_to<W: AsyncWrite + Unpin>(
                 anyhow::bail!("{}", explain(&err));
             }
             drop(live);
-            live = reconnect(
-                connection,
-                &client,
-                &mut backoff,
-                || None,
-                || Some(origin.clone()),
-            )
-            .await?;
+            live = reconnect(connection, client, &mut backoff, || None, || Some(origin.clone())).await?;
         }
     }
 }

@@ -67,9 +67,7 @@ impl Shared {
             let stats = open.connection.stats();
             live.bytes_in += stats.udp_rx.bytes;
             live.bytes_out += stats.udp_tx.bytes;
-            if let Some(stats) = open.session.stats() {
-                live.sessions += stats.snapshot();
-            }
+            live.sessions += open.session.stats().snapshot();
         }
         drop(sessions);
         let active: Vec<_> = self
@@ -437,15 +435,13 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
         .metrics
         .closed_bytes_out
         .fetch_add(stats.udp_tx.bytes, Ordering::Relaxed);
-    if let Some(stats) = session.stats() {
-        let mut carried = stats.snapshot();
-        // A gauge, not a count of what was carried.
-        carried.subscriptions = 0;
-        *shared
-            .metrics
-            .closed_sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) += carried;
-    }
+    let mut carried = session.stats().snapshot();
+    // A gauge, not a count of what was carried.
+    carried.subscriptions = 0;
+    *shared
+        .metrics
+        .closed_sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) += carried;
     drop(open);
 }

@@ -91,12 +91,12 @@ impl Session {
         }
     }
 
-    /// What a moq-lite session carried; `None` for IETF sessions, which
-    /// keep no such counters yet.
-    pub fn stats(&self) -> Option<std::sync::Arc<moq_lite::SessionStats>> {
+    /// What the session carried (frames, bytes and groups each way, the
+    /// subscriptions the peer holds on us), whichever the protocol.
+    pub fn stats(&self) -> std::sync::Arc<moq_lite::SessionStats> {
         match self {
-            Session::Lite(s) => Some(s.stats()),
-            Session::Ietf(_) => None,
+            Session::Lite(s) => s.stats(),
+            Session::Ietf(s) => s.stats(),
         }
     }
 

@@ -40,7 +40,19 @@ async fn ietf_to_ietf(scheme: &str, protocol: &str, draft: Draft) {
     let mut consumer = subscribe_track(&client_origin, "room/alice", "video").await;
     until_consumed(&track, 1).await;
     write_groups(&mut track, 3);
-    check_groups(&read_groups(&mut consumer, 3).await);
+    let groups = read_groups(&mut consumer, 3).await;
+    check_groups(&groups);
+
+    // Both ends count what they carried, as moq-lite sessions do.
+    let bytes: u64 = groups.values().flatten().map(|f| f.len() as u64).sum();
+    let sent = server.stats().snapshot();
+    let received = client.stats().snapshot();
+    assert_eq!((sent.groups_out, sent.frames_out, sent.bytes_out), (3, 15, bytes));
+    assert_eq!(
+        (received.groups_in, received.frames_in, received.bytes_in),
+        (3, 15, bytes)
+    );
+    assert_eq!(sent.subscriptions, 1, "the client's subscription is open");
 
     // A track the broadcast does not have: SUBSCRIBE_ERROR, the consumer fails.
     let broadcast = client_origin.consume().consume_broadcast("room/alice").unwrap();
@@ -517,5 +529,72 @@ async fn draft17_withdrawal_ends_the_broadcast_downstream() {
                 });
             }
         }
+    }
+}
+
+/// A publisher's subscription holds its track until the subscriber has
+/// every byte (each group stream finished *and acknowledged*), so an
+/// application that closes once its finished track has no consumer left
+/// (the CLI publisher does) never cuts off data still in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_closing_once_its_track_is_unused_loses_nothing() {
+    const OBJECT: usize = 100 * 1024;
+    for (scheme, protocol) in [("moqt", "moqt-16"), ("https", "moqt-17"), ("https", "moq-00")] {
+        tokio::time::timeout(LIMIT, async {
+            let server_origin = OriginProducer::new();
+            let client_origin = OriginProducer::new();
+            let (server, client, endpoints) = pair(
+                scheme,
+                &[protocol],
+                subscribe(&server_origin),
+                publish(&client_origin),
+            )
+            .await;
+            let broadcast = client_origin.create_broadcast("room/bye").unwrap();
+            let mut track = broadcast.create_track(Track::new("video"));
+            let mut consumer = subscribe_track(&server_origin, "room/bye", "video").await;
+            until_consumed(&track, 1).await;
+            for g in 0..3u64 {
+                let mut group = track.create_group(g).unwrap();
+                for o in 0..5u8 {
+                    group
+                        .write_frame(Bytes::from(vec![g as u8 * 16 + o; OBJECT]))
+                        .unwrap();
+                }
+                group.finish().unwrap();
+            }
+            let watch = track.clone();
+            track.finish().unwrap();
+            while watch.consumer_count() > 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            // Gone at once, as a process that exits is.
+            client.close(moq_lite::Error::Cancel);
+            drop((client, endpoints.0));
+            let mut seen = Vec::new();
+            for _ in 0..3 {
+                // Newest first: the groups may arrive in any order.
+                let mut group = consumer
+                    .next_group()
+                    .await
+                    .unwrap_or_else(|e| panic!("{protocol}: after {seen:?}: {e}"))
+                    .expect("track open");
+                let g = group.sequence();
+                seen.push(g);
+                for o in 0..5u8 {
+                    let frame = group.read_frame().await.expect("intact").expect("five objects");
+                    assert_eq!(
+                        frame,
+                        Bytes::from(vec![g as u8 * 16 + o; OBJECT]),
+                        "{protocol} {g}/{o}"
+                    );
+                }
+            }
+            seen.sort();
+            assert_eq!(seen, [0, 1, 2], "{protocol}");
+            drop((server, endpoints.1));
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{scheme} {protocol} timed out"));
     }
 }

@@ -194,6 +194,27 @@ impl Client {
         &self.endpoint
     }
 
+    /// Waits, at most `timeout`, until every connection of this endpoint has
+    /// closed and its peer has been told, then closes whatever is left
+    /// (application code 0) and gives that a moment too.
+    ///
+    /// Call it before the process exits, after closing the sessions: a
+    /// close is carried out by quinn's background driver (and a WebTransport
+    /// close first writes its CLOSE_WEBTRANSPORT_SESSION capsule), which an
+    /// exiting process never runs, so the peer (a relay) would only notice
+    /// at its idle timeout and keep announcing what this client published
+    /// until then.
+    pub async fn shutdown(&self, timeout: Duration) {
+        if tokio::time::timeout(timeout, self.endpoint.wait_idle())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        self.endpoint.close(quinn::VarInt::from_u32(0), b"closed");
+        let _ = tokio::time::timeout(Duration::from_millis(100), self.endpoint.wait_idle()).await;
+    }
+
     /// Connect to `url`, within [`ClientConfig::timeout`].
     ///
     /// - `https://host[:port]/path` (port 443 if absent): WebTransport,

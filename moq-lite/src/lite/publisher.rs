@@ -261,7 +261,7 @@ impl<S: Session> Publisher<S> {
                     Ok(Some(group)) => {
                         // Groups the cache evicted before we could send them.
                         let skipped = track.skipped();
-                        SessionStats::add(&self.stats.groups_dropped, skipped - sub.skipped);
+                        self.stats.dropped(skipped - sub.skipped);
                         sub.skipped = skipped;
                         let sequence = group.sequence();
                         if sub.end.is_some_and(|end| sequence > end) {
@@ -281,7 +281,7 @@ impl<S: Session> Publisher<S> {
                         let now = Instant::now();
                                                 let expired = sub.expire(&mut inflight, sequence, now);
                         let evicted = make_room(&mut inflight);
-                        SessionStats::add(&self.stats.groups_dropped, expired + evicted);
+                        self.stats.dropped(expired + evicted);
                         let task = serve_group(
                             self.transport.clone(),
                             version,
@@ -473,7 +473,7 @@ async fn serve_group<S: Session>(
         },
         _ = &mut aborted => return sequence,
     };
-    SessionStats::add(&stats.groups_out, 1);
+    stats.group_out();
     let mut writer = Writer::new(stream);
     writer.set_priority(priority);
     let header = Group { subscribe, sequence };
@@ -510,8 +510,7 @@ async fn write_frames<W: web_transport_trait::SendStream>(
 ) -> Result<(), StreamError> {
     while let Some(mut frame) = group.next_frame().await? {
         let header = FrameHeader { size: frame.size() };
-        SessionStats::add(&stats.frames_out, 1);
-        SessionStats::add(&stats.bytes_out, frame.size());
+        stats.frame_out(frame.size());
         writer.encode(|b| header.encode(version, b)).await?;
         while let Some(chunk) = frame.read_chunk().await? {
             writer.write_chunk(chunk).await?;
@@ -525,14 +524,14 @@ struct Subscribed<'a>(&'a SessionStats);
 
 impl<'a> Subscribed<'a> {
     fn new(stats: &'a SessionStats) -> Self {
-        SessionStats::add(&stats.subscriptions, 1);
+        stats.subscription_started();
         Subscribed(stats)
     }
 }
 
 impl Drop for Subscribed<'_> {
     fn drop(&mut self) {
-        SessionStats::sub(&self.0.subscriptions, 1);
+        self.0.subscription_ended();
     }
 }
 

@@ -369,7 +369,7 @@ impl<S: Session> Subscriber<S> {
         let created = track.create_group(header.sequence);
         // Holding a producer would keep the track open after it should end.
         drop(track);
-        SessionStats::add(&self.stats.groups_in, 1);
+        self.stats.group_in();
         let mut group = match created {
             Ok(group) => IncomingGroup(Some(group)),
             Err(err) => {
@@ -397,8 +397,7 @@ impl<S: Session> Subscriber<S> {
                     return Ok(());
                 }
             };
-            SessionStats::add(&self.stats.frames_in, 1);
-            SessionStats::add(&self.stats.bytes_in, frame.size);
+            self.stats.frame_in(frame.size);
             let mut remaining = frame.size;
             while remaining > 0 {
                 let max = usize::try_from(remaining).unwrap_or(usize::MAX).min(MAX_CHUNK);

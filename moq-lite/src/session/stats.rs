@@ -42,12 +42,45 @@ pub struct StatsSnapshot {
 }
 
 impl SessionStats {
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn sub(counter: &AtomicU64, n: u64) {
-        counter.fetch_sub(n, Ordering::Relaxed);
+    /// Counts a frame of `bytes` payload bytes received from the peer.
+    pub fn frame_in(&self, bytes: u64) {
+        Self::add(&self.frames_in, 1);
+        Self::add(&self.bytes_in, bytes);
+    }
+
+    /// Counts a group (stream) received from the peer.
+    pub fn group_in(&self) {
+        Self::add(&self.groups_in, 1);
+    }
+
+    /// Counts a frame of `bytes` payload bytes sent to the peer.
+    pub fn frame_out(&self, bytes: u64) {
+        Self::add(&self.frames_out, 1);
+        Self::add(&self.bytes_out, bytes);
+    }
+
+    /// Counts a group (stream) opened towards the peer.
+    pub fn group_out(&self) {
+        Self::add(&self.groups_out, 1);
+    }
+
+    /// Counts `n` groups abandoned instead of sent.
+    pub fn dropped(&self, n: u64) {
+        Self::add(&self.groups_dropped, n);
+    }
+
+    /// Counts a subscription the peer opened on us.
+    pub fn subscription_started(&self) {
+        Self::add(&self.subscriptions, 1);
+    }
+
+    /// Counts the end of one of those subscriptions.
+    pub fn subscription_ended(&self) {
+        self.subscriptions.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// The counters now.

@@ -41,11 +41,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use moq_lite::SessionConfig;
 use moq_lite::model::{
     BroadcastProducer, BroadcastRequests, GroupConsumer, OriginConsumer, OriginProducer, Path, Track,
     TrackConsumer, TrackProducer,
 };
+use moq_lite::{SessionConfig, SessionStats};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use web_transport_trait::Session as Transport;
@@ -103,6 +103,7 @@ pub struct Session {
     close: CloseFn,
     ctl: mpsc::UnboundedSender<ControlMessage>,
     dropped: Arc<AtomicU64>,
+    stats: Arc<SessionStats>,
     task: AbortHandle,
 }
 
@@ -221,6 +222,7 @@ impl Session {
         let (fatal, fatal_rx) = mpsc::unbounded_channel();
         let (peer_max, _) = watch::channel(peer_max);
         let dropped = Arc::new(AtomicU64::new(0));
+        let stats = Arc::new(SessionStats::default());
         let inner = Arc::new(Inner {
             transport: transport.clone(),
             draft,
@@ -245,6 +247,7 @@ impl Session {
             publish: config.publish,
             origin: config.subscribe,
             dropped: dropped.clone(),
+            stats: stats.clone(),
         });
         let (tx, rx) = watch::channel(None);
         let runner = transport.clone();
@@ -261,6 +264,7 @@ impl Session {
             close: Arc::new(move |code, reason| transport.close(code as u32, reason)),
             ctl,
             dropped,
+            stats,
             task: task.abort_handle(),
         }
     }
@@ -273,6 +277,12 @@ impl Session {
     /// Objects received in sub-groups other than 0, dropped.
     pub fn dropped_objects(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// What the session carried (frames, bytes and groups each way, the
+    /// subscriptions the peer holds on us), as moq-lite sessions count it.
+    pub fn stats(&self) -> Arc<SessionStats> {
+        self.stats.clone()
     }
 
     /// Sends GOAWAY: the peer should move to `uri` (empty: reconnect here).
@@ -379,6 +389,7 @@ struct Inner<T: Transport> {
     publish: Option<OriginConsumer>,
     origin: Option<OriginProducer>,
     dropped: Arc<AtomicU64>,
+    stats: Arc<SessionStats>,
 }
 
 #[derive(Default)]
@@ -406,10 +417,29 @@ struct State {
 }
 
 struct Served {
+    /// Counts the subscription in the session's stats while it exists.
+    _counted: CountedSubscription,
     task: Option<AbortHandle>,
     track: TrackConsumer,
     largest: Option<Location>,
     end: watch::Sender<Option<u64>>,
+}
+
+/// One subscription the peer holds on us, in [`SessionStats`], for as long
+/// as this lives.
+struct CountedSubscription(Arc<SessionStats>);
+
+impl CountedSubscription {
+    fn new(stats: &Arc<SessionStats>) -> Self {
+        stats.subscription_started();
+        CountedSubscription(stats.clone())
+    }
+}
+
+impl Drop for CountedSubscription {
+    fn drop(&mut self) {
+        self.0.subscription_ended();
+    }
 }
 
 struct Sub {
@@ -765,6 +795,7 @@ impl<T: Transport> Inner<T> {
             state.served.insert(
                 m.request_id,
                 Served {
+                    _counted: CountedSubscription::new(&self.stats),
                     task: None,
                     track: track.clone(),
                     largest,
@@ -869,6 +900,7 @@ impl<T: Transport> Inner<T> {
             .open_uni()
             .await
             .map_err(|e| StreamError::Closed(transport_error(e)))?;
+        self.stats.group_out();
         let mut writer = Writer::new(send);
         // Newer groups first within a track, tracks by priority.
         let order = (group.sequence() & 0xffff) as i32 + ((priority as i32) << 16);
@@ -888,6 +920,7 @@ impl<T: Transport> Inner<T> {
             match group.read_frame().await {
                 Ok(Some(payload)) => {
                     if index >= skip {
+                        self.stats.frame_out(payload.len() as u64);
                         let obj = SubgroupObject {
                             object_id: index,
                             extensions: KeyValuePairs::new(),
@@ -897,7 +930,7 @@ impl<T: Transport> Inner<T> {
                     }
                     index += 1;
                 }
-                Ok(None) => return writer.finish(),
+                Ok(None) => return writer.finish_acked().await,
                 Err(err) => {
                     // INTERNAL_ERROR: the group did not complete.
                     writer.reset(0x0);
@@ -1039,6 +1072,7 @@ impl<T: Transport> Inner<T> {
                 .await?;
             let mut fetch = FetchWriter::new();
             for (group, object, payload) in objects {
+                self.stats.frame_out(payload.len() as u64);
                 let item = FetchItem::Object(FetchObject {
                     group_id: group,
                     subgroup_id: Some(0),
@@ -1049,7 +1083,7 @@ impl<T: Transport> Inner<T> {
                 });
                 writer.encode(|b| fetch.encode(&item, draft, b)).await?;
             }
-            writer.finish()
+            writer.finish_acked().await
         }
         .await;
         if let Err(err) = result {
@@ -1636,7 +1670,11 @@ impl<T: Transport> Inner<T> {
                 return Ok(());
             }
         };
-        let mut group = IncomingGroup(Some(group));
+        self.stats.group_in();
+        let mut group = IncomingGroup {
+            group: Some(group),
+            stats: &self.stats,
+        };
         if let Some(obj) = first {
             if !group.object(obj) {
                 return Ok(());
@@ -1676,6 +1714,8 @@ impl<T: Transport> Inner<T> {
                 continue;
             };
             if let Ok(mut group) = track.create_group(obj.group_id) {
+                self.stats.group_in();
+                self.stats.frame_in(payload.len() as u64);
                 let _ = group.write_frame(payload);
                 let _ = group.finish();
             }
@@ -1703,18 +1743,22 @@ fn available_frames(group: &GroupConsumer) -> u64 {
 }
 
 /// A group being received; aborted if dropped unfinished.
-struct IncomingGroup(Option<moq_lite::model::GroupProducer>);
+struct IncomingGroup<'a> {
+    group: Option<moq_lite::model::GroupProducer>,
+    stats: &'a SessionStats,
+}
 
-impl IncomingGroup {
+impl IncomingGroup<'_> {
     /// Adds one object; `false` once the group is over.
     fn object(&mut self, obj: SubgroupObject) -> bool {
-        let Some(group) = self.0.as_mut() else {
+        let Some(group) = self.group.as_mut() else {
             return false;
         };
         match obj.content {
             ObjectContent::Payload(payload) => {
+                self.stats.frame_in(payload.len() as u64);
                 if group.write_frame(payload).is_err() {
-                    self.0 = None;
+                    self.group = None;
                     return false;
                 }
                 true
@@ -1728,19 +1772,19 @@ impl IncomingGroup {
     }
 
     fn finish(&mut self) {
-        if let Some(group) = self.0.take() {
+        if let Some(group) = self.group.take() {
             let _ = group.finish();
         }
     }
 
     fn abort(&mut self, err: moq_lite::Error) {
-        if let Some(group) = self.0.take() {
+        if let Some(group) = self.group.take() {
             group.abort(err);
         }
     }
 }
 
-impl Drop for IncomingGroup {
+impl Drop for IncomingGroup<'_> {
     fn drop(&mut self) {
         self.abort(moq_lite::Error::Cancel);
     }

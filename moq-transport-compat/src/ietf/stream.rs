@@ -205,6 +205,21 @@ impl<S: SendStream> Writer<S> {
         }
     }
 
+    /// Ends the stream cleanly, then waits until the peer has every byte.
+    /// Until then the writer still owns the stream, so dropping it (an
+    /// aborted task) resets it; and the caller holds what it is sending
+    /// (a group consumer) until it has really arrived, so a publisher that
+    /// waits for its subscriptions to end never closes with data in flight.
+    pub async fn finish_acked(&mut self) -> Result<(), StreamError> {
+        let Some(s) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        s.finish().map_err(|e| StreamError::Closed(transport_error(e)))?;
+        let acked = s.closed().await;
+        self.stream = None;
+        acked.map_err(|e| StreamError::Closed(transport_error(e)))
+    }
+
     /// Ends the stream abruptly with `code`.
     pub fn reset(&mut self, code: u32) {
         if let Some(mut s) = self.stream.take() {
