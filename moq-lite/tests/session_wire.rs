@@ -198,10 +198,12 @@ async fn subscribe_ok_then_group_bytes_then_fin() {
         #[rustfmt::skip]
         let ok = [
             0x00, // type SUBSCRIBE_OK
-            0x05, // length
+            0x08, // length
             0x07, // publisher priority: the track's
             0x00, // ordered: no
-            0x00, // max latency: none
+            // max latency 600 000 ms = 0x927c0, a 4-byte varint: generous,
+            // never 0 (which reads as "the live edge only")
+            0x80, 0x09, 0x27, 0xc0,
             0x01, // start group: 0 + 1 (the latest when we subscribed)
             0x00, // end group: unbounded
         ];

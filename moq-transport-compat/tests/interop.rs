@@ -200,7 +200,7 @@ async fn subscription_filters_from_the_cache() {
         let reply = raw.recv().await;
         assert!(
             matches!(reply, ControlMessage::RequestError(ref e) if e.request_id == 2
-                && e.error_code == moq_transport_compat::ietf::request_code::INVALID_RANGE),
+                && e.error_code == 0x5), // draft-14 SUBSCRIBE_ERROR: INVALID_RANGE
             "{reply:?}"
         );
 

@@ -216,7 +216,10 @@ async fn raw_client_announce_subscribe_error_and_fetch() {
                 "{reply:?}"
             );
 
-            // Unknown namespace, unknown track: errors.
+            // Unknown namespace, unknown track: errors. Draft-14's
+            // SUBSCRIBE_ERROR says TRACK_DOES_NOT_EXIST (0x4); from 15 the
+            // REQUEST_ERROR table says DOES_NOT_EXIST (0x10).
+            let does_not_exist = if draft == Draft::D14 { 0x4 } else { 0x10 };
             for (id, ns, name) in [(2, "no/such", "t"), (4, "cache/x", "nope")] {
                 raw.send(subscribe_msg(
                     id,
@@ -228,7 +231,8 @@ async fn raw_client_announce_subscribe_error_and_fetch() {
                 .await;
                 let reply = raw.recv().await;
                 assert!(
-                    matches!(reply, ControlMessage::RequestError(ref e) if e.request_id == id),
+                    matches!(reply, ControlMessage::RequestError(ref e)
+                        if e.request_id == id && e.error_code == does_not_exist),
                     "{reply:?}"
                 );
             }
@@ -529,72 +533,5 @@ async fn draft17_withdrawal_ends_the_broadcast_downstream() {
                 });
             }
         }
-    }
-}
-
-/// A publisher's subscription holds its track until the subscriber has
-/// every byte (each group stream finished *and acknowledged*), so an
-/// application that closes once its finished track has no consumer left
-/// (the CLI publisher does) never cuts off data still in flight.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publisher_closing_once_its_track_is_unused_loses_nothing() {
-    const OBJECT: usize = 100 * 1024;
-    for (scheme, protocol) in [("moqt", "moqt-16"), ("https", "moqt-17"), ("https", "moq-00")] {
-        tokio::time::timeout(LIMIT, async {
-            let server_origin = OriginProducer::new();
-            let client_origin = OriginProducer::new();
-            let (server, client, endpoints) = pair(
-                scheme,
-                &[protocol],
-                subscribe(&server_origin),
-                publish(&client_origin),
-            )
-            .await;
-            let broadcast = client_origin.create_broadcast("room/bye").unwrap();
-            let mut track = broadcast.create_track(Track::new("video"));
-            let mut consumer = subscribe_track(&server_origin, "room/bye", "video").await;
-            until_consumed(&track, 1).await;
-            for g in 0..3u64 {
-                let mut group = track.create_group(g).unwrap();
-                for o in 0..5u8 {
-                    group
-                        .write_frame(Bytes::from(vec![g as u8 * 16 + o; OBJECT]))
-                        .unwrap();
-                }
-                group.finish().unwrap();
-            }
-            let watch = track.clone();
-            track.finish().unwrap();
-            while watch.consumer_count() > 0 {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            // Gone at once, as a process that exits is.
-            client.close(moq_lite::Error::Cancel);
-            drop((client, endpoints.0));
-            let mut seen = Vec::new();
-            for _ in 0..3 {
-                // Newest first: the groups may arrive in any order.
-                let mut group = consumer
-                    .next_group()
-                    .await
-                    .unwrap_or_else(|e| panic!("{protocol}: after {seen:?}: {e}"))
-                    .expect("track open");
-                let g = group.sequence();
-                seen.push(g);
-                for o in 0..5u8 {
-                    let frame = group.read_frame().await.expect("intact").expect("five objects");
-                    assert_eq!(
-                        frame,
-                        Bytes::from(vec![g as u8 * 16 + o; OBJECT]),
-                        "{protocol} {g}/{o}"
-                    );
-                }
-            }
-            seen.sort();
-            assert_eq!(seen, [0, 1, 2], "{protocol}");
-            drop((server, endpoints.1));
-        })
-        .await
-        .unwrap_or_else(|_| panic!("{scheme} {protocol} timed out"));
     }
 }

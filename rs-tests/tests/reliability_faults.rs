@@ -431,3 +431,75 @@ async fn five_percent_loss_and_reordering_lose_no_group() {
     .await
     .expect("timed out");
 }
+
+/// A publisher's subscription holds its track until the relay has
+/// acknowledged every group stream, not merely until the last byte was
+/// queued: so an application that leaves once its finished track has no
+/// consumer (the CLI publisher does) never leaves with data in flight. The
+/// link to the relay is cut while the publisher writes and finishes: the
+/// track stays in use until the link is back and everything has arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_track_stays_in_use_until_the_relay_has_every_group() {
+    for protocol in ["moq-lite-04", "moqt-16", "moqt-17", "moq-00"] {
+        tokio::time::timeout(LIMIT, async {
+            let relay = TestRelay::start(|_| {}).await;
+            let proxy = Proxy::start(relay.addr, 0, 0, 7).await;
+            let client = client_for(&relay.fingerprint, Some(vec![protocol.to_string()]));
+            let connected = client.connect(&proxy.url("moqt")).await.expect("connects");
+            let origin = OriginProducer::new();
+            let publisher = moq_transport_compat::connect(
+                connected.session,
+                moq_lite::SessionConfig {
+                    publish: Some(origin.consume()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("session");
+            let broadcast = origin.create_broadcast("bye/now").unwrap();
+            let mut track = broadcast.create_track(Track::new("t"));
+
+            let viewer = OriginProducer::new();
+            let (_session, _client) = relay.connect(&relay.url("moql", "/"), None, Some(&viewer)).await;
+            let mut consumer = subscribe(&viewer, "bye/now", "t").await;
+            while track.consumer_count() == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+
+            proxy.blackhole.store(true, Ordering::Relaxed);
+            for _ in 0..3 {
+                write_group(&mut track, 5, 100);
+            }
+            let watch = track.clone();
+            track.finish().unwrap();
+            // Everything is handed to QUIC (small enough for any window)...
+            while publisher.stats().snapshot().frames_out < 15 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // ...but none of it can be acknowledged: the subscription holds on.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(
+                watch.consumer_count() > 0,
+                "{protocol}: released with data unacknowledged"
+            );
+
+            proxy.blackhole.store(false, Ordering::Relaxed);
+            while watch.consumer_count() > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let mut seen = Vec::new();
+            while seen.len() < 3 {
+                let mut group = consumer.next_group().await.unwrap().expect("open");
+                let g = group.sequence();
+                for f in 0..5 {
+                    assert_eq!(group.read_frame().await.unwrap(), Some(payload(g, f, 100)));
+                }
+                seen.push(g);
+            }
+            seen.sort();
+            assert_eq!(seen, [0, 1, 2], "{protocol}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{protocol}: timed out"));
+    }
+}

@@ -14,8 +14,12 @@
 //! * ANNOUNCE_INIT lists the active suffixes at once; it exists only in
 //!   -01/02.
 //!
-//! Hop IDs are checked to be below 2^53 when encoding and decoding, because a
-//! widely used JavaScript peer reads them as doubles (`shared/specs/README.md`).
+//! The IDs we give ourselves are below 2^53, because a widely used
+//! JavaScript peer reads them as doubles (`shared/specs/README.md`). The wire
+//! allows any varint (lite-04 "ANNOUNCE": `Hop ID (i)`), and other
+//! implementations do pick 62-bit IDs, so received IDs are kept as they are:
+//! refusing them would close the session, and rewriting them would break
+//! their owners' loop detection when we forward the list.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -26,10 +30,12 @@ use crate::model::Path;
 /// The most hop IDs an ANNOUNCE may carry; longer relay chains are refused.
 pub const MAX_HOPS: usize = 32;
 
-/// One relay in an announcement's path, an integer in `[0, 2^53)`.
+/// One relay in an announcement's path.
 ///
 /// 0 ([`HopId::UNKNOWN`]) stands for a hop whose ID is not known, such as one
-/// bridged from an older version. A relay's own ID should be non-zero.
+/// bridged from an older version. A relay's own ID should be non-zero and,
+/// for JavaScript peers, below 2^53 ([`HopId::new`] checks that); IDs
+/// received from peers may be any varint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct HopId(u64);
 
@@ -40,7 +46,7 @@ impl HopId {
     /// The largest valid ID, 2^53 - 1 (the largest integer a double holds exactly).
     pub const MAX: HopId = HopId((1 << 53) - 1);
 
-    /// A hop ID, or `None` when `id` is 2^53 or more.
+    /// An ID for this node, or `None` when `id` is 2^53 or more.
     pub const fn new(id: u64) -> Option<HopId> {
         if id <= Self::MAX.0 { Some(HopId(id)) } else { None }
     }
@@ -58,18 +64,13 @@ impl HopId {
 
 impl Encode for HopId {
     fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        // The field is public to this module only, but check anyway: the range
-        // is what keeps JavaScript peers working.
-        if self.0 > Self::MAX.0 {
-            return Err(EncodeError::TooLarge("hop ID over 2^53 - 1"));
-        }
         self.0.encode(buf)
     }
 }
 
 impl Decode for HopId {
     fn decode<B: Buf>(buf: &mut B) -> Result<Self, DecodeError> {
-        HopId::new(u64::decode(buf)?).ok_or(DecodeError::Invalid("hop ID over 2^53 - 1"))
+        Ok(HopId(u64::decode(buf)?))
     }
 }
 
@@ -319,27 +320,22 @@ mod tests {
     }
 
     #[test]
-    fn hop_ids_over_53_bits_are_refused() {
+    fn hop_ids_over_53_bits_are_kept_as_received() {
+        // Another implementation's 62-bit ID: decoded, and forwarded as is.
         #[rustfmt::skip]
         let bytes = [
-            0x0b, 0x01, 0x01, b'a', 0x01,
+            0x0c, 0x01, 0x01, b'a', 0x01,
             0xc0, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 2^53
         ];
-        assert!(matches!(
-            Announce::decode(&mut &bytes[..], Version::Lite04),
-            Err(DecodeError::Invalid(_))
-        ));
+        let msg = Announce::decode(&mut &bytes[..], Version::Lite04).unwrap();
+        assert_eq!(msg.hops, [HopId(1 << 53)]);
+        check_message(&msg, Version::Lite04, &bytes);
+        // But not as our own.
         assert_eq!(HopId::new(1 << 53), None);
-        assert_eq!(
-            HopId(1 << 53).encode(&mut Vec::new()),
-            Err(EncodeError::TooLarge("hop ID over 2^53 - 1"))
-        );
-        // exclude hop 2^53
-        let bytes = [0x09, 0x00, 0xc0, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00];
-        assert!(matches!(
-            AnnounceInterest::decode(&mut &bytes[..], Version::Lite04),
-            Err(DecodeError::Invalid(_))
-        ));
+        // Exclude hop 2^62 - 1, the largest varint.
+        let bytes = [0x09, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        let interest = AnnounceInterest::decode(&mut &bytes[..], Version::Lite04).unwrap();
+        assert_eq!(interest.exclude_hop, Some(HopId((1 << 62) - 1)));
     }
 
     #[test]
@@ -433,12 +429,12 @@ mod tests {
     }
 
     fn any_hop() -> impl Strategy<Value = HopId> {
-        (0..=HopId::MAX.0).prop_map(HopId)
+        (0..1u64 << 62).prop_map(HopId)
     }
 
     proptest! {
         #[test]
-        fn round_trips(prefix in any_path(), exclude in proptest::option::of(1..=HopId::MAX.0),
+        fn round_trips(prefix in any_path(), exclude in proptest::option::of(1..1u64 << 62),
                        active in any::<bool>(), hops in proptest::collection::vec(any_hop(), 0..=MAX_HOPS),
                        suffixes in proptest::collection::vec(any_path(), 0..5)) {
             round_trip(&AnnounceInterest { prefix: prefix.clone(), exclude_hop: exclude.map(HopId) }, Version::Lite04)?;

@@ -18,8 +18,9 @@ use tokio::time::Instant;
 use web_transport_trait::{Session, Stats};
 
 use super::{
-    Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, DataStream, Fetch, FrameHeader, Group, HopId,
-    MAX_HOPS, Message, Probe, Subscribe, SubscribeOk, SubscribeResponse, SubscribeUpdate, Version,
+    Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, DEFAULT_MAX_LATENCY, DataStream, Fetch,
+    FrameHeader, Group, HopId, MAX_HOPS, Message, Probe, Subscribe, SubscribeOk, SubscribeResponse,
+    SubscribeUpdate, Version,
 };
 use crate::Error;
 use crate::model::{BroadcastConsumer, GroupConsumer, OriginConsumer, Track};
@@ -122,8 +123,15 @@ impl<S: Session> Publisher<S> {
             .decode_required(|b| AnnounceInterest::decode(b, version))
             .await?;
         let Some(mut origin) = self.origin.with_root(interest.prefix.clone()) else {
-            writer.reset(&Error::Unauthorized);
-            return Ok(());
+            // Outside what this peer may see: the answer is "nothing there",
+            // not a reset, which deployed peers treat as fatal to the session.
+            tracing::debug!(prefix = %interest.prefix, "announce interest outside our origin");
+            if version.uses_setup() {
+                let empty = AnnounceInit { suffixes: Vec::new() };
+                writer.encode(|b| empty.encode(version, b)).await?;
+            }
+            reader.finished().await?;
+            return writer.finish();
         };
         // Paths whose active broadcast we keep from this peer, so that their
         // end is not announced either (statuses must alternate).
@@ -217,7 +225,7 @@ impl<S: Session> Publisher<S> {
             SubscribeResponse::Ok(SubscribeOk {
                 priority: publisher_priority,
                 ordered: false,
-                max_latency: Duration::ZERO,
+                max_latency: DEFAULT_MAX_LATENCY,
                 start_group,
                 end_group,
             })

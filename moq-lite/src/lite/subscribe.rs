@@ -70,6 +70,18 @@ fn decode_tail(buf: &mut Bytes) -> Result<Tail, DecodeError> {
     ))
 }
 
+/// The Max Latency we send when the application sets none: in SUBSCRIBE
+/// (how old a group may get before the publisher abandons it) and in
+/// SUBSCRIBE_OK (the same, for the subscriber).
+///
+/// The text gives 0 no special meaning (lite-04 "Expiration": a group
+/// expires once the latest group arrived more than Max Latency after it),
+/// so 0 would ask for the live edge only, and some peers read it so. We
+/// send a generous bound instead ("set conservative limits and only resort
+/// to expiration when data is absolutely no longer needed"), and read a
+/// received 0 as no limit, as deployed peers that send 0 mean it.
+pub const DEFAULT_MAX_LATENCY: Duration = Duration::from_secs(600);
+
 /// SUBSCRIBE: opens a Subscribe stream for one track.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Subscribe {

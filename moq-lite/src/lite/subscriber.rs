@@ -17,8 +17,8 @@ use tokio::task::JoinSet;
 use web_transport_trait::Session;
 
 use super::{
-    Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, ControlStream, FrameHeader, Group, HopId,
-    Message, Subscribe, SubscribeResponse, Version,
+    Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, ControlStream, DEFAULT_MAX_LATENCY,
+    FrameHeader, Group, HopId, Message, Subscribe, SubscribeResponse, Version,
 };
 use crate::Error;
 use crate::model::{
@@ -317,6 +317,7 @@ impl<S: Session> Subscriber<S> {
             broadcast: path.clone(),
             track: track.info().name.clone(),
             priority: track.info().priority,
+            max_latency: DEFAULT_MAX_LATENCY,
             ..Default::default()
         };
         tracing::debug!(id, broadcast = %path, track = %msg.track, "subscribing");

@@ -172,16 +172,21 @@ impl Session {
         let goaway_flag = GoawayFlag::default();
         let stats = Arc::new(SessionStats::default());
         let (fatal, fatal_rx) = tokio::sync::mpsc::unbounded_channel();
-        let publisher = publish.map(|origin| {
-            Publisher::new(
-                transport.clone(),
-                version,
-                origin,
-                hop_id,
-                goaway_flag.clone(),
-                stats.clone(),
-            )
-        });
+        // Publishing nothing still answers the peer the way a publisher with
+        // nothing would: an Announce stream lists no broadcasts and stays
+        // open, a SUBSCRIBE gets NotFound, PROBE gets estimates. Resetting
+        // the Announce stream instead ends the session at deployed peers
+        // (they treat an error there as fatal). `nothing` stays alive with
+        // the session, so the stream is never finished either.
+        let nothing = OriginProducer::new();
+        let publisher = Publisher::new(
+            transport.clone(),
+            version,
+            publish.unwrap_or_else(|| nothing.consume()),
+            hop_id,
+            goaway_flag.clone(),
+            stats.clone(),
+        );
         let subscriber = subscribe.map(|origin| {
             Subscriber::new(
                 transport.clone(),
@@ -196,6 +201,7 @@ impl Session {
         });
         let runner = transport.clone();
         let task = tokio::spawn(async move {
+            let _nothing = nothing;
             let halves = Halves {
                 publisher,
                 subscriber,
@@ -382,7 +388,7 @@ async fn setup_server<T: Transport>(transport: &T) -> Result<(Version, Option<Se
 
 /// What the run loop drives.
 struct Halves<T: Transport> {
-    publisher: Option<Publisher<T>>,
+    publisher: Publisher<T>,
     subscriber: Option<Subscriber<T>>,
     goaway: GoawayFlag,
     /// Protocol violations reported by tasks outside the run loop's set.
@@ -448,7 +454,7 @@ async fn run<T: Transport>(
 
 async fn serve_bi<T: Transport>(
     version: Version,
-    publisher: Option<Publisher<T>>,
+    publisher: Publisher<T>,
     goaway: GoawayFlag,
     (mut writer, mut reader): (Writer<T::SendStream>, Reader<T::RecvStream>),
 ) -> Result<(), StreamError> {
@@ -465,8 +471,8 @@ async fn serve_bi<T: Transport>(
             return Ok(());
         }
     };
-    match (kind, publisher) {
-        (ControlStream::Goaway, _) => {
+    match kind {
+        ControlStream::Goaway => {
             let msg = reader.decode_required(|b| Goaway::decode(b, version)).await?;
             tracing::info!(uri = %msg.uri, "peer is going away");
             goaway.set();
@@ -474,17 +480,11 @@ async fn serve_bi<T: Transport>(
             reader.finished().await?;
             Err(StreamError::Protocol(Error::Cancel))
         }
-        (ControlStream::Session, _) => Err(StreamError::Protocol(Error::UnexpectedStream)),
-        (_, None) => {
-            // We publish nothing in this session.
-            writer.reset(&Error::NotFound);
-            reader.stop(&Error::NotFound);
-            Ok(())
-        }
-        (ControlStream::Announce, Some(publisher)) => publisher.serve_announce(writer, reader).await,
-        (ControlStream::Subscribe, Some(publisher)) => publisher.serve_subscribe(writer, reader).await,
-        (ControlStream::Fetch, Some(publisher)) => publisher.serve_fetch(writer, reader).await,
-        (ControlStream::Probe, Some(publisher)) => publisher.serve_probe(writer, reader).await,
+        ControlStream::Session => Err(StreamError::Protocol(Error::UnexpectedStream)),
+        ControlStream::Announce => publisher.serve_announce(writer, reader).await,
+        ControlStream::Subscribe => publisher.serve_subscribe(writer, reader).await,
+        ControlStream::Fetch => publisher.serve_fetch(writer, reader).await,
+        ControlStream::Probe => publisher.serve_probe(writer, reader).await,
     }
 }
 

@@ -1,4 +1,14 @@
-//! Session termination codes (drafts 14 to 16) and their moq-lite errors.
+//! Session termination codes, request error codes and PUBLISH_DONE status
+//! codes, and the moq-lite errors they read as.
+//!
+//! Session codes and PUBLISH_DONE codes keep their numbers across drafts 14
+//! to 17 (17 reuses 0x7, TOO_MANY_REQUESTS before, for
+//! INVALID_REQUIRED_REQUEST_ID; we never send it in 17, where there is no
+//! Maximum Request ID). Request errors do not: draft-14 has one table per
+//! error message, draft-15 merged them into REQUEST_ERROR with new numbers,
+//! so they are spelled per draft by [`RequestFailure::code`].
+
+use crate::Draft;
 
 /// Session termination error codes.
 pub mod code {
@@ -20,22 +30,51 @@ pub mod code {
     pub const VERSION_NEGOTIATION_FAILED: u64 = 0x15;
 }
 
-/// Request error codes shared by SUBSCRIBE / FETCH / PUBLISH_NAMESPACE / ...
-pub mod request_code {
+/// Why a request failed; [`RequestFailure::code`] gives its number in a
+/// draft's error message (SUBSCRIBE_ERROR, FETCH_ERROR, PUBLISH_ERROR,
+/// PUBLISH_NAMESPACE_ERROR, ... in 14; REQUEST_ERROR from 15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFailure {
     /// INTERNAL_ERROR.
-    pub const INTERNAL_ERROR: u64 = 0x0;
+    InternalError,
     /// NOT_SUPPORTED.
-    pub const NOT_SUPPORTED: u64 = 0x3;
-    /// TRACK_DOES_NOT_EXIST (SUBSCRIBE, FETCH, TRACK_STATUS).
-    pub const DOES_NOT_EXIST: u64 = 0x4;
-    /// INVALID_RANGE.
-    pub const INVALID_RANGE: u64 = 0x5;
-    /// NO_OBJECTS (FETCH).
-    pub const NO_OBJECTS: u64 = 0x6;
+    NotSupported,
+    /// The track or namespace is not here: TRACK_DOES_NOT_EXIST (14),
+    /// DOES_NOT_EXIST (15+).
+    DoesNotExist,
+    /// INVALID_RANGE: the filter or range cannot be satisfied.
+    InvalidRange,
+    /// A joining FETCH for a track with no objects yet: NO_OBJECTS in 14;
+    /// INVALID_RANGE from 15, which dropped NO_OBJECTS (draft-16 {{joining-fetch}}:
+    /// "the publisher MUST respond with a REQUEST_ERROR with error code
+    /// `INVALID_RANGE`").
+    NoObjects,
     /// INVALID_JOINING_REQUEST_ID (FETCH).
-    pub const INVALID_JOINING_REQUEST_ID: u64 = 0x7;
+    InvalidJoiningRequestId,
     /// UNINTERESTED (PUBLISH, PUBLISH_NAMESPACE).
-    pub const UNINTERESTED: u64 = 0x4;
+    Uninterested,
+}
+
+impl RequestFailure {
+    /// The error code `draft` uses for this failure. Draft-14 numbers come
+    /// from its per-message tables (the same for each message this
+    /// failure can answer); 15 to 17 from the REQUEST_ERROR table.
+    pub fn code(self, draft: Draft) -> u64 {
+        use RequestFailure as F;
+        match (draft, self) {
+            (_, F::InternalError) => 0x0,
+            (_, F::NotSupported) => 0x3,
+            (Draft::D14, F::DoesNotExist) => 0x4,
+            (Draft::D14, F::InvalidRange) => 0x5,
+            (Draft::D14, F::NoObjects) => 0x6,
+            (Draft::D14, F::InvalidJoiningRequestId) => 0x7,
+            (Draft::D14, F::Uninterested) => 0x4,
+            (_, F::DoesNotExist) => 0x10,
+            (_, F::InvalidRange | F::NoObjects) => 0x11,
+            (_, F::InvalidJoiningRequestId) => 0x32,
+            (_, F::Uninterested) => 0x20,
+        }
+    }
 }
 
 /// PUBLISH_DONE status codes.
@@ -48,6 +87,8 @@ pub mod done_code {
     pub const SUBSCRIPTION_ENDED: u64 = 0x3;
     /// GOING_AWAY.
     pub const GOING_AWAY: u64 = 0x4;
+    /// UPDATE_FAILED (15+): a REQUEST_UPDATE of the subscription failed.
+    pub const UPDATE_FAILED: u64 = 0x8;
 }
 
 /// Why an IETF session ended: the draft's termination code, the reason

@@ -33,7 +33,7 @@ mod error;
 mod requests;
 pub mod stream;
 
-pub use error::{SessionError, code, done_code, request_code};
+pub use error::{RequestFailure, SessionError, code, done_code};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -575,10 +575,10 @@ impl<T: Transport> Inner<T> {
         rx.await.map_err(|_| moq_lite::Error::Closed)
     }
 
-    fn request_error(&self, request_id: u64, error_code: u64, reason: &str) -> RequestError {
+    fn request_error(&self, request_id: u64, failure: RequestFailure, reason: &str) -> RequestError {
         RequestError {
             request_id,
-            error_code,
+            error_code: failure.code(self.draft),
             retry_interval: 0,
             reason: reason.to_string(),
         }
@@ -751,7 +751,7 @@ impl<T: Transport> Inner<T> {
     fn on_subscribe(self: &Arc<Self>, m: Subscribe) -> Result<(), SessionError> {
         let draft = self.draft;
         let Some(mut track) = self.find_track(&m.namespace, &m.name) else {
-            let err = self.request_error(m.request_id, request_code::DOES_NOT_EXIST, "track does not exist");
+            let err = self.request_error(m.request_id, RequestFailure::DoesNotExist, "track does not exist");
             self.send(ControlMessage::RequestError(err));
             return Ok(());
         };
@@ -771,7 +771,7 @@ impl<T: Transport> Inner<T> {
             SubscriptionFilter::AbsoluteRange { start, end_group } => {
                 if end_group < start.group {
                     let err =
-                        self.request_error(m.request_id, request_code::INVALID_RANGE, "end before start");
+                        self.request_error(m.request_id, RequestFailure::InvalidRange, "end before start");
                     self.send(ControlMessage::RequestError(err));
                     return Ok(());
                 }
@@ -957,11 +957,11 @@ impl<T: Transport> Inner<T> {
                 end,
             } => {
                 let Some(track) = self.find_track(&namespace, &name) else {
-                    self.send(error(request_code::DOES_NOT_EXIST, "track does not exist"));
+                    self.send(error(RequestFailure::DoesNotExist, "track does not exist"));
                     return Ok(());
                 };
                 if end.group < start.group {
-                    self.send(error(request_code::INVALID_RANGE, "end before start"));
+                    self.send(error(RequestFailure::InvalidRange, "end before start"));
                     return Ok(());
                 }
                 // End Object is the last object plus one; 0 = the whole group.
@@ -986,13 +986,13 @@ impl<T: Transport> Inner<T> {
                 };
                 let Some((track, largest)) = joined else {
                     self.send(error(
-                        request_code::INVALID_JOINING_REQUEST_ID,
+                        RequestFailure::InvalidJoiningRequestId,
                         "no such subscription",
                     ));
                     return Ok(());
                 };
                 let Some(largest) = largest else {
-                    self.send(error(request_code::NO_OBJECTS, "the track had no objects"));
+                    self.send(error(RequestFailure::NoObjects, "the track had no objects"));
                     return Ok(());
                 };
                 let first = match relative {
@@ -1001,7 +1001,7 @@ impl<T: Transport> Inner<T> {
                 };
                 if first > largest.group {
                     self.send(error(
-                        request_code::INVALID_RANGE,
+                        RequestFailure::InvalidRange,
                         "start after the largest group",
                     ));
                     return Ok(());
@@ -1095,7 +1095,7 @@ impl<T: Transport> Inner<T> {
     fn on_track_status(&self, m: Subscribe) {
         let draft = self.draft;
         let Some(track) = self.find_track(&m.namespace, &m.name) else {
-            let err = self.request_error(m.request_id, request_code::DOES_NOT_EXIST, "track does not exist");
+            let err = self.request_error(m.request_id, RequestFailure::DoesNotExist, "track does not exist");
             self.send(match draft {
                 Draft::D14 => ControlMessage::TrackStatusError(err),
                 _ => ControlMessage::RequestError(err),
@@ -1205,7 +1205,7 @@ impl<T: Transport> Inner<T> {
             .to_path()
             .map_err(|e| StreamError::Protocol(SessionError::protocol(e.to_string())));
         let (Some(origin), Ok(prefix)) = (self.publish.clone(), prefix) else {
-            let err = self.request_error(m.request_id, request_code::NOT_SUPPORTED, "nothing published");
+            let err = self.request_error(m.request_id, RequestFailure::NotSupported, "nothing published");
             writer
                 .encode(|b| ControlMessage::RequestError(err).encode(draft, b))
                 .await?;
@@ -1394,7 +1394,7 @@ impl<T: Transport> Inner<T> {
                 }));
             }
             Err(err) => {
-                let err = self.request_error(m.request_id, request_code::UNINTERESTED, &err.to_string());
+                let err = self.request_error(m.request_id, RequestFailure::Uninterested, &err.to_string());
                 self.send(match draft {
                     Draft::D14 => ControlMessage::PublishNamespaceError(err),
                     _ => ControlMessage::RequestError(err),
@@ -1550,7 +1550,7 @@ impl<T: Transport> Inner<T> {
     fn on_publish(self: &Arc<Self>, m: crate::control::Publish) -> Result<(), SessionError> {
         let draft = self.draft;
         let refuse = |reason: &str| {
-            let err = self.request_error(m.request_id, request_code::UNINTERESTED, reason);
+            let err = self.request_error(m.request_id, RequestFailure::Uninterested, reason);
             self.send(match draft {
                 Draft::D14 => ControlMessage::PublishError(err),
                 _ => ControlMessage::RequestError(err),
