@@ -1,0 +1,560 @@
+//! The publisher half of an IETF session: what a peer may ask of our
+//! origin. PUBLISH_NAMESPACE for every broadcast we serve; SUBSCRIBE
+//! answered from the track cache under every filter, one sub-group 0
+//! stream per group (held until acknowledged, so a publisher that leaves
+//! once its track is unused leaves nothing in flight); FETCH (standalone
+//! and joining) from the cache on one stream; TRACK_STATUS; and
+//! SUBSCRIBE_NAMESPACE with NAMESPACE / NAMESPACE_DONE from draft-16.
+
+use super::*;
+
+impl<T: Transport> Inner<T> {
+    pub(super) fn find_track(&self, namespace: &TrackNamespace, name: &Bytes) -> Option<TrackConsumer> {
+        let origin = self.publish.as_ref()?;
+        let path = namespace.to_path().ok()?;
+        let name = std::str::from_utf8(name).ok()?;
+        let broadcast = origin.consume_broadcast(path)?;
+        broadcast.subscribe_track(&Track::new(name)).ok()
+    }
+
+    pub(super) fn on_subscribe(self: &Arc<Self>, m: Subscribe) -> Result<(), SessionError> {
+        let draft = self.draft;
+        let Some(mut track) = self.find_track(&m.namespace, &m.name) else {
+            let err = self.request_error(m.request_id, RequestFailure::DoesNotExist, "track does not exist");
+            self.send(ControlMessage::RequestError(err));
+            return Ok(());
+        };
+        let filter = match draft {
+            Draft::D14 => m.filter,
+            _ => crate::control::filter(&m.parameters, draft)
+                .map_err(|e| SessionError::protocol(e.to_string()))?
+                .unwrap_or_default(),
+        };
+        let largest = largest_location(&track);
+        let (start, end) = match filter {
+            SubscriptionFilter::LargestObject => {
+                (largest.map(|l| Location::new(l.group, l.object + 1)), None)
+            }
+            SubscriptionFilter::NextGroupStart => (largest.map(|l| Location::new(l.group + 1, 0)), None),
+            SubscriptionFilter::AbsoluteStart(s) => (Some(s), None),
+            SubscriptionFilter::AbsoluteRange { start, end_group } => {
+                if end_group < start.group {
+                    let err =
+                        self.request_error(m.request_id, RequestFailure::InvalidRange, "end before start");
+                    self.send(ControlMessage::RequestError(err));
+                    return Ok(());
+                }
+                (Some(start), Some(end_group))
+            }
+        };
+        // The consumer already starts at the latest group as of the moment
+        // it was created. Restarting it from `largest`, read afterwards, would
+        // skip what the publisher wrote in between (waking it is what
+        // creating the consumer does), so LargestObject keeps that start:
+        // the whole current group is sent, a superset of "the next object".
+        let start = start.filter(|_| filter != SubscriptionFilter::LargestObject);
+        if let Some(start) = start {
+            track.restart_from(start.group);
+        }
+        let (end_tx, end_rx) = watch::channel(end);
+        let alias = {
+            let mut state = self.lock();
+            let alias = state.next_alias;
+            state.next_alias += 1;
+            state.served.insert(
+                m.request_id,
+                Served {
+                    _counted: CountedSubscription::new(&self.stats),
+                    task: None,
+                    track: track.clone(),
+                    largest,
+                    end: end_tx,
+                },
+            );
+            alias
+        };
+        let mut parameters = Parameters::new();
+        if draft > Draft::D14 {
+            if let Some(l) = largest {
+                let _ = crate::control::set_location(&mut parameters, param::LARGEST_OBJECT, l, draft);
+            }
+        }
+        self.send(ControlMessage::SubscribeOk(SubscribeOk {
+            request_id: m.request_id,
+            track_alias: alias,
+            expires: 0,
+            group_order: crate::common::group_order::ASCENDING,
+            largest,
+            parameters,
+            track_extensions: KeyValuePairs::new(),
+        }));
+        let task = tokio::spawn(
+            self.clone()
+                .serve_subscription(m.request_id, alias, track, start, end_rx),
+        );
+        if let Some(served) = self.lock().served.get_mut(&m.request_id) {
+            served.task = Some(task.abort_handle());
+        }
+        Ok(())
+    }
+
+    pub(super) async fn serve_subscription(
+        self: Arc<Self>,
+        id: u64,
+        alias: u64,
+        mut track: TrackConsumer,
+        start: Option<Location>,
+        end: watch::Receiver<Option<u64>>,
+    ) {
+        let priority = track.info().priority;
+        let mut groups = JoinSet::new();
+        let mut count = 0u64;
+        let (status, reason) = loop {
+            tokio::select! {
+                next = track.next_group() => match next {
+                    Ok(Some(group)) => {
+                        let seq = group.sequence();
+                        let end = *end.borrow();
+                        if end.is_some_and(|e| seq > e) {
+                            break (done_code::SUBSCRIPTION_ENDED, "end of range");
+                        }
+                        if start.is_some_and(|s| seq < s.group) {
+                            continue;
+                        }
+                        let skip = match start {
+                            Some(s) if s.group == seq => s.object,
+                            _ => 0,
+                        };
+                        count += 1;
+                        groups.spawn(self.clone().send_group(alias, group, skip, priority));
+                        if end == Some(seq) {
+                            break (done_code::SUBSCRIPTION_ENDED, "end of range");
+                        }
+                    }
+                    Ok(None) => break (done_code::TRACK_ENDED, "track ended"),
+                    Err(err) => {
+                        tracing::debug!(%err, "track aborted");
+                        break (done_code::INTERNAL_ERROR, "track aborted");
+                    }
+                },
+                Some(_) = groups.join_next(), if !groups.is_empty() => {}
+            }
+        };
+        while groups.join_next().await.is_some() {}
+        self.lock().served.remove(&id);
+        self.send(ControlMessage::PublishDone(PublishDone {
+            request_id: id,
+            status_code: status,
+            stream_count: count,
+            reason: reason.to_string(),
+        }));
+    }
+
+    pub(super) async fn send_group(
+        self: Arc<Self>,
+        alias: u64,
+        mut group: GroupConsumer,
+        skip: u64,
+        priority: u8,
+    ) {
+        if let Err(err) = self.send_group_inner(alias, &mut group, skip, priority).await {
+            tracing::debug!(?err, "group stream ended early");
+        }
+    }
+
+    pub(super) async fn send_group_inner(
+        &self,
+        alias: u64,
+        group: &mut GroupConsumer,
+        skip: u64,
+        priority: u8,
+    ) -> Result<(), StreamError> {
+        let draft = self.draft;
+        let send = self
+            .transport
+            .open_uni()
+            .await
+            .map_err(|e| StreamError::Closed(transport_error(e)))?;
+        self.stats.group_out();
+        let mut writer = Writer::new(send);
+        // Newer groups first within a track, tracks by priority.
+        let order = (group.sequence() & 0xffff) as i32 + ((priority as i32) << 16);
+        writer.set_priority(order);
+        let header = SubgroupHeader {
+            track_alias: alias,
+            group_id: group.sequence(),
+            subgroup_id: SubgroupId::Zero,
+            publisher_priority: Some(PUBLISHER_PRIORITY),
+            extensions: false,
+            end_of_group: false,
+        };
+        writer.encode(|b| header.encode(draft, b)).await?;
+        let mut objects = SubgroupWriter::new(&header);
+        let mut index = 0u64;
+        loop {
+            match group.read_frame().await {
+                Ok(Some(payload)) => {
+                    if index >= skip {
+                        self.stats.frame_out(payload.len() as u64);
+                        let obj = SubgroupObject {
+                            object_id: index,
+                            extensions: KeyValuePairs::new(),
+                            content: ObjectContent::Payload(payload),
+                        };
+                        writer.encode(|b| objects.encode(&obj, draft, b)).await?;
+                    }
+                    index += 1;
+                }
+                Ok(None) => return writer.finish_acked().await,
+                Err(err) => {
+                    // INTERNAL_ERROR: the group did not complete.
+                    writer.reset(0x0);
+                    return Err(StreamError::Closed(err));
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_fetch(self: &Arc<Self>, m: Fetch) -> Result<(), SessionError> {
+        let id = m.request_id;
+        let error = |code, reason: &str| {
+            let err = self.request_error(id, code, reason);
+            match self.draft {
+                Draft::D14 => ControlMessage::FetchError(err),
+                _ => ControlMessage::RequestError(err),
+            }
+        };
+        let (track, start, end) = match m.fetch_type {
+            FetchType::Standalone {
+                namespace,
+                name,
+                start,
+                end,
+            } => {
+                let Some(track) = self.find_track(&namespace, &name) else {
+                    self.send(error(RequestFailure::DoesNotExist, "track does not exist"));
+                    return Ok(());
+                };
+                if end.group < start.group {
+                    self.send(error(RequestFailure::InvalidRange, "end before start"));
+                    return Ok(());
+                }
+                // End Object is the last object plus one; 0 = the whole group.
+                let end_object = end.object.checked_sub(1);
+                (track, start, (end.group, end_object))
+            }
+            FetchType::RelativeJoining {
+                joining_request_id,
+                joining_start,
+            }
+            | FetchType::AbsoluteJoining {
+                joining_request_id,
+                joining_start,
+            } => {
+                let relative = matches!(m.fetch_type, FetchType::RelativeJoining { .. });
+                let joined = {
+                    let state = self.lock();
+                    state
+                        .served
+                        .get(&joining_request_id)
+                        .map(|s| (s.track.clone(), s.largest))
+                };
+                let Some((track, largest)) = joined else {
+                    self.send(error(
+                        RequestFailure::InvalidJoiningRequestId,
+                        "no such subscription",
+                    ));
+                    return Ok(());
+                };
+                let Some(largest) = largest else {
+                    self.send(error(RequestFailure::NoObjects, "the track had no objects"));
+                    return Ok(());
+                };
+                let first = match relative {
+                    true => largest.group.saturating_sub(joining_start),
+                    false => joining_start,
+                };
+                if first > largest.group {
+                    self.send(error(
+                        RequestFailure::InvalidRange,
+                        "start after the largest group",
+                    ));
+                    return Ok(());
+                }
+                (
+                    track,
+                    Location::new(first, 0),
+                    (largest.group, Some(largest.object)),
+                )
+            }
+        };
+        let task = tokio::spawn(self.clone().serve_fetch(id, track, start, end));
+        self.lock().fetches.insert(id, task.abort_handle());
+        Ok(())
+    }
+
+    /// Answers a FETCH from the cache: groups `start.group..=end.0`, objects
+    /// from `start.object` in the first, up to `end.1` (inclusive) in the last.
+    pub(super) async fn serve_fetch(
+        self: Arc<Self>,
+        id: u64,
+        track: TrackConsumer,
+        start: Location,
+        end: (u64, Option<u64>),
+    ) {
+        let draft = self.draft;
+        let mut objects = Vec::new();
+        for seq in start.group..=end.0 {
+            let Some(mut group) = track.group(seq) else {
+                continue;
+            };
+            let last = if seq == end.0 { end.1 } else { None };
+            let first = if seq == start.group { start.object } else { 0 };
+            let mut index = 0u64;
+            while last.is_none_or(|l| index <= l) {
+                match group.read_frame().await {
+                    Ok(Some(payload)) => {
+                        if index >= first {
+                            objects.push((seq, index, payload));
+                        }
+                        index += 1;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        let end_location = match objects.last() {
+            Some((g, o, _)) => Location::new(*g, o + 1),
+            None => Location::new(end.0, end.1.map_or(0, |o| o + 1)),
+        };
+        self.send(ControlMessage::FetchOk(FetchOk {
+            request_id: id,
+            group_order: crate::common::group_order::ASCENDING,
+            end_of_track: false,
+            end_location,
+            parameters: Parameters::new(),
+            track_extensions: KeyValuePairs::new(),
+        }));
+        let result: Result<(), StreamError> = async {
+            let send = self
+                .transport
+                .open_uni()
+                .await
+                .map_err(|e| StreamError::Closed(transport_error(e)))?;
+            let mut writer = Writer::new(send);
+            writer
+                .encode(|b| StreamHeader::Fetch(FetchHeader { request_id: id }).encode(draft, b))
+                .await?;
+            let mut fetch = FetchWriter::new();
+            for (group, object, payload) in objects {
+                self.stats.frame_out(payload.len() as u64);
+                let item = FetchItem::Object(FetchObject {
+                    group_id: group,
+                    subgroup_id: Some(0),
+                    object_id: object,
+                    publisher_priority: PUBLISHER_PRIORITY,
+                    extensions: KeyValuePairs::new(),
+                    content: ObjectContent::Payload(payload),
+                });
+                writer.encode(|b| fetch.encode(&item, draft, b)).await?;
+            }
+            writer.finish_acked().await
+        }
+        .await;
+        if let Err(err) = result {
+            tracing::debug!(?err, "fetch stream ended early");
+        }
+        self.lock().fetches.remove(&id);
+    }
+
+    pub(super) fn on_track_status(&self, m: Subscribe) {
+        let draft = self.draft;
+        let Some(track) = self.find_track(&m.namespace, &m.name) else {
+            let err = self.request_error(m.request_id, RequestFailure::DoesNotExist, "track does not exist");
+            self.send(match draft {
+                Draft::D14 => ControlMessage::TrackStatusError(err),
+                _ => ControlMessage::RequestError(err),
+            });
+            return;
+        };
+        let largest = largest_location(&track);
+        match draft {
+            Draft::D14 => self.send(ControlMessage::TrackStatusOk(SubscribeOk {
+                request_id: m.request_id,
+                track_alias: 0,
+                expires: 0,
+                group_order: crate::common::group_order::ASCENDING,
+                largest,
+                parameters: Parameters::new(),
+                track_extensions: KeyValuePairs::new(),
+            })),
+            _ => {
+                let mut parameters = Parameters::new();
+                if let Some(l) = largest {
+                    let _ = crate::control::set_location(&mut parameters, param::LARGEST_OBJECT, l, draft);
+                }
+                self.send(ControlMessage::RequestOk(RequestOk {
+                    request_id: m.request_id,
+                    parameters,
+                }));
+            }
+        }
+    }
+
+    /// Announces our origin's broadcasts with PUBLISH_NAMESPACE.
+    pub(super) async fn run_announce(self: Arc<Self>, mut origin: OriginConsumer) -> Result<(), StreamError> {
+        let mut ids: HashMap<Path, (u64, TrackNamespace)> = HashMap::new();
+        while let Some(announced) = origin.announced().await {
+            match announced.broadcast {
+                Some(broadcast) => {
+                    // Do not echo back what this peer announced to us.
+                    let echo = self
+                        .lock()
+                        .announced
+                        .get(&announced.path)
+                        .is_some_and(|a| a.broadcast.consume().is_same(&broadcast));
+                    if echo || ids.contains_key(&announced.path) {
+                        continue;
+                    }
+                    let Ok(namespace) = TrackNamespace::from_path(&announced.path) else {
+                        tracing::debug!(path = %announced.path, "path is no namespace");
+                        continue;
+                    };
+                    let id = self.next_request().await?;
+                    let (tx, rx) = oneshot::channel();
+                    self.lock().pending.insert(id, tx);
+                    self.send(ControlMessage::PublishNamespace(PublishNamespace {
+                        request_id: id,
+                        required_request_id_delta: 0,
+                        namespace: namespace.clone(),
+                        parameters: Parameters::new(),
+                    }));
+                    let path = announced.path.clone();
+                    tokio::spawn(async move {
+                        if let Ok(reply) = rx.await {
+                            tracing::debug!(%path, ?reply, "PUBLISH_NAMESPACE answered");
+                        }
+                    });
+                    ids.insert(announced.path, (id, namespace));
+                }
+                None => {
+                    if let Some((request_id, namespace)) = ids.remove(&announced.path) {
+                        self.send(ControlMessage::PublishNamespaceDone(PublishNamespaceDone {
+                            namespace,
+                            request_id,
+                        }));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Draft-16: a SUBSCRIBE_NAMESPACE on its own bidirectional stream.
+    pub(super) async fn serve_subscribe_namespace(
+        self: Arc<Self>,
+        (writer, mut reader): Control<T>,
+    ) -> Result<(), StreamError> {
+        let draft = self.draft;
+        let msg = reader
+            .decode_required(|b| ControlMessage::decode(b, draft))
+            .await?;
+        let Decoded::Message(ControlMessage::SubscribeNamespace(m)) = msg else {
+            return Err(StreamError::Protocol(SessionError::protocol(
+                "bidirectional stream without SUBSCRIBE_NAMESPACE",
+            )));
+        };
+        self.subscribe_namespace_stream((writer, reader), m).await
+    }
+
+    /// Answers a SUBSCRIBE_NAMESPACE read from its own stream (drafts 16+).
+    pub(super) async fn subscribe_namespace_stream(
+        self: Arc<Self>,
+        (mut writer, mut reader): Control<T>,
+        m: SubscribeNamespace,
+    ) -> Result<(), StreamError> {
+        let draft = self.draft;
+        self.peer_request(m.request_id).map_err(StreamError::Protocol)?;
+        let prefix = m
+            .prefix
+            .to_path()
+            .map_err(|e| StreamError::Protocol(SessionError::protocol(e.to_string())));
+        let (Some(origin), Ok(prefix)) = (self.publish.clone(), prefix) else {
+            let err = self.request_error(m.request_id, RequestFailure::NotSupported, "nothing published");
+            writer
+                .encode(|b| ControlMessage::RequestError(err).encode(draft, b))
+                .await?;
+            return writer.finish();
+        };
+        let ok = RequestOk {
+            request_id: m.request_id,
+            parameters: Parameters::new(),
+        };
+        writer
+            .encode(|b| ControlMessage::RequestOk(ok).encode(draft, b))
+            .await?;
+        // Subscribe Options: 0 PUBLISH only, 1 NAMESPACE only, 2 both.
+        let namespaces = m.subscribe_options != 0;
+        let mut origin = origin;
+        loop {
+            tokio::select! {
+                announced = origin.announced(), if namespaces => {
+                    let Some(announced) = announced else { return writer.finish() };
+                    let Some(suffix) = announced.path.strip_prefix(&prefix) else { continue };
+                    let Ok(suffix) = TrackNamespace::from_path(&suffix) else { continue };
+                    // Do not echo back what this peer published to us.
+                    let echo = announced.broadcast.as_ref().is_some_and(|b| {
+                        self.lock()
+                            .announced
+                            .get(&announced.path)
+                            .is_some_and(|a| a.broadcast.consume().is_same(b))
+                    });
+                    if echo {
+                        continue;
+                    }
+                    let msg = match announced.broadcast {
+                        Some(_) => ControlMessage::Namespace(Namespace { suffix }),
+                        None => ControlMessage::NamespaceDone(NamespaceDone { suffix }),
+                    };
+                    writer.encode(|b| msg.encode(draft, b)).await?;
+                }
+                msg = reader.decode(|b| ControlMessage::decode(b, draft)) => match msg? {
+                    None => return writer.finish(),
+                    Some(Decoded::Message(ControlMessage::RequestUpdate(u))) if draft == Draft::D17 => {
+                        // Nothing to change in what we send: acknowledge it.
+                        self.peer_request(u.request_id).map_err(StreamError::Protocol)?;
+                        let ok = ControlMessage::RequestOk(RequestOk {
+                            request_id: m.request_id,
+                            parameters: Parameters::new(),
+                        });
+                        writer.encode(|b| ok.encode(draft, b)).await?;
+                    }
+                    Some(_) => {
+                        return Err(StreamError::Protocol(SessionError::protocol(
+                            "unexpected message on a SUBSCRIBE_NAMESPACE stream",
+                        )));
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// The largest location in the track's cache: the latest group and its
+/// last object so far.
+fn largest_location(track: &TrackConsumer) -> Option<Location> {
+    let group = track.latest_group()?;
+    let frames = available_frames(&group);
+    Some(Location::new(group.sequence(), frames.saturating_sub(1)))
+}
+
+/// How many frames of `group` are there now, without waiting.
+fn available_frames(group: &GroupConsumer) -> u64 {
+    let mut group = group.clone();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut count = 0;
+    while let std::task::Poll::Ready(Ok(Some(_))) = group.poll_next_frame(&mut cx) {
+        count += 1;
+    }
+    count
+}

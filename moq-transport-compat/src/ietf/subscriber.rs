@@ -1,0 +1,520 @@
+//! The subscriber half of an IETF session: what the peer publishes into
+//! our origin. PUBLISH_NAMESPACE (or, from draft-16, NAMESPACE on our
+//! SUBSCRIBE_NAMESPACE stream) publishes a broadcast whose tracks are
+//! subscribed on demand; PUBLISH is accepted; sub-group 0 objects become
+//! frames (other sub-groups are dropped and counted); datagrams become
+//! single-frame groups.
+
+use super::*;
+
+impl<T: Transport> Inner<T> {
+    /// Drafts 16+: SUBSCRIBE_NAMESPACE for the root prefix on its own
+    /// bidirectional stream; each NAMESPACE publishes the peer's broadcast
+    /// into our origin (as PUBLISH_NAMESPACE does), NAMESPACE_DONE withdraws it.
+    pub(super) async fn run_subscribe_namespace(self: Arc<Self>) -> Result<(), StreamError> {
+        let draft = self.draft;
+        let id = self.next_request().await?;
+        let (send, recv) = self
+            .transport
+            .open_bi()
+            .await
+            .map_err(|e| StreamError::Closed(transport_error(e)))?;
+        let (mut writer, mut reader) = (Writer::new(send), Reader::new(recv));
+        let msg = ControlMessage::SubscribeNamespace(SubscribeNamespace {
+            request_id: id,
+            required_request_id_delta: 0,
+            prefix: TrackNamespace::default(),
+            // NAMESPACE only: tracks are subscribed on demand.
+            subscribe_options: 1,
+            parameters: Parameters::new(),
+        });
+        writer.encode(|b| msg.encode(draft, b)).await?;
+        let protocol = |reason: &str| StreamError::Protocol(SessionError::protocol(reason));
+        match reader.decode(|b| ControlMessage::decode(b, draft)).await? {
+            Some(Decoded::Message(ControlMessage::RequestOk(_))) => {}
+            Some(Decoded::Message(ControlMessage::RequestError(err))) => {
+                tracing::debug!(code = err.error_code, reason = %err.reason, "SUBSCRIBE_NAMESPACE refused");
+                return Ok(());
+            }
+            None => return Ok(()),
+            Some(_) => return Err(protocol("wrong reply to SUBSCRIBE_NAMESPACE")),
+        }
+        let mut discovered = std::collections::HashSet::new();
+        let result = loop {
+            let msg = match reader.decode(|b| ControlMessage::decode(b, draft)).await {
+                Ok(Some(Decoded::Message(msg))) => msg,
+                Ok(None) => break Ok(()),
+                Ok(Some(Decoded::Unknown { .. })) => break Err(protocol("unknown message")),
+                Err(err) => break Err(err),
+            };
+            match msg {
+                ControlMessage::Namespace(m) => match m.suffix.to_path() {
+                    Ok(path) => match self.activate(&path, None) {
+                        Ok(_) => {
+                            tracing::debug!(%path, "peer has a namespace");
+                            discovered.insert(path);
+                        }
+                        Err(err) => tracing::debug!(%path, %err, "namespace not published"),
+                    },
+                    Err(err) => tracing::debug!(%err, "namespace has no path"),
+                },
+                ControlMessage::NamespaceDone(m) => {
+                    if let Ok(path) = m.suffix.to_path() {
+                        if discovered.remove(&path) {
+                            self.withdraw_discovered(&path);
+                        }
+                    }
+                }
+                // We asked for NAMESPACE only, but a peer may still tell us
+                // it could not PUBLISH a track: tracks are subscribed on
+                // demand anyway.
+                ControlMessage::PublishBlocked(m) => {
+                    tracing::debug!(suffix = ?m.suffix, name = ?m.name, "peer is blocked from publishing a track");
+                }
+                _ => break Err(protocol("unexpected message on a SUBSCRIBE_NAMESPACE stream")),
+            }
+        };
+        for path in discovered {
+            self.withdraw_discovered(&path);
+        }
+        result
+    }
+
+    /// Withdraws a broadcast found through NAMESPACE, unless the peer also
+    /// published it with PUBLISH_NAMESPACE.
+    pub(super) fn withdraw_discovered(&self, path: &Path) {
+        let mut state = self.lock();
+        if state.announced.get(path).is_some_and(|a| a.request_id.is_none()) {
+            if let Some(announced) = state.announced.remove(path) {
+                announced.task.abort();
+            }
+        }
+    }
+
+    /// Publishes the peer's broadcast at `path` into our origin (once).
+    pub(super) fn activate(
+        self: &Arc<Self>,
+        path: &Path,
+        request_id: Option<u64>,
+    ) -> Result<BroadcastProducer, moq_lite::Error> {
+        let origin = self.origin.as_ref().ok_or(moq_lite::Error::Unsupported)?;
+        let mut state = self.lock();
+        if let Some(existing) = state.announced.get_mut(path) {
+            if request_id.is_some() {
+                existing.request_id = request_id;
+            }
+            return Ok(existing.broadcast.clone());
+        }
+        let broadcast = origin.new_broadcast();
+        let requests = broadcast.requests();
+        origin.publish(path.clone(), &broadcast.consume())?;
+        let task = tokio::spawn(self.clone().serve_requests(path.clone(), requests));
+        state.announced.insert(
+            path.clone(),
+            Announced {
+                broadcast: broadcast.clone(),
+                task: task.abort_handle(),
+                request_id,
+            },
+        );
+        Ok(broadcast)
+    }
+
+    pub(super) fn on_publish_namespace(self: &Arc<Self>, m: PublishNamespace) {
+        let draft = self.draft;
+        let result = m
+            .namespace
+            .to_path()
+            .map_err(|_| moq_lite::Error::ProtocolViolation)
+            .and_then(|path| self.activate(&path, Some(m.request_id)).map(|_| path));
+        match result {
+            Ok(path) => {
+                tracing::debug!(%path, "peer published a namespace");
+                self.send(ControlMessage::RequestOk(RequestOk {
+                    request_id: m.request_id,
+                    parameters: Parameters::new(),
+                }));
+            }
+            Err(err) => {
+                let err = self.request_error(m.request_id, RequestFailure::Uninterested, &err.to_string());
+                self.send(match draft {
+                    Draft::D14 => ControlMessage::PublishNamespaceError(err),
+                    _ => ControlMessage::RequestError(err),
+                });
+            }
+        }
+    }
+
+    pub(super) fn on_publish_namespace_done(&self, m: PublishNamespaceDone) {
+        let mut state = self.lock();
+        let path = match self.draft {
+            Draft::D16 | Draft::D17 => state
+                .announced
+                .iter()
+                .find(|(_, a)| a.request_id == Some(m.request_id))
+                .map(|(p, _)| p.clone()),
+            _ => m.namespace.to_path().ok(),
+        };
+        if let Some(announced) = path.and_then(|p| state.announced.remove(&p)) {
+            announced.task.abort();
+        }
+    }
+
+    /// Subscribes to each track a local consumer asks for.
+    pub(super) async fn serve_requests(self: Arc<Self>, path: Path, mut requests: BroadcastRequests) {
+        let mut subscriptions = JoinSet::new();
+        loop {
+            tokio::select! {
+                request = requests.requested_track() => match request {
+                    Some(track) => {
+                        subscriptions.spawn(self.clone().run_subscription(path.clone(), track));
+                    }
+                    None => break,
+                },
+                Some(_) = subscriptions.join_next(), if !subscriptions.is_empty() => {}
+            }
+        }
+        while subscriptions.join_next().await.is_some() {}
+    }
+
+    pub(super) async fn run_subscription(self: Arc<Self>, path: Path, track: TrackProducer) {
+        let draft = self.draft;
+        let Ok(namespace) = TrackNamespace::from_path(&path) else {
+            track.abort(moq_lite::Error::NotFound);
+            return;
+        };
+        let name = Bytes::from(track.info().name.clone().into_bytes());
+        let priority = track.info().priority;
+        let (done_tx, done_rx) = oneshot::channel();
+        let mut sub_id = None;
+        let reply = self
+            .request(|id| {
+                sub_id = Some(id);
+                self.lock().subs.insert(
+                    id,
+                    Sub {
+                        alias: None,
+                        done: Some(done_tx),
+                    },
+                );
+                let filter = SubscriptionFilter::LargestObject;
+                let mut parameters = Parameters::new();
+                if draft > Draft::D14 {
+                    let _ = crate::control::set_filter(&mut parameters, filter, draft);
+                    parameters.set_int(param::FORWARD, 1);
+                    parameters.set_int(param::SUBSCRIBER_PRIORITY, priority as u64);
+                }
+                ControlMessage::Subscribe(Subscribe {
+                    request_id: id,
+                    required_request_id_delta: 0,
+                    namespace,
+                    name,
+                    subscriber_priority: priority,
+                    group_order: crate::common::group_order::PUBLISHER,
+                    forward: true,
+                    filter,
+                    parameters,
+                })
+            })
+            .await;
+        let Some(id) = sub_id else {
+            track.abort(moq_lite::Error::Closed);
+            return;
+        };
+        let alias = match reply {
+            Ok(ControlMessage::SubscribeOk(ok)) => ok.track_alias,
+            Ok(ControlMessage::RequestError(err)) => {
+                tracing::debug!(%path, code = err.error_code, reason = %err.reason, "subscribe refused");
+                self.lock().subs.remove(&id);
+                track.abort(moq_lite::Error::NotFound);
+                return;
+            }
+            Ok(_) => {
+                let _ = self
+                    .fatal
+                    .send(SessionError::protocol("wrong reply to SUBSCRIBE"));
+                return;
+            }
+            Err(err) => {
+                track.abort(err);
+                return;
+            }
+        };
+        if !self.register_alias(id, alias, &track) {
+            return;
+        }
+        self.follow(id, alias, track, done_rx).await;
+    }
+
+    /// Records `alias` for `track`; a duplicate closes the session.
+    pub(super) fn register_alias(&self, id: u64, alias: u64, track: &TrackProducer) -> bool {
+        let mut state = self.lock();
+        if state.aliases.contains_key(&alias) {
+            let _ = self.fatal.send(SessionError::new(
+                code::DUPLICATE_TRACK_ALIAS,
+                "duplicate track alias",
+            ));
+            return false;
+        }
+        state.aliases.insert(alias, track.clone());
+        if let Some(sub) = state.subs.get_mut(&id) {
+            sub.alias = Some(alias);
+        }
+        drop(state);
+        self.alias_added.notify_waiters();
+        true
+    }
+
+    /// Feeds `track` until PUBLISH_DONE, or unsubscribes once it is unused.
+    pub(super) async fn follow(
+        &self,
+        id: u64,
+        alias: u64,
+        mut track: TrackProducer,
+        done: oneshot::Receiver<()>,
+    ) {
+        let finished = tokio::select! {
+            _ = done => true,
+            _ = track.unused() => false,
+        };
+        if finished {
+            tokio::time::sleep(DONE_GRACE).await;
+        } else {
+            self.send(ControlMessage::Unsubscribe(Unsubscribe { request_id: id }));
+        }
+        {
+            let mut state = self.lock();
+            state.subs.remove(&id);
+            state.aliases.remove(&alias);
+        }
+        match finished {
+            true => {
+                let _ = track.finish();
+            }
+            false => track.abort(moq_lite::Error::Cancel),
+        }
+    }
+
+    pub(super) fn on_publish(self: &Arc<Self>, m: crate::control::Publish) -> Result<(), SessionError> {
+        let draft = self.draft;
+        let refuse = |reason: &str| {
+            let err = self.request_error(m.request_id, RequestFailure::Uninterested, reason);
+            self.send(match draft {
+                Draft::D14 => ControlMessage::PublishError(err),
+                _ => ControlMessage::RequestError(err),
+            });
+        };
+        let (Ok(path), Ok(name)) = (m.namespace.to_path(), String::from_utf8(m.name.to_vec())) else {
+            refuse("invalid namespace or name");
+            return Ok(());
+        };
+        let broadcast = match self.activate(&path, None) {
+            Ok(b) => b,
+            Err(err) => {
+                refuse(&err.to_string());
+                return Ok(());
+            }
+        };
+        let track = broadcast.create_track(Track::new(name));
+        let (done_tx, done_rx) = oneshot::channel();
+        self.lock().subs.insert(
+            m.request_id,
+            Sub {
+                alias: None,
+                done: Some(done_tx),
+            },
+        );
+        if !self.register_alias(m.request_id, m.track_alias, &track) {
+            return Ok(());
+        }
+        let mut parameters = Parameters::new();
+        if draft > Draft::D14 {
+            parameters.set_int(param::FORWARD, 1);
+        }
+        self.send(ControlMessage::PublishOk(PublishOk {
+            request_id: m.request_id,
+            forward: true,
+            subscriber_priority: PUBLISHER_PRIORITY,
+            group_order: crate::common::group_order::ASCENDING,
+            filter: SubscriptionFilter::LargestObject,
+            parameters,
+        }));
+        let this = self.clone();
+        let (id, alias) = (m.request_id, m.track_alias);
+        tokio::spawn(async move { this.follow(id, alias, track, done_rx).await });
+        Ok(())
+    }
+
+    /// The track for `alias`, waiting a little for its SUBSCRIBE_OK.
+    pub(super) async fn track_for(&self, alias: u64) -> Option<TrackProducer> {
+        let deadline = tokio::time::Instant::now() + ALIAS_WAIT;
+        loop {
+            let notified = self.alias_added.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(track) = self.lock().aliases.get(&alias).cloned() {
+                return Some(track);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// A unidirectional stream from the peer.
+    pub(super) async fn recv_uni(self: Arc<Self>, recv: T::RecvStream) -> Result<(), StreamError> {
+        let draft = self.draft;
+        let mut reader = Reader::new(recv);
+        let header = reader.decode_required(|b| StreamHeader::decode(b, draft)).await?;
+        let header = match header {
+            StreamHeader::Subgroup(h) => h,
+            other => {
+                // Fetch streams (we send no FETCH) and unknown types: reset just this stream.
+                tracing::debug!(?other, "unexpected stream type");
+                reader.stop(0x1);
+                return Ok(());
+            }
+        };
+        let mut objects = SubgroupReader::new(&header);
+        let mut first = None;
+        let subgroup = match header.subgroup_id {
+            SubgroupId::Zero => 0,
+            SubgroupId::Explicit(id) => id,
+            SubgroupId::FirstObject => {
+                let Some(obj) = reader.decode(|b| objects.decode(b, draft)).await? else {
+                    return Ok(());
+                };
+                let id = obj.object_id;
+                first = Some(obj);
+                id
+            }
+        };
+        if subgroup != 0 {
+            let mut count = first.is_some() as u64;
+            while reader.decode(|b| objects.decode(b, draft)).await?.is_some() {
+                count += 1;
+            }
+            self.dropped.fetch_add(count, Ordering::Relaxed);
+            tracing::debug!(
+                subgroup,
+                group = header.group_id,
+                count,
+                "dropped objects outside sub-group 0"
+            );
+            return Ok(());
+        }
+        let Some(mut track) = self.track_for(header.track_alias).await else {
+            tracing::debug!(alias = header.track_alias, "data for an unknown track alias");
+            reader.stop(0x1);
+            return Ok(());
+        };
+        let created = track.create_group(header.group_id);
+        drop(track);
+        let group = match created {
+            Ok(group) => group,
+            Err(err) => {
+                tracing::debug!(%err, group = header.group_id, "group refused");
+                reader.stop(0x1);
+                return Ok(());
+            }
+        };
+        self.stats.group_in();
+        let mut group = IncomingGroup {
+            group: Some(group),
+            stats: &self.stats,
+        };
+        if let Some(obj) = first {
+            if !group.object(obj) {
+                return Ok(());
+            }
+        }
+        loop {
+            match reader.decode(|b| objects.decode(b, draft)).await {
+                Ok(Some(obj)) => {
+                    if !group.object(obj) {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => {
+                    group.finish();
+                    return Ok(());
+                }
+                Err(err) => {
+                    group.abort(moq_lite::Error::Cancel);
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// Datagrams: each object becomes a single-frame group.
+    pub(super) async fn recv_datagrams(self: Arc<Self>) -> Result<(), StreamError> {
+        let draft = self.draft;
+        loop {
+            let Ok(mut datagram) = self.transport.recv_datagram().await else {
+                return Ok(());
+            };
+            let obj = ObjectDatagram::decode(&mut datagram, draft)?;
+            let Some(mut track) = self.lock().aliases.get(&obj.track_alias).cloned() else {
+                continue;
+            };
+            let ObjectContent::Payload(payload) = obj.content else {
+                continue;
+            };
+            if let Ok(mut group) = track.create_group(obj.group_id) {
+                self.stats.group_in();
+                self.stats.frame_in(payload.len() as u64);
+                let _ = group.write_frame(payload);
+                let _ = group.finish();
+            }
+        }
+    }
+}
+
+/// A group being received; aborted if dropped unfinished.
+struct IncomingGroup<'a> {
+    group: Option<moq_lite::model::GroupProducer>,
+    stats: &'a SessionStats,
+}
+
+impl IncomingGroup<'_> {
+    /// Adds one object; `false` once the group is over.
+    fn object(&mut self, obj: SubgroupObject) -> bool {
+        let Some(group) = self.group.as_mut() else {
+            return false;
+        };
+        match obj.content {
+            ObjectContent::Payload(payload) => {
+                self.stats.frame_in(payload.len() as u64);
+                if group.write_frame(payload).is_err() {
+                    self.group = None;
+                    return false;
+                }
+                true
+            }
+            ObjectContent::Status(ObjectStatus::EndOfGroup | ObjectStatus::EndOfTrack) => {
+                self.finish();
+                false
+            }
+            ObjectContent::Status(_) => true,
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(group) = self.group.take() {
+            let _ = group.finish();
+        }
+    }
+
+    fn abort(&mut self, err: moq_lite::Error) {
+        if let Some(group) = self.group.take() {
+            group.abort(err);
+        }
+    }
+}
+
+impl Drop for IncomingGroup<'_> {
+    fn drop(&mut self) {
+        self.abort(moq_lite::Error::Cancel);
+    }
+}
