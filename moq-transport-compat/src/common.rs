@@ -40,6 +40,16 @@ impl Location {
     }
 }
 
+/// `reason`, cut (at a character boundary) to fit [`MAX_REASON_LEN`]: a
+/// reason we send must never be what makes its message unencodable.
+pub fn truncate_reason(reason: &str) -> String {
+    let mut end = reason.len().min(MAX_REASON_LEN);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_string()
+}
+
 /// Writes a reason phrase: a length (at most [`MAX_REASON_LEN`]) and UTF-8.
 pub fn put_reason<B: BufMut>(draft: Draft, reason: &str, buf: &mut B) -> Result<(), EncodeError> {
     put_string(draft, reason, MAX_REASON_LEN, "reason phrase", buf)
@@ -159,6 +169,17 @@ impl SubscriptionFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_are_cut_to_fit_at_a_character_boundary() {
+        assert_eq!(truncate_reason("short"), "short");
+        // 1023 ASCII bytes then a 2-byte character: it would end at 1025.
+        let long = format!("{}é", "a".repeat(1023));
+        let cut = truncate_reason(&long);
+        assert_eq!(cut.len(), 1023);
+        put_reason(Draft::D16, &cut, &mut Vec::new()).unwrap();
+        assert!(put_reason(Draft::D16, &long, &mut Vec::new()).is_err());
+    }
 
     #[test]
     fn filters() {

@@ -70,10 +70,13 @@ use stream::{Reader, StreamError, Writer};
 /// Request IDs granted to the peer at a time.
 const REQUEST_WINDOW: u64 = 1024;
 
-/// Drafts 16+: how far (in IDs) a peer request ID may be ahead of the
-/// lowest one not yet seen. Draft-16 grants at most [`REQUEST_WINDOW`]
-/// beyond it anyway; draft-17 grants no maximum, so this bounds the IDs
-/// remembered for duplicate detection.
+/// Drafts 16+: how far (in IDs) a peer request ID may get ahead of the
+/// lowest one not yet seen before that one is given up on. A request whose
+/// stream the peer reset before we read it leaves a gap that never fills;
+/// the IDs seen above the gap are remembered (for duplicate detection), so
+/// this bounds that memory. Giving up moves the low-water mark past the gap
+/// (a late duplicate of an ID under it then reads as one), and never ends
+/// the session: draft-17 closes it only for a wrong parity or a duplicate.
 const MAX_REQUEST_SPAN: u64 = 16 * REQUEST_WINDOW;
 
 /// How long a data stream waits for its track alias (its SUBSCRIBE_OK may
@@ -423,8 +426,13 @@ struct Served {
     _counted: CountedSubscription,
     task: Option<AbortHandle>,
     track: TrackConsumer,
+    /// The Largest Location when it was accepted (a joining FETCH ends there).
     largest: Option<Location>,
-    end: watch::Sender<Option<u64>>,
+    /// Whether its filter was LargestObject, the only one a joining FETCH
+    /// may join (draft-16 {{joining-fetches}}).
+    largest_object: bool,
+    /// What it asks for now; updates change it.
+    wanted: watch::Sender<publisher::Wanted>,
 }
 
 /// One subscription the peer holds on us, in [`SessionStats`], for as long
@@ -491,9 +499,10 @@ impl<T: Transport> Inner<T> {
             return invalid("request ID of the wrong parity");
         }
         if self.draft < Draft::D16 {
-            // One control stream: requests arrive in order.
-            if id < state.peer_next {
-                return invalid("request ID not increasing");
+            // One control stream: requests arrive in order, each "the next
+            // in sequence" (draft-15 {{request-id}}; draft-14 alike).
+            if id != state.peer_next {
+                return invalid("request ID not the next in sequence");
             }
         } else {
             // From draft-16 requests also arrive on their own streams
@@ -503,10 +512,12 @@ impl<T: Transport> Inner<T> {
             if id < state.peer_low || state.peer_seen.contains(&id) {
                 return invalid("duplicate request ID");
             }
-            // Draft-17 grants no Maximum Request ID: bound the gap the
-            // set may cover (a peer that skipped an ID for good).
             if id - state.peer_low >= MAX_REQUEST_SPAN {
-                return invalid("request ID too far ahead of the missing ones");
+                // Give up on the gaps at the bottom (see MAX_REQUEST_SPAN).
+                let floor = id - MAX_REQUEST_SPAN + 2;
+                let floor = floor - floor % 2 + state.peer_low % 2;
+                state.peer_seen = state.peer_seen.split_off(&floor);
+                state.peer_low = floor;
             }
         }
         if id >= state.our_max {
@@ -542,7 +553,24 @@ impl<T: Transport> Inner<T> {
     }
 
     /// Our next request ID, waiting for the peer's MAX_REQUEST_ID if blocked.
+    /// For a request on its own stream (SUBSCRIBE_NAMESPACE from draft-16);
+    /// control stream requests go through [`Inner::send_request`].
     async fn next_request(&self) -> Result<u64, moq_lite::Error> {
+        self.send_request(|_, _| None).await
+    }
+
+    /// Takes our next request ID (waiting for the peer's MAX_REQUEST_ID if
+    /// blocked) and queues the request `build` makes of it under the same
+    /// lock, so that requests leave in the order of their IDs: drafts 14
+    /// and 15 close the session on one that is "not the next in sequence"
+    /// (draft-15 {{request-id}}), and tasks race to make requests. With the
+    /// request comes where its response goes, registered before it is sent.
+    /// `build` runs under the state lock and gets the state to record what
+    /// else the request needs (it must not lock it again).
+    async fn send_request(
+        &self,
+        build: impl FnOnce(u64, &mut State) -> Option<(ControlMessage, oneshot::Sender<ControlMessage>)>,
+    ) -> Result<u64, moq_lite::Error> {
         let mut max = self.peer_max.subscribe();
         loop {
             {
@@ -552,6 +580,10 @@ impl<T: Transport> Inner<T> {
                     let id = state.next_request;
                     state.next_request += 2;
                     state.blocked_sent = false;
+                    if let Some((msg, reply)) = build(id, &mut state) {
+                        state.pending.insert(id, reply);
+                        self.send(msg);
+                    }
                     return Ok(id);
                 }
                 if !state.blocked_sent {
@@ -565,15 +597,15 @@ impl<T: Transport> Inner<T> {
         }
     }
 
-    /// Sends a request and waits for its response.
+    /// Sends a request and waits for its response (`build` as for
+    /// [`Inner::send_request`]).
     async fn request(
         &self,
-        build: impl FnOnce(u64) -> ControlMessage,
+        build: impl FnOnce(u64, &mut State) -> ControlMessage,
     ) -> Result<ControlMessage, moq_lite::Error> {
-        let id = self.next_request().await?;
         let (tx, rx) = oneshot::channel();
-        self.lock().pending.insert(id, tx);
-        self.send(build(id));
+        self.send_request(|id, state| Some((build(id, state), tx)))
+            .await?;
         rx.await.map_err(|_| moq_lite::Error::Closed)
     }
 
@@ -582,7 +614,7 @@ impl<T: Transport> Inner<T> {
             request_id,
             error_code: failure.code(self.draft),
             retry_interval: 0,
-            reason: reason.to_string(),
+            reason: crate::common::truncate_reason(reason),
         }
     }
 
@@ -596,8 +628,9 @@ impl<T: Transport> Inner<T> {
             }
             M::GoAway(m) => tracing::info!(uri = %m.uri, "peer sent GOAWAY"),
             M::MaxRequestId(m) => {
-                if m.request_id < *self.peer_max.borrow() {
-                    return Err(SessionError::protocol("MAX_REQUEST_ID decreased"));
+                // "equal or smaller ... is a PROTOCOL_VIOLATION"
+                if m.request_id <= *self.peer_max.borrow() {
+                    return Err(SessionError::protocol("MAX_REQUEST_ID did not increase"));
                 }
                 self.peer_max.send_replace(m.request_id);
             }
@@ -700,43 +733,135 @@ impl<T: Transport> Inner<T> {
         Ok(())
     }
 
-    /// REQUEST_UPDATE (SUBSCRIBE_UPDATE in drafts 14 and 15). Drafts 16+
-    /// answer it with REQUEST_OK (draft-17: on the updated request's stream,
-    /// whose Request ID is `existing_request_id`).
+    /// Whether `id` is a request the peer has made in this session.
+    fn peer_used(&self, id: u64) -> bool {
+        let state = self.lock();
+        if id % 2 != state.peer_next % 2 || id >= state.peer_next {
+            return false;
+        }
+        self.draft < Draft::D16 || id < state.peer_low || state.peer_seen.contains(&id)
+    }
+
+    /// SUBSCRIBE_UPDATE (drafts 14, 15) / REQUEST_UPDATE (16+).
+    ///
+    /// Every draft counts it as a request of its own ("The Request ID
+    /// increments by 2 with each FETCH, SUBSCRIBE, SUBSCRIBE_UPDATE, ...";
+    /// draft-17: "... REQUEST_UPDATE ..."), naming the request it updates
+    /// (draft-17: by the stream it arrives on), which must have existed
+    /// (PROTOCOL_VIOLATION otherwise). Draft-14 expects no reply and
+    /// allows only narrowing; from 15 it gets exactly one REQUEST_OK (with
+    /// LARGEST_OBJECT for a subscription) or REQUEST_ERROR, and a failed
+    /// subscription update also ends the subscription (PUBLISH_DONE
+    /// UPDATE_FAILED). What we act on: the filter (new start / end), the
+    /// Forward State and the Subscriber Priority (for groups from now on).
     fn on_request_update(&self, m: crate::control::RequestUpdate) -> Result<(), SessionError> {
         let draft = self.draft;
-        if draft >= Draft::D16 {
-            // It consumes a Request ID of its own.
-            self.peer_request(m.request_id)?;
+        self.peer_request(m.request_id)?;
+        let existing = m.existing_request_id;
+        if !self.peer_used(existing) {
+            return Err(SessionError::protocol("update of a request that never existed"));
         }
-        let existing = match draft {
-            Draft::D14 => m.request_id,
-            _ => m.existing_request_id,
-        };
-        // The new end group; `None`: unchanged.
-        let end = match draft {
-            Draft::D14 => Some(m.end_group),
-            _ => match crate::control::filter(&m.parameters, draft)
-                .map_err(|e| SessionError::protocol(e.to_string()))?
-            {
-                Some(SubscriptionFilter::AbsoluteRange { end_group, .. }) => Some(Some(end_group)),
-                Some(_) => Some(None),
-                None => None,
-            },
-        };
-        if let (Some(end), Some(served)) = (end, self.lock().served.get(&existing)) {
-            served.end.send_replace(end);
-        }
-        tracing::debug!(existing, ?end, "request updated");
-        let id = match draft {
-            Draft::D14 | Draft::D15 => return Ok(()),
-            Draft::D16 => m.request_id,
+        let reply_id = match draft {
             Draft::D17 => existing,
+            _ => m.request_id,
         };
-        self.send(ControlMessage::RequestOk(RequestOk {
-            request_id: id,
-            parameters: Parameters::new(),
-        }));
+        let served = self
+            .lock()
+            .served
+            .get(&existing)
+            .map(|s| (s.wanted.clone(), s.track.clone(), s.task.clone()));
+        let Some((wanted, track, task)) = served else {
+            // Not a subscription of ours (any more): nothing to change.
+            // Fetches, namespaces and subscriptions that just ended alike
+            // are still answered once.
+            if draft > Draft::D14 {
+                self.send(ControlMessage::RequestOk(RequestOk {
+                    request_id: reply_id,
+                    parameters: Parameters::new(),
+                }));
+            }
+            return Ok(());
+        };
+        let old = *wanted.borrow();
+        let mut new = old;
+        let (filter, forward, priority) = match draft {
+            Draft::D14 => {
+                let filter = match m.end_group {
+                    Some(end_group) => SubscriptionFilter::AbsoluteRange {
+                        start: m.start,
+                        end_group,
+                    },
+                    None => SubscriptionFilter::AbsoluteStart(m.start),
+                };
+                (Some(filter), Some(m.forward), Some(m.subscriber_priority))
+            }
+            _ => (
+                crate::control::filter(&m.parameters, draft)
+                    .map_err(|e| SessionError::protocol(e.to_string()))?,
+                m.parameters.get_int(param::FORWARD).map(|f| f != 0),
+                m.parameters
+                    .get_int(param::SUBSCRIBER_PRIORITY)
+                    .map(|p| p.min(255) as u8),
+            ),
+        };
+        match filter {
+            Some(SubscriptionFilter::AbsoluteStart(start)) => (new.start, new.end) = (Some(start), None),
+            Some(SubscriptionFilter::AbsoluteRange { start, end_group }) => {
+                (new.start, new.end) = (Some(start), Some(end_group))
+            }
+            // Relative filters keep the start: they name where a new
+            // subscription begins, and this one has begun.
+            Some(_) => new.end = None,
+            None => {}
+        }
+        new.forward = forward.unwrap_or(new.forward);
+        new.subscriber_priority = priority.unwrap_or(new.subscriber_priority);
+        let start_group = |w: &publisher::Wanted| w.start.map_or(0, |s| s.group);
+        let bad_range = new.end.is_some_and(|e| e < start_group(&new));
+        match draft {
+            // Draft-14 {{message-subscribe-update}}: "The Start Location MUST
+            // NOT decrease and the End Group MUST NOT increase", End Group
+            // at least the start group: PROTOCOL_VIOLATION.
+            Draft::D14 => {
+                let narrower = new.start.unwrap_or_default() >= old.start.unwrap_or_default()
+                    && (old.end.is_none() || new.end.is_some_and(|e| Some(e) <= old.end));
+                if bad_range || !narrower {
+                    return Err(SessionError::protocol("SUBSCRIBE_UPDATE widens the subscription"));
+                }
+            }
+            // Draft-15: "the Start Location MUST not decrease": PROTOCOL_VIOLATION.
+            Draft::D15 if new.start.unwrap_or_default() < old.start.unwrap_or_default() => {
+                return Err(SessionError::protocol("SUBSCRIBE_UPDATE moves the start back"));
+            }
+            _ => {}
+        }
+        if bad_range {
+            let err = self.request_error(reply_id, RequestFailure::InvalidRange, "end before start");
+            self.send(ControlMessage::RequestError(err));
+            if let Some(task) = task {
+                task.abort();
+            }
+            self.lock().served.remove(&existing);
+            self.send(ControlMessage::PublishDone(PublishDone {
+                request_id: existing,
+                status_code: done_code::UPDATE_FAILED,
+                stream_count: 0,
+                reason: "update failed".to_string(),
+            }));
+            return Ok(());
+        }
+        wanted.send_replace(new);
+        tracing::debug!(existing, ?new, "subscription updated");
+        if draft > Draft::D14 {
+            let mut parameters = Parameters::new();
+            if let Some(l) = publisher::largest_location(&track) {
+                let _ = crate::control::set_location(&mut parameters, param::LARGEST_OBJECT, l, draft);
+            }
+            self.send(ControlMessage::RequestOk(RequestOk {
+                request_id: reply_id,
+                parameters,
+            }));
+        }
         Ok(())
     }
 }
@@ -746,18 +871,26 @@ async fn write_control<T: Transport>(
     mut writer: Writer<T::SendStream>,
     mut rx: mpsc::UnboundedReceiver<ControlMessage>,
 ) -> Result<(), StreamError> {
+    let mut encoded = bytes::BytesMut::new();
     while let Some(msg) = rx.recv().await {
         tracing::trace!(?msg, "control out");
-        match writer.encode(|b| msg.encode(draft, b)).await {
-            Ok(()) => {}
-            Err(StreamError::Closed(moq_lite::Error::Encode)) => {
-                return Err(StreamError::Protocol(SessionError::new(
-                    code::INTERNAL_ERROR,
-                    "control message encoding failed",
-                )));
-            }
-            Err(err) => return Err(err),
+        // Encoded apart from the write, so that a message we cannot encode
+        // (a bug: a field over its limit) ends the session loudly instead of
+        // reading as a closed stream and silencing the control stream.
+        encoded.clear();
+        if let Err(err) = msg.encode(draft, &mut encoded) {
+            tracing::error!(%err, ?msg, "cannot encode a control message");
+            return Err(StreamError::Protocol(SessionError::new(
+                code::INTERNAL_ERROR,
+                "control message encoding failed",
+            )));
         }
+        writer
+            .encode(|b| {
+                b.extend_from_slice(&encoded);
+                Ok(())
+            })
+            .await?;
     }
     Ok(())
 }

@@ -8,6 +8,69 @@
 
 use super::*;
 
+/// What a subscription asks for now: SUBSCRIBE sets it, SUBSCRIBE_UPDATE /
+/// REQUEST_UPDATE change it, the task serving it reads it per group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Wanted {
+    /// The first location to send; `None`: wherever the track consumer
+    /// starts (a LargestObject filter).
+    pub start: Option<Location>,
+    /// The last group to send, inclusive; `None`: open ended.
+    pub end: Option<u64>,
+    /// The Forward State: at 0 no objects are sent.
+    pub forward: bool,
+    /// Subscriber Priority: a lower value is sent first.
+    pub subscriber_priority: u8,
+    /// Oldest group first (Group Order ascending) rather than newest first.
+    pub ascending: bool,
+}
+
+/// Subscriber Priority when the subscriber gives none (drafts 15+: "If
+/// omitted ... the default value is 128").
+const DEFAULT_SUBSCRIBER_PRIORITY: u8 = 128;
+
+impl Wanted {
+    /// From a SUBSCRIBE: its fields in draft-14, its parameters after.
+    fn of(m: &Subscribe, start: Option<Location>, end: Option<u64>, draft: Draft) -> Self {
+        let (forward, subscriber_priority, order) = match draft {
+            Draft::D14 => (m.forward, m.subscriber_priority, m.group_order),
+            _ => (
+                m.parameters.get_int(param::FORWARD) != Some(0),
+                m.parameters
+                    .get_int(param::SUBSCRIBER_PRIORITY)
+                    .map_or(DEFAULT_SUBSCRIBER_PRIORITY, |p| p.min(255) as u8),
+                m.parameters.get_int(param::GROUP_ORDER).unwrap_or(0) as u8,
+            ),
+        };
+        Wanted {
+            start,
+            end,
+            forward,
+            subscriber_priority,
+            ascending: order == crate::common::group_order::ASCENDING,
+        }
+    }
+
+    /// The Group Order we deliver in, for SUBSCRIBE_OK: newest first unless
+    /// the subscriber asked for ascending.
+    fn group_order(&self) -> u8 {
+        match self.ascending {
+            true => crate::common::group_order::ASCENDING,
+            false => crate::common::group_order::DESCENDING,
+        }
+    }
+
+    /// The QUIC send priority (higher first) of group `sequence`: by
+    /// Subscriber Priority (lower first), then the track's priority, then
+    /// newest (or, ascending, oldest) group first. 8 + 8 + 15 bits: always
+    /// a positive i32.
+    fn stream_priority(&self, track_priority: u8, sequence: u64) -> i32 {
+        let order = (sequence & 0x7fff) as i32;
+        let order = if self.ascending { 0x7fff - order } else { order };
+        ((255 - self.subscriber_priority as i32) << 23) | ((track_priority as i32) << 15) | order
+    }
+}
+
 impl<T: Transport> Inner<T> {
     pub(super) fn find_track(&self, namespace: &TrackNamespace, name: &Bytes) -> Option<TrackConsumer> {
         let origin = self.publish.as_ref()?;
@@ -52,11 +115,13 @@ impl<T: Transport> Inner<T> {
         // skip what the publisher wrote in between (waking it is what
         // creating the consumer does), so LargestObject keeps that start:
         // the whole current group is sent, a superset of "the next object".
-        let start = start.filter(|_| filter != SubscriptionFilter::LargestObject);
+        let largest_object = filter == SubscriptionFilter::LargestObject;
+        let start = start.filter(|_| !largest_object);
         if let Some(start) = start {
             track.restart_from(start.group);
         }
-        let (end_tx, end_rx) = watch::channel(end);
+        let wanted = Wanted::of(&m, start, end, draft);
+        let (wanted_tx, wanted_rx) = watch::channel(wanted);
         let alias = {
             let mut state = self.lock();
             let alias = state.next_alias;
@@ -68,7 +133,8 @@ impl<T: Transport> Inner<T> {
                     task: None,
                     track: track.clone(),
                     largest,
-                    end: end_tx,
+                    largest_object,
+                    wanted: wanted_tx,
                 },
             );
             alias
@@ -83,14 +149,14 @@ impl<T: Transport> Inner<T> {
             request_id: m.request_id,
             track_alias: alias,
             expires: 0,
-            group_order: crate::common::group_order::ASCENDING,
+            group_order: wanted.group_order(),
             largest,
             parameters,
             track_extensions: KeyValuePairs::new(),
         }));
         let task = tokio::spawn(
             self.clone()
-                .serve_subscription(m.request_id, alias, track, start, end_rx),
+                .serve_subscription(m.request_id, alias, track, wanted_rx),
         );
         if let Some(served) = self.lock().served.get_mut(&m.request_id) {
             served.task = Some(task.abort_handle());
@@ -103,31 +169,34 @@ impl<T: Transport> Inner<T> {
         id: u64,
         alias: u64,
         mut track: TrackConsumer,
-        start: Option<Location>,
-        end: watch::Receiver<Option<u64>>,
+        mut wanted: watch::Receiver<Wanted>,
     ) {
-        let priority = track.info().priority;
+        let track_priority = track.info().priority;
         let mut groups = JoinSet::new();
         let mut count = 0u64;
+        // The newest group this subscription has seen.
+        let mut last: Option<u64> = None;
         let (status, reason) = loop {
             tokio::select! {
                 next = track.next_group() => match next {
                     Ok(Some(group)) => {
                         let seq = group.sequence();
-                        let end = *end.borrow();
-                        if end.is_some_and(|e| seq > e) {
+                        let w = *wanted.borrow();
+                        if w.end.is_some_and(|e| seq > e) {
                             break (done_code::SUBSCRIPTION_ENDED, "end of range");
                         }
-                        if start.is_some_and(|s| seq < s.group) {
+                        last = last.max(Some(seq));
+                        if w.start.is_some_and(|s| seq < s.group) || !w.forward {
                             continue;
                         }
-                        let skip = match start {
+                        let skip = match w.start {
                             Some(s) if s.group == seq => s.object,
                             _ => 0,
                         };
                         count += 1;
+                        let priority = w.stream_priority(track_priority, seq);
                         groups.spawn(self.clone().send_group(alias, group, skip, priority));
-                        if end == Some(seq) {
+                        if w.end == Some(seq) {
                             break (done_code::SUBSCRIPTION_ENDED, "end of range");
                         }
                     }
@@ -138,6 +207,13 @@ impl<T: Transport> Inner<T> {
                     }
                 },
                 Some(_) = groups.join_next(), if !groups.is_empty() => {}
+                // An update narrowed the end to a group already seen.
+                Ok(()) = wanted.changed() => {
+                    let end = wanted.borrow().end;
+                    if end.is_some_and(|e| last.is_some_and(|l| l >= e)) {
+                        break (done_code::SUBSCRIPTION_ENDED, "end of range");
+                    }
+                }
             }
         };
         while groups.join_next().await.is_some() {}
@@ -155,7 +231,7 @@ impl<T: Transport> Inner<T> {
         alias: u64,
         mut group: GroupConsumer,
         skip: u64,
-        priority: u8,
+        priority: i32,
     ) {
         if let Err(err) = self.send_group_inner(alias, &mut group, skip, priority).await {
             tracing::debug!(?err, "group stream ended early");
@@ -167,7 +243,7 @@ impl<T: Transport> Inner<T> {
         alias: u64,
         group: &mut GroupConsumer,
         skip: u64,
-        priority: u8,
+        priority: i32,
     ) -> Result<(), StreamError> {
         let draft = self.draft;
         let send = self
@@ -177,9 +253,7 @@ impl<T: Transport> Inner<T> {
             .map_err(|e| StreamError::Closed(transport_error(e)))?;
         self.stats.group_out();
         let mut writer = Writer::new(send);
-        // Newer groups first within a track, tracks by priority.
-        let order = (group.sequence() & 0xffff) as i32 + ((priority as i32) << 16);
-        writer.set_priority(order);
+        writer.set_priority(priority);
         let header = SubgroupHeader {
             track_alias: alias,
             group_id: group.sequence(),
@@ -416,19 +490,26 @@ impl<T: Transport> Inner<T> {
                     if echo || ids.contains_key(&announced.path) {
                         continue;
                     }
-                    let Ok(namespace) = TrackNamespace::from_path(&announced.path) else {
-                        tracing::debug!(path = %announced.path, "path is no namespace");
-                        continue;
+                    // The root (a broadcast at the session's path) would be a
+                    // namespace of no fields, which drafts 14 to 16 forbid
+                    // ("N can be between 1 and 32").
+                    let namespace = match TrackNamespace::from_path(&announced.path) {
+                        Ok(namespace) if !announced.path.is_empty() => namespace,
+                        _ => {
+                            tracing::debug!(path = %announced.path, "path is no namespace");
+                            continue;
+                        }
                     };
-                    let id = self.next_request().await?;
                     let (tx, rx) = oneshot::channel();
-                    self.lock().pending.insert(id, tx);
-                    self.send(ControlMessage::PublishNamespace(PublishNamespace {
+                    let msg = |id| PublishNamespace {
                         request_id: id,
                         required_request_id_delta: 0,
                         namespace: namespace.clone(),
                         parameters: Parameters::new(),
-                    }));
+                    };
+                    let id = self
+                        .send_request(|id, _| Some((ControlMessage::PublishNamespace(msg(id)), tx)))
+                        .await?;
                     let path = announced.path.clone();
                     tokio::spawn(async move {
                         if let Ok(reply) = rx.await {
@@ -501,6 +582,10 @@ impl<T: Transport> Inner<T> {
                 announced = origin.announced(), if namespaces => {
                     let Some(announced) = announced else { return writer.finish() };
                     let Some(suffix) = announced.path.strip_prefix(&prefix) else { continue };
+                    // Draft-16 forbids a suffix of no fields (the prefix itself).
+                    if suffix.is_empty() && draft == Draft::D16 {
+                        continue;
+                    }
                     let Ok(suffix) = TrackNamespace::from_path(&suffix) else { continue };
                     // Do not echo back what this peer published to us.
                     let echo = announced.broadcast.as_ref().is_some_and(|b| {
@@ -542,7 +627,7 @@ impl<T: Transport> Inner<T> {
 
 /// The largest location in the track's cache: the latest group and its
 /// last object so far.
-fn largest_location(track: &TrackConsumer) -> Option<Location> {
+pub(super) fn largest_location(track: &TrackConsumer) -> Option<Location> {
     let group = track.latest_group()?;
     let frames = available_frames(&group);
     Some(Location::new(group.sequence(), frames.saturating_sub(1)))

@@ -188,9 +188,9 @@ impl<T: Transport> Inner<T> {
         let (done_tx, done_rx) = oneshot::channel();
         let mut sub_id = None;
         let reply = self
-            .request(|id| {
+            .request(|id, state| {
                 sub_id = Some(id);
-                self.lock().subs.insert(
+                state.subs.insert(
                     id,
                     Sub {
                         alias: None,
