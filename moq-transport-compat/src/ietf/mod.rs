@@ -411,6 +411,8 @@ struct State {
     pending: HashMap<u64, oneshot::Sender<ControlMessage>>,
     /// Draft-17: the request stream of each open request, by Request ID.
     routes: HashMap<u64, Route>,
+    /// Draft-17: requests waiting for the requests they depend on.
+    deps17: requests::Deps17,
     // Publisher half.
     served: HashMap<u64, Served>,
     fetches: HashMap<u64, AbortHandle>,

@@ -376,6 +376,8 @@ impl<T: Transport> Inner<T> {
         start: Location,
         end: (u64, Option<u64>),
     ) {
+        // Draft-17: the FETCH's request stream ends once this is dropped.
+        let _done = self.fetch_guard17(id);
         let draft = self.draft;
         let mut objects = Vec::new();
         for seq in start.group..=end.0 {

@@ -10,29 +10,81 @@
 //! - a request we make (SUBSCRIBE, FETCH, PUBLISH, PUBLISH_NAMESPACE,
 //!   TRACK_STATUS) opens a new bidirectional stream;
 //! - a response (SUBSCRIBE_OK, REQUEST_OK, REQUEST_ERROR, PUBLISH_OK,
-//!   FETCH_OK, PUBLISH_DONE) goes on its request's stream, which the final
-//!   one (REQUEST_ERROR, PUBLISH_DONE, FETCH_OK, TRACK_STATUS's REQUEST_OK)
-//!   then ends with a FIN;
-//! - UNSUBSCRIBE / FETCH_CANCEL reset the request's stream (and stop the
-//!   peer's half), PUBLISH_NAMESPACE_DONE ends it with a FIN;
+//!   FETCH_OK, PUBLISH_DONE) goes on its request's stream; the final one
+//!   (REQUEST_ERROR, PUBLISH_DONE, TRACK_STATUS's REQUEST_OK) then ends our
+//!   half with a FIN. FETCH_OK is not final (17 §Fetch State Management):
+//!   the FETCH's stream is FINed once its data stream is done
+//!   ([`Inner::fetch_guard17`]), and until then a cancellation is seen;
+//! - UNSUBSCRIBE / FETCH_CANCEL / PUBLISH_NAMESPACE_DONE cancel the request
+//!   (17 §Request Cancellation, §Publishing Namespaces): reset our half and
+//!   stop the peer's;
 //! - GOAWAY goes on our control stream; MAX_REQUEST_ID and REQUESTS_BLOCKED
 //!   do not exist and are dropped.
 //!
 //! Messages read from a request stream get the stream's Request ID (draft-17
-//! responses carry none) and go to [`Inner::handle`] like control messages;
-//! the peer ending its half of a stream reads as the matching
-//! UNSUBSCRIBE / FETCH_CANCEL / PUBLISH_NAMESPACE_DONE / PUBLISH_DONE.
+//! responses carry none) and go to [`Inner::handle`] like control messages.
+//! How the peer ends its half (see [`Inner::peer_finished`] and
+//! [`Inner::peer_cancelled`]): a RESET_STREAM or STOP_SENDING cancels the
+//! request (UNSUBSCRIBE / FETCH_CANCEL / PUBLISH_NAMESPACE_DONE /
+//! PUBLISH_DONE), and we reset what is left of ours; a FIN ends only what
+//! the peer sends, except where it ends a subscription or one of our
+//! requests for good, and then we FIN ours too. A stream task lives until
+//! both halves are closed (so we never STOP_SENDING a peer that is done),
+//! which is also when QUIC returns the stream's credit.
+//!
+//! A request with a Required Request ID Delta (17 §Required Request ID),
+//! and a joining FETCH whose subscription was not read yet (§Joining
+//! Fetches; requests on different streams may be read in any order), waits
+//! until the required request was handled; see [`Inner::wait17`].
 
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
 use web_transport_trait::Session as Transport;
 
 use super::error::transport_error;
 use super::stream::{Reader, StreamError, Writer};
-use super::{Control, Inner, SessionError};
+use super::{Control, Inner, SessionError, State};
 use crate::Draft;
-use crate::control::{ControlMessage, Decoded, FetchCancel, PublishDone, PublishNamespaceDone, Unsubscribe};
+use crate::control::message_type as t;
+use crate::control::{
+    ControlMessage, Decoded, FetchCancel, FetchType, PublishDone, PublishNamespaceDone, RequestError,
+    Unsubscribe,
+};
+
+/// How long a request waits for the request it depends on (17 §Required
+/// Request ID: "If the required request does not arrive, the receiver will
+/// time out the dependent request").
+const REQUIRED_WAIT: Duration = Duration::from_secs(3);
+
+/// How many peer requests may wait for another at once (each holds its
+/// stream and its message); more are refused with EXCESSIVE_LOAD.
+const MAX_WAITING: usize = 32;
+
+/// How often a waiting request looks again without being woken: a Request
+/// ID used outside [`Inner::handle`] (a SUBSCRIBE_NAMESPACE stream) wakes
+/// no one.
+const RECHECK: Duration = Duration::from_millis(100);
+
+/// Draft-17 REQUEST_ERROR codes (17 §REQUEST_ERROR).
+mod request_error {
+    /// TIMEOUT.
+    pub const TIMEOUT: u64 = 0x2;
+    /// EXCESSIVE_LOAD.
+    pub const EXCESSIVE_LOAD: u64 = 0x9;
+}
+
+/// Retry Interval sent with EXCESSIVE_LOAD: one second (the field is the
+/// interval in milliseconds plus one).
+const RETRY_AFTER_LOAD: u64 = 1000 + 1;
+
+/// Stream error code we reset and stop request streams with.
+const CANCELLED: u32 = 0x0;
 
 /// What the router asks of a request stream.
 pub(super) enum RouteCmd {
@@ -49,6 +101,100 @@ pub(super) struct Route {
     tx: mpsc::UnboundedSender<RouteCmd>,
     /// The type of the message that opened it.
     kind: u64,
+    /// A peer's FETCH: taken by the task serving it, dropped when that is
+    /// done (see [`Inner::fetch_guard17`]).
+    fetch_done: Option<oneshot::Sender<()>>,
+}
+
+/// Draft-17: what requests that depend on others wait on (17 §Required
+/// Request ID). A peer request counts as handled once its Request ID was
+/// used ([`Inner::peer_request`]) and [`Inner::handle`] returned.
+#[derive(Default)]
+pub(super) struct Deps17 {
+    /// Peer requests inside [`Inner::handle`] right now.
+    handling: HashSet<u64>,
+    /// Peer requests waiting.
+    waiting: usize,
+    /// Woken whenever a peer request was handled.
+    handled: Arc<Notify>,
+}
+
+/// How a wait for a required request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waited {
+    Handled,
+    TimedOut,
+    /// Too many requests wait already.
+    Busy,
+}
+
+/// What to do with a peer request after [`Inner::wait_required17`].
+enum Dependency {
+    /// Handle it.
+    Go,
+    /// Refuse it with this REQUEST_ERROR (it waited too long, or too many
+    /// wait); its Request ID is used all the same.
+    Refuse(RequestError),
+    /// The peer cancelled it (STOP_SENDING) while it waited.
+    Cancelled,
+}
+
+/// A waiting request's place in [`Deps17::waiting`], given back on drop.
+struct WaitSlot<'a, T: Transport>(&'a Inner<T>);
+
+impl<T: Transport> Drop for WaitSlot<'_, T> {
+    fn drop(&mut self) {
+        self.0.lock().deps17.waiting -= 1;
+    }
+}
+
+/// The request a peer request must wait for: `(Request ID, explicit)`.
+/// Explicit: its Required Request ID Delta names it (17 §Required Request
+/// ID: Request ID - 2 x Delta; the decoder checked that this is not
+/// negative). Otherwise a joining FETCH waits for an earlier request of
+/// the peer's that it joins (§Joining Fetches: the publisher "buffers the
+/// pending Joining Fetch until either the Subscription is established or
+/// the request times out").
+fn required17(msg: &ControlMessage, id: u64) -> Option<(u64, bool)> {
+    use ControlMessage as M;
+    let delta = match msg {
+        M::Subscribe(m) | M::TrackStatus(m) => m.required_request_id_delta,
+        M::Fetch(m) => m.required_request_id_delta,
+        M::Publish(m) => m.required_request_id_delta,
+        M::PublishNamespace(m) => m.required_request_id_delta,
+        M::SubscribeNamespace(m) => m.required_request_id_delta,
+        M::RequestUpdate(m) => m.required_request_id_delta,
+        _ => 0,
+    };
+    if delta != 0 {
+        return Some((id - 2 * delta, true));
+    }
+    match msg {
+        M::Fetch(crate::control::Fetch {
+            fetch_type:
+                FetchType::RelativeJoining {
+                    joining_request_id, ..
+                }
+                | FetchType::AbsoluteJoining {
+                    joining_request_id, ..
+                },
+            ..
+        }) if *joining_request_id < id && joining_request_id % 2 == id % 2 => {
+            Some((*joining_request_id, false))
+        }
+        _ => None,
+    }
+}
+
+/// Whether peer request `id` was handled.
+fn handled17(state: &State, id: u64) -> bool {
+    (id < state.peer_low || state.peer_seen.contains(&id)) && !state.deps17.handling.contains(&id)
+}
+
+/// Whether `id` could be a new peer request (of the peer's parity, not used
+/// yet); anything else is left to [`Inner::peer_request`] to refuse.
+fn fresh17(state: &State, id: u64) -> bool {
+    id % 2 == state.peer_next % 2 && !(id < state.peer_low || state.peer_seen.contains(&id))
 }
 
 /// The Request ID of a request message.
@@ -130,18 +276,28 @@ impl<T: Transport> Inner<T> {
                 M::Unsubscribe(Unsubscribe { request_id }) | M::FetchCancel(FetchCancel { request_id }) => {
                     self.route(request_id, RouteCmd::Reset)
                 }
-                M::PublishNamespaceDone(m) => self.route(m.request_id, RouteCmd::Finish),
+                // 17 §Publishing Namespaces: "A PUBLISH_NAMESPACE is withdrawn
+                // by cancelling the request", and §Request Cancellation
+                // cancels with RESET_STREAM / STOP_SENDING.
+                M::PublishNamespaceDone(m) => self.route(m.request_id, RouteCmd::Reset),
                 msg => {
                     if let Some(id) = request_id(&msg) {
                         let (tx, cmds) = mpsc::unbounded_channel();
                         let kind = msg.message_type(Draft::D17).0;
-                        self.lock().routes.insert(id, Route { tx, kind });
+                        let route = Route {
+                            tx,
+                            kind,
+                            fetch_done: None,
+                        };
+                        self.lock().routes.insert(id, route);
                         tokio::spawn(self.clone().outgoing17(id, kind, msg, cmds));
                     } else if let Some(id) = response_id(&msg) {
                         let kind = self.lock().routes.get(&id).map(|r| r.kind);
+                        // FETCH_OK is not final: the FETCH goes on until its
+                        // data stream is done (see `request_stream17`).
                         let last = match &msg {
-                            M::RequestError(_) | M::PublishDone(_) | M::FetchOk(_) => true,
-                            M::RequestOk(_) => kind == Some(crate::control::message_type::TRACK_STATUS),
+                            M::RequestError(_) | M::PublishDone(_) => true,
+                            M::RequestOk(_) => kind == Some(t::TRACK_STATUS),
                             _ => false,
                         };
                         self.route(id, RouteCmd::Msg(msg));
@@ -174,7 +330,7 @@ impl<T: Transport> Inner<T> {
                 .map_err(|e| StreamError::Closed(transport_error(e)))?;
             let mut writer = Writer::new(send);
             writer.encode(|b| msg.encode(Draft::D17, b)).await?;
-            this.request_stream17(id, kind, false, (writer, Reader::new(recv)), cmds)
+            this.request_stream17(id, kind, false, (writer, Reader::new(recv)), cmds, None)
                 .await
         }
         .await;
@@ -191,7 +347,7 @@ impl<T: Transport> Inner<T> {
     /// A request from the peer on a new bidirectional stream.
     pub(super) async fn incoming17(
         self: Arc<Self>,
-        (writer, mut reader): Control<T>,
+        (mut writer, mut reader): Control<T>,
     ) -> Result<(), StreamError> {
         let msg = reader
             .decode_required(|b| ControlMessage::decode(b, Draft::D17))
@@ -200,17 +356,41 @@ impl<T: Transport> Inner<T> {
             return Err(protocol("unknown message opening a request stream"));
         };
         tracing::trace!(?msg, "request in");
-        let msg = match msg {
-            ControlMessage::SubscribeNamespace(m) => {
-                return self.subscribe_namespace_stream((writer, reader), m).await;
-            }
-            msg => msg,
-        };
         let Some(id) = request_id(&msg) else {
             return Err(protocol("a request stream must begin with a request"));
         };
+        let required = required17(&msg, id);
+        if let ControlMessage::SubscribeNamespace(m) = msg {
+            // Answered on its stream by `subscribe_namespace_stream`, which
+            // uses the Request ID itself.
+            let error = match self.wait_required17(&required, id, &mut writer).await? {
+                Dependency::Go => return self.subscribe_namespace_stream((writer, reader), m).await,
+                Dependency::Refuse(error) => error,
+                Dependency::Cancelled => {
+                    writer.reset(CANCELLED);
+                    reader.stop(CANCELLED);
+                    return Ok(());
+                }
+            };
+            writer
+                .encode(|b| ControlMessage::RequestError(error).encode(Draft::D17, b))
+                .await?;
+            writer.finish()?;
+            // Read the peer's half to its end: stopping it would cancel.
+            while let Some(msg) = reader.decode(|b| ControlMessage::decode(b, Draft::D17)).await? {
+                tracing::debug!(?msg, id, "message after REQUEST_ERROR ignored");
+            }
+            return Ok(());
+        }
         let kind = msg.message_type(Draft::D17).0;
         let (tx, cmds) = mpsc::unbounded_channel();
+        let (fetch_done, fetch_over) = match kind {
+            t::FETCH => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            _ => (None, None),
+        };
         {
             let mut state = self.lock();
             if state.routes.contains_key(&id) {
@@ -219,17 +399,138 @@ impl<T: Transport> Inner<T> {
                     "duplicate request ID",
                 )));
             }
-            state.routes.insert(id, Route { tx, kind });
+            state.routes.insert(id, Route { tx, kind, fetch_done });
         }
-        let result = match self.handle(msg) {
-            Ok(()) => {
-                self.request_stream17(id, kind, true, (writer, reader), cmds)
-                    .await
+        let result = async {
+            match self.wait_required17(&required, id, &mut writer).await? {
+                Dependency::Go => self.deliver17(id, msg).map_err(StreamError::Protocol)?,
+                Dependency::Refuse(error) => self.send(ControlMessage::RequestError(error)),
+                Dependency::Cancelled => {
+                    writer.reset(CANCELLED);
+                    reader.stop(CANCELLED);
+                    return Ok(());
+                }
             }
-            Err(err) => Err(StreamError::Protocol(err)),
-        };
+            self.request_stream17(id, kind, true, (writer, reader), cmds, fetch_over)
+                .await
+        }
+        .await;
         self.request_over(id);
         result
+    }
+
+    /// Waits, if peer request `id` must, for the request it depends on
+    /// (`required`, from [`required17`]), and says what to do with it.
+    async fn wait_required17(
+        self: &Arc<Self>,
+        required: &Option<(u64, bool)>,
+        id: u64,
+        writer: &mut Writer<T::SendStream>,
+    ) -> Result<Dependency, StreamError> {
+        let Some((required, explicit)) = *required else {
+            return Ok(Dependency::Go);
+        };
+        // A duplicate or wrong-parity ID: handling it closes the session now.
+        if !fresh17(&self.lock(), id) {
+            return Ok(Dependency::Go);
+        }
+        let waited = tokio::select! {
+            waited = self.clone().wait17(required) => waited,
+            _ = writer.closed() => {
+                self.use_request_id17(id)?;
+                return Ok(Dependency::Cancelled);
+            }
+        };
+        let error = |code, retry_interval, reason: &str| RequestError {
+            request_id: id,
+            error_code: code,
+            retry_interval,
+            reason: reason.to_string(),
+        };
+        let error = match (waited, explicit) {
+            (Waited::Handled, _) => return Ok(Dependency::Go),
+            // A joining FETCH without a Required Request ID: answered as it
+            // stands (INVALID_JOINING_REQUEST_ID, §Joining Fetches).
+            (_, false) => return Ok(Dependency::Go),
+            (Waited::TimedOut, true) => {
+                error(request_error::TIMEOUT, 0, "the required request did not arrive")
+            }
+            (Waited::Busy, true) => error(
+                request_error::EXCESSIVE_LOAD,
+                RETRY_AFTER_LOAD,
+                "too many requests wait for others",
+            ),
+        };
+        tracing::debug!(id, required, ?waited, "dependent request refused");
+        self.use_request_id17(id)?;
+        Ok(Dependency::Refuse(error))
+    }
+
+    /// Uses peer Request ID `id` for a request that is not handled.
+    fn use_request_id17(&self, id: u64) -> Result<(), StreamError> {
+        self.peer_request(id).map_err(StreamError::Protocol)?;
+        self.woken17();
+        Ok(())
+    }
+
+    /// Wakes the requests waiting for others.
+    fn woken17(&self) {
+        let handled = self.lock().deps17.handled.clone();
+        handled.notify_waiters();
+    }
+
+    /// Waits until peer request `required` was handled, for at most
+    /// [`REQUIRED_WAIT`], or says [`Waited::Busy`] when [`MAX_WAITING`]
+    /// requests wait already.
+    async fn wait17(self: Arc<Self>, required: u64) -> Waited {
+        let (handled, _slot) = {
+            let mut state = self.lock();
+            if handled17(&state, required) {
+                return Waited::Handled;
+            }
+            if state.deps17.waiting >= MAX_WAITING {
+                return Waited::Busy;
+            }
+            state.deps17.waiting += 1;
+            (state.deps17.handled.clone(), WaitSlot(&self))
+        };
+        let deadline = Instant::now() + REQUIRED_WAIT;
+        loop {
+            let notified = handled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if handled17(&self.lock(), required) {
+                return Waited::Handled;
+            }
+            if Instant::now() >= deadline {
+                return Waited::TimedOut;
+            }
+            let recheck = (Instant::now() + RECHECK).min(deadline);
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(recheck) => {}
+            }
+        }
+    }
+
+    /// Hands peer request `id` (or REQUEST_UPDATE `id`) to [`Inner::handle`],
+    /// and wakes the requests that wait for it.
+    fn deliver17(self: &Arc<Self>, id: u64, msg: ControlMessage) -> Result<(), SessionError> {
+        self.lock().deps17.handling.insert(id);
+        let result = self.handle(msg);
+        self.lock().deps17.handling.remove(&id);
+        self.woken17();
+        result
+    }
+
+    /// Draft-17: held by the task serving the peer's FETCH `id` (`None` in
+    /// other drafts). Once it is dropped, the fetch's data stream is done and
+    /// the FETCH's request stream ends with a FIN after FETCH_OK (17 §Fetch
+    /// State Management: the publisher "can destroy all FETCH state after
+    /// closing the data stream with a FIN"); until then the stream stays
+    /// open, so a cancellation from the peer is seen.
+    pub(super) fn fetch_guard17(&self, id: u64) -> Option<oneshot::Sender<()>> {
+        self.lock().routes.get_mut(&id)?.fetch_done.take()
     }
 
     /// Cleans up after request stream `id` is over.
@@ -240,8 +541,9 @@ impl<T: Transport> Inner<T> {
         state.pending.remove(&id);
     }
 
-    /// Runs one request stream: writes what the router sends, hands what the
-    /// peer sends to [`Inner::handle`].
+    /// Runs one request stream until both halves are closed: writes what the
+    /// router sends, hands what the peer sends to [`Inner::handle`].
+    /// `fetch_over`: a peer's FETCH, resolved when its data stream is done.
     async fn request_stream17(
         self: &Arc<Self>,
         id: u64,
@@ -249,82 +551,244 @@ impl<T: Transport> Inner<T> {
         incoming: bool,
         (mut writer, mut reader): Control<T>,
         mut cmds: mpsc::UnboundedReceiver<RouteCmd>,
+        mut fetch_over: Option<oneshot::Receiver<()>>,
     ) -> Result<(), StreamError> {
+        use ControlMessage as M;
         let draft = Draft::D17;
+        // Our half is closed (FIN sent).
+        let mut sent_all = false;
+        // The peer's half is open (no FIN read yet).
         let mut reading = true;
+        // A peer's FETCH: FETCH_OK sent, and the data stream done.
+        let (mut fetch_ok, mut fetch_done) = (false, false);
+        // One of ours: the peer accepted it.
+        let mut accepted = false;
+        // A REQUEST_UPDATE waiting for the request it depends on: (its
+        // Request ID, the message, the wait). Reading stops meanwhile, so
+        // later messages keep their order.
+        type Wait = Pin<Box<dyn Future<Output = Waited> + Send>>;
+        let mut update: Option<(u64, ControlMessage, Wait)> = None;
         loop {
+            if fetch_ok && fetch_done && !sent_all {
+                writer.finish()?;
+                sent_all = true;
+            }
+            if sent_all && !reading {
+                return Ok(());
+            }
             tokio::select! {
                 cmd = cmds.recv() => match cmd {
-                    Some(RouteCmd::Msg(msg)) => writer.encode(|b| msg.encode(draft, b)).await?,
+                    Some(RouteCmd::Msg(msg)) if !sent_all => {
+                        writer.encode(|b| msg.encode(draft, b)).await?;
+                        fetch_ok |= matches!(msg, M::FetchOk(_));
+                    }
+                    Some(RouteCmd::Msg(msg)) => {
+                        tracing::debug!(?msg, id, "request stream finished: message dropped");
+                    }
                     Some(RouteCmd::Finish) => {
                         writer.finish()?;
-                        return Ok(());
+                        sent_all = true;
                     }
                     Some(RouteCmd::Reset) | None => {
-                        writer.reset(0x0);
-                        reader.stop(0x0);
+                        writer.reset(CANCELLED);
+                        reader.stop(CANCELLED);
                         return Ok(());
                     }
                 },
-                msg = reader.decode(|b| ControlMessage::decode(b, draft)), if reading => match msg {
+                msg = reader.decode(|b| ControlMessage::decode(b, draft)), if reading && update.is_none() => match msg {
                     Ok(Some(Decoded::Message(mut msg))) => {
                         set_stream_id(&mut msg, id);
                         tracing::trace!(?msg, id, "request stream in");
-                        self.handle(msg).map_err(StreamError::Protocol)?;
+                        if !incoming {
+                            accepted |= matches!(
+                                msg,
+                                M::RequestOk(_) | M::SubscribeOk(_) | M::PublishOk(_) | M::FetchOk(_)
+                            );
+                        }
+                        match msg {
+                            M::RequestUpdate(ref u) => {
+                                let uid = u.request_id;
+                                let required = required17(&msg, uid);
+                                match required {
+                                    Some((required, _)) if fresh17(&self.lock(), uid) => {
+                                        let wait = Box::pin(self.clone().wait17(required));
+                                        update = Some((uid, msg, wait));
+                                    }
+                                    _ => self.deliver17(uid, msg).map_err(StreamError::Protocol)?,
+                                }
+                            }
+                            msg => self.handle(msg).map_err(StreamError::Protocol)?,
+                        }
                     }
                     Ok(Some(Decoded::Unknown { message_type, .. })) => {
                         return Err(protocol(&format!("unknown message {message_type:#x}")));
                     }
                     Ok(None) => {
                         reading = false;
-                        self.peer_ended(id, kind, incoming, false)?;
+                        if self.peer_finished(id, kind, incoming, accepted)? && !sent_all {
+                            writer.finish()?;
+                            sent_all = true;
+                        }
                     }
                     Err(StreamError::Closed(_)) => {
-                        reading = false;
-                        self.peer_ended(id, kind, incoming, true)?;
+                        // RESET_STREAM: the peer cancelled the request.
+                        self.peer_cancelled(id, kind, incoming)?;
+                        writer.reset(CANCELLED);
+                        return Ok(());
                     }
                     Err(err) => return Err(err),
                 },
                 _ = writer.closed() => {
                     // STOP_SENDING: the peer cancelled the request.
-                    self.peer_ended(id, kind, incoming, true)?;
+                    self.peer_cancelled(id, kind, incoming)?;
+                    writer.reset(CANCELLED);
+                    if reading {
+                        reader.stop(CANCELLED);
+                    }
                     return Ok(());
+                }
+                _ = async { fetch_over.as_mut().expect("checked").await }, if fetch_over.is_some() => {
+                    fetch_over = None;
+                    fetch_done = true;
+                }
+                waited = async { update.as_mut().expect("checked").2.as_mut().await }, if update.is_some() => {
+                    let (uid, msg, _) = update.take().expect("checked");
+                    if waited == Waited::Handled {
+                        self.deliver17(uid, msg).map_err(StreamError::Protocol)?;
+                    } else {
+                        let writer = (!sent_all).then_some(&mut writer);
+                        self.update_refused17(id, uid, waited, writer).await?;
+                    }
                 }
             }
         }
     }
 
-    /// The peer ended its half of request stream `id` (with a FIN, or with a
-    /// reset / STOP_SENDING when `abrupt`).
-    fn peer_ended(
+    /// A REQUEST_UPDATE (`uid`) on request stream `id` whose required request
+    /// did not come in time, or that could not wait: REQUEST_ERROR (on
+    /// `writer`, unless our half is closed), and (17 §Updating
+    /// Subscriptions: "When a subscription update is unsuccessful, the
+    /// publisher MUST also terminate the subscription with PUBLISH_DONE with
+    /// error code UPDATE_FAILED") the end of a subscription we serve.
+    async fn update_refused17(
+        self: &Arc<Self>,
+        id: u64,
+        uid: u64,
+        waited: Waited,
+        writer: Option<&mut Writer<T::SendStream>>,
+    ) -> Result<(), StreamError> {
+        tracing::debug!(id, uid, ?waited, "dependent REQUEST_UPDATE refused");
+        self.use_request_id17(uid)?;
+        let (code, retry_interval) = match waited {
+            Waited::Busy => (request_error::EXCESSIVE_LOAD, RETRY_AFTER_LOAD),
+            _ => (request_error::TIMEOUT, 0),
+        };
+        if let Some(writer) = writer {
+            // Written here, not routed: the router takes a REQUEST_ERROR for
+            // the answer to the request itself, and ends the stream.
+            let error = ControlMessage::RequestError(RequestError {
+                request_id: id,
+                error_code: code,
+                retry_interval,
+                reason: "the required request did not arrive".to_string(),
+            });
+            writer.encode(|b| error.encode(Draft::D17, b)).await?;
+        }
+        // Subscriptions we serve are keyed by the peer's Request IDs.
+        let served = self.lock().served.remove(&id);
+        if let Some(served) = served {
+            if let Some(task) = served.task {
+                task.abort();
+            }
+            self.send(ControlMessage::PublishDone(PublishDone {
+                request_id: id,
+                status_code: super::done_code::UPDATE_FAILED,
+                // 17 §PUBLISH_DONE: a publisher "unable to set Stream Count
+                // to the exact number of streams opened" sets 2^62 - 1.
+                stream_count: (1 << 62) - 1,
+                reason: "update failed".to_string(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// The peer ended its half of request stream `id` with a FIN. Returns
+    /// whether the request is over, so we end our half with a FIN too.
+    fn peer_finished(
         self: &Arc<Self>,
         id: u64,
         kind: u64,
         incoming: bool,
-        abrupt: bool,
-    ) -> Result<(), StreamError> {
-        use crate::control::message_type as t;
-        let msg = match (incoming, kind) {
-            // UNSUBSCRIBE (a FIN alone does not end a subscription).
-            (true, t::SUBSCRIBE) if abrupt => ControlMessage::Unsubscribe(Unsubscribe { request_id: id }),
-            (true, t::FETCH) if abrupt => ControlMessage::FetchCancel(FetchCancel { request_id: id }),
-            (true, t::PUBLISH_NAMESPACE) => ControlMessage::PublishNamespaceDone(PublishNamespaceDone {
-                namespace: Default::default(),
-                request_id: id,
-            }),
-            // The end of a subscription whose PUBLISH_DONE never came.
-            (true, t::PUBLISH) | (false, t::SUBSCRIBE) => ControlMessage::PublishDone(PublishDone {
-                request_id: id,
-                status_code: super::done_code::INTERNAL_ERROR,
-                stream_count: 0,
-                reason: String::new(),
-            }),
-            _ => return Ok(()),
-        };
-        // A request of ours still waiting for its answer gets none.
+        accepted: bool,
+    ) -> Result<bool, StreamError> {
         if !incoming {
+            // A request of ours still waiting for its answer gets none.
             self.lock().pending.remove(&id);
         }
-        self.handle(msg).map_err(StreamError::Protocol)
+        match (incoming, kind) {
+            // 17 §Subscriptions: "The publisher terminates a subscription ...
+            // by sending PUBLISH_DONE and closing the stream"; one whose
+            // PUBLISH_DONE never came ends as INTERNAL_ERROR.
+            (true, t::PUBLISH) | (false, t::SUBSCRIBE) => {
+                self.handle(publish_done(id)).map_err(StreamError::Protocol)?;
+                Ok(true)
+            }
+            // The peer's own requests: a FIN ends only what it sends. A
+            // subscriber cancels a SUBSCRIBE or FETCH with STOP_SENDING (17
+            // §Subscriptions, §Fetch State Management), and "A
+            // PUBLISH_NAMESPACE is withdrawn by cancelling the request"
+            // (§Publishing Namespaces), which §Request Cancellation does
+            // "by abruptly terminating any directions of a stream that are
+            // still open using RESET_STREAM / RESET_STREAM_AT or
+            // STOP_SENDING"; unlike SUBSCRIBE_NAMESPACE, which "can be
+            // cancelled by closing the stream with either a FIN or
+            // RESET_STREAM" (§Subscribing to Namespaces), a FIN is not
+            // named for it. So a namespace stays published after its
+            // publisher's FIN; a RESET_STREAM or STOP_SENDING withdraws it
+            // (`peer_cancelled`). Our half ends with our last response.
+            (true, _) => Ok(false),
+            // An accepted PUBLISH_NAMESPACE of ours stays until we withdraw
+            // it (or the peer cancels it).
+            (false, t::PUBLISH_NAMESPACE) if accepted => Ok(false),
+            // Any other request of ours: the peer sent its final response
+            // (REQUEST_ERROR, or the last one), or none; it is over.
+            (false, _) => Ok(true),
+        }
     }
+
+    /// The peer cancelled request `id` (RESET_STREAM or STOP_SENDING, 17
+    /// §Request Cancellation).
+    fn peer_cancelled(self: &Arc<Self>, id: u64, kind: u64, incoming: bool) -> Result<(), StreamError> {
+        let msg = match (incoming, kind) {
+            // UNSUBSCRIBE.
+            (true, t::SUBSCRIBE) => Some(ControlMessage::Unsubscribe(Unsubscribe { request_id: id })),
+            (true, t::FETCH) => Some(ControlMessage::FetchCancel(FetchCancel { request_id: id })),
+            (true, t::PUBLISH_NAMESPACE) => {
+                Some(ControlMessage::PublishNamespaceDone(PublishNamespaceDone {
+                    namespace: Default::default(),
+                    request_id: id,
+                }))
+            }
+            (true, t::PUBLISH) | (false, t::SUBSCRIBE) => Some(publish_done(id)),
+            _ => None,
+        };
+        if !incoming {
+            // A request of ours still waiting for its answer gets none.
+            self.lock().pending.remove(&id);
+        }
+        match msg {
+            Some(msg) => self.handle(msg).map_err(StreamError::Protocol),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The PUBLISH_DONE for subscription `id` when none came.
+fn publish_done(id: u64) -> ControlMessage {
+    ControlMessage::PublishDone(PublishDone {
+        request_id: id,
+        status_code: super::done_code::INTERNAL_ERROR,
+        stream_count: 0,
+        reason: String::new(),
+    })
 }
