@@ -42,6 +42,10 @@ async fn subscribe_ok(raw: &mut Raw, id: u64, filter: SubscriptionFilter) -> u64
         panic!("{reply:?}")
     };
     assert_eq!(ok.request_id, id);
+    // "Group Order: Indicates the subscription will be delivered in
+    // Ascending (0x1) or Descending (0x2) order": newest first, as the
+    // subscriber asked for the publisher's order (0).
+    assert_eq!(ok.group_order, 2);
     ok.track_alias
 }
 
@@ -258,7 +262,7 @@ async fn absolute_joining_fetch() {
         };
         assert_eq!(ok.request_id, 2);
         assert_eq!(ok.end_location, Location::new(2, 5));
-        let objects = read_fetch_objects(&raw).await;
+        let objects = read_fetch(&raw).await;
         let expected: Vec<(u64, u64, Bytes)> = (1..3)
             .flat_map(|g| (0..5).map(move |o| (g, o, object(g, o))))
             .collect();
@@ -285,33 +289,6 @@ async fn absolute_joining_fetch() {
     })
     .await
     .expect("timed out");
-}
-
-async fn read_fetch_objects(raw: &Raw) -> Vec<(u64, u64, Bytes)> {
-    use moq_transport_compat::data::{FetchItem, FetchReader, StreamHeader};
-    use moq_transport_compat::ietf::stream::Reader;
-    let draft = raw.draft;
-    let mut reader = loop {
-        let recv = raw.session.accept_uni().await.unwrap();
-        let mut reader = Reader::new(recv);
-        let header = reader
-            .decode_required(|b| StreamHeader::decode(b, draft))
-            .await
-            .unwrap();
-        if matches!(header, StreamHeader::Fetch(_)) {
-            break reader;
-        }
-    };
-    let mut fetch = FetchReader::new();
-    let mut out = Vec::new();
-    while let Some(item) = reader.decode(|b| fetch.decode(b, draft)).await.unwrap() {
-        if let FetchItem::Object(obj) = item {
-            if let ObjectContent::Payload(p) = obj.content {
-                out.push((obj.group_id, obj.object_id, p));
-            }
-        }
-    }
-    out
 }
 
 /// TRACK_STATUS: the largest location of a cached track; an error for an

@@ -9,47 +9,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use moq_lite::model::{OriginProducer, Path, Track};
+use moq_lite::model::{OriginProducer, Path};
 use moq_transport_compat::control::{
     ControlMessage, Decoded, Namespace, PublishBlocked, RequestOk, RequestUpdate, set_filter,
 };
-use moq_transport_compat::ietf::{SessionError, code, done_code};
-use moq_transport_compat::{Draft, KeyValuePairs, Location, Session, SubscriptionFilter, TrackNamespace};
-
-fn ns(path: &str) -> TrackNamespace {
-    TrackNamespace::from_path(&Path::new(path)).unwrap()
-}
-
-/// A relay origin holding "cache/x" track "t" with groups 0..3 of 5 objects.
-fn cached_origin() -> (
-    OriginProducer,
-    moq_lite::model::BroadcastProducer,
-    moq_lite::model::TrackProducer,
-) {
-    let origin = OriginProducer::new();
-    let broadcast = origin.create_broadcast("cache/x").unwrap();
-    let mut track = broadcast.create_track(Track::new("t"));
-    write_groups(&mut track, 3);
-    (origin, broadcast, track)
-}
-
-/// How the server session ended (it must end soon).
-async fn server_closed(server: &Session) -> SessionError {
-    let Session::Ietf(ietf) = server else {
-        panic!("not IETF")
-    };
-    tokio::time::timeout(Duration::from_secs(5), ietf.closed_ietf())
-        .await
-        .expect("the server closed the session")
-}
-
-async fn server_stays_up(server: &Session) {
-    let Session::Ietf(ietf) = server else {
-        panic!("not IETF")
-    };
-    let closed = tokio::time::timeout(Duration::from_millis(300), ietf.closed_ietf()).await;
-    assert!(closed.is_err(), "the session stayed up: {closed:?}");
-}
+use moq_transport_compat::ietf::{code, done_code};
+use moq_transport_compat::{Draft, KeyValuePairs, Location, SubscriptionFilter};
 
 /// Draft-16: a SUBSCRIBE reusing a Request ID closes the session with
 /// INVALID_REQUEST_ID, even though IDs are not required in order.

@@ -12,11 +12,8 @@ use bytes::Bytes;
 use moq_lite::SessionConfig;
 use moq_lite::model::{OriginProducer, Path, Track};
 use moq_transport_compat::control::{ControlMessage, Fetch, FetchType, PublishNamespace};
-use moq_transport_compat::data::{
-    FetchItem, FetchReader, ObjectContent, StreamHeader, SubgroupHeader, SubgroupId, SubgroupObject,
-    SubgroupWriter,
-};
-use moq_transport_compat::ietf::stream::{Reader, Writer};
+use moq_transport_compat::data::{ObjectContent, SubgroupHeader, SubgroupId, SubgroupObject, SubgroupWriter};
+use moq_transport_compat::ietf::stream::Writer;
 use moq_transport_compat::{
     Draft, KeyValuePairs, Location, Session, SubscriptionFilter, TrackNamespace, Version,
 };
@@ -319,33 +316,6 @@ async fn raw_client_announce_subscribe_error_and_fetch() {
         .await
         .unwrap_or_else(|_| panic!("{draft} timed out"));
     }
-}
-
-/// Reads one FETCH stream's objects.
-async fn read_fetch(raw: &Raw) -> Vec<(u64, u64, Bytes)> {
-    let draft = raw.draft;
-    // Skip the subscription's data streams.
-    let mut reader = loop {
-        let recv = raw.session.accept_uni().await.unwrap();
-        let mut reader = Reader::new(recv);
-        let header = reader
-            .decode_required(|b| StreamHeader::decode(b, draft))
-            .await
-            .unwrap();
-        if matches!(header, StreamHeader::Fetch(_)) {
-            break reader;
-        }
-    };
-    let mut fetch = FetchReader::new();
-    let mut out = Vec::new();
-    while let Some(item) = reader.decode(|b| fetch.decode(b, draft)).await.unwrap() {
-        let FetchItem::Object(obj) = item else { continue };
-        let ObjectContent::Payload(p) = obj.content else {
-            continue;
-        };
-        out.push((obj.group_id, obj.object_id, p));
-    }
-    out
 }
 
 /// The raw client publishes (PUBLISH_NAMESPACE), our server subscribes on

@@ -16,6 +16,7 @@ use moq_transport_compat::data::{
     FetchItem, FetchReader, ObjectContent, StreamHeader, SubgroupHeader, SubgroupId, SubgroupObject,
     SubgroupWriter,
 };
+use moq_transport_compat::ietf::SessionError;
 use moq_transport_compat::ietf::stream::{Reader, Writer};
 use moq_transport_compat::{
     Draft, KeyValuePairs, Location, Session, SubscriptionFilter, TrackNamespace, Version,
@@ -384,4 +385,66 @@ pub async fn raw17_pair(server_config: SessionConfig) -> (Raw17, Session, (Clien
     let (s, c) = transports(&srv, &cli, "moqt").await;
     let (server, raw) = tokio::join!(moq_transport_compat::accept(s, server_config), Raw17::setup(c));
     (raw, server.unwrap(), (cli, srv))
+}
+
+pub fn ns(path: &str) -> TrackNamespace {
+    TrackNamespace::from_path(&Path::new(path)).unwrap()
+}
+
+/// A relay origin holding "cache/x" track "t" with groups 0..3 of 5 objects.
+pub fn cached_origin() -> (
+    OriginProducer,
+    moq_lite::model::BroadcastProducer,
+    moq_lite::model::TrackProducer,
+) {
+    let origin = OriginProducer::new();
+    let broadcast = origin.create_broadcast("cache/x").unwrap();
+    let mut track = broadcast.create_track(Track::new("t"));
+    write_groups(&mut track, 3);
+    (origin, broadcast, track)
+}
+
+/// How the server session ended (it must end soon).
+pub async fn server_closed(server: &Session) -> SessionError {
+    let Session::Ietf(ietf) = server else {
+        panic!("not IETF")
+    };
+    tokio::time::timeout(Duration::from_secs(5), ietf.closed_ietf())
+        .await
+        .expect("the server closed the session")
+}
+
+pub async fn server_stays_up(server: &Session) {
+    let Session::Ietf(ietf) = server else {
+        panic!("not IETF")
+    };
+    let closed = tokio::time::timeout(Duration::from_millis(300), ietf.closed_ietf()).await;
+    assert!(closed.is_err(), "the session stayed up: {closed:?}");
+}
+
+/// Reads one FETCH stream's objects.
+pub async fn read_fetch(raw: &Raw) -> Vec<(u64, u64, Bytes)> {
+    let draft = raw.draft;
+    // Skip the subscription's data streams.
+    let mut reader = loop {
+        let recv = raw.session.accept_uni().await.unwrap();
+        let mut reader = Reader::new(recv);
+        let header = reader
+            .decode_required(|b| StreamHeader::decode(b, draft))
+            .await
+            .unwrap();
+        if matches!(header, StreamHeader::Fetch(_)) {
+            break reader;
+        }
+    };
+    let mut fetch = FetchReader::new();
+    let mut out = Vec::new();
+    while let Some(item) = reader.decode(|b| fetch.decode(b, draft)).await.unwrap() {
+        let FetchItem::Object(obj) = item else { continue };
+        let ObjectContent::Payload(p) = obj.content else {
+            continue;
+        };
+        out.push((obj.group_id, obj.object_id, p));
+    }
+    out
 }
