@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use moq_lite::SessionConfig;
-use moq_lite::endpoint::{Client, ClientConfig, ClientTls, EndpointError};
+use moq_lite::endpoint::{Client, ClientConfig, ClientTls, EndpointError, Transport};
 use moq_lite::lite::Version;
 use moq_lite::model::{OriginConsumer, OriginProducer};
 use moq_transport_compat::{Draft, Session};
@@ -232,6 +232,8 @@ impl Connection {
             anyhow::anyhow!("could not connect to {}: {}", self.url, explain_endpoint(&err))
         })?;
         let conn = connected.session.clone();
+        // Raw QUIC has no request line: IETF sessions carry the URL in SETUP.
+        let raw_quic_url = (connected.transport == Transport::Quic).then(|| url.clone());
         let session = tokio::time::timeout(
             self.connect_timeout,
             moq_transport_compat::connect(
@@ -239,6 +241,7 @@ impl Connection {
                 SessionConfig {
                     publish,
                     subscribe,
+                    raw_quic_url,
                     ..Default::default()
                 },
             ),

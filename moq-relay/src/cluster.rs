@@ -100,6 +100,7 @@ async fn dial(client: &Client, url: &Url, shared: &Shared, hop_id: u64) -> anyho
         subscribe: Some(shared.origin.clone()),
         hop_id: Some(hop_id),
         max_announced: Some(shared.max_announced),
+        ..Default::default()
     };
     Ok(Session::connect_with(connected.session, config).await?)
 }

@@ -374,6 +374,7 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
         subscribe,
         hop_id: Some(shared.hop_id),
         max_announced: Some(shared.max_announced),
+        ..Default::default()
     };
     let transport = accepted.session.clone();
     let setup = tokio::time::timeout(

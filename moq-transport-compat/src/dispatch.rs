@@ -220,10 +220,11 @@ async fn connect_setup<T: Transport>(
     let mut reader = Reader::new(recv);
     let mut versions: Vec<u32> = SETUP_LITE.iter().map(|v| v.code()).collect();
     versions.extend(Draft::D14.setup_code());
-    let setup = ClientSetup {
-        versions,
-        parameters: setup_params_d14(),
-    };
+    let mut parameters = setup_params_d14();
+    if let Some(url) = &config.raw_quic_url {
+        ietf::uri_params(url, &mut parameters);
+    }
+    let setup = ClientSetup { versions, parameters };
     writer
         .encode(|b| ControlMessage::ClientSetup(setup).encode(Draft::D14, b))
         .await

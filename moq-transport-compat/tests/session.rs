@@ -505,3 +505,66 @@ async fn draft17_withdrawal_ends_the_broadcast_downstream() {
         }
     }
 }
+
+/// Raw QUIC has no request line, so an IETF client sends its URL in SETUP:
+/// "When connecting to a server using a URI with the 'moqt' scheme, the
+/// client MUST set the PATH parameter to the path-abempty portion of the
+/// URI; if query is present, the client MUST concatenate ?, followed by
+/// the query", and AUTHORITY "to the authority portion". Checked on the
+/// bytes a raw server reads, for the control-stream drafts and draft-17's
+/// SETUP stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_quic_clients_send_path_and_authority() {
+    use moq_transport_compat::control::{Decoded, setup_param};
+    use moq_transport_compat::ietf::stream::Reader;
+    for (alpn, draft) in [
+        ("moq-00", Draft::D14),
+        ("moqt-16", Draft::D16),
+        ("moqt-17", Draft::D17),
+    ] {
+        tokio::time::timeout(LIMIT, async {
+            let srv = server(&[alpn]);
+            let cli = client(&srv, &[alpn]);
+            let (s, c) = transports(&srv, &cli, "moqt").await;
+            let dialled = url::Url::parse("moqt://relay.example:4443/room/a?jwt=x.y.z").unwrap();
+            let config = SessionConfig {
+                raw_quic_url: Some(dialled),
+                ..Default::default()
+            };
+            let _client = tokio::spawn(moq_transport_compat::connect(c, config));
+            let params = if draft == Draft::D17 {
+                let recv = web_transport_trait::Session::accept_uni(&s).await.unwrap();
+                let msg = Reader::new(recv)
+                    .decode_required(|b| ControlMessage::decode(b, draft))
+                    .await
+                    .unwrap();
+                let Decoded::Message(ControlMessage::Setup(setup)) = msg else {
+                    panic!("{msg:?}")
+                };
+                setup.options
+            } else {
+                let (_send, recv) = web_transport_trait::Session::accept_bi(&s).await.unwrap();
+                let msg = Reader::new(recv)
+                    .decode_required(|b| ControlMessage::decode(b, draft))
+                    .await
+                    .unwrap();
+                let Decoded::Message(ControlMessage::ClientSetup(setup)) = msg else {
+                    panic!("{msg:?}")
+                };
+                setup.parameters
+            };
+            assert_eq!(
+                params.get_bytes(setup_param::PATH).map(|b| &b[..]),
+                Some(&b"/room/a?jwt=x.y.z"[..]),
+                "{draft}"
+            );
+            assert_eq!(
+                params.get_bytes(setup_param::AUTHORITY).map(|b| &b[..]),
+                Some(&b"relay.example:4443"[..]),
+                "{draft}"
+            );
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{draft} timed out"));
+    }
+}

@@ -92,6 +92,14 @@ pub struct SessionConfig {
     /// announce stream is refused with [`Error::Bounds`] (its broadcasts
     /// end). `None` means [`DEFAULT_MAX_ANNOUNCED`].
     pub max_announced: Option<usize>,
+    /// For a client over raw QUIC, the URL it dialled. Raw QUIC has no
+    /// request line, so IETF moq-transport sessions send its path (with the
+    /// query, where a token may ride) and authority in SETUP, as PATH and
+    /// AUTHORITY ("When connecting to a server using a URI with the 'moqt'
+    /// scheme, the client MUST set the PATH parameter"). Leave it `None`
+    /// over WebTransport, where the CONNECT request carries both (PATH there
+    /// is an error), and on servers. moq-lite sessions do not use it.
+    pub raw_quic_url: Option<url::Url>,
 }
 
 /// Default for [`SessionConfig::max_announced`].
@@ -108,8 +116,7 @@ impl Session {
         let config = SessionConfig {
             publish: publish.into(),
             subscribe: subscribe.into(),
-            hop_id: None,
-            max_announced: None,
+            ..Default::default()
         };
         Self::connect_with(transport, config).await
     }
@@ -133,8 +140,7 @@ impl Session {
         let config = SessionConfig {
             publish: publish.into(),
             subscribe: subscribe.into(),
-            hop_id: None,
-            max_announced: None,
+            ..Default::default()
         };
         Self::accept_with(transport, config).await
     }
@@ -164,6 +170,7 @@ impl Session {
             subscribe,
             hop_id,
             max_announced,
+            raw_quic_url: _,
         } = config;
         let max_announced = max_announced.unwrap_or(DEFAULT_MAX_ANNOUNCED);
         let hop_id = hop_id.and_then(HopId::new).filter(|hop| !hop.is_unknown());

@@ -6,13 +6,19 @@
 //!   is in sub-group 0; objects received in another sub-group are dropped
 //!   and counted ([`Session::dropped_objects`]), never an error.
 //! - One bidirectional control stream: CLIENT_SETUP / SERVER_SETUP (with
-//!   MAX_REQUEST_ID), then control messages. Request IDs: the client's are
+//!   MAX_REQUEST_ID; a raw QUIC client adds PATH and AUTHORITY from the URL
+//!   it dialled), then control messages. Request IDs: the client's are
 //!   even, the server's odd, each used once and below the Maximum Request
-//!   ID granted (we grant more as they are used). Drafts 14 and 15 require
-//!   them in order; from draft-16 requests on separate streams may be read
-//!   out of order, so duplicates are found in the set of IDs seen above a
-//!   low-water mark. REQUEST_UPDATE is answered with REQUEST_OK from
-//!   draft-16; draft-17's PUBLISH_BLOCKED is logged.
+//!   ID granted (we grant more as they are used), and ours leave in order.
+//!   Drafts 14 and 15 require each to be the next in sequence; from
+//!   draft-16 requests on separate streams may be read out of order, so
+//!   duplicates are found in the set of IDs seen above a low-water mark.
+//!   SUBSCRIBE_UPDATE / REQUEST_UPDATE is a request of its own, applied to
+//!   the subscription it names (filter, Forward, priority) and, from 15,
+//!   answered with REQUEST_OK or REQUEST_ERROR; draft-17's PUBLISH_BLOCKED
+//!   is logged.
+//! - Error codes are spelled per draft ([`RequestFailure`]): draft-14 has
+//!   a table per error message, 15+ one REQUEST_ERROR table.
 //! - Publisher half (serving a [`moq_lite::model::OriginConsumer`]): every
 //!   broadcast is announced with PUBLISH_NAMESPACE (and withdrawn with
 //!   PUBLISH_NAMESPACE_DONE); SUBSCRIBE is answered from the track cache
@@ -121,14 +127,18 @@ impl Session {
         config: SessionConfig,
     ) -> Result<Session, moq_lite::Error> {
         if draft == Draft::D17 {
-            let control = setup17(&transport).await?;
+            let control = setup17(&transport, config.raw_quic_url.as_ref()).await?;
             return Ok(Self::start(transport, draft, true, control, u64::MAX, config));
         }
         let (send, recv) = transport.open_bi().await.map_err(transport_error)?;
         let mut control: Control<T> = (Writer::new(send), Reader::new(recv));
+        let mut parameters = setup_params();
+        if let Some(url) = &config.raw_quic_url {
+            uri_params(url, &mut parameters);
+        }
         let setup = ClientSetup {
             versions: draft.setup_code().into_iter().collect(),
-            parameters: setup_params(),
+            parameters,
         };
         control
             .0
@@ -170,7 +180,7 @@ impl Session {
         config: SessionConfig,
     ) -> Result<Session, moq_lite::Error> {
         if draft == Draft::D17 {
-            let control = setup17(&transport).await?;
+            let control = setup17(&transport, None).await?;
             return Ok(Self::start(transport, draft, false, control, u64::MAX, config));
         }
         let (send, recv) = transport.accept_bi().await.map_err(transport_error)?;
@@ -337,7 +347,9 @@ impl std::fmt::Debug for Session {
 /// Draft-17 session setup: each side opens its control stream (a
 /// unidirectional stream whose type is SETUP, 0x2F00) and writes SETUP; the
 /// peer's control stream is the first unidirectional stream it opens.
-async fn setup17<T: Transport>(transport: &T) -> Result<Control<T>, moq_lite::Error> {
+///
+/// `uri`: a raw QUIC client's URL, sent as PATH and AUTHORITY.
+async fn setup17<T: Transport>(transport: &T, uri: Option<&url::Url>) -> Result<Control<T>, moq_lite::Error> {
     let draft = Draft::D17;
     let send = transport.open_uni().await.map_err(transport_error)?;
     let mut writer = Writer::new(send);
@@ -346,6 +358,9 @@ async fn setup17<T: Transport>(transport: &T) -> Result<Control<T>, moq_lite::Er
         setup_param::IMPLEMENTATION,
         Bytes::from_static(IMPLEMENTATION.as_bytes()),
     );
+    if let Some(url) = uri {
+        uri_params(url, &mut options);
+    }
     let setup = ControlMessage::Setup(crate::control::Setup { options });
     writer.encode(|b| setup.encode(draft, b)).await.map_err(lite)?;
     let recv = transport.accept_uni().await.map_err(transport_error)?;
@@ -367,6 +382,27 @@ fn lite(err: StreamError) -> moq_lite::Error {
     match err {
         StreamError::Closed(e) => e,
         StreamError::Protocol(e) => e.error,
+    }
+}
+
+/// PATH and AUTHORITY for a client dialling `url` over raw QUIC ({{path}},
+/// {{authority}}): "the client MUST set the PATH parameter to the
+/// path-abempty portion of the URI; if query is present, the client MUST
+/// concatenate ?, followed by the query", and AUTHORITY "to the authority
+/// portion of the URI" (host and port; no user information).
+pub(crate) fn uri_params(url: &url::Url, params: &mut KeyValuePairs) {
+    let mut path = url.path().to_string();
+    if let Some(query) = url.query() {
+        path.push('?');
+        path.push_str(query);
+    }
+    params.set_bytes(setup_param::PATH, Bytes::from(path));
+    if let Some(host) = url.host_str() {
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        };
+        params.set_bytes(setup_param::AUTHORITY, Bytes::from(authority));
     }
 }
 
