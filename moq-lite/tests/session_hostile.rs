@@ -519,6 +519,9 @@ async fn publish_cam(
     assert_eq!(kind, StreamType::Known(ControlStream::Subscribe));
     let msg = msgs.next(|b| Subscribe::decode(b, V)).await;
     assert_eq!((msg.broadcast.as_str(), msg.track.as_str()), ("cam", "t"));
+    // Never 0, which a literal reading of lite-04 "Expiration" takes as
+    // "the live edge only".
+    assert_eq!(msg.max_latency, moq_lite::lite::DEFAULT_MAX_LATENCY);
     (announce_send, send, msgs, msg, consumer)
 }
 

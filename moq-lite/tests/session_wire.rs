@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use moq_lite::endpoint::{Client, ClientConfig, ClientTls, Server, ServerConfig, ServerTls};
 use moq_lite::lite::{
     Announce, AnnounceInterest, AnnounceStatus, ControlStream, DataStream, Fetch, FrameHeader, Goaway, Group,
@@ -71,10 +72,15 @@ impl Harness {
 
     /// A raw client connection, and the server's session for it.
     async fn raw(&self) -> (Session, Wt) {
+        self.raw_with(Some(self.origin.consume())).await
+    }
+
+    /// [`Harness::raw`], the server publishing `publish`.
+    async fn raw_with(&self, publish: Option<moq_lite::model::OriginConsumer>) -> (Session, Wt) {
         let accept = async {
             let incoming = self.server.accept().await.expect("incoming");
             let accepted = incoming.accept().await.expect("handshake");
-            Session::accept(accepted.session, self.origin.consume(), None)
+            Session::accept(accepted.session, publish, None)
                 .await
                 .expect("server session")
         };
@@ -536,6 +542,34 @@ async fn subscribe_ending_before_its_start_is_finished() {
         // Finished, or refused with a reset: anything but staying open.
         let end = reply.end().await;
         assert!(matches!(end, End::Fin | End::Reset(_)), "{end:?}");
+    })
+    .await;
+}
+
+/// A session that publishes nothing answers an Announce stream as one with
+/// nothing to announce does: no ANNOUNCE, no reset, the stream left open
+/// (deployed peers end the whole session when their Announce stream is
+/// reset); a SUBSCRIBE gets NotFound, and the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_nothing_answers_announce_with_silence() {
+    limit(async {
+        let h = Harness::new();
+        let (server, raw) = h.raw_with(None).await;
+        let mut bytes = Vec::new();
+        ControlStream::Announce.encode(V, &mut bytes).unwrap();
+        AnnounceInterest {
+            prefix: Path::root(),
+            exclude_hop: None,
+        }
+        .encode(V, &mut bytes)
+        .unwrap();
+        let (_send, mut reply) = open(&raw, &bytes).await;
+        let quiet = tokio::time::timeout(Duration::from_millis(300), reply.more()).await;
+        assert!(quiet.is_err(), "nothing sent, not ended: {quiet:?}");
+
+        let (_send, mut sub_reply) = open(&raw, &subscribe_bytes(&sub(1, "room", "video"))).await;
+        assert_eq!(sub_reply.end().await, End::Reset(Error::NotFound.code()));
+        assert!(server.closed().now_or_never().is_none(), "the session goes on");
     })
     .await;
 }

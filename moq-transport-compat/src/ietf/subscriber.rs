@@ -236,6 +236,9 @@ impl<T: Transport> Inner<T> {
                 return;
             }
             Err(err) => {
+                // No reply will come (the request was dropped with its
+                // stream or the session): forget the subscription too.
+                self.lock().subs.remove(&id);
                 track.abort(err);
                 return;
             }
