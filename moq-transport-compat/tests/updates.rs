@@ -391,3 +391,57 @@ async fn joining_fetch_of_a_non_largest_object_subscription_is_a_violation() {
     .await
     .expect("timed out");
 }
+
+/// A subscriber that stops reading pins the groups in flight to it; they
+/// are bounded as in moq-lite (32 per subscription): past that the oldest
+/// is reset (counted as dropped) so the newest still go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_subscriber_pins_a_bounded_number_of_groups() {
+    use moq_lite::endpoint::{Client, ClientConfig, ClientTls, QuicConfig};
+    tokio::time::timeout(LIMIT, async {
+        let draft = Draft::D16;
+        let (origin, _broadcast, mut track) = cached_origin();
+        let srv = server(moq_transport_compat::ALL_PROTOCOLS);
+        // 4 KiB per stream and never read: every larger group stalls.
+        let cli = Client::new(ClientConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls: ClientTls {
+                fingerprints: srv.fingerprints(),
+                system_roots: false,
+                ..Default::default()
+            },
+            protocols: vec![draft.alpn().to_string()],
+            quic: QuicConfig {
+                stream_receive_window: 4096,
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        let (s, c) = transports(&srv, &cli, "moqt").await;
+        let (server, raw) = tokio::join!(
+            moq_transport_compat::accept(s, relay_config(&origin)),
+            Raw::connect(c, draft)
+        );
+        let (server, mut raw) = (server.unwrap(), raw);
+        let _ = subscribe(&mut raw, 0).await;
+        for g in 3..43 {
+            let mut group = track.create_group(g).unwrap();
+            group
+                .write_frame(bytes::Bytes::from(vec![g as u8; 16 * 1024]))
+                .unwrap();
+            group.finish().unwrap();
+        }
+        // 41 groups sent to a subscriber that takes none: at least 9 dropped.
+        loop {
+            let stats = server.stats().snapshot();
+            if stats.groups_dropped >= 41 - 32 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(raw);
+    })
+    .await
+    .expect("timed out: in-flight groups are not bounded");
+}

@@ -37,6 +37,7 @@ pub use subscribe::*;
 pub use version::*;
 
 pub(crate) use publisher::Publisher;
+pub use publisher::{MAX_INFLIGHT_GROUPS, stream_priority};
 pub(crate) use subscriber::Subscriber;
 
 #[cfg(test)]

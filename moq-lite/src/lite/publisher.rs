@@ -31,8 +31,9 @@ use crate::session::{GoawayFlag, SessionStats};
 /// stops reading stops granting streams, and each waiting group pins its
 /// data: past this, live subscriptions drop their oldest group (the newest
 /// matter most) and ordered ones stop taking groups until one completes (the
-/// cache then evicts what they miss).
-pub(crate) const MAX_INFLIGHT_GROUPS: usize = 32;
+/// cache then evicts what they miss). Sessions of other protocols on the
+/// same model use the same bound.
+pub const MAX_INFLIGHT_GROUPS: usize = 32;
 
 /// How often a Probe stream reports estimates when the subscriber is quiet.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -40,7 +41,11 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// The QUIC send priority of a group stream: subscriber priority first,
 /// publisher priority to break ties, then newer groups first (older first when
 /// the subscriber asked for ordered delivery). Higher is sent first.
-pub(crate) fn stream_priority(subscriber: u8, publisher: u8, sequence: u64, ordered: bool) -> i32 {
+///
+/// The one policy for every protocol on this model: a protocol whose
+/// subscriber priority runs the other way (IETF: lower first) passes it
+/// inverted.
+pub fn stream_priority(subscriber: u8, publisher: u8, sequence: u64, ordered: bool) -> i32 {
     // 8 + 8 + 15 bits: always positive in an i32. The sequence part wraps,
     // which only matters for groups 32768 apart, long expired by then.
     let age = (sequence & 0x7FFF) as i32;
@@ -264,7 +269,7 @@ impl<S: Session> Publisher<S> {
                     Ok(None) | Err(StreamError::Closed(_)) => return Ok(()),
                     Err(err) => return Err(err),
                 },
-                                // Ordered delivery waits for room; live delivery makes room below.
+                // Ordered delivery waits for room; live delivery makes room below.
                 next = track.next_group(), if !ending && (!sub.ordered || inflight.len() < MAX_INFLIGHT_GROUPS) => match next {
                     Ok(Some(group)) => {
                         // Groups the cache evicted before we could send them.
@@ -287,7 +292,7 @@ impl<S: Session> Publisher<S> {
                             writer.encode(|b| ok(Some(sequence), sub.end).encode(version, b)).await?;
                         }
                         let now = Instant::now();
-                                                let expired = sub.expire(&mut inflight, sequence, now);
+                        let expired = sub.expire(&mut inflight, sequence, now);
                         let evicted = make_room(&mut inflight);
                         self.stats.dropped(expired + evicted);
                         let task = serve_group(

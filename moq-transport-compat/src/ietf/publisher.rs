@@ -8,6 +8,10 @@
 
 use super::*;
 
+use std::collections::BTreeMap;
+
+use moq_lite::lite::MAX_INFLIGHT_GROUPS;
+
 /// What a subscription asks for now: SUBSCRIBE sets it, SUBSCRIBE_UPDATE /
 /// REQUEST_UPDATE change it, the task serving it reads it per group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,14 +64,16 @@ impl Wanted {
         }
     }
 
-    /// The QUIC send priority (higher first) of group `sequence`: by
-    /// Subscriber Priority (lower first), then the track's priority, then
-    /// newest (or, ascending, oldest) group first. 8 + 8 + 15 bits: always
-    /// a positive i32.
+    /// The QUIC send priority (higher first) of group `sequence`: moq-lite's
+    /// policy, with the Subscriber Priority inverted (IETF: "Lower numbers
+    /// get higher priority").
     fn stream_priority(&self, track_priority: u8, sequence: u64) -> i32 {
-        let order = (sequence & 0x7fff) as i32;
-        let order = if self.ascending { 0x7fff - order } else { order };
-        ((255 - self.subscriber_priority as i32) << 23) | ((track_priority as i32) << 15) | order
+        moq_lite::lite::stream_priority(
+            255 - self.subscriber_priority,
+            track_priority,
+            sequence,
+            self.ascending,
+        )
     }
 }
 
@@ -178,12 +184,17 @@ impl<T: Transport> Inner<T> {
     ) {
         let track_priority = track.info().priority;
         let mut groups = JoinSet::new();
+        // Group streams in flight, by sequence: a subscriber that stops
+        // reading pins what they hold, so they are bounded as in moq-lite
+        // (live: the oldest is reset to make room; ascending: wait).
+        let mut inflight: BTreeMap<u64, AbortHandle> = BTreeMap::new();
         let mut count = 0u64;
         // The newest group this subscription has seen.
         let mut last: Option<u64> = None;
         let (status, reason) = loop {
+            let room = !wanted.borrow().ascending || inflight.len() < MAX_INFLIGHT_GROUPS;
             tokio::select! {
-                next = track.next_group() => match next {
+                next = track.next_group(), if room => match next {
                     Ok(Some(group)) => {
                         let seq = group.sequence();
                         let w = *wanted.borrow();
@@ -199,8 +210,20 @@ impl<T: Transport> Inner<T> {
                             _ => 0,
                         };
                         count += 1;
+                        while inflight.len() >= MAX_INFLIGHT_GROUPS {
+                            if let Some((_, oldest)) = inflight.pop_first() {
+                                // Dropping its writer resets the stream.
+                                oldest.abort();
+                                self.stats.dropped(1);
+                            }
+                        }
                         let priority = w.stream_priority(track_priority, seq);
-                        groups.spawn(self.clone().send_group(alias, group, skip, priority));
+                        let send = self.clone().send_group(alias, group, skip, priority);
+                        let task = groups.spawn(async move {
+                            send.await;
+                            seq
+                        });
+                        inflight.insert(seq, task);
                         if w.end == Some(seq) {
                             break (done_code::SUBSCRIPTION_ENDED, "end of range");
                         }
@@ -211,7 +234,11 @@ impl<T: Transport> Inner<T> {
                         break (done_code::INTERNAL_ERROR, "track aborted");
                     }
                 },
-                Some(_) = groups.join_next(), if !groups.is_empty() => {}
+                Some(done) = groups.join_next(), if !groups.is_empty() => {
+                    if let Ok(seq) = done {
+                        inflight.remove(&seq);
+                    }
+                }
                 // An update narrowed the end to a group already seen.
                 Ok(()) = wanted.changed() => {
                     let end = wanted.borrow().end;
