@@ -324,18 +324,32 @@ async fn count_broadcasts(shared: Arc<Shared>) {
     }
 }
 
-/// The URL path and `?jwt=` token of a session; raw QUIC has no URL, so
-/// its root is `/` and it is anonymous.
-fn path_and_token(accepted: &moq_lite::endpoint::Accepted) -> (String, Option<String>) {
-    let Some(request) = accepted.session.request() else {
-        return ("/".into(), None);
+/// The URL path and `?jwt=` token of a session: from the WebTransport
+/// CONNECT request, or, over raw QUIC (no request line), from the PATH the
+/// client sent in SETUP (IETF drafts, and the moq-lite SETUP path), which
+/// carries the path and query of the URL it dialled. Without either
+/// (moq-lite-03/04 over raw QUIC) the root is `/` and the session is
+/// anonymous.
+fn path_and_token(
+    accepted: &moq_lite::endpoint::Accepted,
+    setup_path: Option<&str>,
+) -> (String, Option<String>) {
+    let jwt = |query: &str| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "jwt")
+            .map(|(_, v)| v.into_owned())
     };
-    let token = request
-        .url
-        .query_pairs()
-        .find(|(k, _)| k == "jwt")
-        .map(|(_, v)| v.into_owned());
-    (request.url.path().to_string(), token)
+    if let Some(request) = accepted.session.request() {
+        return (request.url.path().to_string(), request.url.query().and_then(jwt));
+    }
+    match setup_path {
+        Some(path) => {
+            let (path, query) = path.split_once('?').unwrap_or((path, ""));
+            let path = if path.is_empty() { "/" } else { path };
+            (path.to_string(), jwt(query))
+        }
+        None => ("/".into(), None),
+    }
 }
 
 async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
@@ -348,14 +362,28 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
             return;
         }
     };
-    let (path, token) = path_and_token(&accepted);
+    let transport = accepted.session.clone();
+    let handshake = tokio::time::timeout(
+        SETUP_TIMEOUT,
+        moq_transport_compat::handshake(accepted.session.clone()),
+    );
+    let handshake = match handshake.await.unwrap_or(Err(moq_lite::Error::Timeout)) {
+        Ok(handshake) => handshake,
+        Err(err) => {
+            // Say why, rather than leaving QUIC to close with 0.
+            transport.close(err.code(), err.to_string().as_bytes());
+            shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%remote, %err, "session refused");
+            return;
+        }
+    };
+    let (path, token) = path_and_token(&accepted, handshake.path());
     let access = match shared.auth.verify(&path, token.as_deref(), SystemTime::now()) {
         Ok(access) => access,
         Err(err) => {
             shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
             tracing::info!(%remote, %path, %err, "unauthorized");
-            let code = err.to_moq();
-            accepted.session.close(code.code(), code.to_string().as_bytes());
+            handshake.refuse(err.to_moq());
             return;
         }
     };
@@ -376,12 +404,7 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
         max_announced: Some(shared.max_announced),
         ..Default::default()
     };
-    let transport = accepted.session.clone();
-    let setup = tokio::time::timeout(
-        SETUP_TIMEOUT,
-        moq_transport_compat::accept(accepted.session, config),
-    );
-    let session = match setup.await.unwrap_or(Err(moq_lite::Error::Timeout)) {
+    let session = match handshake.start(config).await {
         Ok(session) => Arc::new(session),
         Err(err) => {
             // Say why, rather than leaving QUIC to close with 0.

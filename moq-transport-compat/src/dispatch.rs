@@ -134,30 +134,110 @@ fn negotiated<T: Transport>(transport: &T) -> Result<Negotiated, moq_lite::Error
 }
 
 /// Serves an accepted connection with whichever protocol was negotiated.
-/// The relay calls this once per connection.
+/// The relay calls this (or [`handshake`], to see the client's PATH first)
+/// once per connection.
 pub async fn accept<T: Transport>(transport: T, config: SessionConfig) -> Result<Session, moq_lite::Error> {
-    match negotiated(&transport)? {
-        Negotiated::Lite => Ok(Session::Lite(
-            moq_lite::Session::accept_with(transport, config).await?,
-        )),
-        Negotiated::Ietf(draft) => Ok(Session::Ietf(
-            ietf::Session::accept(transport, draft, config).await?,
-        )),
-        Negotiated::Setup => match accept_setup(&transport, config).await {
-            Ok(session) => Ok(session),
+    handshake(transport).await?.start(config).await
+}
+
+/// The server's side of negotiation and SETUP, before the session starts:
+/// for a client over raw QUIC, the PATH it sent in SETUP (the path and
+/// query of the URL it dialled; raw QUIC has no request line) can then
+/// choose the session's root and check its token.
+pub async fn handshake<T: Transport>(transport: T) -> Result<Handshake<T>, moq_lite::Error> {
+    let pending = match negotiated(&transport)? {
+        Negotiated::Lite => {
+            let alpn = transport.protocol().unwrap_or_default();
+            Pending::Lite(LiteVersion::from_alpn(alpn).ok_or(moq_lite::Error::UnknownAlpn)?)
+        }
+        Negotiated::Ietf(draft) => Pending::Ietf(ietf::Session::handshake(transport.clone(), draft).await?),
+        Negotiated::Setup => match accept_setup(&transport).await {
+            Ok(pending) => pending,
             Err(err) => {
                 transport.close(err.code(), &err.to_string());
-                Err(err)
+                return Err(err);
             }
         },
+    };
+    Ok(Handshake { transport, pending })
+}
+
+/// A connection whose protocol is settled and whose SETUP (if any) is
+/// answered; [`Handshake::start`] runs the session.
+pub struct Handshake<T: Transport> {
+    transport: T,
+    pending: Pending<T>,
+}
+
+enum Pending<T: Transport> {
+    /// moq-lite by ALPN / WebTransport protocol: nothing exchanged yet.
+    Lite(LiteVersion),
+    /// moq-lite-02 / -01 through the SETUP path: SERVER_SETUP sent.
+    LiteSetup {
+        version: LiteVersion,
+        send: T::SendStream,
+        recv: T::RecvStream,
+        path: Option<String>,
+    },
+    /// An IETF draft.
+    Ietf(ietf::ServerHandshake<T>),
+}
+
+impl<T: Transport> Handshake<T> {
+    /// The negotiated version.
+    pub fn version(&self) -> Version {
+        match &self.pending {
+            Pending::Lite(version) | Pending::LiteSetup { version, .. } => Version::Lite(*version),
+            Pending::Ietf(h) => Version::Ietf(h.draft()),
+        }
+    }
+
+    /// The PATH parameter of the client's SETUP (drafts 14 to 17, and the
+    /// moq-lite SETUP path, which uses draft-14 parameters), if it sent one.
+    pub fn path(&self) -> Option<&str> {
+        match &self.pending {
+            Pending::Lite(_) => None,
+            Pending::LiteSetup { path, .. } => path.as_deref(),
+            Pending::Ietf(h) => h.path(),
+        }
+    }
+
+    /// Refuses the session: closes the connection with `err` spelled as the
+    /// negotiated protocol spells it (moq-lite's codes, or an IETF session
+    /// termination code such as UNAUTHORIZED 0x2), so the peer reads why.
+    pub fn refuse(self, err: moq_lite::Error) {
+        let (code, reason) = match &self.pending {
+            Pending::Ietf(_) => {
+                let err = ietf::SessionError::from_lite(err);
+                (err.code as u32, err.reason)
+            }
+            _ => (err.code(), err.to_string()),
+        };
+        self.transport.close(code, &reason);
+    }
+
+    /// Runs the session with `config`.
+    pub async fn start(self, config: SessionConfig) -> Result<Session, moq_lite::Error> {
+        match self.pending {
+            Pending::Lite(_) => Ok(Session::Lite(
+                moq_lite::Session::accept_with(self.transport, config).await?,
+            )),
+            Pending::LiteSetup {
+                version, send, recv, ..
+            } => Ok(Session::Lite(moq_lite::Session::start_after_setup(
+                self.transport,
+                version,
+                send,
+                recv,
+                config,
+            )?)),
+            Pending::Ietf(h) => Ok(Session::Ietf(h.start(config))),
+        }
     }
 }
 
 /// The SETUP path, server side: CLIENT_SETUP picks lite-02/01 or draft-14.
-async fn accept_setup<T: Transport>(
-    transport: &T,
-    config: SessionConfig,
-) -> Result<Session, moq_lite::Error> {
+async fn accept_setup<T: Transport>(transport: &T) -> Result<Pending<T>, moq_lite::Error> {
     let (send, recv) = transport.accept_bi().await.map_err(ietf_transport)?;
     let mut writer = Writer::new(send);
     let mut reader = Reader::new(recv);
@@ -174,9 +254,9 @@ async fn accept_setup<T: Transport>(
     match picked {
         None => Err(moq_lite::Error::Version),
         Some(code) if Some(code) == d14 => {
-            let session =
-                ietf::Session::accepted(transport.clone(), Draft::D14, (writer, reader), setup, config);
-            Ok(Session::Ietf(session.await?))
+            let handshake =
+                ietf::Session::handshake_after_setup(transport.clone(), Draft::D14, (writer, reader), setup);
+            Ok(Pending::Ietf(handshake.await?))
         }
         Some(code) => {
             let version = LiteVersion::from_code(code).ok_or(moq_lite::Error::Version)?;
@@ -188,11 +268,12 @@ async fn accept_setup<T: Transport>(
                 .encode(|b| ControlMessage::ServerSetup(reply).encode(Draft::D14, b))
                 .await
                 .map_err(stream_err)?;
-            let send = writer.into_inner().ok_or(moq_lite::Error::Closed)?;
-            let recv = reader.into_inner();
-            let session =
-                moq_lite::Session::start_after_setup(transport.clone(), version, send, recv, config)?;
-            Ok(Session::Lite(session))
+            Ok(Pending::LiteSetup {
+                version,
+                send: writer.into_inner().ok_or(moq_lite::Error::Closed)?,
+                recv: reader.into_inner(),
+                path: ietf::client_path(&setup.parameters),
+            })
         }
     }
 }
@@ -229,7 +310,11 @@ async fn connect_setup<T: Transport>(
         .encode(|b| ControlMessage::ClientSetup(setup).encode(Draft::D14, b))
         .await
         .map_err(stream_err)?;
-    let raw = reader.read_setup_message().await.map_err(stream_err)?;
+    let raw = match reader.read_setup_message().await {
+        Ok(raw) => raw,
+        Err(ietf::stream::StreamError::Closed(_)) => return Err(refused_on_setup_path(&transport).await),
+        Err(err) => return Err(stream_err(err)),
+    };
     let reply = match ControlMessage::decode(&mut raw.clone(), Draft::D14) {
         Ok(Decoded::Message(ControlMessage::ServerSetup(reply))) => reply,
         _ => return Err(moq_lite::Error::ProtocolViolation),
@@ -252,6 +337,19 @@ fn setup_params_d14() -> crate::KeyValuePairs {
     let mut p = crate::KeyValuePairs::new();
     p.set_int(crate::control::setup_param::MAX_REQUEST_ID, 1024);
     p
+}
+
+/// Why a server closed the connection before its SERVER_SETUP arrived. The
+/// version is not known yet, so the close code is read in moq-lite's table:
+/// `moql` and the SETUP path are moq-lite's (a relay refusing a token there
+/// says Unauthorized, 6, which the IETF table does not have).
+async fn refused_on_setup_path<T: Transport>(transport: &T) -> moq_lite::Error {
+    use web_transport_trait::Error as _;
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(1), transport.closed()).await;
+    match closed.ok().and_then(|err| err.session_error()) {
+        Some((code, _)) => moq_lite::Error::from_code(code.into()),
+        None => moq_lite::Error::Transport,
+    }
 }
 
 fn stream_err(err: ietf::stream::StreamError) -> moq_lite::Error {

@@ -38,7 +38,10 @@ pub mod varint;
 mod version;
 
 pub use common::{Location, MAX_REASON_LEN, SubscriptionFilter};
-pub use dispatch::{ALL_PROTOCOLS, IETF_PROTOCOLS, Session, Version, accept, connect, supported_protocols};
+pub use dispatch::{
+    ALL_PROTOCOLS, Handshake, IETF_PROTOCOLS, Session, Version, accept, connect, handshake,
+    supported_protocols,
+};
 pub use kvp::{KeyValuePair, KeyValuePairs, Value};
 pub use namespace::{NamespaceError, TrackNamespace};
 pub use varint::VarInt17;

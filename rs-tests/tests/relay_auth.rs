@@ -191,3 +191,77 @@ async fn an_expiring_token_ends_its_session() {
     .await
     .expect("timed out");
 }
+
+/// Raw QUIC has no URL on the wire, but IETF clients (and the moq-lite
+/// SETUP path, with draft-14 parameters) send the path and query they
+/// dialled as the PATH setup parameter: the relay roots the session there
+/// and checks the `?jwt=` token in it, as it does for WebTransport.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_quic_sessions_carry_path_and_token_in_setup() {
+    use moq_lite::endpoint::{Client, ClientConfig, ClientTls};
+    tokio::time::timeout(LIMIT, async {
+        let (relay, keys) = relay().await;
+        let admin = OriginProducer::new();
+        let admin_token = token(&keys.key, "", &[], &[""], 60);
+        let (_x, _xc) = connect(&relay, "/", Some(&admin_token), None, Some(&admin)).await;
+        for (i, protocol) in ["moql", "moqt-16", "moqt-17", "moq-00"].into_iter().enumerate() {
+            let client = Client::new(ClientConfig {
+                bind: "127.0.0.1:0".parse().unwrap(),
+                tls: ClientTls {
+                    fingerprints: vec![relay.fingerprint.clone()],
+                    system_roots: false,
+                    ..Default::default()
+                },
+                protocols: vec![protocol.to_string()],
+                ..Default::default()
+            })
+            .unwrap();
+            let dial = |token: Option<&str>| {
+                let mut url = relay.url("moqt", "/room");
+                if let Some(token) = token {
+                    url.set_query(Some(&format!("jwt={token}")));
+                }
+                url
+            };
+            // No token: refused, as over WebTransport.
+            let url = dial(None);
+            let connected = client.connect(&url).await.expect("connects");
+            let config = moq_lite::SessionConfig {
+                raw_quic_url: Some(url),
+                ..Default::default()
+            };
+            // Refused once SETUP showed where it is going.
+            let refused = match moq_transport_compat::connect(connected.session, config).await {
+                Ok(session) => session.closed().await,
+                Err(err) => err,
+            };
+            assert_eq!(refused, Error::Unauthorized, "{protocol}");
+
+            // With a token for room: published at room/<name>.
+            let origin = OriginProducer::new();
+            let url = dial(Some(&token(&keys.key, "room", &[""], &[], 60)));
+            let connected = client.connect(&url).await.expect("connects");
+            let config = moq_lite::SessionConfig {
+                publish: Some(origin.consume()),
+                raw_quic_url: Some(url),
+                ..Default::default()
+            };
+            let session = moq_transport_compat::connect(connected.session, config)
+                .await
+                .unwrap_or_else(|e| panic!("{protocol}: {e}"));
+            let name = format!("cam{i}");
+            let _broadcast = origin.create_broadcast(name.as_str()).unwrap();
+            let expected = format!("room/{name}");
+            let mut announced = admin.consume();
+            loop {
+                let next = announced.announced().await.expect("origin open");
+                if next.path.as_str() == expected && next.broadcast.is_some() {
+                    break;
+                }
+            }
+            drop(session);
+        }
+    })
+    .await
+    .expect("timed out");
+}

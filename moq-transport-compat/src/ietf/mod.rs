@@ -104,6 +104,47 @@ type Control<T> = (
     Reader<<T as Transport>::RecvStream>,
 );
 
+/// A server session whose SETUP exchange is done; [`ServerHandshake::start`]
+/// runs it.
+pub struct ServerHandshake<T: Transport> {
+    transport: T,
+    draft: Draft,
+    control: Control<T>,
+    peer_max: u64,
+    path: Option<String>,
+}
+
+impl<T: Transport> ServerHandshake<T> {
+    /// The negotiated draft.
+    pub fn draft(&self) -> Draft {
+        self.draft
+    }
+
+    /// The PATH the client sent (raw QUIC clients send the path and query
+    /// of the URL they dialled), if any.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    /// Runs the session with `config`.
+    pub fn start(self, config: SessionConfig) -> Session {
+        Session::start(
+            self.transport,
+            self.draft,
+            false,
+            self.control,
+            self.peer_max,
+            config,
+        )
+    }
+}
+
+/// The PATH parameter of a client's SETUP, if it is UTF-8.
+pub(crate) fn client_path(params: &KeyValuePairs) -> Option<String> {
+    let path = params.get_bytes(setup_param::PATH)?;
+    String::from_utf8(path.to_vec()).ok()
+}
+
 /// Closes the transport with a code and a reason.
 type CloseFn = Arc<dyn Fn(u64, &str) + Send + Sync>;
 
@@ -127,7 +168,7 @@ impl Session {
         config: SessionConfig,
     ) -> Result<Session, moq_lite::Error> {
         if draft == Draft::D17 {
-            let control = setup17(&transport, config.raw_quic_url.as_ref()).await?;
+            let (control, _) = setup17(&transport, config.raw_quic_url.as_ref()).await?;
             return Ok(Self::start(transport, draft, true, control, u64::MAX, config));
         }
         let (send, recv) = transport.open_bi().await.map_err(transport_error)?;
@@ -179,9 +220,25 @@ impl Session {
         draft: Draft,
         config: SessionConfig,
     ) -> Result<Session, moq_lite::Error> {
+        Ok(Self::handshake(transport, draft).await?.start(config))
+    }
+
+    /// The server's side of the SETUP exchange, before the session starts:
+    /// what the client sent (its PATH) can then choose the session's
+    /// configuration.
+    pub async fn handshake<T: Transport>(
+        transport: T,
+        draft: Draft,
+    ) -> Result<ServerHandshake<T>, moq_lite::Error> {
         if draft == Draft::D17 {
-            let control = setup17(&transport, None).await?;
-            return Ok(Self::start(transport, draft, false, control, u64::MAX, config));
+            let (control, options) = setup17(&transport, None).await?;
+            return Ok(ServerHandshake {
+                transport,
+                draft,
+                control,
+                peer_max: u64::MAX,
+                path: client_path(&options),
+            });
         }
         let (send, recv) = transport.accept_bi().await.map_err(transport_error)?;
         let mut control: Control<T> = (Writer::new(send), Reader::new(recv));
@@ -194,17 +251,16 @@ impl Session {
             transport.close(code::PROTOCOL_VIOLATION as u32, "expected CLIENT_SETUP");
             return Err(moq_lite::Error::ProtocolViolation);
         };
-        Self::accepted(transport, draft, control, setup, config).await
+        Self::handshake_after_setup(transport, draft, control, setup).await
     }
 
-    /// After CLIENT_SETUP was read (here, or on the SETUP path).
-    pub(crate) async fn accepted<T: Transport>(
+    /// After CLIENT_SETUP was read (here, or on the SETUP path): answers it.
+    pub(crate) async fn handshake_after_setup<T: Transport>(
         transport: T,
         draft: Draft,
         mut control: Control<T>,
         setup: ClientSetup,
-        config: SessionConfig,
-    ) -> Result<Session, moq_lite::Error> {
+    ) -> Result<ServerHandshake<T>, moq_lite::Error> {
         if let Some(code) = draft.setup_code() {
             if !setup.versions.contains(&code) {
                 transport.close(code::VERSION_NEGOTIATION_FAILED as u32, "no common version");
@@ -220,8 +276,13 @@ impl Session {
             .encode(|b| ControlMessage::ServerSetup(reply).encode(draft, b))
             .await
             .map_err(lite)?;
-        let peer_max = setup.parameters.get_int(setup_param::MAX_REQUEST_ID).unwrap_or(0);
-        Ok(Self::start(transport, draft, false, control, peer_max, config))
+        Ok(ServerHandshake {
+            transport,
+            draft,
+            control,
+            peer_max: setup.parameters.get_int(setup_param::MAX_REQUEST_ID).unwrap_or(0),
+            path: client_path(&setup.parameters),
+        })
     }
 
     fn start<T: Transport>(
@@ -349,7 +410,10 @@ impl std::fmt::Debug for Session {
 /// peer's control stream is the first unidirectional stream it opens.
 ///
 /// `uri`: a raw QUIC client's URL, sent as PATH and AUTHORITY.
-async fn setup17<T: Transport>(transport: &T, uri: Option<&url::Url>) -> Result<Control<T>, moq_lite::Error> {
+async fn setup17<T: Transport>(
+    transport: &T,
+    uri: Option<&url::Url>,
+) -> Result<(Control<T>, KeyValuePairs), moq_lite::Error> {
     let draft = Draft::D17;
     let send = transport.open_uni().await.map_err(transport_error)?;
     let mut writer = Writer::new(send);
@@ -370,7 +434,7 @@ async fn setup17<T: Transport>(transport: &T, uri: Option<&url::Url>) -> Result<
         .await
         .map_err(lite)?;
     match msg {
-        Decoded::Message(ControlMessage::Setup(_)) => Ok((writer, reader)),
+        Decoded::Message(ControlMessage::Setup(setup)) => Ok(((writer, reader), setup.options)),
         _ => {
             transport.close(code::PROTOCOL_VIOLATION as u32, "expected SETUP");
             Err(moq_lite::Error::ProtocolViolation)
