@@ -109,6 +109,20 @@ impl TestRelay {
 
     /// A client that trusts this relay's certificate.
     pub fn client(&self) -> Client {
+        self.client_with(ClientConfig::default())
+    }
+
+    /// A client that trusts this relay's certificate and offers only
+    /// `protocols` (ALPN / WebTransport protocols).
+    pub fn client_offering(&self, protocols: &[&str]) -> Client {
+        self.client_with(ClientConfig {
+            protocols: protocols.iter().map(|p| p.to_string()).collect(),
+            ..Default::default()
+        })
+    }
+
+    /// `config`, bound to loopback and trusting this relay's certificate.
+    pub fn client_with(&self, config: ClientConfig) -> Client {
         Client::new(ClientConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             tls: ClientTls {
@@ -116,7 +130,7 @@ impl TestRelay {
                 system_roots: false,
                 ..Default::default()
             },
-            ..Default::default()
+            ..config
         })
         .expect("client binds")
     }

@@ -237,25 +237,18 @@ async fn shutdown_sends_goaway_and_sessions_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_is_bounded_by_the_drain_time_whatever_clients_do() {
-    use moq_lite::endpoint::{Client, ClientConfig, ClientTls, QuicConfig};
+    use moq_lite::endpoint::{ClientConfig, QuicConfig};
     tokio::time::timeout(LIMIT, async {
         let relay = TestRelay::start(|_| {}).await;
         // This client grants the relay no bidirectional stream, so the relay
         // cannot even open its GOAWAY stream to it.
-        let client = Client::new(ClientConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            tls: ClientTls {
-                fingerprints: vec![relay.fingerprint.clone()],
-                system_roots: false,
-                ..Default::default()
-            },
+        let client = relay.client_with(ClientConfig {
             quic: QuicConfig {
                 max_bidi_streams: 0,
                 ..Default::default()
             },
             ..Default::default()
-        })
-        .unwrap();
+        });
         let connected = client.connect(&relay.url("moql", "/")).await.unwrap();
         let _session = moq_lite::Session::connect(connected.session, None, None)
             .await

@@ -198,24 +198,13 @@ async fn an_expiring_token_ends_its_session() {
 /// and checks the `?jwt=` token in it, as it does for WebTransport.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_quic_sessions_carry_path_and_token_in_setup() {
-    use moq_lite::endpoint::{Client, ClientConfig, ClientTls};
     tokio::time::timeout(LIMIT, async {
         let (relay, keys) = relay().await;
         let admin = OriginProducer::new();
         let admin_token = token(&keys.key, "", &[], &[""], 60);
         let (_x, _xc) = connect(&relay, "/", Some(&admin_token), None, Some(&admin)).await;
         for (i, protocol) in ["moql", "moqt-16", "moqt-17", "moq-00"].into_iter().enumerate() {
-            let client = Client::new(ClientConfig {
-                bind: "127.0.0.1:0".parse().unwrap(),
-                tls: ClientTls {
-                    fingerprints: vec![relay.fingerprint.clone()],
-                    system_roots: false,
-                    ..Default::default()
-                },
-                protocols: vec![protocol.to_string()],
-                ..Default::default()
-            })
-            .unwrap();
+            let client = relay.client_offering(&[protocol]);
             let dial = |token: Option<&str>| {
                 let mut url = relay.url("moqt", "/room");
                 if let Some(token) = token {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use moq_lite::SessionConfig;
-use moq_lite::endpoint::{Client, ClientConfig, ClientTls};
+use moq_lite::endpoint::Client;
 use moq_lite::model::{OriginProducer, Track, TrackConsumer};
 use rs_tests::{TestRelay, subscribe};
 
@@ -18,17 +18,7 @@ async fn connect(
     protocol: &str,
     config: SessionConfig,
 ) -> (moq_transport_compat::Session, Client) {
-    let client = Client::new(ClientConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        tls: ClientTls {
-            fingerprints: vec![relay.fingerprint.clone()],
-            system_roots: false,
-            ..Default::default()
-        },
-        protocols: vec![protocol.to_string()],
-        ..Default::default()
-    })
-    .unwrap();
+    let client = relay.client_offering(&[protocol]);
     let connected = client.connect(&relay.url(scheme, "/")).await.expect("connects");
     let session = moq_transport_compat::connect(connected.session, config)
         .await

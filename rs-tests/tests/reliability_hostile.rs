@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 use moq_lite::Session;
 use moq_lite::coding::{DecodeError, Encode, try_decode};
+use moq_lite::endpoint::Client;
 use moq_lite::endpoint::web_transport_quinn::generic::Error as _;
 use moq_lite::endpoint::web_transport_quinn::{self as wt, RecvStream, Session as Wt};
-use moq_lite::endpoint::{Client, ClientConfig, ClientTls};
 use moq_lite::lite::{
     ClientSetup, ControlStream, DataStream, Group, Message, StreamType, Subscribe, SubscribeResponse, Version,
 };
@@ -192,17 +192,7 @@ impl Steady {
 
 /// A client endpoint offering only `alpn`.
 fn raw_client(relay: &TestRelay, alpn: &str) -> Client {
-    Client::new(ClientConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        tls: ClientTls {
-            fingerprints: vec![relay.fingerprint.clone()],
-            system_roots: false,
-            ..Default::default()
-        },
-        protocols: vec![alpn.into()],
-        ..Default::default()
-    })
-    .expect("client binds")
+    relay.client_offering(&[alpn])
 }
 
 /// A raw QUIC connection to the relay with `alpn`, streams driven by hand.
