@@ -14,7 +14,7 @@ use futures::FutureExt;
 use moq_lite::endpoint::{Client, ClientConfig, ClientTls, Server, ServerConfig, ServerTls};
 use moq_lite::lite::{
     Announce, AnnounceInterest, AnnounceStatus, ControlStream, DataStream, Fetch, FrameHeader, Goaway, Group,
-    Message, Probe, StreamType, Subscribe, SubscribeOk, SubscribeResponse, Version,
+    Message, Probe, StreamType, Subscribe, SubscribeOk, SubscribeResponse, SubscribeUpdate, Version,
 };
 use moq_lite::model::{OriginProducer, Path, Track, TrackProducer};
 use moq_lite::{Error, Session};
@@ -570,6 +570,51 @@ async fn publishing_nothing_answers_announce_with_silence() {
         let (_send, mut sub_reply) = open(&raw, &subscribe_bytes(&sub(1, "room", "video"))).await;
         assert_eq!(sub_reply.end().await, End::Reset(Error::NotFound.code()));
         assert!(server.closed().now_or_never().is_none(), "the session goes on");
+    })
+    .await;
+}
+
+/// SUBSCRIBE_UPDATE moves the start group ("The start and end group can be
+/// changed in either direction"): groups before the new start are not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_update_moves_the_start_group() {
+    limit(async {
+        let h = Harness::new();
+        let broadcast = h.origin.create_broadcast("room").unwrap();
+        let mut track = broadcast.create_track(Track::new("video"));
+        write_group(&mut track, 0, 1);
+        let (_server, raw) = h.raw().await;
+        let msg = Subscribe {
+            start_group: Some(0),
+            ..sub(1, "room", "video")
+        };
+        let (mut send, mut reply) = open(&raw, &subscribe_bytes(&msg)).await;
+        expect_ok(&mut reply).await;
+        let (group, _, _) = read_group_stream(raw.accept_uni().await.unwrap()).await;
+        assert_eq!(group.sequence, 0);
+
+        let mut update = Vec::new();
+        SubscribeUpdate {
+            start_group: Some(3),
+            max_latency: msg.max_latency,
+            ..Default::default()
+        }
+        .encode(V, &mut update)
+        .unwrap();
+        send.write_all(&update).await.unwrap();
+        // The update is read before the next group arrives: the SUBSCRIBE
+        // stream is read as it comes, and the track is written after.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for sequence in 1..=4 {
+            write_group(&mut track, sequence, 1);
+        }
+        let mut seen = BTreeSet::new();
+        for _ in 0..2 {
+            let (group, _, end) = read_group_stream(raw.accept_uni().await.unwrap()).await;
+            assert_eq!(end, End::Fin);
+            seen.insert(group.sequence);
+        }
+        assert_eq!(seen, BTreeSet::from([3, 4]));
     })
     .await;
 }

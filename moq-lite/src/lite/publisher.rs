@@ -246,6 +246,7 @@ impl<S: Session> Publisher<S> {
             publisher_priority,
             ordered: msg.ordered,
             max_latency: msg.max_latency,
+            start,
             end: msg.end_group,
             start_resolved: start.is_some(),
             skipped: 0,
@@ -253,7 +254,7 @@ impl<S: Session> Publisher<S> {
         let mut groups: JoinSet<u64> = JoinSet::new();
         let mut inflight: BTreeMap<u64, (Instant, AbortHandle)> = BTreeMap::new();
         // An end before the start is an empty range: every group is accounted for.
-        let mut ending = sub.range_is_empty(start);
+        let mut ending = sub.range_is_empty();
 
         loop {
             if ending && groups.is_empty() {
@@ -262,8 +263,8 @@ impl<S: Session> Publisher<S> {
             tokio::select! {
                 update = reader.decode(|b| SubscribeUpdate::decode(b, version)) => match update {
                     Ok(Some(update)) => {
-                        sub.update(update);
-                        ending |= sub.range_is_empty(start);
+                        sub.update(update, &mut inflight);
+                        ending |= sub.range_is_empty();
                     }
                     // The subscriber closed or reset its side: unsubscribe.
                     Ok(None) | Err(StreamError::Closed(_)) => return Ok(()),
@@ -280,6 +281,10 @@ impl<S: Session> Publisher<S> {
                         if sub.end.is_some_and(|end| sequence > end) {
                             // Groups past the end arrive: the range is done.
                             ending = true;
+                            continue;
+                        }
+                        if sub.start.is_some_and(|start| sequence < start) {
+                            // Before a start an update moved forward.
                             continue;
                         }
                         if self.goaway.is_set() {
@@ -393,6 +398,9 @@ struct Subscription {
     publisher_priority: u8,
     ordered: bool,
     max_latency: Duration,
+    /// The first group to send (`None`: the latest when subscribed, not
+    /// known yet).
+    start: Option<u64>,
     end: Option<u64>,
     start_resolved: bool,
     /// The track consumer's skip count last time we looked.
@@ -400,16 +408,31 @@ struct Subscription {
 }
 
 impl Subscription {
-    fn update(&mut self, update: SubscribeUpdate) {
+    /// Applies a SUBSCRIBE_UPDATE: "The start and end group can be changed
+    /// in either direction". A later start resets the streams of groups
+    /// before it still in flight; an earlier one applies to groups still to
+    /// come (those already passed are not sent again). A start of 0 (none)
+    /// keeps the current one.
+    fn update(&mut self, update: SubscribeUpdate, inflight: &mut BTreeMap<u64, (Instant, AbortHandle)>) {
         self.priority = update.priority;
         self.ordered = update.ordered;
         self.max_latency = update.max_latency;
         self.end = update.end_group;
+        if let Some(start) = update.start_group {
+            self.start = Some(start);
+            inflight.retain(|&sequence, (_, task)| {
+                if sequence < start {
+                    // Aborting drops the task's Writer, which resets the stream.
+                    task.abort();
+                }
+                sequence >= start
+            });
+        }
     }
 
-    /// Whether the range from `start` to the end holds no group.
-    fn range_is_empty(&self, start: Option<u64>) -> bool {
-        matches!((start, self.end), (Some(start), Some(end)) if end < start)
+    /// Whether the range from the start to the end holds no group.
+    fn range_is_empty(&self) -> bool {
+        matches!((self.start, self.end), (Some(start), Some(end)) if end < start)
     }
 
     fn stream_priority(&self, sequence: u64) -> i32 {
