@@ -1,11 +1,14 @@
 //! Loopback sessions over raw QUIC and WebTransport, for every version:
 //! what a subscriber receives from a publisher on the other end.
 
+#[path = "support/loopback.rs"]
+mod loopback;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use moq_lite::endpoint::{Client, ClientConfig, ClientTls, Server, ServerConfig, ServerTls};
+use moq_lite::endpoint::{Client, Server};
 use moq_lite::lite::Version;
 use moq_lite::model::{OriginConsumer, OriginProducer, Path, Track, TrackConsumer};
 use moq_lite::{Error, Session};
@@ -39,26 +42,8 @@ struct Pair {
 /// A loopback server with a generated certificate, a client that pins it
 /// and offers `protocols`, and the server's URL for `scheme`.
 fn endpoints(scheme: &str, protocols: &[&str]) -> (Server, Client, Url) {
-    let server = Server::bind(ServerConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        tls: ServerTls {
-            generate: vec!["localhost".into(), "127.0.0.1".into()],
-            ..Default::default()
-        },
-        ..Default::default()
-    })
-    .expect("server binds");
-    let client = Client::new(ClientConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        tls: ClientTls {
-            fingerprints: server.fingerprints(),
-            system_roots: false,
-            ..Default::default()
-        },
-        protocols: protocols.iter().map(|p| p.to_string()).collect(),
-        ..Default::default()
-    })
-    .expect("client binds");
+    let server = loopback::server();
+    let client = loopback::client_offering(&server, protocols);
     let port = server.local_addr().unwrap().port();
     let url = Url::parse(&format!("{scheme}://127.0.0.1:{port}/")).unwrap();
     (server, client, url)

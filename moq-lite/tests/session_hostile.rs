@@ -7,6 +7,9 @@
 //! must still receive every frame of the track: one bad peer does not hurt
 //! the others.
 
+#[path = "support/loopback.rs"]
+mod loopback;
+
 use std::collections::BTreeMap;
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +18,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use futures::FutureExt;
 use moq_lite::coding::{DecodeError, try_decode};
-use moq_lite::endpoint::{Client, ClientConfig, ClientTls, Server, ServerConfig, ServerTls};
+use moq_lite::endpoint::{Client, Server};
 use moq_lite::lite::{
     Announce, AnnounceInterest, AnnounceStatus, ControlStream, FrameHeader, Group, Message, StreamType,
     Subscribe, SubscribeDrop, SubscribeOk, Version,
@@ -73,27 +76,9 @@ struct Good {
 
 impl Harness {
     fn new(subscribe: Option<OriginProducer>) -> Self {
-        let server = Server::bind(ServerConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            tls: ServerTls {
-                generate: vec!["localhost".into(), "127.0.0.1".into()],
-                ..Default::default()
-            },
-            ..Default::default()
-        })
-        .expect("server binds");
+        let server = loopback::server();
         let port = server.local_addr().unwrap().port();
-        let client = Client::new(ClientConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            tls: ClientTls {
-                fingerprints: server.fingerprints(),
-                system_roots: false,
-                ..Default::default()
-            },
-            protocols: vec!["moq-lite-04".into()],
-            ..Default::default()
-        })
-        .expect("client binds");
+        let client = loopback::client_offering(&server, &["moq-lite-04"]);
         Harness {
             server,
             client,

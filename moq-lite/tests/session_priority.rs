@@ -34,6 +34,9 @@
 //! run is retried (see [`lossless`]). Every order is checked with a slack of
 //! one place ([`SLACK`]) for reader-task scheduling.
 
+#[path = "support/loopback.rs"]
+mod loopback;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,7 +44,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use moq_lite::Session;
 use moq_lite::endpoint::quinn;
-use moq_lite::endpoint::{Client, ClientConfig, ClientTls, QuicConfig, Server, ServerConfig, ServerTls};
+use moq_lite::endpoint::{Client, ClientConfig, QuicConfig, Server};
 use moq_lite::lite::{
     ControlStream, DataStream, FrameHeader, Group, Message, StreamType, Subscribe, SubscribeResponse,
     SubscribeUpdate, Version,
@@ -205,28 +208,16 @@ impl Harness {
     /// `quic` is the client's transport config (its receive windows are what
     /// the server may send ahead of the client reading).
     async fn new(quic: QuicConfig) -> Self {
-        let server = Server::bind(ServerConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            tls: ServerTls {
-                generate: vec!["localhost".into(), "127.0.0.1".into()],
-                ..Default::default()
-            },
-            ..Default::default()
-        })
-        .expect("server binds");
+        let server = loopback::server();
         let relay = Relay::start(server.local_addr().unwrap());
-        let client = Client::new(ClientConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            tls: ClientTls {
-                fingerprints: server.fingerprints(),
-                system_roots: false,
+        let client = loopback::client(
+            &server,
+            ClientConfig {
+                protocols: vec!["moq-lite-04".into()],
+                quic,
                 ..Default::default()
             },
-            protocols: vec!["moq-lite-04".into()],
-            quic,
-            ..Default::default()
-        })
-        .expect("client binds");
+        );
         Harness {
             server,
             client,

@@ -6,12 +6,15 @@
 //! (built with the codec or spelled out) and checks, byte by byte, what comes
 //! back: replies, stream FINs and resets, and the session close.
 
+#[path = "support/loopback.rs"]
+mod loopback;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::FutureExt;
-use moq_lite::endpoint::{Client, ClientConfig, ClientTls, Server, ServerConfig, ServerTls};
+use moq_lite::endpoint::{Client, Server};
 use moq_lite::lite::{
     Announce, AnnounceInterest, AnnounceStatus, ControlStream, DataStream, Fetch, FrameHeader, Goaway, Group,
     Message, Probe, StreamType, Subscribe, SubscribeOk, SubscribeResponse, SubscribeUpdate, Version,
@@ -41,27 +44,9 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
-        let server = Server::bind(ServerConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            tls: ServerTls {
-                generate: vec!["localhost".into(), "127.0.0.1".into()],
-                ..Default::default()
-            },
-            ..Default::default()
-        })
-        .expect("server binds");
+        let server = loopback::server();
         let port = server.local_addr().unwrap().port();
-        let client = Client::new(ClientConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            tls: ClientTls {
-                fingerprints: server.fingerprints(),
-                system_roots: false,
-                ..Default::default()
-            },
-            protocols: vec!["moq-lite-04".into()],
-            ..Default::default()
-        })
-        .expect("client binds");
+        let client = loopback::client_offering(&server, &["moq-lite-04"]);
         Harness {
             server,
             client,

@@ -385,19 +385,7 @@ async fn datagrams_become_single_frame_groups() {
         assert!(matches!(raw.recv().await, ControlMessage::RequestOk(_)));
         let broadcast = origin.consume().consume_broadcast("dg/pub").expect("published");
         let mut consumer = broadcast.subscribe_track(&Track::new("t")).unwrap();
-        let reply = raw.recv().await;
-        let ControlMessage::Subscribe(sub) = reply else {
-            panic!("{reply:?}")
-        };
-        raw.send(ControlMessage::SubscribeOk(
-            moq_transport_compat::control::SubscribeOk {
-                request_id: sub.request_id,
-                track_alias: 9,
-                group_order: 1,
-                ..Default::default()
-            },
-        ))
-        .await;
+        accept_subscribe(&mut raw, 9).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let payload = |g: u64| Bytes::from(vec![g as u8 + 1; 100 + g as usize]);
         for g in 0..3 {

@@ -340,19 +340,7 @@ async fn objects_outside_subgroup_zero_are_dropped() {
             .consume_broadcast("raw/pub")
             .expect("published into the origin");
         let mut consumer = broadcast.subscribe_track(&Track::new("t")).unwrap();
-        let reply = raw.recv().await;
-        let ControlMessage::Subscribe(sub) = reply else {
-            panic!("{reply:?}")
-        };
-        raw.send(ControlMessage::SubscribeOk(
-            moq_transport_compat::control::SubscribeOk {
-                request_id: sub.request_id,
-                track_alias: 7,
-                group_order: 1,
-                ..Default::default()
-            },
-        ))
-        .await;
+        accept_subscribe(&mut raw, 7).await;
         for subgroup in [SubgroupId::Explicit(1), SubgroupId::Zero] {
             let send = raw.session.open_uni().await.unwrap();
             let mut writer = Writer::new(send);

@@ -17,28 +17,31 @@ use moq_transport_compat::control::{
 };
 use moq_transport_compat::data::{FetchItem, FetchReader, ObjectContent, StreamHeader};
 use moq_transport_compat::ietf::stream::{Reader, StreamError, Writer};
-use moq_transport_compat::{Draft, KeyValuePairs, Location, SubscriptionFilter, TrackNamespace};
+use moq_transport_compat::{Draft, KeyValuePairs, Location, SubscriptionFilter};
 
 /// Draft-17 REQUEST_ERROR codes.
 const TIMEOUT: u64 = 0x2;
 const EXCESSIVE_LOAD: u64 = 0x9;
 const INVALID_JOINING_REQUEST_ID: u64 = 0x32;
 
-fn ns(path: &str) -> TrackNamespace {
-    TrackNamespace::from_path(&Path::new(path)).unwrap()
-}
-
-/// A relay origin holding "cache/x" track "t" with groups 0..3 of 5 objects.
-fn cached_origin() -> (
-    OriginProducer,
-    moq_lite::model::BroadcastProducer,
-    moq_lite::model::TrackProducer,
-) {
-    let origin = OriginProducer::new();
-    let broadcast = origin.create_broadcast("cache/x").unwrap();
-    let mut track = broadcast.create_track(Track::new("t"));
-    write_groups(&mut track, 3);
-    (origin, broadcast, track)
+/// SUBSCRIBE (LargestObject) for "cache/x" "t" on a new request stream,
+/// checked to be answered with SUBSCRIBE_OK.
+async fn subscribe17(raw: &Raw17, request_id: u64) -> Stream17 {
+    let mut sub = raw
+        .request(subscribe_msg(
+            request_id,
+            "cache/x",
+            "t",
+            SubscriptionFilter::LargestObject,
+            Draft::D17,
+        ))
+        .await;
+    let reply = next17(&mut sub).await;
+    assert!(
+        matches!(reply, Next::Msg(ControlMessage::SubscribeOk(_))),
+        "{reply:?}"
+    );
+    sub
 }
 
 /// What came next on the peer's half of a request stream.
@@ -149,20 +152,7 @@ async fn joining_fetch_before_its_subscribe_waits_for_it() {
         // FETCH 2 depends on request 2 - 2 * 1 = 0, sent later.
         let mut fetch = raw.request(joining_fetch(2, 1, 0)).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let mut sub = raw
-            .request(subscribe_msg(
-                0,
-                "cache/x",
-                "t",
-                SubscriptionFilter::LargestObject,
-                Draft::D17,
-            ))
-            .await;
-        let reply = next17(&mut sub).await;
-        assert!(
-            matches!(reply, Next::Msg(ControlMessage::SubscribeOk(_))),
-            "{reply:?}"
-        );
+        let _sub = subscribe17(&raw, 0).await;
         let reply = next17(&mut fetch).await;
         let Next::Msg(ControlMessage::FetchOk(ok)) = reply else {
             panic!("{reply:?}")
@@ -188,20 +178,7 @@ async fn joining_fetch_without_delta_also_waits() {
         let (raw, _server, _e) = raw17_pair(relay_config(&origin)).await;
         let mut fetch = raw.request(joining_fetch(2, 0, 0)).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let mut sub = raw
-            .request(subscribe_msg(
-                0,
-                "cache/x",
-                "t",
-                SubscriptionFilter::LargestObject,
-                Draft::D17,
-            ))
-            .await;
-        let reply = next17(&mut sub).await;
-        assert!(
-            matches!(reply, Next::Msg(ControlMessage::SubscribeOk(_))),
-            "{reply:?}"
-        );
+        let _sub = subscribe17(&raw, 0).await;
         let reply = next17(&mut fetch).await;
         assert!(
             matches!(reply, Next::Msg(ControlMessage::FetchOk(_))),
@@ -227,20 +204,7 @@ async fn required_request_that_never_comes_times_out() {
         assert!(start.elapsed() >= Duration::from_secs(1), "{:?}", start.elapsed());
         assert!(matches!(next17(&mut fetch).await, Next::Fin));
         // The session is still up, and request 0 still free.
-        let mut sub = raw
-            .request(subscribe_msg(
-                0,
-                "cache/x",
-                "t",
-                SubscriptionFilter::LargestObject,
-                Draft::D17,
-            ))
-            .await;
-        let reply = next17(&mut sub).await;
-        assert!(
-            matches!(reply, Next::Msg(ControlMessage::SubscribeOk(_))),
-            "{reply:?}"
-        );
+        let _sub = subscribe17(&raw, 0).await;
         // Request 4 was used (timed out): using it again is a duplicate.
         let _again = raw.request(joining_fetch(4, 0, 0)).await;
         let moq_transport_compat::Session::Ietf(ietf) = &server else {
@@ -311,20 +275,7 @@ async fn request_update_waits_for_its_required_request() {
     tokio::time::timeout(LIMIT, async {
         let (origin, _broadcast, _track) = cached_origin();
         let (raw, _server, _e) = raw17_pair(relay_config(&origin)).await;
-        let mut sub = raw
-            .request(subscribe_msg(
-                0,
-                "cache/x",
-                "t",
-                SubscriptionFilter::LargestObject,
-                Draft::D17,
-            ))
-            .await;
-        let reply = next17(&mut sub).await;
-        assert!(
-            matches!(reply, Next::Msg(ControlMessage::SubscribeOk(_))),
-            "{reply:?}"
-        );
+        let mut sub = subscribe17(&raw, 0).await;
         // Update 4 depends on request 2, not sent yet.
         send17(
             &mut sub,
@@ -369,20 +320,7 @@ async fn request_update_whose_required_request_never_comes() {
     tokio::time::timeout(LIMIT, async {
         let (origin, _broadcast, _track) = cached_origin();
         let (raw, _server, _e) = raw17_pair(relay_config(&origin)).await;
-        let mut sub = raw
-            .request(subscribe_msg(
-                0,
-                "cache/x",
-                "t",
-                SubscriptionFilter::LargestObject,
-                Draft::D17,
-            ))
-            .await;
-        let reply = next17(&mut sub).await;
-        assert!(
-            matches!(reply, Next::Msg(ControlMessage::SubscribeOk(_))),
-            "{reply:?}"
-        );
+        let mut sub = subscribe17(&raw, 0).await;
         send17(
             &mut sub,
             ControlMessage::RequestUpdate(RequestUpdate {

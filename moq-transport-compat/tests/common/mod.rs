@@ -448,3 +448,22 @@ pub async fn read_fetch(raw: &Raw) -> Vec<(u64, u64, Bytes)> {
     }
     out
 }
+
+/// Reads the SUBSCRIBE our server sends a raw publisher and accepts it
+/// with track alias `alias`; returns the SUBSCRIBE.
+pub async fn accept_subscribe(raw: &mut Raw, alias: u64) -> Subscribe {
+    let reply = raw.recv().await;
+    let ControlMessage::Subscribe(sub) = reply else {
+        panic!("{reply:?}")
+    };
+    raw.send(ControlMessage::SubscribeOk(
+        moq_transport_compat::control::SubscribeOk {
+            request_id: sub.request_id,
+            track_alias: alias,
+            group_order: 1,
+            ..Default::default()
+        },
+    ))
+    .await;
+    sub
+}
