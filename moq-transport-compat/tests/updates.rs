@@ -397,27 +397,23 @@ async fn joining_fetch_of_a_non_largest_object_subscription_is_a_violation() {
 /// is reset (counted as dropped) so the newest still go out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_subscriber_pins_a_bounded_number_of_groups() {
-    use moq_lite::endpoint::{Client, ClientConfig, ClientTls, QuicConfig};
+    use moq_lite::endpoint::{ClientConfig, QuicConfig};
     tokio::time::timeout(LIMIT, async {
         let draft = Draft::D16;
         let (origin, _broadcast, mut track) = cached_origin();
         let srv = server(moq_transport_compat::ALL_PROTOCOLS);
         // 4 KiB per stream and never read: every larger group stalls.
-        let cli = Client::new(ClientConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            tls: ClientTls {
-                fingerprints: srv.fingerprints(),
-                system_roots: false,
+        let cli = loopback::client(
+            &srv,
+            ClientConfig {
+                protocols: vec![draft.alpn().to_string()],
+                quic: QuicConfig {
+                    stream_receive_window: 4096,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
-            protocols: vec![draft.alpn().to_string()],
-            quic: QuicConfig {
-                stream_receive_window: 4096,
-                ..Default::default()
-            },
-            ..Default::default()
-        })
-        .unwrap();
+        );
         let (s, c) = transports(&srv, &cli, "moqt").await;
         let (server, raw) = tokio::join!(
             moq_transport_compat::accept(s, relay_config(&origin)),

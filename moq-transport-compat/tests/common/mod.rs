@@ -40,18 +40,12 @@ pub fn server(protocols: &[&str]) -> Server {
     .expect("server binds")
 }
 
+/// moq-lite's loopback test endpoints, shared.
+#[path = "../../../moq-lite/tests/support/loopback.rs"]
+pub mod loopback;
+
 pub fn client(server: &Server, protocols: &[&str]) -> Client {
-    Client::new(ClientConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        tls: ClientTls {
-            fingerprints: server.fingerprints(),
-            system_roots: false,
-            ..Default::default()
-        },
-        protocols: protocols.iter().map(|p| p.to_string()).collect(),
-        ..Default::default()
-    })
-    .expect("client binds")
+    loopback::client_offering(server, protocols)
 }
 
 pub fn url(server: &Server, scheme: &str) -> Url {
