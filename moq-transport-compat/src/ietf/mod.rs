@@ -629,6 +629,10 @@ impl<T: Transport> Inner<T> {
             ));
         }
         state.peer_next = state.peer_next.max(id + 2);
+        // A Request ID taken is what dependent draft-17 requests wait for
+        // (requests handled outside `handle`, such as SUBSCRIBE_NAMESPACE
+        // streams, count from here; `handle` wakes them again when done).
+        state.deps17.wake();
         let granted_from = match self.draft {
             Draft::D14 | Draft::D15 => id,
             _ => {

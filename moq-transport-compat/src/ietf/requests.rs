@@ -66,11 +66,6 @@ const REQUIRED_WAIT: Duration = Duration::from_secs(3);
 /// stream and its message); more are refused with EXCESSIVE_LOAD.
 const MAX_WAITING: usize = 32;
 
-/// How often a waiting request looks again without being woken: a Request
-/// ID used outside [`Inner::handle`] (a SUBSCRIBE_NAMESPACE stream) wakes
-/// no one.
-const RECHECK: Duration = Duration::from_millis(100);
-
 /// Draft-17 REQUEST_ERROR codes (17 §REQUEST_ERROR).
 mod request_error {
     /// TIMEOUT.
@@ -117,6 +112,13 @@ pub(super) struct Deps17 {
     waiting: usize,
     /// Woken whenever a peer request was handled.
     handled: Arc<Notify>,
+}
+
+impl Deps17 {
+    /// Wakes the requests waiting for others, to look again.
+    pub(super) fn wake(&self) {
+        self.handled.notify_waiters();
+    }
 }
 
 /// How a wait for a required request ended.
@@ -475,8 +477,7 @@ impl<T: Transport> Inner<T> {
 
     /// Wakes the requests waiting for others.
     fn woken17(&self) {
-        let handled = self.lock().deps17.handled.clone();
-        handled.notify_waiters();
+        self.lock().deps17.wake();
     }
 
     /// Waits until peer request `required` was handled, for at most
@@ -505,10 +506,9 @@ impl<T: Transport> Inner<T> {
             if Instant::now() >= deadline {
                 return Waited::TimedOut;
             }
-            let recheck = (Instant::now() + RECHECK).min(deadline);
             tokio::select! {
                 _ = notified => {}
-                _ = tokio::time::sleep_until(recheck) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
             }
         }
     }
