@@ -343,12 +343,37 @@ async fn too_many_announcements_are_refused_without_closing_the_session() {
     tokio::time::timeout(LIMIT, run).await.expect("timed out");
 }
 
+/// A subscriber that stops reading stops granting streams. Whatever it
+/// granted before (here: `GRANTED` streams, the stand-in for "what fitted in
+/// its windows", which on a real network depends on timing), the publisher
+/// keeps at most `MAX_INFLIGHT_GROUPS` more groups waiting and drops the
+/// rest instead of queueing them, and the track's writer never blocks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_stops_reading_pins_a_bounded_number_of_groups() {
-    use moq_lite::lite::{ControlStream, Message, Subscribe};
+    use moq_lite::endpoint::{ClientConfig, QuicConfig};
+    use moq_lite::lite::{ControlStream, MAX_INFLIGHT_GROUPS, Message, Subscribe};
+
+    const GROUPS: u64 = 200;
+    const GRANTED: u32 = 8;
 
     let run = async {
-        let (server, client, url) = endpoints("moql", &["moq-lite-04"]);
+        let server = loopback::server();
+        let client = loopback::client(
+            &server,
+            ClientConfig {
+                protocols: vec!["moq-lite-04".into()],
+                quic: QuicConfig {
+                    max_uni_streams: GRANTED,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        );
+        let url = Url::parse(&format!(
+            "moql://127.0.0.1:{}/",
+            server.local_addr().unwrap().port()
+        ))
+        .unwrap();
         let origin = OriginProducer::new();
         let broadcast = origin.create_broadcast("b").unwrap();
         let mut track = broadcast.create_track(Track::new("t"));
@@ -378,24 +403,34 @@ async fn a_subscriber_that_stops_reading_pins_a_bounded_number_of_groups() {
             tokio::task::yield_now().await;
         }
 
-        // 200 groups of 64 KB, 12.8 MB against the peer's 4 MiB connection
-        // window: the publisher never blocks, the first ~64 groups fit in the
-        // peer's buffers, at most 32 more wait in flight, and the rest are
-        // dropped rather than queued.
-        for _ in 0..200 {
+        // 12.8 MB of groups: writing them never waits for the subscriber.
+        for _ in 0..GROUPS {
             let mut group = track.append_group().unwrap();
             group.write_frame(Bytes::from(vec![0u8; 64 * 1024])).unwrap();
             group.finish().unwrap();
             tokio::task::yield_now().await;
         }
+
+        // Every group is either on one of the granted streams, waiting in
+        // flight (at most MAX_INFLIGHT_GROUPS), or dropped and counted.
+        let floor = GROUPS - u64::from(GRANTED) - MAX_INFLIGHT_GROUPS as u64;
         let stats = server_session.stats();
-        loop {
-            let snapshot = stats.snapshot();
-            if snapshot.groups_dropped >= 100 {
-                break;
-            }
+        let mut snapshot = stats.snapshot();
+        while snapshot.groups_dropped < floor {
             tokio::time::sleep(Duration::from_millis(10)).await;
+            snapshot = stats.snapshot();
         }
+        assert_eq!(
+            snapshot.groups_out,
+            u64::from(GRANTED),
+            "one group per granted stream"
+        );
+        assert!(
+            snapshot.groups_dropped <= GROUPS - MAX_INFLIGHT_GROUPS as u64,
+            "the newest groups stay in flight: {snapshot:?}"
+        );
     };
-    tokio::time::timeout(LIMIT, run).await.expect("timed out");
+    tokio::time::timeout(LIMIT, run)
+        .await
+        .expect("the publisher never dropped the groups it could not send");
 }

@@ -235,6 +235,10 @@ impl<S: Session> Publisher<S> {
                 end_group,
             })
         };
+        // Exactly one SUBSCRIBE_OK, even when the start is not known yet (0
+        // on the wire): the text asks for a second one resolving it, but
+        // deployed lite-03/04 subscribers read one and fail on anything
+        // after it, and the reference publisher never sends a second.
         writer
             .encode(|b| ok(start, msg.end_group).encode(version, b))
             .await?;
@@ -248,7 +252,6 @@ impl<S: Session> Publisher<S> {
             max_latency: msg.max_latency,
             start,
             end: msg.end_group,
-            start_resolved: start.is_some(),
             skipped: 0,
         };
         let mut groups: JoinSet<u64> = JoinSet::new();
@@ -290,11 +293,6 @@ impl<S: Session> Publisher<S> {
                         if self.goaway.is_set() {
                             // After GOAWAY we open no new streams.
                             continue;
-                        }
-                        if !sub.start_resolved && !version.uses_setup() {
-                            // The start was unknown in the first SUBSCRIBE_OK.
-                            sub.start_resolved = true;
-                            writer.encode(|b| ok(Some(sequence), sub.end).encode(version, b)).await?;
                         }
                         let now = Instant::now();
                         let expired = sub.expire(&mut inflight, sequence, now);
@@ -402,7 +400,6 @@ struct Subscription {
     /// known yet).
     start: Option<u64>,
     end: Option<u64>,
-    start_resolved: bool,
     /// The track consumer's skip count last time we looked.
     skipped: u64,
 }
