@@ -515,6 +515,10 @@ struct State {
     deps17: requests::Deps17,
     // Publisher half.
     served: HashMap<u64, Served>,
+    /// Drafts 16+: the prefixes of the peer's open SUBSCRIBE_NAMESPACE
+    /// streams (one entry per stream), which carry our namespaces as
+    /// NAMESPACE instead of PUBLISH_NAMESPACE.
+    solicited: Vec<Path>,
     fetches: HashMap<u64, AbortHandle>,
     next_alias: u64,
     // Subscriber half.

@@ -586,6 +586,19 @@ impl<T: Transport> Inner<T> {
                     if echo || ids.contains_key(&announced.path) {
                         continue;
                     }
+                    // A peer that asked with SUBSCRIBE_NAMESPACE (drafts 16+)
+                    // hears of it there, as NAMESPACE. Telling it twice races:
+                    // our PUBLISH_NAMESPACE_DONE on the control stream can
+                    // overtake the NAMESPACE_DONE on its request stream, and
+                    // some peers end the session on the former.
+                    let solicited = self
+                        .lock()
+                        .solicited
+                        .iter()
+                        .any(|prefix| announced.path.strip_prefix(prefix).is_some());
+                    if solicited {
+                        continue;
+                    }
                     // The root (a broadcast at the session's path) would be a
                     // namespace of no fields, which drafts 14 to 16 forbid
                     // ("N can be between 1 and 32").
@@ -672,16 +685,19 @@ impl<T: Transport> Inner<T> {
             .await?;
         // Subscribe Options: 0 PUBLISH only, 1 NAMESPACE only, 2 both.
         let namespaces = m.subscribe_options != 0;
+        let _solicited = namespaces.then(|| Solicited::register(self.clone(), prefix.clone()));
         let mut origin = origin;
         loop {
             tokio::select! {
                 announced = origin.announced(), if namespaces => {
                     let Some(announced) = announced else { return writer.finish() };
                     let Some(suffix) = announced.path.strip_prefix(&prefix) else { continue };
-                    // Draft-16 forbids a suffix of no fields (the prefix itself).
-                    if suffix.is_empty() && draft == Draft::D16 {
-                        continue;
-                    }
+                    // A namespace equal to the prefix is announced too, with a
+                    // suffix of no fields: a relay "MUST send a PUBLISH_NAMESPACE
+                    // to any subscriber that has subscribed via SUBSCRIBE_NAMESPACE
+                    // for that namespace, or a prefix of that namespace" (draft-16
+                    // section "Publishing Namespaces"); conformance clients expect
+                    // NAMESPACE () for it.
                     let Ok(suffix) = TrackNamespace::from_path(&suffix) else { continue };
                     // Do not echo back what this peer published to us.
                     let echo = announced.broadcast.as_ref().is_some_and(|b| {
@@ -717,6 +733,29 @@ impl<T: Transport> Inner<T> {
                     }
                 },
             }
+        }
+    }
+}
+
+/// A SUBSCRIBE_NAMESPACE prefix the peer holds open, listed in
+/// `State::solicited` for as long as this lives.
+struct Solicited<T: Transport> {
+    inner: Arc<Inner<T>>,
+    prefix: Path,
+}
+
+impl<T: Transport> Solicited<T> {
+    fn register(inner: Arc<Inner<T>>, prefix: Path) -> Self {
+        inner.lock().solicited.push(prefix.clone());
+        Solicited { inner, prefix }
+    }
+}
+
+impl<T: Transport> Drop for Solicited<T> {
+    fn drop(&mut self) {
+        let mut state = self.inner.lock();
+        if let Some(at) = state.solicited.iter().position(|p| *p == self.prefix) {
+            state.solicited.swap_remove(at);
         }
     }
 }

@@ -7,6 +7,18 @@
 
 use super::*;
 
+/// How long we keep a track the peer publishes to us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Demand {
+    /// We subscribed on behalf of local consumers: unsubscribe once none
+    /// is left.
+    WhileUsed,
+    /// The peer pushed it with PUBLISH: keep it (and its cache) until the
+    /// peer ends it, so that subscribers who come later get it too, as they
+    /// would from a relay that forwards PUBLISH (draft-16 section "Relays").
+    Pushed,
+}
+
 impl<T: Transport> Inner<T> {
     /// Drafts 16+: SUBSCRIBE_NAMESPACE for the root prefix on its own
     /// bidirectional stream; each NAMESPACE publishes the peer's broadcast
@@ -246,7 +258,7 @@ impl<T: Transport> Inner<T> {
         if !self.register_alias(id, alias, &track) {
             return;
         }
-        self.follow(id, alias, track, done_rx).await;
+        self.follow(id, alias, track, done_rx, Demand::WhileUsed).await;
     }
 
     /// Records `alias` for `track`; a duplicate closes the session.
@@ -268,17 +280,25 @@ impl<T: Transport> Inner<T> {
         true
     }
 
-    /// Feeds `track` until PUBLISH_DONE, or unsubscribes once it is unused.
+    /// Feeds `track` until PUBLISH_DONE, or (for tracks we asked for)
+    /// unsubscribes once it is unused.
     pub(super) async fn follow(
         &self,
         id: u64,
         alias: u64,
         mut track: TrackProducer,
         done: oneshot::Receiver<()>,
+        demand: Demand,
     ) {
+        let unused = async {
+            match demand {
+                Demand::WhileUsed => track.unused().await,
+                Demand::Pushed => std::future::pending().await,
+            }
+        };
         let finished = tokio::select! {
             _ = done => true,
-            _ = track.unused() => false,
+            _ = unused => false,
         };
         if finished {
             tokio::time::sleep(DONE_GRACE).await;
@@ -344,7 +364,7 @@ impl<T: Transport> Inner<T> {
         }));
         let this = self.clone();
         let (id, alias) = (m.request_id, m.track_alias);
-        tokio::spawn(async move { this.follow(id, alias, track, done_rx).await });
+        tokio::spawn(async move { this.follow(id, alias, track, done_rx, Demand::Pushed).await });
         Ok(())
     }
 

@@ -1,0 +1,192 @@
+//! What an IETF peer of a relay-like session learns, and keeps, when it
+//! did not subscribe first: tracks pushed with PUBLISH stay for later
+//! subscribers, SUBSCRIBE_NAMESPACE hears of a namespace equal to its prefix,
+//! and a namespace it asked about is not also pushed as PUBLISH_NAMESPACE.
+//! These are the cases an independent conformance client (aiomoqt's
+//! `publish-track-subscribe`, `subscribe-namespace-lifecycle`) failed on.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use moq_lite::model::{OriginProducer, Path, Track};
+use moq_transport_compat::control::{
+    ControlMessage, Decoded, Publish, SubscribeNamespace, subscribe_options,
+};
+use moq_transport_compat::data::{ObjectContent, SubgroupHeader, SubgroupId, SubgroupObject, SubgroupWriter};
+use moq_transport_compat::ietf::stream::{Reader, Writer};
+use moq_transport_compat::{Draft, KeyValuePairs, SubscriptionFilter, TrackNamespace};
+
+fn ns(path: &str) -> TrackNamespace {
+    TrackNamespace::from_path(&Path::new(path)).unwrap()
+}
+
+/// The next control message, whatever it is (`Raw::recv` skips
+/// PUBLISH_NAMESPACE, which these tests must see).
+async fn next_control(raw: &mut Raw) -> ControlMessage {
+    let draft = raw.draft;
+    match raw
+        .reader
+        .decode_required(|b| ControlMessage::decode(b, draft))
+        .await
+        .unwrap()
+    {
+        Decoded::Message(ControlMessage::MaxRequestId(_)) => Box::pin(next_control(raw)).await,
+        Decoded::Message(msg) => msg,
+        Decoded::Unknown { message_type, .. } => panic!("unknown message {message_type:#x}"),
+    }
+}
+
+/// Writes `objects` objects of group `group` on one sub-group 0 stream.
+async fn write_group(raw: &Raw, alias: u64, group: u64, objects: u64) {
+    let draft = raw.draft;
+    let send = web_transport_trait::Session::open_uni(&raw.session)
+        .await
+        .unwrap();
+    let mut writer = Writer::new(send);
+    let header = SubgroupHeader {
+        track_alias: alias,
+        group_id: group,
+        subgroup_id: SubgroupId::Zero,
+        publisher_priority: Some(0),
+        extensions: false,
+        end_of_group: false,
+    };
+    let mut encoder = SubgroupWriter::new(&header);
+    writer.encode(|b| header.encode(draft, b)).await.unwrap();
+    for o in 0..objects {
+        let obj = SubgroupObject {
+            object_id: o,
+            extensions: KeyValuePairs::new(),
+            content: ObjectContent::Payload(object(group, o)),
+        };
+        writer.encode(|b| encoder.encode(&obj, draft, b)).await.unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+/// publish-track-subscribe: a track pushed with PUBLISH before anyone
+/// subscribes is kept (not unsubscribed for want of consumers), and a
+/// subscriber who comes later receives its objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_track_waits_for_later_subscribers() {
+    for draft in [Draft::D14, Draft::D16] {
+        tokio::time::timeout(LIMIT, async {
+            let relay = OriginProducer::new();
+            let (mut raw, _server, _endpoints) = raw_pair(draft, relay_config(&relay)).await;
+            let mut parameters = KeyValuePairs::new();
+            if draft > Draft::D14 {
+                parameters.set_int(moq_transport_compat::control::param::FORWARD, 1);
+            }
+            raw.send(ControlMessage::Publish(Publish {
+                request_id: 0,
+                required_request_id_delta: 0,
+                namespace: ns("pushed/x"),
+                name: Bytes::from_static(b"t"),
+                track_alias: 7,
+                group_order: 1,
+                largest: None,
+                forward: true,
+                parameters,
+                track_extensions: KeyValuePairs::new(),
+            }))
+            .await;
+            let reply = raw.recv().await;
+            assert!(
+                matches!(reply, ControlMessage::PublishOk(_)),
+                "{draft:?}: {reply:?}"
+            );
+
+            // Nobody consumes the track yet: the session must not give it
+            // up. A request sent now is answered before anything the
+            // session would have sent on its own after PUBLISH_OK.
+            raw.send(subscribe_msg(
+                2,
+                "no/such",
+                "t",
+                SubscriptionFilter::LargestObject,
+                draft,
+            ))
+            .await;
+            let reply = raw.recv().await;
+            assert!(
+                matches!(reply, ControlMessage::RequestError(_)),
+                "{draft:?}: the pushed track was given up: {reply:?}"
+            );
+
+            write_group(&raw, 7, 0, 3).await;
+            let broadcast = relay.consume().consume_broadcast("pushed/x").expect("published");
+            let mut consumer = broadcast.subscribe_track(&Track::new("t")).unwrap();
+            let groups = read_groups(&mut consumer, 1).await;
+            assert_eq!(
+                groups[&0],
+                (0..3).map(|o| object(0, o)).collect::<Vec<_>>(),
+                "{draft:?}"
+            );
+        })
+        .await
+        .expect("timed out");
+    }
+}
+
+/// subscribe-namespace-lifecycle (draft-16): a namespace equal to the
+/// SUBSCRIBE_NAMESPACE prefix is reported as NAMESPACE with an empty suffix,
+/// then NAMESPACE_DONE; the peer is not also sent PUBLISH_NAMESPACE for it
+/// on the control stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_namespace_hears_its_own_prefix_and_nothing_twice() {
+    let draft = Draft::D16;
+    tokio::time::timeout(LIMIT, async {
+        let relay = OriginProducer::new();
+        let (mut raw, _server, _endpoints) = raw_pair(draft, relay_config(&relay)).await;
+        let (send, recv) = web_transport_trait::Session::open_bi(&raw.session).await.unwrap();
+        let (mut w, mut r) = (Writer::new(send), Reader::new(recv));
+        let sn = ControlMessage::SubscribeNamespace(SubscribeNamespace {
+            request_id: 0,
+            required_request_id_delta: 0,
+            prefix: ns("room/a"),
+            subscribe_options: subscribe_options::NAMESPACE,
+            parameters: KeyValuePairs::new(),
+        });
+        w.encode(|b| sn.encode(draft, b)).await.unwrap();
+        let mut read = async || match r
+            .decode_required(|b| ControlMessage::decode(b, draft))
+            .await
+            .unwrap()
+        {
+            Decoded::Message(msg) => msg,
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(read().await, ControlMessage::RequestOk(_)));
+
+        let broadcast = relay.create_broadcast("room/a").unwrap();
+        let ControlMessage::Namespace(found) = read().await else {
+            panic!("expected NAMESPACE")
+        };
+        assert!(found.suffix.0.is_empty(), "empty suffix: {:?}", found.suffix);
+
+        // The control stream carries no PUBLISH_NAMESPACE for it: the reply
+        // to a request sent now is the next thing there.
+        raw.send(subscribe_msg(
+            2,
+            "no/such",
+            "t",
+            SubscriptionFilter::LargestObject,
+            draft,
+        ))
+        .await;
+        let next = next_control(&mut raw).await;
+        assert!(
+            matches!(next, ControlMessage::RequestError(_)),
+            "expected only the reply, got {next:?}"
+        );
+
+        drop(broadcast);
+        let ControlMessage::NamespaceDone(gone) = read().await else {
+            panic!("expected NAMESPACE_DONE")
+        };
+        assert!(gone.suffix.0.is_empty());
+    })
+    .await
+    .expect("timed out");
+}
