@@ -193,6 +193,62 @@ impl TryFrom<&Path> for TrackNamespace {
     }
 }
 
+/// Separates namespace fields from the track name in a [`RoutedName`]: a
+/// control character no path segment or sensible track name holds.
+const ROUTED_SEPARATOR: char = '\u{1f}';
+
+/// A track asked of a broadcast whose namespace is only a prefix of the
+/// subscriber's ("Namespace Prefix Matching", draft-16 section "Relays":
+/// SUBSCRIBE(namespace=(foo, bar), name=x) goes to whoever published
+/// (foo)). The model names tracks within a broadcast, so the fields past
+/// the broadcast's path travel in the model's track name, each followed by
+/// [`ROUTED_SEPARATOR`], and the session that subscribes upstream splits
+/// them off again. A name without the separator is an ordinary track name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutedName {
+    /// The namespace fields after the broadcast's own.
+    pub suffix: Vec<Bytes>,
+    /// The track name.
+    pub name: Bytes,
+}
+
+impl RoutedName {
+    /// The model track name for `name` under the extra namespace fields
+    /// `suffix`; `None` if a field or the name is not UTF-8 or holds the
+    /// separator (such a track cannot be routed by prefix).
+    pub fn encode(suffix: &[Bytes], name: &[u8]) -> Option<String> {
+        let mut out = String::new();
+        for field in suffix {
+            let field = std::str::from_utf8(field).ok()?;
+            if field.contains(ROUTED_SEPARATOR) {
+                return None;
+            }
+            out.push_str(field);
+            out.push(ROUTED_SEPARATOR);
+        }
+        let name = std::str::from_utf8(name).ok()?;
+        if name.contains(ROUTED_SEPARATOR) {
+            return None;
+        }
+        out.push_str(name);
+        Some(out)
+    }
+
+    /// Splits a model track name into the extra namespace fields and the
+    /// track name (no fields for an ordinary name).
+    pub fn decode(track: &str) -> RoutedName {
+        let mut parts: Vec<&str> = track.split(ROUTED_SEPARATOR).collect();
+        let name = parts.pop().unwrap_or_default();
+        RoutedName {
+            suffix: parts
+                .into_iter()
+                .map(|f| Bytes::copy_from_slice(f.as_bytes()))
+                .collect(),
+            name: Bytes::copy_from_slice(name.as_bytes()),
+        }
+    }
+}
+
 /// Writes a track name, checking namespace + name against [`MAX_FULL_TRACK_NAME`].
 pub fn put_track_name<B: BufMut>(
     draft: Draft,
@@ -317,7 +373,44 @@ pub(crate) mod tests {
         );
     }
 
+    #[test]
+    fn routed_names() {
+        let suffix = [Bytes::from_static(b"case"), Bytes::from_static(b"3")];
+        let encoded = RoutedName::encode(&suffix, b"track").unwrap();
+        assert_eq!(encoded, "case\u{1f}3\u{1f}track");
+        assert_eq!(
+            RoutedName::decode(&encoded),
+            RoutedName {
+                suffix: suffix.to_vec(),
+                name: Bytes::from_static(b"track")
+            }
+        );
+        // An ordinary name, '/' included, is itself.
+        assert_eq!(RoutedName::encode(&[], b"video/hd").unwrap(), "video/hd");
+        assert_eq!(RoutedName::decode("video/hd").suffix, Vec::<Bytes>::new());
+        assert_eq!(
+            RoutedName::decode("video/hd").name,
+            Bytes::from_static(b"video/hd")
+        );
+        // What cannot be told apart again is refused.
+        assert_eq!(RoutedName::encode(&[Bytes::from_static(b"a\x1fb")], b"t"), None);
+        assert_eq!(RoutedName::encode(&[], b"t\x1f"), None);
+        assert_eq!(RoutedName::encode(&[Bytes::from_static(&[0xff])], b"t"), None);
+    }
+
     proptest! {
+        #[test]
+        fn routed_name_round_trip(
+            suffix in proptest::collection::vec("[a-z0-9/]{1,6}", 0..4),
+            name in "[a-z0-9/]{0,8}",
+        ) {
+            let suffix: Vec<Bytes> = suffix.iter().map(|f| Bytes::copy_from_slice(f.as_bytes())).collect();
+            let encoded = RoutedName::encode(&suffix, name.as_bytes()).unwrap();
+            let decoded = RoutedName::decode(&encoded);
+            prop_assert_eq!(decoded.suffix, suffix);
+            prop_assert_eq!(decoded.name, Bytes::copy_from_slice(name.as_bytes()));
+        }
+
         #[test]
         fn path_round_trip(fields in proptest::collection::vec("[a-z0-9_]{1,6}", 0..6)) {
             let ns = TrackNamespace::from_fields(&fields);

@@ -190,3 +190,50 @@ async fn subscribe_namespace_hears_its_own_prefix_and_nothing_twice() {
     .await
     .expect("timed out");
 }
+
+/// data-subgroup-basic: a SUBSCRIBE whose namespace only starts with a
+/// published one goes to that publisher with its whole namespace
+/// (Namespace Prefix Matching), and its objects come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_is_routed_to_the_publisher_of_a_prefix() {
+    use moq_transport_compat::control::PublishNamespace;
+    for draft in [Draft::D14, Draft::D16] {
+        tokio::time::timeout(LIMIT, async {
+            let relay = OriginProducer::new();
+            let (mut publisher, _s1, _e1) = raw_pair(draft, relay_config(&relay)).await;
+            let (mut subscriber, _s2, _e2) = raw_pair(draft, relay_config(&relay)).await;
+            publisher
+                .send(ControlMessage::PublishNamespace(PublishNamespace {
+                    request_id: 0,
+                    required_request_id_delta: 0,
+                    namespace: ns("pre/fix"),
+                    parameters: KeyValuePairs::new(),
+                }))
+                .await;
+            assert!(matches!(publisher.recv().await, ControlMessage::RequestOk(_)));
+
+            subscriber
+                .send(subscribe_msg(
+                    0,
+                    "pre/fix/case/1",
+                    "track",
+                    SubscriptionFilter::LargestObject,
+                    draft,
+                ))
+                .await;
+            let upstream = accept_subscribe(&mut publisher, 9).await;
+            assert_eq!(upstream.namespace, ns("pre/fix/case/1"), "{draft:?}");
+            assert_eq!(&upstream.name[..], b"track");
+            let ControlMessage::SubscribeOk(ok) = subscriber.recv().await else {
+                panic!("{draft:?}: expected SUBSCRIBE_OK")
+            };
+
+            write_group(&publisher, 9, 0, 3).await;
+            let groups = read_subgroups(&subscriber, ok.track_alias, 1).await;
+            assert_eq!(groups[0].0, 0);
+            assert_eq!(groups[0].1, expected_objects(0, 0)[..3].to_vec(), "{draft:?}");
+        })
+        .await
+        .expect("timed out");
+    }
+}

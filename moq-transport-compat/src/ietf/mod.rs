@@ -68,6 +68,7 @@ use crate::data::{
     FetchHeader, FetchItem, FetchObject, FetchWriter, ObjectContent, ObjectDatagram, ObjectStatus,
     StreamHeader, SubgroupHeader, SubgroupId, SubgroupObject, SubgroupReader, SubgroupWriter,
 };
+use crate::namespace::RoutedName;
 use crate::{Draft, KeyValuePairs, Location, SubscriptionFilter, TrackNamespace};
 use error::transport_error;
 use requests::Route;

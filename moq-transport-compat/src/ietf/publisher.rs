@@ -78,12 +78,25 @@ impl Wanted {
 }
 
 impl<T: Transport> Inner<T> {
+    /// The track `name` in `namespace`: of the broadcast at the namespace's
+    /// path, or else of the one at its longest published prefix, with the
+    /// remaining fields carried in the track's name ([`RoutedName`]), as
+    /// Namespace Prefix Matching routes a SUBSCRIBE or FETCH to whoever
+    /// published a prefix of its namespace (draft-16 section "Relays").
     pub(super) fn find_track(&self, namespace: &TrackNamespace, name: &Bytes) -> Option<TrackConsumer> {
         let origin = self.publish.as_ref()?;
-        let path = namespace.to_path().ok()?;
-        let name = std::str::from_utf8(name).ok()?;
-        let broadcast = origin.consume_broadcast(path)?;
-        broadcast.subscribe_track(&Track::new(name)).ok()
+        let fields = &namespace.0;
+        for len in (1..=fields.len()).rev() {
+            let Ok(path) = TrackNamespace(fields[..len].to_vec()).to_path() else {
+                continue;
+            };
+            let Some(broadcast) = origin.consume_broadcast(path) else {
+                continue;
+            };
+            let track = RoutedName::encode(&fields[len..], name)?;
+            return broadcast.subscribe_track(&Track::new(track)).ok();
+        }
+        None
     }
 
     pub(super) fn on_subscribe(self: &Arc<Self>, m: Subscribe) -> Result<(), SessionError> {

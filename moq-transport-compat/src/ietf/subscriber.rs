@@ -191,11 +191,18 @@ impl<T: Transport> Inner<T> {
 
     pub(super) async fn run_subscription(self: Arc<Self>, path: Path, track: TrackProducer) {
         let draft = self.draft;
-        let Ok(namespace) = TrackNamespace::from_path(&path) else {
+        let Ok(mut namespace) = TrackNamespace::from_path(&path) else {
             track.abort(moq_lite::Error::NotFound);
             return;
         };
-        let name = Bytes::from(track.info().name.clone().into_bytes());
+        // A track asked for under a longer namespace than the broadcast's
+        // (Namespace Prefix Matching) names its extra fields.
+        let RoutedName { suffix, name } = RoutedName::decode(&track.info().name);
+        namespace.0.extend(suffix);
+        if namespace.0.len() > crate::namespace::MAX_NAMESPACE_FIELDS {
+            track.abort(moq_lite::Error::NotFound);
+            return;
+        }
         let priority = track.info().priority;
         let (done_tx, done_rx) = oneshot::channel();
         let mut sub_id = None;
