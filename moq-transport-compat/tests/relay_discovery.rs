@@ -237,3 +237,114 @@ async fn subscribe_is_routed_to_the_publisher_of_a_prefix() {
         .expect("timed out");
     }
 }
+
+/// namespace-discovery: a namespace subscriber is offered each track
+/// published under its prefix with PUBLISH (drafts 14 and 15 on the control
+/// stream, draft-16 with Subscribe Options PUBLISH), and after PUBLISH_OK
+/// receives its objects under the alias the PUBLISH chose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_subscribers_are_pushed_each_track() {
+    use moq_transport_compat::control::{PublishOk, UnsubscribeNamespace};
+    for draft in [Draft::D14, Draft::D16] {
+        tokio::time::timeout(LIMIT, async {
+            let relay = OriginProducer::new();
+            let broadcast = relay.create_broadcast("live/show").unwrap();
+            let mut track = broadcast.create_track(Track::new("video"));
+            // Made for a request, not offered: never pushed.
+            let _requests = broadcast.requests();
+            let _asked = broadcast.consume().subscribe_track(&Track::new("asked")).unwrap();
+            let (mut raw, _server, _endpoints) = raw_pair(draft, relay_config(&relay)).await;
+
+            let request = SubscribeNamespace {
+                request_id: 0,
+                required_request_id_delta: 0,
+                prefix: ns("live"),
+                subscribe_options: subscribe_options::PUBLISH,
+                parameters: KeyValuePairs::new(),
+            };
+            // Draft-16 puts it on its own stream, which must stay open.
+            let _stream = match draft {
+                Draft::D16 => {
+                    let (send, recv) = web_transport_trait::Session::open_bi(&raw.session).await.unwrap();
+                    let (mut w, mut r) = (Writer::new(send), Reader::new(recv));
+                    let msg = ControlMessage::SubscribeNamespace(request);
+                    w.encode(|b| msg.encode(draft, b)).await.unwrap();
+                    let ok = r
+                        .decode_required(|b| ControlMessage::decode(b, draft))
+                        .await
+                        .unwrap();
+                    assert!(
+                        matches!(ok, Decoded::Message(ControlMessage::RequestOk(_))),
+                        "{ok:?}"
+                    );
+                    Some((w, r))
+                }
+                _ => {
+                    raw.send(ControlMessage::SubscribeNamespace(request)).await;
+                    None
+                }
+            };
+            let publish = loop {
+                match raw.recv().await {
+                    ControlMessage::Publish(publish) => break publish,
+                    ControlMessage::SubscribeNamespaceOk(_) => {}
+                    other => panic!("{draft:?}: expected PUBLISH, got {other:?}"),
+                }
+            };
+            assert_eq!(publish.namespace, ns("live/show"), "{draft:?}");
+            assert_eq!(&publish.name[..], b"video");
+            raw.send(ControlMessage::PublishOk(PublishOk {
+                request_id: publish.request_id,
+                forward: true,
+                subscriber_priority: 0,
+                group_order: 1,
+                filter: SubscriptionFilter::LargestObject,
+                parameters: KeyValuePairs::new(),
+            }))
+            .await;
+
+            // Once the relay serves it, a group written now reaches us.
+            while track.is_unused() {
+                tokio::task::yield_now().await;
+            }
+            write_groups(&mut track, 1);
+            let groups = read_subgroups(&raw, publish.track_alias, 1).await;
+            assert_eq!(groups[0].1, expected_objects(0, 0), "{draft:?}");
+
+            // Draft-14: UNSUBSCRIBE_NAMESPACE stops the offers; a track
+            // created after it (once the reply to a probe request shows
+            // the relay read it) is not pushed: the reply to a second probe
+            // is the next control message.
+            if draft == Draft::D14 {
+                raw.send(ControlMessage::UnsubscribeNamespace(UnsubscribeNamespace {
+                    prefix: ns("live"),
+                    request_id: 0,
+                }))
+                .await;
+                let mut later = None;
+                for (id, name) in [(2, "first"), (4, "second")] {
+                    raw.send(subscribe_msg(
+                        id,
+                        "no/such",
+                        "t",
+                        SubscriptionFilter::LargestObject,
+                        draft,
+                    ))
+                    .await;
+                    let next = raw.recv().await;
+                    assert!(
+                        matches!(next, ControlMessage::RequestError(_)),
+                        "{name} probe: {next:?}"
+                    );
+                    if id == 2 {
+                        later = Some(broadcast.create_track(Track::new("later")));
+                    }
+                }
+                // Live all along, so a pusher still running would have offered it.
+                drop(later);
+            }
+        })
+        .await
+        .expect("timed out");
+    }
+}

@@ -56,6 +56,15 @@ struct BroadcastState {
     sweep_at: usize,
     requests: VecDeque<TrackProducer>,
     request_handlers: usize,
+    /// The tracks the producer offered (not those made for requests), each
+    /// with its number in order of offer, for [`OfferedTracks`] cursors.
+    offered: VecDeque<(u64, Weak<TrackShared>)>,
+    /// The number the next offer gets.
+    offered_next: u64,
+    /// Size at which ended tracks are next swept out of `offered`.
+    offered_sweep_at: usize,
+    /// [`OfferedTracks`] waiting for an offer.
+    offered_waiting: WaiterList,
     status: BroadcastStatus,
     producers: usize,
     consumers: usize,
@@ -96,6 +105,8 @@ impl BroadcastShared {
             state.handlers_waiting.wake_all();
             state.closed_waiting.wake_all();
             state.unused_waiting.wake_all();
+            state.offered_waiting.wake_all();
+            state.offered.clear();
             (
                 std::mem::take(&mut state.on_close),
                 std::mem::take(&mut state.requests),
@@ -135,6 +146,10 @@ impl BroadcastProducer {
                 sweep_at: 64,
                 requests: VecDeque::new(),
                 request_handlers: 0,
+                offered: VecDeque::new(),
+                offered_next: 0,
+                offered_sweep_at: 64,
+                offered_waiting: WaiterList::default(),
                 status: BroadcastStatus::Open,
                 producers: 1,
                 consumers: 0,
@@ -173,6 +188,18 @@ impl BroadcastProducer {
             track.info().name.clone(),
             Arc::downgrade(track.shared()),
         );
+        // Ended tracks are no longer worth offering: sweep them out once the
+        // log doubled, so it stays proportional to the live offers.
+        if state.offered.len() >= state.offered_sweep_at {
+            state
+                .offered
+                .retain(|(_, t)| t.upgrade().is_some_and(|t| t.is_open()));
+            state.offered_sweep_at = (state.offered.len() * 2).max(64);
+        }
+        let number = state.offered_next;
+        state.offered_next += 1;
+        state.offered.push_back((number, Arc::downgrade(track.shared())));
+        state.offered_waiting.wake_all();
     }
 
     /// Stops offering the track `name` to new subscribers.
@@ -313,6 +340,56 @@ impl Drop for BroadcastRequests {
     }
 }
 
+/// The tracks a broadcast's producer offers, one consumer each, from
+/// [`BroadcastConsumer::offered_tracks`].
+pub struct OfferedTracks {
+    shared: Arc<BroadcastShared>,
+    /// The number of the next offer to look at.
+    next: u64,
+    slot: Option<WaitSlot>,
+}
+
+impl OfferedTracks {
+    /// The next live offered track, a consumer starting at its latest
+    /// group; `None` once the broadcast ended.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<TrackConsumer>> {
+        let mut state = self.shared.state.lock();
+        if state.status != BroadcastStatus::Open {
+            return Poll::Ready(None);
+        }
+        let from = state.offered.partition_point(|(number, _)| *number < self.next);
+        for (number, offer) in state.offered.range(from..) {
+            self.next = number + 1;
+            if let Some(track) = offer.upgrade().filter(|t| t.is_open()) {
+                return Poll::Ready(Some(TrackConsumer::new(track, None)));
+            }
+        }
+        state.offered_waiting.register(&mut self.slot, cx.waker());
+        Poll::Pending
+    }
+
+    /// The next live offered track; `None` once the broadcast ended.
+    pub async fn next(&mut self) -> Option<TrackConsumer> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+}
+
+impl Drop for OfferedTracks {
+    fn drop(&mut self) {
+        self.shared
+            .state
+            .lock()
+            .offered_waiting
+            .unregister(&mut self.slot);
+    }
+}
+
+impl std::fmt::Debug for OfferedTracks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfferedTracks").finish_non_exhaustive()
+    }
+}
+
 /// Reads a broadcast: subscribes to its tracks by name.
 pub struct BroadcastConsumer {
     shared: Arc<BroadcastShared>,
@@ -354,6 +431,18 @@ impl BroadcastConsumer {
         state.requests.push_back(track);
         state.handlers_waiting.wake_all();
         Ok(consumer)
+    }
+
+    /// The tracks the producer offers ([`BroadcastProducer::create_track`],
+    /// [`BroadcastProducer::insert_track`]), those still live first, then
+    /// each new one; tracks made for subscribers' requests are not offers.
+    /// For sessions that push tracks to peers unasked (IETF PUBLISH).
+    pub fn offered_tracks(&self) -> OfferedTracks {
+        OfferedTracks {
+            shared: self.shared.clone(),
+            next: 0,
+            slot: None,
+        }
     }
 
     /// What the caches of this broadcast's live tracks hold, summed. Walks
@@ -438,5 +527,59 @@ impl Drop for BroadcastConsumer {
 impl std::fmt::Debug for BroadcastConsumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BroadcastConsumer").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(track: Option<TrackConsumer>) -> String {
+        track.expect("an offer").info().name.clone()
+    }
+
+    #[tokio::test]
+    async fn offered_tracks_are_the_live_ones_then_each_new_one() {
+        let broadcast = BroadcastProducer::new();
+        let _requests = broadcast.requests();
+        let a = broadcast.create_track(Track::new("a"));
+        let b = broadcast.create_track(Track::new("b"));
+        drop(b);
+        let consumer = broadcast.consume();
+        // A track made for a subscriber's request is not an offer.
+        let _requested = consumer.subscribe_track(&Track::new("asked")).unwrap();
+
+        let mut offers = consumer.offered_tracks();
+        assert_eq!(name(offers.next().await), "a", "b ended before it was seen");
+        let waiting = tokio::spawn(async move {
+            let next = name(offers.next().await);
+            (next, offers)
+        });
+        let _c = broadcast.create_track(Track::new("c"));
+        let (next, mut offers) = waiting.await.unwrap();
+        assert_eq!(next, "c");
+
+        drop((a, _c, _requests));
+        drop(broadcast);
+        assert!(offers.next().await.is_none(), "the broadcast ended");
+    }
+
+    #[test]
+    fn the_offer_log_stays_proportional_to_the_live_tracks() {
+        let broadcast = BroadcastProducer::new();
+        let live = broadcast.create_track(Track::new("live"));
+        for i in 0..10_000 {
+            drop(broadcast.create_track(Track::new(format!("t{i}"))));
+        }
+        assert!(broadcast.shared.state.lock().offered.len() <= 128);
+        let mut offers = broadcast.consume().offered_tracks();
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let Poll::Ready(Some(first)) = offers.poll_next(&mut cx) else {
+            panic!("the live track is offered")
+        };
+        assert_eq!(first.info().name, "live");
+        assert!(offers.poll_next(&mut cx).is_pending());
+        drop(live);
     }
 }

@@ -37,6 +37,7 @@
 
 mod error;
 mod publisher;
+mod push;
 mod requests;
 pub mod stream;
 mod subscriber;
@@ -50,8 +51,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use moq_lite::model::{
-    BroadcastProducer, BroadcastRequests, GroupConsumer, OriginConsumer, OriginProducer, Path, Track,
-    TrackConsumer, TrackProducer,
+    BroadcastConsumer, BroadcastProducer, BroadcastRequests, GroupConsumer, OriginConsumer, OriginProducer,
+    Path, Track, TrackConsumer, TrackProducer,
 };
 use moq_lite::{SessionConfig, SessionStats};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -520,6 +521,9 @@ struct State {
     /// streams (one entry per stream), which carry our namespaces as
     /// NAMESPACE instead of PUBLISH_NAMESPACE.
     solicited: Vec<Path>,
+    /// Drafts 14 and 15: the tasks pushing tracks (PUBLISH) to the peer's
+    /// SUBSCRIBE_NAMESPACE requests, by Request ID, with their prefixes.
+    pushers: HashMap<u64, (TrackNamespace, AbortHandle)>,
     fetches: HashMap<u64, AbortHandle>,
     next_alias: u64,
     // Subscriber half.
@@ -588,6 +592,9 @@ impl<T: Transport> Inner<T> {
         }
         for (_, fetch) in state.fetches.drain() {
             fetch.abort();
+        }
+        for (_, (_, pusher)) in state.pushers.drain() {
+            pusher.abort();
         }
         for (_, announced) in state.announced.drain() {
             announced.task.abort();
@@ -817,7 +824,9 @@ impl<T: Transport> Inner<T> {
             }
             M::SubscribeNamespace(m) => {
                 self.peer_request(m.request_id)?;
-                // Drafts 14 and 15: every namespace is announced anyway.
+                // Drafts 14 and 15: every namespace is announced anyway
+                // (PUBLISH_NAMESPACE); the tracks under the prefix are
+                // pushed with PUBLISH (push.rs).
                 let ok = RequestOk {
                     request_id: m.request_id,
                     parameters: Parameters::new(),
@@ -826,8 +835,28 @@ impl<T: Transport> Inner<T> {
                     Draft::D14 => M::SubscribeNamespaceOk(ok),
                     _ => M::RequestOk(ok),
                 });
+                if let Ok(prefix) = m.prefix.to_path() {
+                    let task = tokio::spawn(self.clone().push_tracks(prefix));
+                    self.lock()
+                        .pushers
+                        .insert(m.request_id, (m.prefix, task.abort_handle()));
+                }
             }
-            M::UnsubscribeNamespace(_) => {}
+            M::UnsubscribeNamespace(m) => {
+                // Draft-14 names the prefix, draft-15 the request.
+                let mut state = self.lock();
+                let id = match draft {
+                    Draft::D14 => state
+                        .pushers
+                        .iter()
+                        .find(|(_, (prefix, _))| *prefix == m.prefix)
+                        .map(|(id, _)| *id),
+                    _ => Some(m.request_id),
+                };
+                if let Some((_, task)) = id.and_then(|id| state.pushers.remove(&id)) {
+                    task.abort();
+                }
+            }
             M::PublishBlocked(m) => {
                 // Draft-17, on a SUBSCRIBE_NAMESPACE stream of ours: the peer
                 // will not PUBLISH this track. Our subscriber asks for

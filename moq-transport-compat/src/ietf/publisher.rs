@@ -55,6 +55,28 @@ impl Wanted {
         }
     }
 
+    /// From the PUBLISH_OK answering our PUBLISH: its fields in draft-14,
+    /// its parameters after; delivery starts at the latest group either way.
+    pub(super) fn of_publish_ok(m: &PublishOk, draft: Draft) -> Self {
+        let (forward, subscriber_priority, order) = match draft {
+            Draft::D14 => (m.forward, m.subscriber_priority, m.group_order),
+            _ => (
+                m.parameters.get_int(param::FORWARD) != Some(0),
+                m.parameters
+                    .get_int(param::SUBSCRIBER_PRIORITY)
+                    .map_or(DEFAULT_SUBSCRIBER_PRIORITY, |p| p.min(255) as u8),
+                m.parameters.get_int(param::GROUP_ORDER).unwrap_or(0) as u8,
+            ),
+        };
+        Wanted {
+            start: None,
+            end: None,
+            forward,
+            subscriber_priority,
+            ascending: order == crate::common::group_order::ASCENDING,
+        }
+    }
+
     /// The Group Order we deliver in, for SUBSCRIBE_OK: newest first unless
     /// the subscriber asked for ascending.
     fn group_order(&self) -> u8 {
@@ -140,22 +162,10 @@ impl<T: Transport> Inner<T> {
             track.restart_from(start.group);
         }
         let wanted = Wanted::of(&m, start, end, draft);
-        let (wanted_tx, wanted_rx) = watch::channel(wanted);
         let alias = {
             let mut state = self.lock();
             let alias = state.next_alias;
             state.next_alias += 1;
-            state.served.insert(
-                m.request_id,
-                Served {
-                    _counted: CountedSubscription::new(&self.stats),
-                    task: None,
-                    track: track.clone(),
-                    largest,
-                    largest_object,
-                    wanted: wanted_tx,
-                },
-            );
             alias
         };
         let mut parameters = Parameters::new();
@@ -178,14 +188,39 @@ impl<T: Transport> Inner<T> {
             parameters,
             track_extensions: KeyValuePairs::new(),
         }));
+        self.serve(m.request_id, alias, track, largest, largest_object, wanted);
+        Ok(())
+    }
+
+    /// Serves `track` to the peer under request `id` and `alias` (after
+    /// SUBSCRIBE_OK, or PUBLISH_OK for a track we pushed), until it ends, the
+    /// peer unsubscribes, or the session does.
+    pub(super) fn serve(
+        self: &Arc<Self>,
+        id: u64,
+        alias: u64,
+        track: TrackConsumer,
+        largest: Option<Location>,
+        largest_object: bool,
+        wanted: Wanted,
+    ) {
+        let (wanted_tx, wanted_rx) = watch::channel(wanted);
+        let mut state = self.lock();
         let task = tokio::spawn(
             self.clone()
-                .serve_subscription(m.request_id, alias, track, wanted_rx),
+                .serve_subscription(id, alias, track.clone(), wanted_rx),
         );
-        if let Some(served) = self.lock().served.get_mut(&m.request_id) {
-            served.task = Some(task.abort_handle());
-        }
-        Ok(())
+        state.served.insert(
+            id,
+            Served {
+                _counted: CountedSubscription::new(&self.stats),
+                task: Some(task.abort_handle()),
+                track,
+                largest,
+                largest_object,
+                wanted: wanted_tx,
+            },
+        );
     }
 
     pub(super) async fn serve_subscription(
@@ -591,11 +626,7 @@ impl<T: Transport> Inner<T> {
             match announced.broadcast {
                 Some(broadcast) => {
                     // Do not echo back what this peer announced to us.
-                    let echo = self
-                        .lock()
-                        .announced
-                        .get(&announced.path)
-                        .is_some_and(|a| a.broadcast.consume().is_same(&broadcast));
+                    let echo = self.from_peer(&announced.path, &broadcast);
                     if echo || ids.contains_key(&announced.path) {
                         continue;
                     }
@@ -699,6 +730,12 @@ impl<T: Transport> Inner<T> {
         // Subscribe Options: 0 PUBLISH only, 1 NAMESPACE only, 2 both.
         let namespaces = m.subscribe_options != 0;
         let _solicited = namespaces.then(|| Solicited::register(self.clone(), prefix.clone()));
+        // Subscribe Options PUBLISH or BOTH: offer the tracks too (push.rs),
+        // for as long as this stream is open. Draft-17 is not pushed to.
+        let mut pusher = JoinSet::new();
+        if m.subscribe_options != crate::control::subscribe_options::NAMESPACE && draft == Draft::D16 {
+            pusher.spawn(self.clone().push_tracks(prefix.clone()));
+        }
         let mut origin = origin;
         loop {
             tokio::select! {
@@ -713,12 +750,10 @@ impl<T: Transport> Inner<T> {
                     // NAMESPACE () for it.
                     let Ok(suffix) = TrackNamespace::from_path(&suffix) else { continue };
                     // Do not echo back what this peer published to us.
-                    let echo = announced.broadcast.as_ref().is_some_and(|b| {
-                        self.lock()
-                            .announced
-                            .get(&announced.path)
-                            .is_some_and(|a| a.broadcast.consume().is_same(b))
-                    });
+                    let echo = announced
+                        .broadcast
+                        .as_ref()
+                        .is_some_and(|b| self.from_peer(&announced.path, b));
                     if echo {
                         continue;
                     }
