@@ -38,13 +38,14 @@
 mod error;
 mod publisher;
 mod push;
+mod request_ids;
 mod requests;
 pub mod stream;
 mod subscriber;
 
 pub use error::{RequestFailure, SessionError, code, done_code};
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -72,20 +73,9 @@ use crate::data::{
 use crate::namespace::RoutedName;
 use crate::{Draft, KeyValuePairs, Location, SubscriptionFilter, TrackNamespace};
 use error::transport_error;
+use request_ids::{REQUEST_WINDOW, RequestIdError, RequestIds, Take};
 use requests::Route;
 use stream::{Reader, StreamError, Writer};
-
-/// Request IDs granted to the peer at a time.
-const REQUEST_WINDOW: u64 = 1024;
-
-/// Drafts 16+: how far (in IDs) a peer request ID may get ahead of the
-/// lowest one not yet seen before that one is given up on. A request whose
-/// stream the peer reset before we read it leaves a gap that never fills;
-/// the IDs seen above the gap are remembered (for duplicate detection), so
-/// this bounds that memory. Giving up moves the low-water mark past the gap
-/// (a late duplicate of an ID under it then reads as one), and never ends
-/// the session: draft-17 closes it only for a wrong parity or a duplicate.
-const MAX_REQUEST_SPAN: u64 = 16 * REQUEST_WINDOW;
 
 /// How long a data stream waits for its track alias (its SUBSCRIBE_OK may
 /// still be in flight on the control stream).
@@ -308,17 +298,18 @@ impl Session {
             ctl: ctl.clone(),
             fatal,
             state: Mutex::new(State {
-                next_request: if client { 0 } else { 1 },
-                peer_next: if client { 1 } else { 0 },
-                peer_low: if client { 1 } else { 0 },
-                // Draft-17 has no MAX_REQUEST_ID: stream limits bound requests.
-                our_max: if draft == Draft::D17 {
-                    u64::MAX
-                } else {
-                    REQUEST_WINDOW
-                },
+                ids: RequestIds::new(draft, client),
                 next_alias: 1,
-                ..Default::default()
+                served: HashMap::new(),
+                solicited: Vec::new(),
+                pushers: HashMap::new(),
+                fetches: HashMap::new(),
+                pending: HashMap::new(),
+                routes: HashMap::new(),
+                deps17: Default::default(),
+                subs: HashMap::new(),
+                aliases: HashMap::new(),
+                announced: HashMap::new(),
             }),
             peer_max,
             alias_added: Notify::new(),
@@ -499,16 +490,9 @@ struct Inner<T: Transport> {
     stats: Arc<SessionStats>,
 }
 
-#[derive(Default)]
 struct State {
-    next_request: u64,
-    blocked_sent: bool,
-    peer_next: u64,
-    /// Drafts 16+: every peer request ID below this was used.
-    peer_low: u64,
-    /// Drafts 16+: the peer request IDs used at or above `peer_low`.
-    peer_seen: BTreeSet<u64>,
-    our_max: u64,
+    /// Both directions' Request IDs.
+    ids: RequestIds,
     /// Our requests awaiting their response.
     pending: HashMap<u64, oneshot::Sender<ControlMessage>>,
     /// Draft-17: the request stream of each open request, by Request ID.
@@ -608,64 +592,24 @@ impl<T: Transport> Inner<T> {
     /// Checks a request ID the peer used, and grants more when needed.
     fn peer_request(&self, id: u64) -> Result<(), SessionError> {
         let mut state = self.lock();
-        let invalid = |reason: &str| Err(SessionError::new(code::INVALID_REQUEST_ID, reason));
-        if id % 2 != state.peer_next % 2 {
-            return invalid("request ID of the wrong parity");
-        }
-        if self.draft < Draft::D16 {
-            // One control stream: requests arrive in order, each "the next
-            // in sequence" (draft-15 {{request-id}}; draft-14 alike).
-            if id != state.peer_next {
-                return invalid("request ID not the next in sequence");
+        let grant = state.ids.accept(id).map_err(|err| match err {
+            RequestIdError::WrongParity => {
+                SessionError::new(code::INVALID_REQUEST_ID, "request ID of the wrong parity")
             }
-        } else {
-            // From draft-16 requests also arrive on their own streams
-            // (SUBSCRIBE_NAMESPACE in 16, every request in 17), so they may be
-            // read out of order: duplicates are found in the IDs seen above
-            // the low-water mark instead.
-            if id < state.peer_low || state.peer_seen.contains(&id) {
-                return invalid("duplicate request ID");
+            RequestIdError::OutOfSequence => {
+                SessionError::new(code::INVALID_REQUEST_ID, "request ID not the next in sequence")
             }
-            if id - state.peer_low >= MAX_REQUEST_SPAN {
-                // Give up on the gaps at the bottom (see MAX_REQUEST_SPAN).
-                let floor = id - MAX_REQUEST_SPAN + 2;
-                let floor = floor - floor % 2 + state.peer_low % 2;
-                state.peer_seen = state.peer_seen.split_off(&floor);
-                state.peer_low = floor;
+            RequestIdError::Duplicate => SessionError::new(code::INVALID_REQUEST_ID, "duplicate request ID"),
+            RequestIdError::OverMaximum => {
+                SessionError::new(code::TOO_MANY_REQUESTS, "request ID over the maximum")
             }
-        }
-        if id >= state.our_max {
-            return Err(SessionError::new(
-                code::TOO_MANY_REQUESTS,
-                "request ID over the maximum",
-            ));
-        }
-        state.peer_next = state.peer_next.max(id + 2);
+        })?;
         // A Request ID taken is what dependent draft-17 requests wait for
         // (requests handled outside `handle`, such as SUBSCRIBE_NAMESPACE
         // streams, count from here; `handle` wakes them again when done).
         state.deps17.wake();
-        let granted_from = match self.draft {
-            Draft::D14 | Draft::D15 => id,
-            _ => {
-                state.peer_seen.insert(id);
-                loop {
-                    let low = state.peer_low;
-                    if !state.peer_seen.remove(&low) {
-                        break;
-                    }
-                    state.peer_low = low + 2;
-                }
-                // Grant from the low-water mark, so the IDs seen above it
-                // (at most half the window) bound the set.
-                state.peer_low
-            }
-        };
-        if state.our_max != u64::MAX && state.our_max.saturating_sub(granted_from) <= REQUEST_WINDOW / 2 {
-            state.our_max = granted_from + REQUEST_WINDOW;
-            self.send(ControlMessage::MaxRequestId(MaxRequestId {
-                request_id: state.our_max,
-            }));
+        if let Some(max) = grant {
+            self.send(ControlMessage::MaxRequestId(MaxRequestId { request_id: max }));
         }
         Ok(())
     }
@@ -694,21 +638,20 @@ impl<T: Transport> Inner<T> {
             {
                 let mut state = self.lock();
                 let limit = *max.borrow_and_update();
-                if state.next_request < limit {
-                    let id = state.next_request;
-                    state.next_request += 2;
-                    state.blocked_sent = false;
-                    if let Some((msg, reply)) = build(id, &mut state) {
-                        state.pending.insert(id, reply);
-                        self.send(msg);
+                match state.ids.take(limit) {
+                    Take::Id(id) => {
+                        if let Some((msg, reply)) = build(id, &mut state) {
+                            state.pending.insert(id, reply);
+                            self.send(msg);
+                        }
+                        return Ok(id);
                     }
-                    return Ok(id);
-                }
-                if !state.blocked_sent {
-                    state.blocked_sent = true;
-                    self.send(ControlMessage::RequestsBlocked(RequestsBlocked {
-                        max_request_id: limit,
-                    }));
+                    Take::Blocked(Some(limit)) => {
+                        self.send(ControlMessage::RequestsBlocked(RequestsBlocked {
+                            max_request_id: limit,
+                        }));
+                    }
+                    Take::Blocked(None) => {}
                 }
             }
             max.changed().await.map_err(|_| moq_lite::Error::Closed)?;
@@ -875,11 +818,7 @@ impl<T: Transport> Inner<T> {
 
     /// Whether `id` is a request the peer has made in this session.
     fn peer_used(&self, id: u64) -> bool {
-        let state = self.lock();
-        if id % 2 != state.peer_next % 2 || id >= state.peer_next {
-            return false;
-        }
-        self.draft < Draft::D16 || id < state.peer_low || state.peer_seen.contains(&id)
+        self.lock().ids.peer_used(id)
     }
 
     /// SUBSCRIBE_UPDATE (drafts 14, 15) / REQUEST_UPDATE (16+).

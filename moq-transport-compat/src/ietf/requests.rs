@@ -190,13 +190,13 @@ fn required17(msg: &ControlMessage, id: u64) -> Option<(u64, bool)> {
 
 /// Whether peer request `id` was handled.
 fn handled17(state: &State, id: u64) -> bool {
-    (id < state.peer_low || state.peer_seen.contains(&id)) && !state.deps17.handling.contains(&id)
+    state.ids.recorded(id) && !state.deps17.handling.contains(&id)
 }
 
 /// Whether `id` could be a new peer request (of the peer's parity, not used
 /// yet); anything else is left to [`Inner::peer_request`] to refuse.
 fn fresh17(state: &State, id: u64) -> bool {
-    id % 2 == state.peer_next % 2 && !(id < state.peer_low || state.peer_seen.contains(&id))
+    state.ids.fresh(id)
 }
 
 /// The Request ID of a request message.
