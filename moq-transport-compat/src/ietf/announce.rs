@@ -1,0 +1,196 @@
+//! What the peer hears of our broadcasts: PUBLISH_NAMESPACE on the control
+//! stream for each one (unless a SUBSCRIBE_NAMESPACE of its covers it), and
+//! from draft-16 NAMESPACE / NAMESPACE_DONE on each SUBSCRIBE_NAMESPACE
+//! stream the peer opens (with tracks pushed too when it asks, push.rs).
+
+use super::*;
+
+impl<T: Transport> Inner<T> {
+    /// Announces our origin's broadcasts with PUBLISH_NAMESPACE.
+    pub(super) async fn run_announce(self: Arc<Self>, mut origin: OriginConsumer) -> Result<(), StreamError> {
+        let mut ids: HashMap<Path, (u64, TrackNamespace)> = HashMap::new();
+        while let Some(announced) = origin.announced().await {
+            match announced.broadcast {
+                Some(broadcast) => {
+                    // Do not echo back what this peer announced to us.
+                    let echo = self.from_peer(&announced.path, &broadcast);
+                    if echo || ids.contains_key(&announced.path) {
+                        continue;
+                    }
+                    // A peer that asked with SUBSCRIBE_NAMESPACE (drafts 16+)
+                    // hears of it there, as NAMESPACE. Telling it twice races:
+                    // our PUBLISH_NAMESPACE_DONE on the control stream can
+                    // overtake the NAMESPACE_DONE on its request stream, and
+                    // some peers end the session on the former.
+                    let solicited = self
+                        .lock()
+                        .solicited
+                        .iter()
+                        .any(|prefix| announced.path.strip_prefix(prefix).is_some());
+                    if solicited {
+                        continue;
+                    }
+                    // The root (a broadcast at the session's path) would be a
+                    // namespace of no fields, which drafts 14 to 16 forbid
+                    // ("N can be between 1 and 32").
+                    let namespace = match TrackNamespace::from_path(&announced.path) {
+                        Ok(namespace) if !announced.path.is_empty() => namespace,
+                        _ => {
+                            tracing::debug!(path = %announced.path, "path is no namespace");
+                            continue;
+                        }
+                    };
+                    let (tx, rx) = oneshot::channel();
+                    let msg = |id| PublishNamespace {
+                        request_id: id,
+                        required_request_id_delta: 0,
+                        namespace: namespace.clone(),
+                        parameters: Parameters::new(),
+                    };
+                    let id = self
+                        .send_request(|id, _| Some((ControlMessage::PublishNamespace(msg(id)), tx)))
+                        .await?;
+                    let path = announced.path.clone();
+                    tokio::spawn(async move {
+                        if let Ok(reply) = rx.await {
+                            tracing::debug!(%path, ?reply, "PUBLISH_NAMESPACE answered");
+                        }
+                    });
+                    ids.insert(announced.path, (id, namespace));
+                }
+                None => {
+                    if let Some((request_id, namespace)) = ids.remove(&announced.path) {
+                        self.send(ControlMessage::PublishNamespaceDone(PublishNamespaceDone {
+                            namespace,
+                            request_id,
+                        }));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Draft-16: a SUBSCRIBE_NAMESPACE on its own bidirectional stream.
+    pub(super) async fn serve_subscribe_namespace(
+        self: Arc<Self>,
+        (writer, mut reader): Control<T>,
+    ) -> Result<(), StreamError> {
+        let draft = self.draft;
+        let msg = reader
+            .decode_required(|b| ControlMessage::decode(b, draft))
+            .await?;
+        let Decoded::Message(ControlMessage::SubscribeNamespace(m)) = msg else {
+            return Err(StreamError::Protocol(SessionError::protocol(
+                "bidirectional stream without SUBSCRIBE_NAMESPACE",
+            )));
+        };
+        self.subscribe_namespace_stream((writer, reader), m).await
+    }
+
+    /// Answers a SUBSCRIBE_NAMESPACE read from its own stream (drafts 16+).
+    pub(super) async fn subscribe_namespace_stream(
+        self: Arc<Self>,
+        (mut writer, mut reader): Control<T>,
+        m: SubscribeNamespace,
+    ) -> Result<(), StreamError> {
+        let draft = self.draft;
+        self.peer_request(m.request_id).map_err(StreamError::Protocol)?;
+        let prefix = m
+            .prefix
+            .to_path()
+            .map_err(|e| StreamError::Protocol(SessionError::protocol(e.to_string())));
+        let (Some(origin), Ok(prefix)) = (self.publish.clone(), prefix) else {
+            let err = self.request_error(m.request_id, RequestFailure::NotSupported, "nothing published");
+            writer
+                .encode(|b| ControlMessage::RequestError(err).encode(draft, b))
+                .await?;
+            return writer.finish();
+        };
+        let ok = RequestOk {
+            request_id: m.request_id,
+            parameters: Parameters::new(),
+        };
+        writer
+            .encode(|b| ControlMessage::RequestOk(ok).encode(draft, b))
+            .await?;
+        // Subscribe Options: 0 PUBLISH only, 1 NAMESPACE only, 2 both.
+        let namespaces = m.subscribe_options != 0;
+        let _solicited = namespaces.then(|| Solicited::register(self.clone(), prefix.clone()));
+        // Subscribe Options PUBLISH or BOTH: offer the tracks too (push.rs),
+        // for as long as this stream is open. Draft-17 is not pushed to.
+        let mut pusher = JoinSet::new();
+        if m.subscribe_options != crate::control::subscribe_options::NAMESPACE && draft == Draft::D16 {
+            pusher.spawn(self.clone().push_tracks(prefix.clone()));
+        }
+        let mut origin = origin;
+        loop {
+            tokio::select! {
+                announced = origin.announced(), if namespaces => {
+                    let Some(announced) = announced else { return writer.finish() };
+                    let Some(suffix) = announced.path.strip_prefix(&prefix) else { continue };
+                    // A namespace equal to the prefix is announced too, with a
+                    // suffix of no fields: a relay "MUST send a PUBLISH_NAMESPACE
+                    // to any subscriber that has subscribed via SUBSCRIBE_NAMESPACE
+                    // for that namespace, or a prefix of that namespace" (draft-16
+                    // section "Publishing Namespaces"); conformance clients expect
+                    // NAMESPACE () for it.
+                    let Ok(suffix) = TrackNamespace::from_path(&suffix) else { continue };
+                    // Do not echo back what this peer published to us.
+                    let echo = announced
+                        .broadcast
+                        .as_ref()
+                        .is_some_and(|b| self.from_peer(&announced.path, b));
+                    if echo {
+                        continue;
+                    }
+                    let msg = match announced.broadcast {
+                        Some(_) => ControlMessage::Namespace(Namespace { suffix }),
+                        None => ControlMessage::NamespaceDone(NamespaceDone { suffix }),
+                    };
+                    writer.encode(|b| msg.encode(draft, b)).await?;
+                }
+                msg = reader.decode(|b| ControlMessage::decode(b, draft)) => match msg? {
+                    None => return writer.finish(),
+                    Some(Decoded::Message(ControlMessage::RequestUpdate(u))) if draft == Draft::D17 => {
+                        // Nothing to change in what we send: acknowledge it.
+                        self.peer_request(u.request_id).map_err(StreamError::Protocol)?;
+                        let ok = ControlMessage::RequestOk(RequestOk {
+                            request_id: m.request_id,
+                            parameters: Parameters::new(),
+                        });
+                        writer.encode(|b| ok.encode(draft, b)).await?;
+                    }
+                    Some(_) => {
+                        return Err(StreamError::Protocol(SessionError::protocol(
+                            "unexpected message on a SUBSCRIBE_NAMESPACE stream",
+                        )));
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// A SUBSCRIBE_NAMESPACE prefix the peer holds open, listed in
+/// `State::solicited` for as long as this lives.
+struct Solicited<T: Transport> {
+    inner: Arc<Inner<T>>,
+    prefix: Path,
+}
+
+impl<T: Transport> Solicited<T> {
+    fn register(inner: Arc<Inner<T>>, prefix: Path) -> Self {
+        inner.lock().solicited.push(prefix.clone());
+        Solicited { inner, prefix }
+    }
+}
+
+impl<T: Transport> Drop for Solicited<T> {
+    fn drop(&mut self) {
+        let mut state = self.inner.lock();
+        if let Some(at) = state.solicited.iter().position(|p| *p == self.prefix) {
+            state.solicited.swap_remove(at);
+        }
+    }
+}
