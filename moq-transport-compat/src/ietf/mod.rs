@@ -37,6 +37,7 @@
 
 mod announce;
 mod control;
+mod deps17;
 mod driver;
 mod error;
 mod fetch;
@@ -264,7 +265,7 @@ struct State {
     /// Draft-17: the request stream of each open request, by Request ID.
     routes: HashMap<u64, Route>,
     /// Draft-17: requests waiting for the requests they depend on.
-    deps17: requests::Deps17,
+    deps17: deps17::Deps17,
     // Publisher half.
     served: HashMap<u64, Served>,
     /// Drafts 16+: the prefixes of the peer's open SUBSCRIBE_NAMESPACE
