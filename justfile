@@ -28,3 +28,9 @@ fuzz SECS="30":
     for target in lite_messages lite_setup lite_streams path ietf_control ietf_data token; do \
         cargo +nightly fuzz run -O "$target" -- -max_total_time={{SECS}} -max_len=4096 || exit 1; \
     done
+
+# Interop matrix: our relay and CLI against independent MoQ implementations (the reference
+# relay, moq-clock, aiomoqt's interop client, @moq/net; installed by ../shared/peers/install.sh
+# if missing). Prints a table; INTEROP_REPORT=file.md also writes it as markdown.
+interop:
+    .ci/interop

@@ -20,16 +20,21 @@
 //! - Error codes are spelled per draft ([`RequestFailure`]): draft-14 has
 //!   a table per error message, 15+ one REQUEST_ERROR table.
 //! - Publisher half (serving a [`moq_lite::model::OriginConsumer`]): every
-//!   broadcast is announced with PUBLISH_NAMESPACE (and withdrawn with
-//!   PUBLISH_NAMESPACE_DONE); SUBSCRIBE is answered from the track cache
-//!   with every filter type; FETCH (standalone, relative and absolute
-//!   joining) from the cache; TRACK_STATUS answered; SUBSCRIBE_NAMESPACE
-//!   accepted (draft-16: on its own bidirectional stream, with NAMESPACE /
-//!   NAMESPACE_DONE for the matching broadcasts).
+//!   broadcast is announced with PUBLISH_NAMESPACE, or from draft-16 with
+//!   NAMESPACE on the peer's SUBSCRIBE_NAMESPACE streams (`announce`);
+//!   tracks offered under a SUBSCRIBE_NAMESPACE prefix are pushed with
+//!   PUBLISH (`push`); SUBSCRIBE is answered from the track cache with every
+//!   filter type, routed by Namespace Prefix Matching (`publisher`); FETCH
+//!   (standalone, relative and absolute joining) from the cache (`fetch`);
+//!   TRACK_STATUS answered.
 //! - Subscriber half (filling a [`moq_lite::model::OriginProducer`]): a
 //!   peer's PUBLISH_NAMESPACE publishes a broadcast whose tracks are
-//!   subscribed on demand; PUBLISH (publisher-initiated) is accepted;
-//!   datagrams become single-frame groups.
+//!   subscribed on demand; a track it pushes with PUBLISH is kept until it
+//!   ends; datagrams become single-frame groups (`subscriber`).
+//! - The machinery: `setup` (the SETUP exchange), `driver` (the session's
+//!   loop), `control` (dispatch of each control message), `request_ids`
+//!   (the Request ID rules, a pure state machine), `requests` and `deps17`
+//!   (draft-17's stream per request and required requests).
 //!
 //! Draft-17 (new varint, SETUP on a unidirectional control stream of type
 //! 0x2F00, one bidirectional stream per request) runs the same request
