@@ -202,7 +202,7 @@ const ROUTED_SEPARATOR: char = '\u{1f}';
 /// SUBSCRIBE(namespace=(foo, bar), name=x) goes to whoever published
 /// (foo)). The model names tracks within a broadcast, so the fields past
 /// the broadcast's path travel in the model's track name, each followed by
-/// [`ROUTED_SEPARATOR`], and the session that subscribes upstream splits
+/// the unit separator U+001F, and the session that subscribes upstream splits
 /// them off again. A name without the separator is an ordinary track name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutedName {
