@@ -34,3 +34,7 @@ fuzz SECS="30":
 # if missing). Prints a table; INTEROP_REPORT=file.md also writes it as markdown.
 interop:
     .ci/interop
+
+# Run the whole test suite N times with every core busy; report each test that failed, with its count.
+stress N="20":
+    .ci/stress {{N}}
