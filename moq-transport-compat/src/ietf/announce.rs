@@ -13,7 +13,7 @@ impl<T: Transport> Inner<T> {
             match announced.broadcast {
                 Some(broadcast) => {
                     // Do not echo back what this peer announced to us.
-                    let echo = self.from_peer(&announced.path, &broadcast);
+                    let echo = self.is_from_peer(&announced.path, &broadcast);
                     if echo || ids.contains_key(&announced.path) {
                         continue;
                     }
@@ -140,7 +140,7 @@ impl<T: Transport> Inner<T> {
                     let echo = announced
                         .broadcast
                         .as_ref()
-                        .is_some_and(|b| self.from_peer(&announced.path, b));
+                        .is_some_and(|b| self.is_from_peer(&announced.path, b));
                     if echo {
                         continue;
                     }

@@ -36,7 +36,7 @@ impl<T: Transport> Inner<T> {
                     let Some(broadcast) = announced.broadcast else { continue };
                     // Under the prefix, a namespace of one field at least,
                     // and not what this peer published to us.
-                    if announced.path.strip_prefix(&prefix).is_none() || self.from_peer(&announced.path, &broadcast) {
+                    if announced.path.strip_prefix(&prefix).is_none() || self.is_from_peer(&announced.path, &broadcast) {
                         continue;
                     }
                     let namespace = match TrackNamespace::from_path(&announced.path) {
@@ -124,7 +124,7 @@ impl<T: Transport> Inner<T> {
 
     /// Whether `broadcast` at `path` is the one this peer published to us
     /// (which is never offered back to it).
-    pub(super) fn from_peer(&self, path: &Path, broadcast: &BroadcastConsumer) -> bool {
+    pub(super) fn is_from_peer(&self, path: &Path, broadcast: &BroadcastConsumer) -> bool {
         self.lock()
             .announced
             .get(path)
