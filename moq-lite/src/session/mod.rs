@@ -18,9 +18,16 @@
 //!
 //! The session is generic over the `web-transport-trait` session, so raw QUIC
 //! and WebTransport (both `web_transport_quinn::Session`) share this code.
+//!
+//! Layout: this file negotiates and runs the accept loop; `publisher` and
+//! `subscriber` are the two halves, `stream` the framed reader / writer they
+//! share, `stats` the counters. Messages come from the pure codec in
+//! [`crate::lite`], the group-sending policy from [`crate::delivery`].
 
+mod publisher;
 mod stats;
 pub(crate) mod stream;
+mod subscriber;
 
 pub use stats::{SessionStats, StatsSnapshot};
 
@@ -36,9 +43,10 @@ use crate::lite::{
     ClientSetup, ControlStream, DataStream, Goaway, HopId, Message, Parameters, SETUP_ALPN, ServerSetup,
     SessionUpdate, SetupStream, StreamType, Version,
 };
-use crate::lite::{Publisher, Subscriber};
 use crate::model::{OriginConsumer, OriginProducer};
+use publisher::Publisher;
 use stream::{Reader, StreamError, Writer, transport_error};
+use subscriber::Subscriber;
 
 /// Set once the peer sent GOAWAY: from then on we open no new streams.
 #[derive(Clone, Default, Debug)]

@@ -11,7 +11,7 @@ use super::*;
 
 use std::collections::BTreeMap;
 
-use moq_lite::lite::MAX_INFLIGHT_GROUPS;
+use moq_lite::delivery::MAX_INFLIGHT_GROUPS;
 
 /// What a subscription asks for now: SUBSCRIBE sets it, SUBSCRIBE_UPDATE /
 /// REQUEST_UPDATE change it, the task serving it reads it per group.
@@ -91,7 +91,7 @@ impl Wanted {
     /// policy, with the Subscriber Priority inverted (IETF: "Lower numbers
     /// get higher priority").
     fn stream_priority(&self, track_priority: u8, sequence: u64) -> i32 {
-        moq_lite::lite::stream_priority(
+        moq_lite::delivery::stream_priority(
             255 - self.subscriber_priority,
             track_priority,
             sequence,

@@ -16,16 +16,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use web_transport_trait::Session;
 
-use super::{
+use super::stream::{Reader, StreamError, Writer, transport_error};
+use super::{GoawayFlag, SessionStats};
+use crate::Error;
+use crate::lite::{
     Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, ControlStream, DEFAULT_MAX_LATENCY,
     FrameHeader, Group, HopId, Message, Subscribe, SubscribeResponse, Version,
 };
-use crate::Error;
 use crate::model::{
     BroadcastProducer, BroadcastRequests, GroupProducer, OriginProducer, Path, TrackProducer,
 };
-use crate::session::stream::{Reader, StreamError, Writer, transport_error};
-use crate::session::{GoawayFlag, SessionStats};
 
 /// How long a subscription's track stays writable after the publisher
 /// finished the Subscribe stream: QUIC may deliver the last Group streams
@@ -109,7 +109,7 @@ impl<S: Session> Subscriber<S> {
             fatal,
             goaway,
             hop_id,
-            max_announced: crate::session::DEFAULT_MAX_ANNOUNCED,
+            max_announced: super::DEFAULT_MAX_ANNOUNCED,
             stats: Arc::default(),
         }
     }

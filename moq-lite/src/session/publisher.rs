@@ -17,41 +17,19 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use web_transport_trait::{Session, Stats};
 
-use super::{
+use super::stream::{Reader, StreamError, Writer, transport_error};
+use super::{GoawayFlag, SessionStats};
+use crate::Error;
+use crate::delivery::{MAX_INFLIGHT_GROUPS, stream_priority};
+use crate::lite::{
     Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, DEFAULT_MAX_LATENCY, DataStream, Fetch,
     FrameHeader, Group, HopId, MAX_HOPS, Message, Probe, Subscribe, SubscribeOk, SubscribeResponse,
     SubscribeUpdate, Version,
 };
-use crate::Error;
 use crate::model::{BroadcastConsumer, GroupConsumer, OriginConsumer, Track};
-use crate::session::stream::{Reader, StreamError, Writer, transport_error};
-use crate::session::{GoawayFlag, SessionStats};
-
-/// Group streams one subscription may have in flight. A subscriber that
-/// stops reading stops granting streams, and each waiting group pins its
-/// data: past this, live subscriptions drop their oldest group (the newest
-/// matter most) and ordered ones stop taking groups until one completes (the
-/// cache then evicts what they miss). Sessions of other protocols on the
-/// same model use the same bound.
-pub const MAX_INFLIGHT_GROUPS: usize = 32;
 
 /// How often a Probe stream reports estimates when the subscriber is quiet.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The QUIC send priority of a group stream: subscriber priority first,
-/// publisher priority to break ties, then newer groups first (older first when
-/// the subscriber asked for ordered delivery). Higher is sent first.
-///
-/// The one policy for every protocol on this model: a protocol whose
-/// subscriber priority runs the other way (IETF: lower first) passes it
-/// inverted.
-pub fn stream_priority(subscriber: u8, publisher: u8, sequence: u64, ordered: bool) -> i32 {
-    // 8 + 8 + 15 bits: always positive in an i32. The sequence part wraps,
-    // which only matters for groups 32768 apart, long expired by then.
-    let age = (sequence & 0x7FFF) as i32;
-    let age = if ordered { 0x7FFF - age } else { age };
-    (i32::from(subscriber) << 23) | (i32::from(publisher) << 15) | age
-}
 
 /// Serves our broadcasts to the peer.
 pub(crate) struct Publisher<S: Session> {
