@@ -19,6 +19,7 @@ mod fetch;
 mod goaway;
 mod group;
 mod message;
+mod path;
 mod probe;
 mod setup;
 mod stream;
