@@ -9,7 +9,7 @@
 //! age, so that under congestion the newest, most important data goes first;
 //! groups older than the subscriber's max latency are reset, not queued.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use web_transport_trait::{Session, Stats};
 use super::stream::{Reader, StreamError, Writer, transport_error};
 use super::{GoawayFlag, SessionStats};
 use crate::Error;
-use crate::delivery::{MAX_INFLIGHT_GROUPS, stream_priority};
+use crate::delivery::{InflightGroups, stream_priority};
 use crate::lite::{
     Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, DEFAULT_MAX_LATENCY, DataStream, Fetch,
     FrameHeader, Group, HopId, MAX_HOPS, Message, Probe, Subscribe, SubscribeOk, SubscribeResponse,
@@ -233,7 +233,7 @@ impl<S: Session> Publisher<S> {
             skipped: 0,
         };
         let mut groups: JoinSet<u64> = JoinSet::new();
-        let mut inflight: BTreeMap<u64, (Instant, AbortHandle)> = BTreeMap::new();
+        let mut inflight: InflightGroups<AbortHandle> = InflightGroups::new();
         // An end before the start is an empty range: every group is accounted for.
         let mut ending = sub.range_is_empty();
 
@@ -252,7 +252,7 @@ impl<S: Session> Publisher<S> {
                     Err(err) => return Err(err),
                 },
                 // Ordered delivery waits for room; live delivery makes room below.
-                next = track.next_group(), if !ending && (!sub.ordered || inflight.len() < MAX_INFLIGHT_GROUPS) => match next {
+                next = track.next_group(), if !ending && (!sub.ordered || inflight.has_room()) => match next {
                     Ok(Some(group)) => {
                         // Groups the cache evicted before we could send them.
                         let skipped = track.skipped();
@@ -273,9 +273,11 @@ impl<S: Session> Publisher<S> {
                             continue;
                         }
                         let now = Instant::now();
-                        let expired = sub.expire(&mut inflight, sequence, now);
-                        let evicted = make_room(&mut inflight);
-                        self.stats.dropped(expired + evicted);
+                        let mut dropped = inflight.expire(sequence, now, sub.max_latency);
+                        dropped.extend(inflight.make_room());
+                        self.stats.dropped(dropped.len() as u64);
+                        // Aborting drops the task's Writer, which resets the stream.
+                        dropped.iter().for_each(AbortHandle::abort);
                         let task = serve_group(
                             self.transport.clone(),
                             version,
@@ -284,7 +286,7 @@ impl<S: Session> Publisher<S> {
                             group,
                             self.stats.clone(),
                         );
-                        inflight.insert(sequence, (now, groups.spawn(task)));
+                        inflight.insert(sequence, now, groups.spawn(task));
                         ending = sub.end == Some(sequence);
                     }
                     Ok(None) => ending = true,
@@ -295,7 +297,7 @@ impl<S: Session> Publisher<S> {
                 },
                 Some(done) = groups.join_next(), if !groups.is_empty() => {
                     if let Ok(sequence) = done {
-                        inflight.remove(&sequence);
+                        inflight.remove(sequence);
                     }
                 }
             }
@@ -388,20 +390,15 @@ impl Subscription {
     /// before it still in flight; an earlier one applies to groups still to
     /// come (those already passed are not sent again). A start of 0 (none)
     /// keeps the current one.
-    fn update(&mut self, update: SubscribeUpdate, inflight: &mut BTreeMap<u64, (Instant, AbortHandle)>) {
+    fn update(&mut self, update: SubscribeUpdate, inflight: &mut InflightGroups<AbortHandle>) {
         self.priority = update.priority;
         self.ordered = update.ordered;
         self.max_latency = update.max_latency;
         self.end = update.end_group;
         if let Some(start) = update.start_group {
             self.start = Some(start);
-            inflight.retain(|&sequence, (_, task)| {
-                if sequence < start {
-                    // Aborting drops the task's Writer, which resets the stream.
-                    task.abort();
-                }
-                sequence >= start
-            });
+            // Aborting drops the task's Writer, which resets the stream.
+            inflight.drop_before(start).iter().for_each(AbortHandle::abort);
         }
     }
 
@@ -413,44 +410,6 @@ impl Subscription {
     fn stream_priority(&self, sequence: u64) -> i32 {
         stream_priority(self.priority, self.publisher_priority, sequence, self.ordered)
     }
-
-    /// Resets the streams of groups that arrived more than the max latency
-    /// before the newest one (`sequence`, arriving `now`). Zero means no limit.
-    /// Returns how many were reset.
-    fn expire(
-        &self,
-        inflight: &mut BTreeMap<u64, (Instant, AbortHandle)>,
-        sequence: u64,
-        now: Instant,
-    ) -> u64 {
-        if self.max_latency.is_zero() {
-            return 0;
-        }
-        let before = inflight.len();
-        inflight.retain(|&older, (arrived, task)| {
-            let expired = older < sequence && now.duration_since(*arrived) > self.max_latency;
-            if expired {
-                // Aborting drops the task's Writer, which resets the stream.
-                task.abort();
-            }
-            !expired
-        });
-        (before - inflight.len()) as u64
-    }
-}
-
-/// Resets the oldest in-flight groups until there is room for one more;
-/// returns how many.
-fn make_room(inflight: &mut BTreeMap<u64, (Instant, AbortHandle)>) -> u64 {
-    let mut dropped = 0;
-    while inflight.len() >= MAX_INFLIGHT_GROUPS {
-        if let Some((_, (_, task))) = inflight.pop_first() {
-            // Aborting drops the task's Writer, which resets the stream.
-            task.abort();
-            dropped += 1;
-        }
-    }
-    dropped
 }
 
 /// Writes one group on a new unidirectional stream; returns its sequence
