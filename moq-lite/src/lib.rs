@@ -5,7 +5,9 @@
 //! messages) are the pure wire codec; [`delivery`] is the pure policy every
 //! protocol uses to send groups (priorities, in-flight bound); [`Session`]
 //! carries the model over a QUIC or WebTransport connection made with
-//! [`endpoint`], its publisher and subscriber halves driving the codec.
+//! [`endpoint`], its publisher and subscriber halves driving the codec over
+//! [`stream`]'s message reader and writer (which other protocol families on
+//! the model can use too).
 //! Applications publish into and read from the model; sessions do the rest.
 //!
 //! Dependencies point one way: `coding` imports nothing else of the crate
@@ -47,6 +49,7 @@ pub mod lite;
 pub mod model;
 mod session;
 
+pub use session::stream;
 pub use session::{DEFAULT_MAX_ANNOUNCED, Session, SessionConfig, SessionStats, StatsSnapshot};
 
 pub use error::{Error, Result};

@@ -181,8 +181,8 @@ impl<S: Session> Publisher<S> {
         // Group streams name their subscription by ID: two open subscriptions
         // with one ID would be indistinguishable (section "SUBSCRIBE").
         let Some(_id) = SubscribeId::claim(&self.subscribe_ids, msg.id) else {
-            writer.reset(&Error::Duplicate);
-            reader.stop(&Error::Duplicate);
+            writer.reset(Error::Duplicate.code());
+            reader.stop(Error::Duplicate.code());
             return Ok(());
         };
         let info = Track::new(msg.track.clone()).with_priority(msg.priority);
@@ -194,8 +194,8 @@ impl<S: Session> Publisher<S> {
         let mut track = match found {
             Ok(track) => track,
             Err(err) => {
-                writer.reset(&err);
-                reader.stop(&err);
+                writer.reset(err.code());
+                reader.stop(err.code());
                 return Ok(());
             }
         };
@@ -291,7 +291,7 @@ impl<S: Session> Publisher<S> {
                     }
                     Ok(None) => ending = true,
                     Err(err) => {
-                        writer.reset(&err);
+                        writer.reset(err.code());
                         return Ok(());
                     }
                 },
@@ -322,7 +322,7 @@ impl<S: Session> Publisher<S> {
         let mut group = match group {
             Ok(group) => group,
             Err(err) => {
-                writer.reset(&err);
+                writer.reset(err.code());
                 return Ok(());
             }
         };
@@ -330,7 +330,7 @@ impl<S: Session> Publisher<S> {
         match write_frames(&mut writer, &mut group, version, &self.stats).await {
             Ok(()) => writer.finish(),
             Err(err) => {
-                writer.reset(err.error());
+                writer.reset(err.error().code());
                 Ok(())
             }
         }
@@ -465,7 +465,7 @@ async fn serve_group<S: Session>(
         Ok(()) => {
             let _ = writer.finish_acked().await;
         }
-        Err(err) => writer.reset(err.error()),
+        Err(err) => writer.reset(err.error().code()),
     }
     sequence
 }
