@@ -290,18 +290,39 @@ impl<R: RecvStream, P: Protocol> Reader<R, P> {
         !self.buf.is_empty()
     }
 
+    /// Reads exactly `n` bytes, buffered ones first, without reading past
+    /// them: for a message followed by bytes meant for whoever the stream is
+    /// handed to next ([`into_inner`](Self::into_inner)). The end of the
+    /// stream before them is [`Violation::Truncated`].
+    pub async fn read_exact(&mut self, n: usize) -> Result<Bytes, StreamError<P>> {
+        while self.buf.len() < n {
+            let read = self.stream.read_chunk(n - self.buf.len()).await;
+            match read.map_err(|e| StreamError::Closed(P::transport_error(e)))? {
+                Some(chunk) => self.buf.extend_from_slice(&chunk),
+                None => return Err(StreamError::Protocol(P::violation(Violation::Truncated))),
+            }
+        }
+        Ok(self.buf.split_to(n).freeze())
+    }
+
     /// Asks the peer to stop sending, with `code`.
     pub fn stop(&mut self, code: u32) {
         self.stream.stop(code);
     }
+
+    /// The stream, for handing over; bytes still buffered
+    /// ([`has_buffered`](Self::has_buffered)) are lost.
+    pub fn into_inner(self) -> R {
+        self.stream
+    }
 }
 
 /// Writes messages and payloads to a send stream; resets it (with
-/// [`Protocol::CANCEL_CODE`]) if dropped before [`finish`](Self::finish).
+/// [`Protocol::CANCEL_CODE`]) if dropped before it was finished or reset.
 pub struct Writer<S: SendStream, P: Protocol = Error> {
-    stream: S,
+    /// `None` once finished, reset or handed over.
+    stream: Option<S>,
     buf: BytesMut,
-    done: bool,
     protocol: PhantomData<fn() -> P>,
 }
 
@@ -309,11 +330,15 @@ impl<S: SendStream, P: Protocol> Writer<S, P> {
     /// A writer over `stream`.
     pub fn new(stream: S) -> Self {
         Writer {
-            stream,
+            stream: Some(stream),
             buf: BytesMut::new(),
-            done: false,
             protocol: PhantomData,
         }
+    }
+
+    /// The open stream; [`Error::Closed`] once finished or reset.
+    fn stream(&mut self) -> Result<&mut S, StreamError<P>> {
+        self.stream.as_mut().ok_or(StreamError::Closed(Error::Closed))
     }
 
     /// Encodes with `encode` and writes the bytes.
@@ -323,53 +348,80 @@ impl<S: SendStream, P: Protocol> Writer<S, P> {
     ) -> Result<(), StreamError<P>> {
         self.buf.clear();
         encode(&mut self.buf)?;
-        let written = self.stream.write_all_buf(&mut self.buf).await;
+        let stream = self.stream.as_mut().ok_or(StreamError::Closed(Error::Closed))?;
+        let written = stream.write_all_buf(&mut self.buf).await;
         written.map_err(|e| StreamError::Closed(P::transport_error(e)))
     }
 
     /// Writes a payload chunk without copying it.
     pub async fn write_chunk(&mut self, chunk: Bytes) -> Result<(), StreamError<P>> {
-        let written = self.stream.write_chunk(chunk).await;
+        let written = self.stream()?.write_chunk(chunk).await;
         written.map_err(|e| StreamError::Closed(P::transport_error(e)))
     }
 
     /// Sets the stream's send priority (higher is sent first).
     pub fn set_priority(&mut self, priority: i32) {
-        self.stream.set_priority(priority);
+        if let Some(stream) = self.stream.as_mut() {
+            stream.set_priority(priority);
+        }
     }
 
-    /// Ends the stream cleanly (FIN).
+    /// Ends the stream cleanly (FIN). Finishing twice is a no-op.
     pub fn finish(&mut self) -> Result<(), StreamError<P>> {
-        self.done = true;
-        self.stream
-            .finish()
-            .map_err(|e| StreamError::Closed(P::transport_error(e)))
+        match self.stream.take() {
+            Some(mut stream) => stream
+                .finish()
+                .map_err(|e| StreamError::Closed(P::transport_error(e))),
+            None => Ok(()),
+        }
     }
 
     /// Ends the stream cleanly (FIN), then waits until the peer has every
     /// byte. Until then the stream can still be reset, and dropping this
     /// writer (an aborted task) does reset it: data queued behind congestion
-    /// can be abandoned when it goes stale.
+    /// can be abandoned when it goes stale, and the caller holds what it is
+    /// sending until it has really arrived.
     pub async fn finish_acked(&mut self) -> Result<(), StreamError<P>> {
-        self.stream
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        stream
             .finish()
             .map_err(|e| StreamError::Closed(P::transport_error(e)))?;
-        let acked = self.stream.closed().await;
-        self.done = true;
+        let acked = stream.closed().await;
+        self.stream = None;
         acked.map_err(|e| StreamError::Closed(P::transport_error(e)))
     }
 
     /// Ends the stream abruptly with `code`.
     pub fn reset(&mut self, code: u32) {
-        self.done = true;
-        self.stream.reset(code);
+        if let Some(mut stream) = self.stream.take() {
+            stream.reset(code);
+        }
+    }
+
+    /// Resolves once the peer asked us to stop sending (STOP_SENDING) or the
+    /// stream is gone; never once this writer finished or reset it.
+    pub async fn closed(&mut self) {
+        match self.stream.as_mut() {
+            Some(stream) => {
+                let _ = stream.closed().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The stream, unfinished, for handing over to another writer; `None`
+    /// once finished or reset.
+    pub fn into_inner(mut self) -> Option<S> {
+        self.stream.take()
     }
 }
 
 impl<S: SendStream, P: Protocol> Drop for Writer<S, P> {
     fn drop(&mut self) {
-        if !self.done {
-            self.stream.reset(P::CANCEL_CODE);
+        if let Some(mut stream) = self.stream.take() {
+            stream.reset(P::CANCEL_CODE);
         }
     }
 }
@@ -518,6 +570,19 @@ mod tests {
         let refused = reader.decode(|_| Err::<(), _>(DecodeError::Invalid("x"))).await;
         let expected = Other(Violation::Decode(DecodeError::Invalid("x")));
         assert_eq!(refused, Err(StreamError::Protocol(expected)));
+    }
+
+    #[tokio::test]
+    async fn read_exact_reads_no_further() {
+        let mut reader = Reader::<_, Other>::new(Chunks::new(&[&[1, 2, 3, 4, 5]]));
+        assert_eq!(reader.read_exact(2).await, Ok(Bytes::from_static(&[1, 2])));
+        assert!(!reader.has_buffered());
+        let mut rest = reader.into_inner();
+        assert_eq!(rest.chunks.pop_front(), Some(vec![3, 4, 5]));
+
+        let mut reader = Reader::<_, Other>::new(Chunks::new(&[&[1]]));
+        let short = reader.read_exact(2).await;
+        assert_eq!(short, Err(StreamError::Protocol(Other(Violation::Truncated))));
     }
 
     #[tokio::test]
