@@ -1,9 +1,18 @@
 //! moq-lite: Media over QUIC for real-time live media.
 //!
 //! The crate is layered: [`model`] is the data model and its cache (no I/O);
-//! [`coding`] and [`lite`] are the pure wire codec; [`Session`] carries the
-//! model over a QUIC or WebTransport connection made with [`endpoint`].
+//! [`coding`] (protocol-neutral primitives) and [`lite`] (the moq-lite
+//! messages) are the pure wire codec; [`delivery`] is the pure policy every
+//! protocol uses to send groups (priorities, in-flight bound); [`Session`]
+//! carries the model over a QUIC or WebTransport connection made with
+//! [`endpoint`], its publisher and subscriber halves driving the codec over
+//! [`stream`]'s message reader and writer (which other protocol families on
+//! the model can use too).
 //! Applications publish into and read from the model; sessions do the rest.
+//!
+//! Dependencies point one way: `coding` imports nothing else of the crate
+//! but its error type, `lite` imports `coding` and `model`, and only the
+//! session imports them all.
 //!
 //! ```no_run
 //! use moq_lite::endpoint::{Client, ClientConfig};
@@ -33,12 +42,14 @@
 #![warn(missing_docs)]
 
 pub mod coding;
+pub mod delivery;
 pub mod endpoint;
 mod error;
 pub mod lite;
 pub mod model;
 mod session;
 
+pub use session::stream;
 pub use session::{DEFAULT_MAX_ANNOUNCED, Session, SessionConfig, SessionStats, StatsSnapshot};
 
 pub use error::{Error, Result};

@@ -350,8 +350,9 @@ async fn too_many_announcements_are_refused_without_closing_the_session() {
 /// rest instead of queueing them, and the track's writer never blocks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_stops_reading_pins_a_bounded_number_of_groups() {
+    use moq_lite::delivery::MAX_INFLIGHT_GROUPS;
     use moq_lite::endpoint::{ClientConfig, QuicConfig};
-    use moq_lite::lite::{ControlStream, MAX_INFLIGHT_GROUPS, Message, Subscribe};
+    use moq_lite::lite::{ControlStream, Message, Subscribe};
 
     const GROUPS: u64 = 200;
     const GRANTED: u32 = 8;

@@ -1,16 +1,14 @@
-//! Length-prefixed byte strings and UTF-8 strings with explicit upper bounds,
-//! and broadcast paths.
+//! Length-prefixed byte strings and UTF-8 strings with explicit upper bounds.
 //!
 //! The drafts write these as `(b)` / `(s)`: a varint length followed by that
 //! many bytes. The length comes from the peer, so every decoder takes a
 //! maximum and checks the length against it, and against what is buffered,
-//! before copying anything. Paths go through [`Path::parse`], which refuses
-//! `.`/`..` segments and empty segments instead of silently normalising them.
+//! before copying anything. (Broadcast paths, built on these strings, are
+//! encoded by the protocol that carries them: see [`crate::lite`].)
 
 use bytes::{Buf, BufMut, Bytes};
 
 use super::{Decode, DecodeError, Encode, EncodeError, VarInt};
-use crate::model::{MAX_PATH_LEN, Path, PathError};
 
 /// Writes `bytes` with a varint length prefix, refusing more than `max` bytes.
 ///
@@ -63,25 +61,6 @@ pub fn decode_string<B: Buf>(buf: &mut B, max: usize, what: &'static str) -> Res
     String::from_utf8(bytes.into()).map_err(|_| DecodeError::Invalid("string is not UTF-8"))
 }
 
-/// A path is a string of at most [`MAX_PATH_LEN`] bytes.
-impl Encode for Path {
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        encode_string(self.as_str(), MAX_PATH_LEN, "path", buf)
-    }
-}
-
-/// A path is a string of at most [`MAX_PATH_LEN`] bytes, checked by [`Path::parse`].
-impl Decode for Path {
-    fn decode<B: Buf>(buf: &mut B) -> Result<Self, DecodeError> {
-        let s = decode_string(buf, MAX_PATH_LEN, "path")?;
-        Path::parse(&s).map_err(|err| match err {
-            PathError::TooLong => DecodeError::TooLarge("path"),
-            PathError::EmptySegment => DecodeError::Invalid("path has an empty segment"),
-            PathError::RelativeSegment => DecodeError::Invalid("path has a relative segment"),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,29 +109,6 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn paths() {
-        let mut out = Vec::new();
-        Path::new("room/alice").encode(&mut out).unwrap();
-        // 0x0a: length 10, then "room/alice"
-        assert_eq!(out[0], 0x0a);
-        assert_eq!(&out[1..], b"room/alice");
-        let mut cursor = &out[..];
-        assert_eq!(Path::decode(&mut cursor), Ok(Path::new("room/alice")));
-
-        let mut cursor: &[u8] = &[0x04, b'a', b'/', b'.', b'.'];
-        assert!(matches!(Path::decode(&mut cursor), Err(DecodeError::Invalid(_))));
-        let mut cursor: &[u8] = &[0x03, b'a', b'/', b'/'];
-        // "a//" is "a" with a trailing slash and an empty segment.
-        assert!(matches!(Path::decode(&mut cursor), Err(DecodeError::Invalid(_))));
-
-        let long = vec![b'x'; MAX_PATH_LEN + 1];
-        let mut out = Vec::new();
-        encode_bytes(&long, usize::MAX, "raw", &mut out).unwrap();
-        let mut cursor = &out[..];
-        assert_eq!(Path::decode(&mut cursor), Err(DecodeError::TooLarge("path")));
-    }
-
     proptest! {
         #[test]
         fn string_round_trip(s in ".{0,40}") {
@@ -167,8 +123,6 @@ mod tests {
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let mut cursor = &bytes[..];
             let _ = decode_string(&mut cursor, 32, "s");
-            let mut cursor = &bytes[..];
-            let _ = Path::decode(&mut cursor);
         }
     }
 }

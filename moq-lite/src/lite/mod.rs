@@ -10,19 +10,20 @@
 //! ANNOUNCE is empty).
 //!
 //! This module is pure encoding: it checks that values are well-formed and
-//! within limits, not that messages arrive in a sensible order.
+//! within limits, not that messages arrive in a sensible order. It does no
+//! I/O; the session (`Session`'s publisher and subscriber halves) reads and
+//! writes these messages on streams.
 
 mod announce;
 mod fetch;
 mod goaway;
 mod group;
 mod message;
+mod path;
 mod probe;
-mod publisher;
 mod setup;
 mod stream;
 mod subscribe;
-mod subscriber;
 mod version;
 
 pub use announce::*;
@@ -35,10 +36,6 @@ pub use setup::*;
 pub use stream::*;
 pub use subscribe::*;
 pub use version::*;
-
-pub(crate) use publisher::Publisher;
-pub use publisher::{MAX_INFLIGHT_GROUPS, stream_priority};
-pub(crate) use subscriber::Subscriber;
 
 #[cfg(test)]
 pub(crate) use message::test_util;

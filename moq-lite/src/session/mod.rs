@@ -18,9 +18,17 @@
 //!
 //! The session is generic over the `web-transport-trait` session, so raw QUIC
 //! and WebTransport (both `web_transport_quinn::Session`) share this code.
+//!
+//! Layout: this file negotiates and runs the accept loop; `publisher` and
+//! `subscriber` are the two halves, `stream` the framed reader / writer they
+//! share (public as [`crate::stream`], for other protocol families),
+//! `stats` the counters. Messages come from the pure codec in
+//! [`crate::lite`], the group-sending policy from [`crate::delivery`].
 
+mod publisher;
 mod stats;
-pub(crate) mod stream;
+pub mod stream;
+mod subscriber;
 
 pub use stats::{SessionStats, StatsSnapshot};
 
@@ -36,9 +44,10 @@ use crate::lite::{
     ClientSetup, ControlStream, DataStream, Goaway, HopId, Message, Parameters, SETUP_ALPN, ServerSetup,
     SessionUpdate, SetupStream, StreamType, Version,
 };
-use crate::lite::{Publisher, Subscriber};
 use crate::model::{OriginConsumer, OriginProducer};
+use publisher::Publisher;
 use stream::{Reader, StreamError, Writer, transport_error};
+use subscriber::Subscriber;
 
 /// Set once the peer sent GOAWAY: from then on we open no new streams.
 #[derive(Clone, Default, Debug)]
@@ -355,7 +364,7 @@ async fn setup_client<T: Transport>(transport: &T) -> Result<(Version, Option<Se
         .await
         .map_err(|e| e.error().clone())?;
     let reply = reader
-        .decode_required(|b| ServerSetup::decode(b))
+        .decode_required(ServerSetup::decode)
         .await
         .map_err(|e| e.error().clone())?;
     let version = Version::from_code(reply.version)
@@ -369,12 +378,12 @@ async fn setup_server<T: Transport>(transport: &T) -> Result<(Version, Option<Se
     let mut writer = Writer::new(send);
     let mut reader = Reader::new(recv);
     let kind = reader
-        .decode_required(|b| SetupStream::decode(b))
+        .decode_required(SetupStream::decode)
         .await
         .map_err(|e| e.error().clone())?;
     let setup = match kind {
         StreamType::Known(SetupStream::Compat) => reader
-            .decode_required(|b| ClientSetup::decode_after_type(b))
+            .decode_required(ClientSetup::decode_after_type)
             .await
             .map_err(|e| e.error().clone())?,
         // moq-lite-02's native SESSION_CLIENT is not used by deployed peers.
@@ -473,8 +482,8 @@ async fn serve_bi<T: Transport>(
         StreamType::Unknown(code) => {
             // Extensions are probed with new stream types: reset just this one.
             tracing::debug!(code, "unknown stream type");
-            writer.reset(&Error::UnexpectedStream);
-            reader.stop(&Error::UnexpectedStream);
+            writer.reset(Error::UnexpectedStream.code());
+            reader.stop(Error::UnexpectedStream.code());
             return Ok(());
         }
     };
@@ -506,7 +515,7 @@ async fn serve_uni<T: Transport>(
         (StreamType::Known(DataStream::Group), None) => Err(StreamError::Protocol(Error::UnexpectedStream)),
         (StreamType::Unknown(code), _) => {
             tracing::debug!(code, "unknown stream type");
-            reader.stop(&Error::UnexpectedStream);
+            reader.stop(Error::UnexpectedStream.code());
             Ok(())
         }
     }

@@ -9,9 +9,7 @@
 
 use super::*;
 
-use std::collections::BTreeMap;
-
-use moq_lite::lite::MAX_INFLIGHT_GROUPS;
+use moq_lite::delivery::InflightGroups;
 
 /// What a subscription asks for now: SUBSCRIBE sets it, SUBSCRIBE_UPDATE /
 /// REQUEST_UPDATE change it, the task serving it reads it per group.
@@ -91,7 +89,7 @@ impl Wanted {
     /// policy, with the Subscriber Priority inverted (IETF: "Lower numbers
     /// get higher priority").
     fn stream_priority(&self, track_priority: u8, sequence: u64) -> i32 {
-        moq_lite::lite::stream_priority(
+        moq_lite::delivery::stream_priority(
             255 - self.subscriber_priority,
             track_priority,
             sequence,
@@ -236,12 +234,12 @@ impl<T: Transport> Inner<T> {
         // Group streams in flight, by sequence: a subscriber that stops
         // reading pins what they hold, so they are bounded as in moq-lite
         // (live: the oldest is reset to make room; ascending: wait).
-        let mut inflight: BTreeMap<u64, AbortHandle> = BTreeMap::new();
+        let mut inflight: InflightGroups<AbortHandle> = InflightGroups::new();
         let mut count = 0u64;
         // The newest group this subscription has seen.
         let mut last: Option<u64> = None;
         let (status, reason) = loop {
-            let room = !wanted.borrow().ascending || inflight.len() < MAX_INFLIGHT_GROUPS;
+            let room = !wanted.borrow().ascending || inflight.has_room();
             tokio::select! {
                 next = track.next_group(), if room => match next {
                     Ok(Some(group)) => {
@@ -259,12 +257,10 @@ impl<T: Transport> Inner<T> {
                             _ => 0,
                         };
                         count += 1;
-                        while inflight.len() >= MAX_INFLIGHT_GROUPS {
-                            if let Some((_, oldest)) = inflight.pop_first() {
-                                // Dropping its writer resets the stream.
-                                oldest.abort();
-                                self.stats.dropped(1);
-                            }
+                        for oldest in inflight.make_room() {
+                            // Dropping its writer resets the stream.
+                            oldest.abort();
+                            self.stats.dropped(1);
                         }
                         let priority = w.stream_priority(track_priority, seq);
                         let send = self.clone().send_group(alias, group, skip, priority);
@@ -272,7 +268,7 @@ impl<T: Transport> Inner<T> {
                             send.await;
                             seq
                         });
-                        inflight.insert(seq, task);
+                        inflight.insert(seq, tokio::time::Instant::now(), task);
                         if w.end == Some(seq) {
                             break (done_code::SUBSCRIPTION_ENDED, "end of range");
                         }
@@ -285,7 +281,7 @@ impl<T: Transport> Inner<T> {
                 },
                 Some(done) = groups.join_next(), if !groups.is_empty() => {
                     if let Ok(seq) = done {
-                        inflight.remove(&seq);
+                        inflight.remove(seq);
                     }
                 }
                 // An update narrowed the end to a group already seen.

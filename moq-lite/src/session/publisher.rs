@@ -9,7 +9,7 @@
 //! age, so that under congestion the newest, most important data goes first;
 //! groups older than the subscriber's max latency are reset, not queued.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,41 +17,19 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use web_transport_trait::{Session, Stats};
 
-use super::{
+use super::stream::{Reader, StreamError, Writer, transport_error};
+use super::{GoawayFlag, SessionStats};
+use crate::Error;
+use crate::delivery::{InflightGroups, stream_priority};
+use crate::lite::{
     Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, DEFAULT_MAX_LATENCY, DataStream, Fetch,
     FrameHeader, Group, HopId, MAX_HOPS, Message, Probe, Subscribe, SubscribeOk, SubscribeResponse,
     SubscribeUpdate, Version,
 };
-use crate::Error;
 use crate::model::{BroadcastConsumer, GroupConsumer, OriginConsumer, Track};
-use crate::session::stream::{Reader, StreamError, Writer, transport_error};
-use crate::session::{GoawayFlag, SessionStats};
-
-/// Group streams one subscription may have in flight. A subscriber that
-/// stops reading stops granting streams, and each waiting group pins its
-/// data: past this, live subscriptions drop their oldest group (the newest
-/// matter most) and ordered ones stop taking groups until one completes (the
-/// cache then evicts what they miss). Sessions of other protocols on the
-/// same model use the same bound.
-pub const MAX_INFLIGHT_GROUPS: usize = 32;
 
 /// How often a Probe stream reports estimates when the subscriber is quiet.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The QUIC send priority of a group stream: subscriber priority first,
-/// publisher priority to break ties, then newer groups first (older first when
-/// the subscriber asked for ordered delivery). Higher is sent first.
-///
-/// The one policy for every protocol on this model: a protocol whose
-/// subscriber priority runs the other way (IETF: lower first) passes it
-/// inverted.
-pub fn stream_priority(subscriber: u8, publisher: u8, sequence: u64, ordered: bool) -> i32 {
-    // 8 + 8 + 15 bits: always positive in an i32. The sequence part wraps,
-    // which only matters for groups 32768 apart, long expired by then.
-    let age = (sequence & 0x7FFF) as i32;
-    let age = if ordered { 0x7FFF - age } else { age };
-    (i32::from(subscriber) << 23) | (i32::from(publisher) << 15) | age
-}
 
 /// Serves our broadcasts to the peer.
 pub(crate) struct Publisher<S: Session> {
@@ -203,8 +181,8 @@ impl<S: Session> Publisher<S> {
         // Group streams name their subscription by ID: two open subscriptions
         // with one ID would be indistinguishable (section "SUBSCRIBE").
         let Some(_id) = SubscribeId::claim(&self.subscribe_ids, msg.id) else {
-            writer.reset(&Error::Duplicate);
-            reader.stop(&Error::Duplicate);
+            writer.reset(Error::Duplicate.code());
+            reader.stop(Error::Duplicate.code());
             return Ok(());
         };
         let info = Track::new(msg.track.clone()).with_priority(msg.priority);
@@ -216,8 +194,8 @@ impl<S: Session> Publisher<S> {
         let mut track = match found {
             Ok(track) => track,
             Err(err) => {
-                writer.reset(&err);
-                reader.stop(&err);
+                writer.reset(err.code());
+                reader.stop(err.code());
                 return Ok(());
             }
         };
@@ -255,7 +233,7 @@ impl<S: Session> Publisher<S> {
             skipped: 0,
         };
         let mut groups: JoinSet<u64> = JoinSet::new();
-        let mut inflight: BTreeMap<u64, (Instant, AbortHandle)> = BTreeMap::new();
+        let mut inflight: InflightGroups<AbortHandle> = InflightGroups::new();
         // An end before the start is an empty range: every group is accounted for.
         let mut ending = sub.range_is_empty();
 
@@ -274,7 +252,7 @@ impl<S: Session> Publisher<S> {
                     Err(err) => return Err(err),
                 },
                 // Ordered delivery waits for room; live delivery makes room below.
-                next = track.next_group(), if !ending && (!sub.ordered || inflight.len() < MAX_INFLIGHT_GROUPS) => match next {
+                next = track.next_group(), if !ending && (!sub.ordered || inflight.has_room()) => match next {
                     Ok(Some(group)) => {
                         // Groups the cache evicted before we could send them.
                         let skipped = track.skipped();
@@ -295,9 +273,11 @@ impl<S: Session> Publisher<S> {
                             continue;
                         }
                         let now = Instant::now();
-                        let expired = sub.expire(&mut inflight, sequence, now);
-                        let evicted = make_room(&mut inflight);
-                        self.stats.dropped(expired + evicted);
+                        let mut dropped = inflight.expire(sequence, now, sub.max_latency);
+                        dropped.extend(inflight.make_room());
+                        self.stats.dropped(dropped.len() as u64);
+                        // Aborting drops the task's Writer, which resets the stream.
+                        dropped.iter().for_each(AbortHandle::abort);
                         let task = serve_group(
                             self.transport.clone(),
                             version,
@@ -306,18 +286,18 @@ impl<S: Session> Publisher<S> {
                             group,
                             self.stats.clone(),
                         );
-                        inflight.insert(sequence, (now, groups.spawn(task)));
+                        inflight.insert(sequence, now, groups.spawn(task));
                         ending = sub.end == Some(sequence);
                     }
                     Ok(None) => ending = true,
                     Err(err) => {
-                        writer.reset(&err);
+                        writer.reset(err.code());
                         return Ok(());
                     }
                 },
                 Some(done) = groups.join_next(), if !groups.is_empty() => {
                     if let Ok(sequence) = done {
-                        inflight.remove(&sequence);
+                        inflight.remove(sequence);
                     }
                 }
             }
@@ -342,7 +322,7 @@ impl<S: Session> Publisher<S> {
         let mut group = match group {
             Ok(group) => group,
             Err(err) => {
-                writer.reset(&err);
+                writer.reset(err.code());
                 return Ok(());
             }
         };
@@ -350,7 +330,7 @@ impl<S: Session> Publisher<S> {
         match write_frames(&mut writer, &mut group, version, &self.stats).await {
             Ok(()) => writer.finish(),
             Err(err) => {
-                writer.reset(err.error());
+                writer.reset(err.error().code());
                 Ok(())
             }
         }
@@ -410,20 +390,15 @@ impl Subscription {
     /// before it still in flight; an earlier one applies to groups still to
     /// come (those already passed are not sent again). A start of 0 (none)
     /// keeps the current one.
-    fn update(&mut self, update: SubscribeUpdate, inflight: &mut BTreeMap<u64, (Instant, AbortHandle)>) {
+    fn update(&mut self, update: SubscribeUpdate, inflight: &mut InflightGroups<AbortHandle>) {
         self.priority = update.priority;
         self.ordered = update.ordered;
         self.max_latency = update.max_latency;
         self.end = update.end_group;
         if let Some(start) = update.start_group {
             self.start = Some(start);
-            inflight.retain(|&sequence, (_, task)| {
-                if sequence < start {
-                    // Aborting drops the task's Writer, which resets the stream.
-                    task.abort();
-                }
-                sequence >= start
-            });
+            // Aborting drops the task's Writer, which resets the stream.
+            inflight.drop_before(start).iter().for_each(AbortHandle::abort);
         }
     }
 
@@ -435,44 +410,6 @@ impl Subscription {
     fn stream_priority(&self, sequence: u64) -> i32 {
         stream_priority(self.priority, self.publisher_priority, sequence, self.ordered)
     }
-
-    /// Resets the streams of groups that arrived more than the max latency
-    /// before the newest one (`sequence`, arriving `now`). Zero means no limit.
-    /// Returns how many were reset.
-    fn expire(
-        &self,
-        inflight: &mut BTreeMap<u64, (Instant, AbortHandle)>,
-        sequence: u64,
-        now: Instant,
-    ) -> u64 {
-        if self.max_latency.is_zero() {
-            return 0;
-        }
-        let before = inflight.len();
-        inflight.retain(|&older, (arrived, task)| {
-            let expired = older < sequence && now.duration_since(*arrived) > self.max_latency;
-            if expired {
-                // Aborting drops the task's Writer, which resets the stream.
-                task.abort();
-            }
-            !expired
-        });
-        (before - inflight.len()) as u64
-    }
-}
-
-/// Resets the oldest in-flight groups until there is room for one more;
-/// returns how many.
-fn make_room(inflight: &mut BTreeMap<u64, (Instant, AbortHandle)>) -> u64 {
-    let mut dropped = 0;
-    while inflight.len() >= MAX_INFLIGHT_GROUPS {
-        if let Some((_, (_, task))) = inflight.pop_first() {
-            // Aborting drops the task's Writer, which resets the stream.
-            task.abort();
-            dropped += 1;
-        }
-    }
-    dropped
 }
 
 /// Writes one group on a new unidirectional stream; returns its sequence
@@ -528,7 +465,7 @@ async fn serve_group<S: Session>(
         Ok(()) => {
             let _ = writer.finish_acked().await;
         }
-        Err(err) => writer.reset(err.error()),
+        Err(err) => writer.reset(err.error().code()),
     }
     sequence
 }

@@ -16,16 +16,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use web_transport_trait::Session;
 
-use super::{
+use super::stream::{Reader, StreamError, Writer, transport_error};
+use super::{GoawayFlag, SessionStats};
+use crate::Error;
+use crate::lite::{
     Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, ControlStream, DEFAULT_MAX_LATENCY,
     FrameHeader, Group, HopId, Message, Subscribe, SubscribeResponse, Version,
 };
-use crate::Error;
 use crate::model::{
     BroadcastProducer, BroadcastRequests, GroupProducer, OriginProducer, Path, TrackProducer,
 };
-use crate::session::stream::{Reader, StreamError, Writer, transport_error};
-use crate::session::{GoawayFlag, SessionStats};
 
 /// How long a subscription's track stays writable after the publisher
 /// finished the Subscribe stream: QUIC may deliver the last Group streams
@@ -109,7 +109,7 @@ impl<S: Session> Subscriber<S> {
             fatal,
             goaway,
             hop_id,
-            max_announced: crate::session::DEFAULT_MAX_ANNOUNCED,
+            max_announced: super::DEFAULT_MAX_ANNOUNCED,
             stats: Arc::default(),
         }
     }
@@ -163,8 +163,8 @@ impl<S: Session> Subscriber<S> {
                 }
                 if active.len() + ignored.len() >= self.max_announced {
                     tracing::warn!(max = self.max_announced, "peer announced too many broadcasts");
-                    reader.stop(&Error::Bounds);
-                    writer.reset(&Error::Bounds);
+                    reader.stop(Error::Bounds.code());
+                    writer.reset(Error::Bounds.code());
                     return Err(StreamError::Closed(Error::Bounds));
                 }
                 if !self.activate(&mut active, &mut tasks, path.clone(), Vec::new()) {
@@ -181,8 +181,8 @@ impl<S: Session> Subscriber<S> {
                                         let known = active.contains_key(&msg.suffix) || ignored.contains(&msg.suffix);
                     if !known && active.len() + ignored.len() >= self.max_announced {
                         tracing::warn!(max = self.max_announced, "peer announced too many broadcasts");
-                        reader.stop(&Error::Bounds);
-                        writer.reset(&Error::Bounds);
+                        reader.stop(Error::Bounds.code());
+                        writer.reset(Error::Bounds.code());
                         return Err(StreamError::Closed(Error::Bounds));
                     }
                     match (msg.status, known) {
@@ -204,8 +204,8 @@ impl<S: Session> Subscriber<S> {
                         }
                         // Statuses must alternate (section "Announce").
                         _ => {
-                            reader.stop(&Error::ProtocolViolation);
-                            writer.reset(&Error::ProtocolViolation);
+                            reader.stop(Error::ProtocolViolation.code());
+                            writer.reset(Error::ProtocolViolation.code());
                             return Err(StreamError::Protocol(Error::ProtocolViolation));
                         }
                     }
@@ -348,8 +348,8 @@ impl<S: Session> Subscriber<S> {
                 },
                 _ = track.unused() => {
                     tracing::debug!(id, "unsubscribing");
-                    writer.reset(&Error::Cancel);
-                    reader.stop(&Error::Cancel);
+                    writer.reset(Error::Cancel.code());
+                    reader.stop(Error::Cancel.code());
                     return Err(StreamError::Closed(Error::Cancel));
                 }
             }
@@ -364,7 +364,7 @@ impl<S: Session> Subscriber<S> {
         let track = lock(&self.subscriptions).get(&header.subscribe).cloned();
         let Some(mut track) = track else {
             // A subscription we already cancelled, most likely.
-            reader.stop(&Error::NotFound);
+            reader.stop(Error::NotFound.code());
             return Ok(());
         };
         let created = track.create_group(header.sequence);
@@ -374,7 +374,7 @@ impl<S: Session> Subscriber<S> {
         let mut group = match created {
             Ok(group) => IncomingGroup(Some(group)),
             Err(err) => {
-                reader.stop(&err);
+                reader.stop(err.code());
                 return Ok(());
             }
         };
@@ -394,7 +394,7 @@ impl<S: Session> Subscriber<S> {
             let mut writer = match group.create_frame(frame.size) {
                 Ok(writer) => writer,
                 Err(err) => {
-                    reader.stop(&err);
+                    reader.stop(err.code());
                     return Ok(());
                 }
             };
@@ -406,7 +406,7 @@ impl<S: Session> Subscriber<S> {
                     Ok(Some(chunk)) => {
                         remaining -= chunk.len() as u64;
                         if let Err(err) = writer.write(chunk) {
-                            reader.stop(&err);
+                            reader.stop(err.code());
                             return Ok(());
                         }
                     }
