@@ -253,7 +253,7 @@ impl<S: Session> Subscriber<S> {
                     }
                     None => break,
                 },
-                                Some(_) = subscriptions.join_next(), if !subscriptions.is_empty() => {}
+                Some(_) = subscriptions.join_next(), if !subscriptions.is_empty() => {}
             }
         }
         // The broadcast ended: no new requests, but the open subscriptions

@@ -35,41 +35,39 @@ const DEFAULT_SUBSCRIBER_PRIORITY: u8 = 128;
 impl Wanted {
     /// From a SUBSCRIBE: its fields in draft-14, its parameters after.
     fn of(m: &Subscribe, start: Option<Location>, end: Option<u64>, draft: Draft) -> Self {
+        let fields = (m.forward, m.subscriber_priority, m.group_order);
+        Self::from_fields_or_parameters(fields, &m.parameters, start, end, draft)
+    }
+
+    /// From the PUBLISH_OK answering our PUBLISH, which carries what a
+    /// SUBSCRIBE does; delivery starts at the latest group either way.
+    pub(super) fn of_publish_ok(m: &PublishOk, draft: Draft) -> Self {
+        let fields = (m.forward, m.subscriber_priority, m.group_order);
+        Self::from_fields_or_parameters(fields, &m.parameters, None, None, draft)
+    }
+
+    /// Forward, Subscriber Priority and Group Order: draft-14's `fields`,
+    /// else the parameters (absent Forward is 1, absent priority 128).
+    fn from_fields_or_parameters(
+        fields: (bool, u8, u8),
+        parameters: &Parameters,
+        start: Option<Location>,
+        end: Option<u64>,
+        draft: Draft,
+    ) -> Self {
         let (forward, subscriber_priority, order) = match draft {
-            Draft::D14 => (m.forward, m.subscriber_priority, m.group_order),
+            Draft::D14 => fields,
             _ => (
-                m.parameters.get_int(param::FORWARD) != Some(0),
-                m.parameters
+                parameters.get_int(param::FORWARD) != Some(0),
+                parameters
                     .get_int(param::SUBSCRIBER_PRIORITY)
                     .map_or(DEFAULT_SUBSCRIBER_PRIORITY, |p| p.min(255) as u8),
-                m.parameters.get_int(param::GROUP_ORDER).unwrap_or(0) as u8,
+                parameters.get_int(param::GROUP_ORDER).unwrap_or(0) as u8,
             ),
         };
         Wanted {
             start,
             end,
-            forward,
-            subscriber_priority,
-            ascending: order == crate::common::group_order::ASCENDING,
-        }
-    }
-
-    /// From the PUBLISH_OK answering our PUBLISH: its fields in draft-14,
-    /// its parameters after; delivery starts at the latest group either way.
-    pub(super) fn of_publish_ok(m: &PublishOk, draft: Draft) -> Self {
-        let (forward, subscriber_priority, order) = match draft {
-            Draft::D14 => (m.forward, m.subscriber_priority, m.group_order),
-            _ => (
-                m.parameters.get_int(param::FORWARD) != Some(0),
-                m.parameters
-                    .get_int(param::SUBSCRIBER_PRIORITY)
-                    .map_or(DEFAULT_SUBSCRIBER_PRIORITY, |p| p.min(255) as u8),
-                m.parameters.get_int(param::GROUP_ORDER).unwrap_or(0) as u8,
-            ),
-        };
-        Wanted {
-            start: None,
-            end: None,
             forward,
             subscriber_priority,
             ascending: order == crate::common::group_order::ASCENDING,
