@@ -1,6 +1,8 @@
-//! `moq clock`: the classic smoke test. The publisher sends the wall-clock
-//! time, one frame per second and one group per minute, as track `seconds`;
-//! the subscriber prints each frame as a line.
+//! `moq clock`: the classic smoke test, in the reference clock's format
+//! (moq-clock), so that either end can be the other implementation. Track
+//! `seconds` has one group per minute: its first frame is the minute
+//! (`YYYY-MM-DD HH:MM:`), then one frame per second with the seconds (`SS`).
+//! The subscriber prints the minute and the seconds as one line per second.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -37,20 +39,26 @@ pub async fn subscribe(
     options.format = Format::Lines;
     options.count = count;
     options.timeout = timeout;
+    options.group_prefix = true;
     subscribe_to(connection, options, tokio::io::stdout()).await
 }
 
-/// The time of day as `YYYY-MM-DD HH:MM:SS UTC`.
-pub fn format_time(unix: u64) -> String {
+/// The minute of `unix` as `YYYY-MM-DD HH:MM:` (UTC), the first frame of
+/// each group.
+pub fn format_minute(unix: u64) -> String {
     let days = unix / 86_400;
     let secs = unix % 86_400;
     let (year, month, day) = civil_from_days(days as i64);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:",
         secs / 3600,
-        secs / 60 % 60,
-        secs % 60
+        secs / 60 % 60
     )
+}
+
+/// The seconds of `unix` as `SS`, one frame each second.
+pub fn format_second(unix: u64) -> String {
+    format!("{:02}", unix % 60)
 }
 
 /// Days since 1970-01-01 to a (year, month, day) date (Howard Hinnant's
@@ -80,11 +88,13 @@ async fn tick(mut track: TrackProducer) -> anyhow::Result<()> {
             if let Some(old) = group.take() {
                 let _ = moq_lite::model::GroupProducer::finish(old);
             }
-            group = Some(track.append_group()?);
+            let mut next = track.append_group()?;
+            next.write_frame(format_minute(now).into())?;
+            group = Some(next);
             minute = Some(now / 60);
         }
         if let Some(group) = group.as_mut() {
-            group.write_frame(format_time(now).into())?;
+            group.write_frame(format_second(now).into())?;
         }
     }
 }
@@ -95,8 +105,10 @@ mod tests {
 
     #[test]
     fn formats_dates() {
-        assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(format_time(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(format_time(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(format_minute(0), "1970-01-01 00:00:");
+        assert_eq!(format_minute(951_782_400), "2000-02-29 00:00:");
+        assert_eq!(format_minute(1_700_000_000), "2023-11-14 22:13:");
+        assert_eq!(format_second(1_700_000_000), "20");
+        assert_eq!(format_second(59), "59");
     }
 }

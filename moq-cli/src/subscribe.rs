@@ -75,6 +75,10 @@ pub struct SubscribeOptions {
     pub timeout: Duration,
     /// Print a live stats line and a summary on stderr.
     pub stats: bool,
+    /// The first frame of each group is a prefix of its other frames, not
+    /// a frame of its own (the clock's format): each later frame is written
+    /// after it.
+    pub group_prefix: bool,
 }
 
 impl SubscribeOptions {
@@ -88,6 +92,7 @@ impl SubscribeOptions {
             count: None,
             timeout: Duration::from_secs(5),
             stats: false,
+            group_prefix: false,
         }
     }
 }
@@ -325,6 +330,7 @@ async fn read<W: AsyncWrite + Unpin>(
             0
         };
         let mut index = 0u64;
+        let mut prefix = bytes::Bytes::new();
         loop {
             let frame = tokio::select! {
                 frame = group.read_frame() => frame,
@@ -339,9 +345,17 @@ async fn read<W: AsyncWrite + Unpin>(
                 }
             };
             index += 1;
+            if options.group_prefix && index == 1 {
+                prefix = frame;
+                continue;
+            }
             if index <= skip {
                 continue;
             }
+            let frame = match options.group_prefix {
+                true => [&prefix[..], &frame[..]].concat().into(),
+                false => frame,
+            };
             match out.write(&frame).await {
                 Ok(()) => {}
                 // The reader went away (`| head`): that is a normal end.
