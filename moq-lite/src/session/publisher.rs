@@ -203,6 +203,10 @@ impl<S: Session> Publisher<S> {
             track.restart_from(start);
         }
         let publisher_priority = track.info().priority;
+        // The start SUBSCRIBE_OK states: the explicit one, else the latest
+        // group now. Only an explicit start filters groups: the consumer
+        // already starts at the latest group as of its creation, and more
+        // may have arrived since (they are the subscriber's, not skipped).
         let start = msg.start_group.or(track.latest());
         let ok = |start_group: Option<u64>, end_group: Option<u64>| {
             SubscribeResponse::Ok(SubscribeOk {
@@ -228,7 +232,7 @@ impl<S: Session> Publisher<S> {
             publisher_priority,
             ordered: msg.ordered,
             max_latency: msg.max_latency,
-            start,
+            start: msg.start_group,
             end: msg.end_group,
             skipped: 0,
         };
@@ -376,8 +380,8 @@ struct Subscription {
     publisher_priority: u8,
     ordered: bool,
     max_latency: Duration,
-    /// The first group to send (`None`: the latest when subscribed, not
-    /// known yet).
+    /// The first group to send, when the subscriber named one (or an
+    /// update moved it); `None`: wherever the track consumer started.
     start: Option<u64>,
     end: Option<u64>,
     /// The track consumer's skip count last time we looked.

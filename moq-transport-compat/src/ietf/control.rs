@@ -63,7 +63,7 @@ impl<T: Transport> Inner<T> {
                     .get_mut(&m.request_id)
                     .and_then(|s| s.done.take());
                 if let Some(done) = done {
-                    let _ = done.send(());
+                    let _ = done.send(m.stream_count);
                 }
             }
             M::Publish(m) => {

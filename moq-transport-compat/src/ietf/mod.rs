@@ -94,9 +94,18 @@ use stream::{Reader, StreamError, Writer};
 /// still be in flight on the control stream).
 const ALIAS_WAIT: Duration = Duration::from_secs(2);
 
-/// How long a subscription's track stays writable after PUBLISH_DONE: the
-/// last data streams may arrive after it.
+/// How long a subscription's track waits, after PUBLISH_DONE, for the data
+/// streams its Stream Count says the publisher opened: they travel apart
+/// from the control stream and may arrive after it. Those still missing
+/// then end the track with [`moq_lite::Error::Dropped`], not a clean end.
+const DONE_WAIT: Duration = Duration::from_secs(5);
+
+/// After a PUBLISH_DONE whose Stream Count is unknown, how long the track
+/// stays writable for data streams still in flight.
 const DONE_GRACE: Duration = Duration::from_millis(500);
+
+/// The Stream Count of a PUBLISH_DONE that does not know it (2^62 - 1).
+const UNKNOWN_STREAM_COUNT: u64 = (1 << 62) - 1;
 
 /// The priority we publish with.
 const PUBLISHER_PRIORITY: u8 = 128;
@@ -156,10 +165,12 @@ impl Session {
                 deps17: Default::default(),
                 subs: HashMap::new(),
                 aliases: HashMap::new(),
+                arrived: HashMap::new(),
                 announced: HashMap::new(),
             }),
             peer_max,
             alias_added: Notify::new(),
+            stream_arrived: Notify::new(),
             publish: config.publish,
             origin: config.subscribe,
             dropped: dropped.clone(),
@@ -256,6 +267,8 @@ struct Inner<T: Transport> {
     /// The peer's Maximum Request ID for our requests.
     peer_max: watch::Sender<u64>,
     alias_added: Notify,
+    /// Woken when a data stream of a subscription arrived (see `arrived`).
+    stream_arrived: Notify,
     publish: Option<OriginConsumer>,
     origin: Option<OriginProducer>,
     dropped: Arc<AtomicU64>,
@@ -285,6 +298,9 @@ struct State {
     // Subscriber half.
     subs: HashMap<u64, Sub>,
     aliases: HashMap<u64, TrackProducer>,
+    /// The data streams that arrived for each track alias we follow, to
+    /// hold a track open after PUBLISH_DONE until its Stream Count arrived.
+    arrived: HashMap<u64, u64>,
     announced: HashMap<Path, Announced>,
 }
 
@@ -321,7 +337,8 @@ impl Drop for CountedSubscription {
 
 struct Sub {
     alias: Option<u64>,
-    done: Option<oneshot::Sender<()>>,
+    /// Fired by PUBLISH_DONE with its Stream Count.
+    done: Option<oneshot::Sender<u64>>,
 }
 
 struct Announced {
@@ -356,6 +373,7 @@ impl<T: Transport> Inner<T> {
             announced.task.abort();
         }
         state.aliases.clear();
+        state.arrived.clear();
         state.subs.clear();
         state.pending.clear();
         state.routes.clear();

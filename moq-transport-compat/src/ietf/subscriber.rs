@@ -279,6 +279,7 @@ impl<T: Transport> Inner<T> {
             return false;
         }
         state.aliases.insert(alias, track.clone());
+        state.arrived.insert(alias, 0);
         if let Some(sub) = state.subs.get_mut(&id) {
             sub.alias = Some(alias);
         }
@@ -294,7 +295,7 @@ impl<T: Transport> Inner<T> {
         id: u64,
         alias: u64,
         mut track: TrackProducer,
-        done: oneshot::Receiver<()>,
+        done: oneshot::Receiver<u64>,
         demand: Demand,
     ) {
         let unused = async {
@@ -303,26 +304,63 @@ impl<T: Transport> Inner<T> {
                 Demand::Pushed => std::future::pending().await,
             }
         };
-        let finished = tokio::select! {
-            _ = done => true,
-            _ = unused => false,
+        let done = tokio::select! {
+            // A session that ends drops the sender: no count to wait for.
+            count = done => Some(count.unwrap_or(UNKNOWN_STREAM_COUNT)),
+            _ = unused => None,
         };
-        if finished {
-            tokio::time::sleep(DONE_GRACE).await;
-        } else {
-            self.send(ControlMessage::Unsubscribe(Unsubscribe { request_id: id }));
-        }
+        let complete = match done {
+            Some(UNKNOWN_STREAM_COUNT) => {
+                tokio::time::sleep(DONE_GRACE).await;
+                true
+            }
+            Some(count) => self.streams_arrived(alias, count).await,
+            None => {
+                self.send(ControlMessage::Unsubscribe(Unsubscribe { request_id: id }));
+                false
+            }
+        };
         {
             let mut state = self.lock();
             state.subs.remove(&id);
             state.aliases.remove(&alias);
+            state.arrived.remove(&alias);
         }
-        match finished {
-            true => {
+        match (done, complete) {
+            (Some(_), true) => {
                 let _ = track.finish();
             }
-            false => track.abort(moq_lite::Error::Cancel),
+            (Some(count), false) => {
+                tracing::debug!(alias, count, "PUBLISH_DONE: not every data stream arrived");
+                track.abort(moq_lite::Error::Dropped);
+            }
+            (None, _) => track.abort(moq_lite::Error::Cancel),
         }
+    }
+
+    /// Waits (at most [`DONE_WAIT`]) until `count` data streams of `alias`
+    /// arrived; whether they did.
+    async fn streams_arrived(&self, alias: u64, count: u64) -> bool {
+        let deadline = tokio::time::Instant::now() + DONE_WAIT;
+        loop {
+            let notified = self.stream_arrived.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.lock().arrived.get(&alias).is_some_and(|n| *n >= count) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// Counts a data stream of `alias` that arrived.
+    fn count_stream(&self, alias: u64) {
+        if let Some(n) = self.lock().arrived.get_mut(&alias) {
+            *n += 1;
+        }
+        self.stream_arrived.notify_waiters();
     }
 
     pub(super) fn on_publish(self: &Arc<Self>, m: crate::control::Publish) -> Result<(), SessionError> {
@@ -420,6 +458,11 @@ impl<T: Transport> Inner<T> {
             }
         };
         if subgroup != 0 {
+            // Counted among the subscription's streams (PUBLISH_DONE's Stream
+            // Count includes them), once its alias is known.
+            if self.track_for(header.track_alias).await.is_some() {
+                self.count_stream(header.track_alias);
+            }
             let mut count = first.is_some() as u64;
             while reader.decode(|b| objects.decode(b, draft)).await?.is_some() {
                 count += 1;
@@ -448,6 +491,9 @@ impl<T: Transport> Inner<T> {
                 return Ok(());
             }
         };
+        // Counted once its group exists, so that a track finished for want of
+        // more streams never refuses this one.
+        self.count_stream(header.track_alias);
         self.stats.group_in();
         let mut group = IncomingGroup {
             group: Some(group),
