@@ -31,7 +31,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
-use super::cache::CacheConfig;
+use super::lifecycle::{Lifecycle, Status};
+use super::limits::CacheConfig;
 use super::lock::Lock;
 use super::track::{CacheStats, Track, TrackConsumer, TrackProducer, TrackShared};
 use super::waiter::{WaitSlot, WaiterList};
@@ -43,27 +44,16 @@ pub const MAX_PENDING_TRACK_REQUESTS: usize = 1024;
 
 type CloseHook = Box<dyn FnOnce() + Send>;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum BroadcastStatus {
-    Open,
-    Finished,
-    Aborted(Error),
-}
-
 struct BroadcastState {
     tracks: HashMap<String, Weak<TrackShared>>,
     /// Size at which dead entries are next swept out of `tracks`.
     sweep_at: usize,
     requests: VecDeque<TrackProducer>,
     request_handlers: usize,
-    status: BroadcastStatus,
-    producers: usize,
-    consumers: usize,
+    /// Consumers park on its readers' list for the end.
+    life: Lifecycle,
     /// Request handlers waiting for a request.
     handlers_waiting: WaiterList,
-    /// Consumers waiting for the end.
-    closed_waiting: WaiterList,
-    unused_waiting: WaiterList,
     on_close: Vec<CloseHook>,
 }
 
@@ -78,7 +68,7 @@ impl BroadcastShared {
     /// Runs `hook` once when the broadcast ends (now, if it already has).
     pub fn on_close(&self, hook: CloseHook) {
         let mut state = self.state.lock();
-        if state.status == BroadcastStatus::Open {
+        if state.life.is_open() {
             state.on_close.push(hook);
         } else {
             drop(state);
@@ -86,16 +76,13 @@ impl BroadcastShared {
         }
     }
 
-    fn close(&self, status: BroadcastStatus) {
+    fn close(&self, status: Status) {
         let (hooks, requests) = {
             let mut state = self.state.lock();
-            if state.status != BroadcastStatus::Open {
+            if !state.life.end(status) {
                 return;
             }
-            state.status = status;
             state.handlers_waiting.wake_all();
-            state.closed_waiting.wake_all();
-            state.unused_waiting.wake_all();
             (
                 std::mem::take(&mut state.on_close),
                 std::mem::take(&mut state.requests),
@@ -128,6 +115,8 @@ impl BroadcastProducer {
 
     /// A new broadcast whose tracks use `cache`.
     pub fn with_cache(cache: CacheConfig) -> Self {
+        let mut life = Lifecycle::new();
+        life.add_producer();
         let shared = Arc::new(BroadcastShared {
             cache,
             state: Lock::new(BroadcastState {
@@ -135,12 +124,8 @@ impl BroadcastProducer {
                 sweep_at: 64,
                 requests: VecDeque::new(),
                 request_handlers: 0,
-                status: BroadcastStatus::Open,
-                producers: 1,
-                consumers: 0,
+                life,
                 handlers_waiting: WaiterList::default(),
-                closed_waiting: WaiterList::default(),
-                unused_waiting: WaiterList::default(),
                 on_close: Vec::new(),
             }),
             hops: Lock::new(Vec::new()),
@@ -197,22 +182,21 @@ impl BroadcastProducer {
 
     /// Ends the broadcast with `err`.
     pub fn abort(self, err: Error) {
-        self.shared.close(BroadcastStatus::Aborted(err));
+        self.shared.close(Status::Aborted(err));
     }
 
     /// Whether no consumer is left.
     pub fn is_unused(&self) -> bool {
-        self.shared.state.lock().consumers == 0
+        self.shared.state.lock().life.is_unused()
     }
 
     /// Ready once no consumer is left or the broadcast ended.
     pub fn poll_unused(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.shared.state.lock();
-        if state.consumers == 0 || state.status != BroadcastStatus::Open {
-            return Poll::Ready(());
-        }
-        state.unused_waiting.register(&mut self.slot, cx.waker());
-        Poll::Pending
+        self.shared
+            .state
+            .lock()
+            .life
+            .poll_unused(&mut self.slot, cx.waker())
     }
 
     /// Waits until no consumer is left (or the broadcast ended).
@@ -239,7 +223,7 @@ impl Default for BroadcastProducer {
 
 impl Clone for BroadcastProducer {
     fn clone(&self) -> Self {
-        self.shared.state.lock().producers += 1;
+        self.shared.state.lock().life.add_producer();
         BroadcastProducer {
             shared: self.shared.clone(),
             slot: None,
@@ -249,14 +233,15 @@ impl Clone for BroadcastProducer {
 
 impl Drop for BroadcastProducer {
     fn drop(&mut self) {
-        let last = {
-            let mut state = self.shared.state.lock();
-            state.unused_waiting.unregister(&mut self.slot);
-            state.producers -= 1;
-            state.producers == 0
-        };
-        if last {
-            self.shared.close(BroadcastStatus::Finished);
+        let end = self
+            .shared
+            .state
+            .lock()
+            .life
+            .release_producer(&mut self.slot, None);
+        // Closing runs hooks that take other locks: not under this one.
+        if let Some(status) = end {
+            self.shared.close(status);
         }
     }
 }
@@ -282,7 +267,7 @@ impl BroadcastRequests {
         if let Some(track) = state.requests.pop_front() {
             return Poll::Ready(Some(track));
         }
-        if state.status != BroadcastStatus::Open {
+        if !state.life.is_open() {
             return Poll::Ready(None);
         }
         state.handlers_waiting.register(&mut self.slot, cx.waker());
@@ -321,7 +306,7 @@ pub struct BroadcastConsumer {
 
 impl BroadcastConsumer {
     fn new(shared: Arc<BroadcastShared>) -> Self {
-        shared.state.lock().consumers += 1;
+        shared.state.lock().life.add_consumer();
         BroadcastConsumer { shared, slot: None }
     }
 
@@ -332,10 +317,11 @@ impl BroadcastConsumer {
     /// fails with [`Error::NotFound`].
     pub fn subscribe_track(&self, info: &Track) -> Result<TrackConsumer> {
         let mut state = self.shared.state.lock();
-        match &state.status {
-            BroadcastStatus::Open => {}
-            BroadcastStatus::Finished => return Err(Error::NotFound),
-            BroadcastStatus::Aborted(err) => return Err(err.clone()),
+        // A finished broadcast has no tracks left to find.
+        match state.life.closed() {
+            None => {}
+            Some(Ok(())) => return Err(Error::NotFound),
+            Some(Err(err)) => return Err(err),
         }
         if let Some(track) = state.tracks.get(&info.name).and_then(Weak::upgrade) {
             if track.is_open() {
@@ -387,25 +373,17 @@ impl BroadcastConsumer {
 
     /// Whether the broadcast has ended, and how.
     pub fn is_closed(&self) -> Option<Result<()>> {
-        match &self.shared.state.lock().status {
-            BroadcastStatus::Open => None,
-            BroadcastStatus::Finished => Some(Ok(())),
-            BroadcastStatus::Aborted(err) => Some(Err(err.clone())),
-        }
+        self.shared.state.lock().life.closed()
     }
 
     /// Waits for the broadcast to end: `Ok` when its producers went away,
     /// the error if aborted.
     pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let mut state = self.shared.state.lock();
-        match &state.status {
-            BroadcastStatus::Open => {
-                state.closed_waiting.register(&mut self.slot, cx.waker());
-                Poll::Pending
-            }
-            BroadcastStatus::Finished => Poll::Ready(Ok(())),
-            BroadcastStatus::Aborted(err) => Poll::Ready(Err(err.clone())),
-        }
+        self.shared
+            .state
+            .lock()
+            .life
+            .poll_closed(&mut self.slot, cx.waker())
     }
 
     /// Waits for the broadcast to end.
@@ -426,12 +404,7 @@ impl Clone for BroadcastConsumer {
 
 impl Drop for BroadcastConsumer {
     fn drop(&mut self) {
-        let mut state = self.shared.state.lock();
-        state.closed_waiting.unregister(&mut self.slot);
-        state.consumers -= 1;
-        if state.consumers == 0 {
-            state.unused_waiting.wake_all();
-        }
+        self.shared.state.lock().life.release_consumer(&mut self.slot);
     }
 }
 
