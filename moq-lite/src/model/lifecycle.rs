@@ -38,22 +38,27 @@ pub(crate) struct Lifecycle {
     unused: WaiterList,
 }
 
+// The checks and wakes marked `#[inline]` run on every frame write and
+// read, called from other modules (other codegen units).
 impl Lifecycle {
     /// An open level with no handles yet: each handle counts itself in.
     pub fn new() -> Self {
         Self::default()
     }
 
+    #[inline]
     pub fn is_open(&self) -> bool {
         matches!(self.status, Status::Open)
     }
 
+    #[inline]
     pub fn is_finished(&self) -> bool {
         matches!(self.status, Status::Finished)
     }
 
     /// The error the level was aborted with, which readers report before
     /// anything still held.
+    #[inline]
     pub fn aborted(&self) -> Option<&Error> {
         match &self.status {
             Status::Aborted(err) => Some(err),
@@ -72,6 +77,7 @@ impl Lifecycle {
 
     /// Why a write must fail: [`Error::Closed`] after a finish, the error
     /// after an abort.
+    #[inline]
     pub fn check_open(&self) -> Result<()> {
         match &self.status {
             Status::Open => Ok(()),
@@ -176,11 +182,13 @@ impl Lifecycle {
     }
 
     /// Parks a consumer handle until the next change (content or the end).
+    #[inline]
     pub fn wait(&mut self, slot: &mut Option<WaitSlot>, waker: &Waker) {
         self.readers.register(slot, waker);
     }
 
     /// Wakes the parked consumers: the level has new content.
+    #[inline]
     pub fn wake_readers(&mut self) {
         self.readers.wake_all();
     }
