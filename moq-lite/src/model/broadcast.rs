@@ -31,7 +31,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
-use super::cache::CacheConfig;
+use super::lifecycle::{Lifecycle, Status};
+use super::limits::CacheConfig;
 use super::lock::Lock;
 use super::track::{CacheStats, Track, TrackConsumer, TrackProducer, TrackShared};
 use super::waiter::{WaitSlot, WaiterList};
@@ -42,13 +43,6 @@ use crate::{Error, Result};
 pub const MAX_PENDING_TRACK_REQUESTS: usize = 1024;
 
 type CloseHook = Box<dyn FnOnce() + Send>;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum BroadcastStatus {
-    Open,
-    Finished,
-    Aborted(Error),
-}
 
 struct BroadcastState {
     tracks: HashMap<String, Weak<TrackShared>>,
@@ -65,14 +59,10 @@ struct BroadcastState {
     offered_sweep_at: usize,
     /// [`OfferedTracks`] waiting for an offer.
     offered_waiting: WaiterList,
-    status: BroadcastStatus,
-    producers: usize,
-    consumers: usize,
+    /// Consumers park on its readers' list for the end.
+    life: Lifecycle,
     /// Request handlers waiting for a request.
     handlers_waiting: WaiterList,
-    /// Consumers waiting for the end.
-    closed_waiting: WaiterList,
-    unused_waiting: WaiterList,
     on_close: Vec<CloseHook>,
 }
 
@@ -87,7 +77,7 @@ impl BroadcastShared {
     /// Runs `hook` once when the broadcast ends (now, if it already has).
     pub fn on_close(&self, hook: CloseHook) {
         let mut state = self.state.lock();
-        if state.status == BroadcastStatus::Open {
+        if state.life.is_open() {
             state.on_close.push(hook);
         } else {
             drop(state);
@@ -95,16 +85,13 @@ impl BroadcastShared {
         }
     }
 
-    fn close(&self, status: BroadcastStatus) {
+    fn close(&self, status: Status) {
         let (hooks, requests) = {
             let mut state = self.state.lock();
-            if state.status != BroadcastStatus::Open {
+            if !state.life.end(status) {
                 return;
             }
-            state.status = status;
             state.handlers_waiting.wake_all();
-            state.closed_waiting.wake_all();
-            state.unused_waiting.wake_all();
             state.offered_waiting.wake_all();
             state.offered.clear();
             (
@@ -139,6 +126,8 @@ impl BroadcastProducer {
 
     /// A new broadcast whose tracks use `cache`.
     pub fn with_cache(cache: CacheConfig) -> Self {
+        let mut life = Lifecycle::new();
+        life.add_producer();
         let shared = Arc::new(BroadcastShared {
             cache,
             state: Lock::new(BroadcastState {
@@ -150,12 +139,8 @@ impl BroadcastProducer {
                 offered_next: 0,
                 offered_sweep_at: 64,
                 offered_waiting: WaiterList::default(),
-                status: BroadcastStatus::Open,
-                producers: 1,
-                consumers: 0,
+                life,
                 handlers_waiting: WaiterList::default(),
-                closed_waiting: WaiterList::default(),
-                unused_waiting: WaiterList::default(),
                 on_close: Vec::new(),
             }),
             hops: Lock::new(Vec::new()),
@@ -224,22 +209,21 @@ impl BroadcastProducer {
 
     /// Ends the broadcast with `err`.
     pub fn abort(self, err: Error) {
-        self.shared.close(BroadcastStatus::Aborted(err));
+        self.shared.close(Status::Aborted(err));
     }
 
     /// Whether no consumer is left.
     pub fn is_unused(&self) -> bool {
-        self.shared.state.lock().consumers == 0
+        self.shared.state.lock().life.is_unused()
     }
 
     /// Ready once no consumer is left or the broadcast ended.
     pub fn poll_unused(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.shared.state.lock();
-        if state.consumers == 0 || state.status != BroadcastStatus::Open {
-            return Poll::Ready(());
-        }
-        state.unused_waiting.register(&mut self.slot, cx.waker());
-        Poll::Pending
+        self.shared
+            .state
+            .lock()
+            .life
+            .poll_unused(&mut self.slot, cx.waker())
     }
 
     /// Waits until no consumer is left (or the broadcast ended).
@@ -266,7 +250,7 @@ impl Default for BroadcastProducer {
 
 impl Clone for BroadcastProducer {
     fn clone(&self) -> Self {
-        self.shared.state.lock().producers += 1;
+        self.shared.state.lock().life.add_producer();
         BroadcastProducer {
             shared: self.shared.clone(),
             slot: None,
@@ -276,14 +260,15 @@ impl Clone for BroadcastProducer {
 
 impl Drop for BroadcastProducer {
     fn drop(&mut self) {
-        let last = {
-            let mut state = self.shared.state.lock();
-            state.unused_waiting.unregister(&mut self.slot);
-            state.producers -= 1;
-            state.producers == 0
-        };
-        if last {
-            self.shared.close(BroadcastStatus::Finished);
+        let end = self
+            .shared
+            .state
+            .lock()
+            .life
+            .release_producer(&mut self.slot, None);
+        // Closing runs hooks that take other locks: not under this one.
+        if let Some(status) = end {
+            self.shared.close(status);
         }
     }
 }
@@ -309,7 +294,7 @@ impl BroadcastRequests {
         if let Some(track) = state.requests.pop_front() {
             return Poll::Ready(Some(track));
         }
-        if state.status != BroadcastStatus::Open {
+        if !state.life.is_open() {
             return Poll::Ready(None);
         }
         state.handlers_waiting.register(&mut self.slot, cx.waker());
@@ -354,7 +339,7 @@ impl OfferedTracks {
     /// group; `None` once the broadcast ended.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<TrackConsumer>> {
         let mut state = self.shared.state.lock();
-        if state.status != BroadcastStatus::Open {
+        if !state.life.is_open() {
             return Poll::Ready(None);
         }
         let from = state.offered.partition_point(|(number, _)| *number < self.next);
@@ -398,7 +383,7 @@ pub struct BroadcastConsumer {
 
 impl BroadcastConsumer {
     fn new(shared: Arc<BroadcastShared>) -> Self {
-        shared.state.lock().consumers += 1;
+        shared.state.lock().life.add_consumer();
         BroadcastConsumer { shared, slot: None }
     }
 
@@ -409,10 +394,11 @@ impl BroadcastConsumer {
     /// fails with [`Error::NotFound`].
     pub fn subscribe_track(&self, info: &Track) -> Result<TrackConsumer> {
         let mut state = self.shared.state.lock();
-        match &state.status {
-            BroadcastStatus::Open => {}
-            BroadcastStatus::Finished => return Err(Error::NotFound),
-            BroadcastStatus::Aborted(err) => return Err(err.clone()),
+        // A finished broadcast has no tracks left to find.
+        match state.life.closed() {
+            None => {}
+            Some(Ok(())) => return Err(Error::NotFound),
+            Some(Err(err)) => return Err(err),
         }
         if let Some(track) = state.tracks.get(&info.name).and_then(Weak::upgrade) {
             if track.is_open() {
@@ -476,25 +462,17 @@ impl BroadcastConsumer {
 
     /// Whether the broadcast has ended, and how.
     pub fn is_closed(&self) -> Option<Result<()>> {
-        match &self.shared.state.lock().status {
-            BroadcastStatus::Open => None,
-            BroadcastStatus::Finished => Some(Ok(())),
-            BroadcastStatus::Aborted(err) => Some(Err(err.clone())),
-        }
+        self.shared.state.lock().life.closed()
     }
 
     /// Waits for the broadcast to end: `Ok` when its producers went away,
     /// the error if aborted.
     pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let mut state = self.shared.state.lock();
-        match &state.status {
-            BroadcastStatus::Open => {
-                state.closed_waiting.register(&mut self.slot, cx.waker());
-                Poll::Pending
-            }
-            BroadcastStatus::Finished => Poll::Ready(Ok(())),
-            BroadcastStatus::Aborted(err) => Poll::Ready(Err(err.clone())),
-        }
+        self.shared
+            .state
+            .lock()
+            .life
+            .poll_closed(&mut self.slot, cx.waker())
     }
 
     /// Waits for the broadcast to end.
@@ -515,12 +493,7 @@ impl Clone for BroadcastConsumer {
 
 impl Drop for BroadcastConsumer {
     fn drop(&mut self) {
-        let mut state = self.shared.state.lock();
-        state.closed_waiting.unregister(&mut self.slot);
-        state.consumers -= 1;
-        if state.consumers == 0 {
-            state.unused_waiting.wake_all();
-        }
+        self.shared.state.lock().life.release_consumer(&mut self.slot);
     }
 }
 

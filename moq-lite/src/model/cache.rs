@@ -19,59 +19,19 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::group::{ByteBudget, GROUP_OVERHEAD, GroupLimits, GroupShared};
-use super::track::TrackShared;
+use super::group_state::GroupShared;
+use super::limits::{ByteBudget, CacheConfig, GROUP_OVERHEAD};
 use crate::{Error, Result};
 
-/// Default for [`CacheConfig::max_age`].
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(10);
-/// Default for [`CacheConfig::max_bytes`].
-pub const DEFAULT_MAX_TRACK_BYTES: u64 = 64 * 1024 * 1024;
-/// Default for [`CacheConfig::max_group_bytes`].
-pub const DEFAULT_MAX_GROUP_BYTES: u64 = 16 * 1024 * 1024;
-/// Default for [`CacheConfig::max_group_frames`].
-pub const DEFAULT_MAX_GROUP_FRAMES: u64 = 64 * 1024;
-
-/// How much of a track the cache keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CacheConfig {
-    /// A group expires once a newer group has existed for this long.
-    pub max_age: Duration,
-    /// Bytes kept per track: payload plus a fixed charge per group
-    /// ([`GROUP_OVERHEAD`](super::GROUP_OVERHEAD)) and frame, so that
-    /// many tiny groups are bounded too. The latest group always stays.
-    pub max_bytes: u64,
-    /// Payload bytes one group may hold; a group growing past it is aborted
-    /// with [`Error::CacheFull`]. Never more than `max_bytes`.
-    pub max_group_bytes: u64,
-    /// Frames one group may hold; past it the group is aborted with
-    /// [`Error::CacheFull`].
-    pub max_group_frames: u64,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        CacheConfig {
-            max_age: DEFAULT_MAX_AGE,
-            max_bytes: DEFAULT_MAX_TRACK_BYTES,
-            max_group_bytes: DEFAULT_MAX_GROUP_BYTES,
-            max_group_frames: DEFAULT_MAX_GROUP_FRAMES,
-        }
-    }
-}
-
-impl CacheConfig {
-    /// The per-group bounds this config implies.
-    pub fn group_limits(&self) -> GroupLimits {
-        GroupLimits {
-            max_frames: self.max_group_frames,
-            max_bytes: self.max_group_bytes.min(self.max_bytes),
-        }
-    }
+/// Whoever holds a [`TrackCache`] behind its lock (the track). The budget
+/// calls back through it when a frame write crosses the byte bound, which the
+/// writer detects without that lock.
+pub(crate) trait CacheOwner: Send + Sync {
+    /// Takes the lock and evicts until the byte bound holds again.
+    fn evict_for_bytes(&self);
 }
 
 /// Counts a track's cached bytes; shared with its groups so that frame writes
@@ -79,7 +39,7 @@ impl CacheConfig {
 pub(crate) struct TrackBudget {
     bytes: AtomicU64,
     max: u64,
-    track: Weak<TrackShared>,
+    owner: Weak<dyn CacheOwner>,
 }
 
 impl ByteBudget for TrackBudget {
@@ -88,8 +48,8 @@ impl ByteBudget for TrackBudget {
     }
 
     fn enforce(&self) {
-        if let Some(track) = self.track.upgrade() {
-            track.state.lock().cache.evict_for_bytes();
+        if let Some(owner) = self.owner.upgrade() {
+            owner.evict_for_bytes();
         }
     }
 }
@@ -129,13 +89,13 @@ pub(crate) struct Arrival<'a> {
 }
 
 impl TrackCache {
-    pub fn new(config: CacheConfig, track: Weak<TrackShared>) -> Self {
+    pub fn new(config: CacheConfig, owner: Weak<dyn CacheOwner>) -> Self {
         TrackCache {
             config,
             budget: Arc::new(TrackBudget {
                 bytes: AtomicU64::new(0),
                 max: config.max_bytes,
-                track,
+                owner,
             }),
             by_sequence: BTreeMap::new(),
             by_arrival: BTreeMap::new(),

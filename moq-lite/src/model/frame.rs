@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
-use super::group::{GroupShared, GroupState, GroupStatus};
+use super::group_state::{GroupShared, GroupState};
 use super::waiter::WaitSlot;
 use crate::{Error, Result};
 
@@ -26,7 +26,7 @@ pub struct FrameProducer {
 
 impl FrameProducer {
     pub(crate) fn new(group: Arc<GroupShared>, index: usize) -> Self {
-        group.state.lock().producers += 1;
+        group.state.lock().life.add_producer();
         FrameProducer { group, index }
     }
 
@@ -60,10 +60,16 @@ impl FrameProducer {
 
 impl Drop for FrameProducer {
     fn drop(&mut self) {
-        if self.remaining() != 0 {
-            self.group.abort(Error::WrongSize);
+        // Dropped short, the frame cannot be completed by anyone: the group
+        // aborts, whatever writers remain.
+        let mut state = self.group.state.lock();
+        let short = !state.frames[self.index].is_complete();
+        let decision = state
+            .life
+            .release_producer(&mut None, short.then_some(Error::WrongSize));
+        if let Some(status) = decision {
+            state.end(status);
         }
-        self.group.release_producer();
     }
 }
 
@@ -89,7 +95,7 @@ pub struct FrameConsumer {
 impl FrameConsumer {
     /// Made while the caller holds the group's lock, hence `state`.
     pub(crate) fn new(group: Arc<GroupShared>, state: &mut GroupState, index: usize, size: u64) -> Self {
-        state.consumers += 1;
+        state.life.add_consumer();
         FrameConsumer {
             group,
             index,
@@ -111,14 +117,14 @@ impl FrameConsumer {
             return Poll::Ready(Ok(None));
         }
         let mut state = self.group.state.lock();
-        if let GroupStatus::Aborted(err) = &state.status {
+        if let Some(err) = state.life.aborted() {
             return Poll::Ready(Err(err.clone()));
         }
         if let Some(chunk) = state.frames[self.index].chunk_at(self.offset, &mut self.hint) {
             self.offset += chunk.len() as u64;
             return Poll::Ready(Ok(Some(chunk)));
         }
-        state.readers.register(&mut self.slot, cx.waker());
+        state.life.wait(&mut self.slot, cx.waker());
         Poll::Pending
     }
 
@@ -130,7 +136,7 @@ impl FrameConsumer {
     /// The rest of the frame once it is complete.
     pub fn poll_read_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes>> {
         let mut state = self.group.state.lock();
-        if let GroupStatus::Aborted(err) = &state.status {
+        if let Some(err) = state.life.aborted() {
             return Poll::Ready(Err(err.clone()));
         }
         let frame = &mut state.frames[self.index];
@@ -140,7 +146,7 @@ impl FrameConsumer {
             self.offset = self.size;
             return Poll::Ready(Ok(rest));
         }
-        state.readers.register(&mut self.slot, cx.waker());
+        state.life.wait(&mut self.slot, cx.waker());
         Poll::Pending
     }
 
@@ -152,7 +158,7 @@ impl FrameConsumer {
 
 impl Drop for FrameConsumer {
     fn drop(&mut self) {
-        self.group.state.lock().release_consumer(&mut self.slot);
+        self.group.state.lock().life.release_consumer(&mut self.slot);
     }
 }
 

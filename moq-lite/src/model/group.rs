@@ -21,294 +21,16 @@
 //! ```
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::frame::{FrameConsumer, FrameProducer};
-use super::lock::Lock;
-use super::waiter::{WaitSlot, WaiterList};
+use super::group_state::{FrameEntry, GroupShared};
+use super::limits::GroupLimits;
+use super::waiter::WaitSlot;
 use crate::{Error, Result};
-
-/// What a group costs beyond its payload, charged to the cache budget so
-/// that empty groups cannot pile up for free (the group's state, its place in
-/// the cache's maps).
-pub const GROUP_OVERHEAD: u64 = 512;
-/// What a frame costs beyond its payload (its entry and first chunk).
-pub const FRAME_OVERHEAD: u64 = 64;
-/// What each further chunk of a frame costs beyond its bytes.
-pub const CHUNK_OVERHEAD: u64 = 32;
-
-/// Per-group bounds, taken from the track's [`CacheConfig`](super::CacheConfig).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GroupLimits {
-    /// Frames a group may hold.
-    pub max_frames: u64,
-    /// Payload bytes a group may hold.
-    pub max_bytes: u64,
-}
-
-impl Default for GroupLimits {
-    fn default() -> Self {
-        GroupLimits {
-            max_frames: super::cache::DEFAULT_MAX_GROUP_FRAMES,
-            max_bytes: super::cache::DEFAULT_MAX_GROUP_BYTES,
-        }
-    }
-}
-
-/// Where a group's bytes are counted towards its track's memory bound.
-///
-/// Frame writes add to it without touching the track's lock; only when the
-/// bound is crossed does the writer take that lock to evict old groups.
-pub(crate) trait ByteBudget: Send + Sync {
-    /// Adds `n` bytes; returns whether the track is now over its bound.
-    fn add(&self, n: u64) -> bool;
-    /// Evicts old groups until the track is back under its bound.
-    fn enforce(&self);
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum GroupStatus {
-    Open,
-    Finished,
-    Aborted(Error),
-}
-
-/// One frame inside the group state.
-#[derive(Debug)]
-pub(crate) struct FrameEntry {
-    pub size: u64,
-    pub written: u64,
-    /// Chunks as written; collapsed into one on the first whole-frame read.
-    pub chunks: Vec<Bytes>,
-}
-
-impl FrameEntry {
-    pub fn is_complete(&self) -> bool {
-        self.written == self.size
-    }
-
-    /// The whole payload; joins the chunks once (shared by every later reader).
-    pub fn whole(&mut self) -> Bytes {
-        match self.chunks.len() {
-            0 => Bytes::new(),
-            1 => self.chunks[0].clone(),
-            _ => {
-                let mut joined = BytesMut::with_capacity(self.written as usize);
-                for chunk in &self.chunks {
-                    joined.extend_from_slice(chunk);
-                }
-                let joined = joined.freeze();
-                self.chunks = vec![joined.clone()];
-                joined
-            }
-        }
-    }
-
-    /// The bytes from `offset` to the end of the chunk that holds it.
-    ///
-    /// `hint` is the reader's place: (chunk index, byte offset where that
-    /// chunk starts). Reading a frame of k chunks is then O(k), not O(k^2);
-    /// a hint past the end (the chunks were joined into one) starts over.
-    pub fn chunk_at(&self, offset: u64, hint: &mut (usize, u64)) -> Option<Bytes> {
-        if hint.0 >= self.chunks.len() || hint.1 > offset {
-            *hint = (0, 0);
-        }
-        let (mut index, mut start) = *hint;
-        while let Some(chunk) = self.chunks.get(index) {
-            let end = start + chunk.len() as u64;
-            if offset < end {
-                *hint = (index, start);
-                return Some(chunk.slice((offset - start) as usize..));
-            }
-            index += 1;
-            start = end;
-        }
-        None
-    }
-}
-
-pub(crate) struct GroupState {
-    pub frames: Vec<FrameEntry>,
-    pub status: GroupStatus,
-    /// Charged to the track's budget: payload plus bookkeeping overhead.
-    pub bytes: u64,
-    /// Payload bytes declared so far, for the per-group limit.
-    pub payload: u64,
-    pub producers: usize,
-    pub consumers: usize,
-    pub readers: WaiterList,
-    pub unused: WaiterList,
-}
-
-impl GroupState {
-    /// Forgets a departing consumer (group or frame reader) and tells the
-    /// producers when it was the last.
-    pub(crate) fn release_consumer(&mut self, slot: &mut Option<WaitSlot>) {
-        self.readers.unregister(slot);
-        self.consumers -= 1;
-        if self.consumers == 0 {
-            self.unused.wake_all();
-        }
-    }
-}
-
-pub(crate) struct GroupShared {
-    pub sequence: u64,
-    pub limits: GroupLimits,
-    pub budget: Option<Arc<dyn ByteBudget>>,
-    pub state: Lock<GroupState>,
-    /// Frames fully written, readable without the lock (for `latest_frame` peeks).
-    pub complete: AtomicU64,
-}
-
-impl GroupShared {
-    pub fn new(sequence: u64, limits: GroupLimits, budget: Option<Arc<dyn ByteBudget>>) -> Arc<Self> {
-        Arc::new(GroupShared {
-            sequence,
-            limits,
-            budget,
-            state: Lock::new(GroupState {
-                frames: Vec::new(),
-                status: GroupStatus::Open,
-                bytes: GROUP_OVERHEAD,
-                payload: 0,
-                producers: 0,
-                consumers: 0,
-                readers: WaiterList::default(),
-                unused: WaiterList::default(),
-            }),
-            complete: AtomicU64::new(0),
-        })
-    }
-
-    /// Ends the group with `err` unless it already ended; wakes everyone.
-    pub fn abort(&self, err: Error) {
-        let mut state = self.state.lock();
-        if state.status == GroupStatus::Open {
-            state.status = GroupStatus::Aborted(err);
-            state.readers.wake_all();
-            state.unused.wake_all();
-        }
-    }
-
-    /// Bytes held, for eviction accounting.
-    pub fn bytes(&self) -> u64 {
-        self.state.lock().bytes
-    }
-
-    /// Appends `size` bytes worth of frame entry after checking every bound.
-    /// On a bound violation the group is aborted, so consumers see why.
-    pub fn push_frame(&self, size: u64, first: Option<Bytes>) -> Result<usize> {
-        let (index, over) = {
-            let mut state = self.state.lock();
-            check_open(&state.status)?;
-            if let Some(last) = state.frames.last() {
-                if !last.is_complete() {
-                    // A new frame while the last still lacks bytes: that frame was short.
-                    return Err(abort_locked(&mut state, Error::WrongSize));
-                }
-            }
-            if state.frames.len() as u64 >= self.limits.max_frames
-                || state.payload.saturating_add(size) > self.limits.max_bytes
-            {
-                return Err(abort_locked(&mut state, Error::CacheFull));
-            }
-            // `first` is a whole frame (`size` is its length) or nothing yet.
-            let written = first.as_ref().map_or(0, |b| b.len() as u64);
-            state.frames.push(FrameEntry {
-                size,
-                written,
-                chunks: first.into_iter().filter(|b| !b.is_empty()).collect(),
-            });
-            let charged = written + FRAME_OVERHEAD;
-            state.bytes += charged;
-            state.payload += size;
-            if written == size {
-                self.complete.fetch_add(1, Ordering::Release);
-            }
-            state.readers.wake_all();
-            let index = state.frames.len() - 1;
-            let over = self.budget.as_ref().is_some_and(|b| b.add(charged));
-            (index, over)
-        };
-        if over {
-            self.enforce_budget();
-        }
-        Ok(index)
-    }
-
-    /// Appends a chunk to frame `index`.
-    pub fn write_chunk(&self, index: usize, chunk: Bytes) -> Result<()> {
-        let n = chunk.len() as u64;
-        let over = {
-            let mut state = self.state.lock();
-            check_open(&state.status)?;
-            let frame = &state.frames[index];
-            if frame.written.saturating_add(n) > frame.size {
-                return Err(abort_locked(&mut state, Error::WrongSize));
-            }
-            if n == 0 {
-                return Ok(());
-            }
-            let charged = n + CHUNK_OVERHEAD;
-            state.bytes += charged;
-            let frame = &mut state.frames[index];
-            frame.written += n;
-            frame.chunks.push(chunk);
-            if frame.is_complete() {
-                self.complete.fetch_add(1, Ordering::Release);
-            }
-            state.readers.wake_all();
-            self.budget.as_ref().is_some_and(|b| b.add(charged))
-        };
-        if over {
-            self.enforce_budget();
-        }
-        Ok(())
-    }
-
-    fn enforce_budget(&self) {
-        if let Some(budget) = &self.budget {
-            budget.enforce();
-        }
-    }
-
-    /// Drops one producer reference; the last one ends the group.
-    pub fn release_producer(&self) {
-        let mut state = self.state.lock();
-        state.producers -= 1;
-        if state.producers == 0 && state.status == GroupStatus::Open {
-            let short = state.frames.last().is_some_and(|f| !f.is_complete());
-            state.status = if short {
-                GroupStatus::Aborted(Error::WrongSize)
-            } else {
-                GroupStatus::Finished
-            };
-            state.readers.wake_all();
-            state.unused.wake_all();
-        }
-    }
-}
-
-pub(crate) fn check_open(status: &GroupStatus) -> Result<()> {
-    match status {
-        GroupStatus::Open => Ok(()),
-        GroupStatus::Finished => Err(Error::Closed),
-        GroupStatus::Aborted(err) => Err(err.clone()),
-    }
-}
-
-fn abort_locked(state: &mut GroupState, err: Error) -> Error {
-    if state.status == GroupStatus::Open {
-        state.status = GroupStatus::Aborted(err.clone());
-        state.readers.wake_all();
-        state.unused.wake_all();
-    }
-    err
-}
 
 /// Writes the frames of one group.
 ///
@@ -319,6 +41,8 @@ fn abort_locked(state: &mut GroupState, err: Error) -> Error {
 pub struct GroupProducer {
     shared: Arc<GroupShared>,
     slot: Option<WaitSlot>,
+    /// Set by [`abort_on_drop`](Self::abort_on_drop).
+    abort_on_drop: Option<Error>,
 }
 
 impl GroupProducer {
@@ -328,8 +52,12 @@ impl GroupProducer {
     }
 
     pub(crate) fn from_shared(shared: Arc<GroupShared>) -> Self {
-        shared.state.lock().producers += 1;
-        GroupProducer { shared, slot: None }
+        shared.state.lock().life.add_producer();
+        GroupProducer {
+            shared,
+            slot: None,
+            abort_on_drop: None,
+        }
     }
 
     /// The group's sequence number within its track.
@@ -355,19 +83,34 @@ impl GroupProducer {
     /// Ends the group: consumers read what is there, then the end.
     pub fn finish(self) -> Result<()> {
         let mut state = self.shared.state.lock();
-        check_open(&state.status)?;
-        if state.frames.last().is_some_and(|f| !f.is_complete()) {
-            return Err(abort_locked(&mut state, Error::WrongSize));
+        state.life.check_open()?;
+        if state.has_short_frame() {
+            return Err(state.life.abort(Error::WrongSize));
         }
-        state.status = GroupStatus::Finished;
-        state.readers.wake_all();
-        state.unused.wake_all();
-        Ok(())
+        state.life.finish()
     }
 
     /// Ends the group with `err`; consumers see the error.
     pub fn abort(self, err: Error) {
         self.shared.abort(err);
+    }
+
+    /// Makes dropping this handle abort the group with `err`, whatever other
+    /// handles remain, instead of releasing it (which finishes the group once
+    /// the last writer is gone).
+    ///
+    /// For a writer that can be cancelled part-way, such as a session's task
+    /// receiving a group from the network: a group cut short must not read
+    /// as complete. [`finish`](Self::finish) and [`abort`](Self::abort)
+    /// still end the group as they say. Clones do not inherit the setting.
+    pub fn abort_on_drop(&mut self, err: Error) {
+        self.abort_on_drop = Some(err);
+    }
+
+    /// Undoes [`abort_on_drop`](Self::abort_on_drop): dropping this handle
+    /// releases it as usual again.
+    pub fn cancel_abort_on_drop(&mut self) {
+        self.abort_on_drop = None;
     }
 
     /// A new reader starting at the first frame.
@@ -377,26 +120,21 @@ impl GroupProducer {
 
     /// Whether the group has ended, and how.
     pub fn is_closed(&self) -> Option<Result<()>> {
-        match &self.shared.state.lock().status {
-            GroupStatus::Open => None,
-            GroupStatus::Finished => Some(Ok(())),
-            GroupStatus::Aborted(err) => Some(Err(err.clone())),
-        }
+        self.shared.state.lock().life.closed()
     }
 
     /// Whether no consumer of this group is left.
     pub fn is_unused(&self) -> bool {
-        self.shared.state.lock().consumers == 0
+        self.shared.state.lock().life.is_unused()
     }
 
     /// Ready once no consumer is left or the group has ended.
     pub fn poll_unused(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.shared.state.lock();
-        if state.consumers == 0 || state.status != GroupStatus::Open {
-            return Poll::Ready(());
-        }
-        state.unused.register(&mut self.slot, cx.waker());
-        Poll::Pending
+        self.shared
+            .state
+            .lock()
+            .life
+            .poll_unused(&mut self.slot, cx.waker())
     }
 
     /// Waits until no consumer is left (or the group has ended), so a relay
@@ -414,8 +152,8 @@ impl Clone for GroupProducer {
 
 impl Drop for GroupProducer {
     fn drop(&mut self) {
-        self.shared.state.lock().unused.unregister(&mut self.slot);
-        self.shared.release_producer();
+        self.shared
+            .release_producer(&mut self.slot, self.abort_on_drop.take());
     }
 }
 
@@ -436,7 +174,7 @@ pub struct GroupConsumer {
 
 impl GroupConsumer {
     pub(crate) fn new(shared: Arc<GroupShared>) -> Self {
-        shared.state.lock().consumers += 1;
+        shared.state.lock().life.add_consumer();
         GroupConsumer {
             shared,
             index: 0,
@@ -457,7 +195,7 @@ impl GroupConsumer {
     /// Reads the next whole frame; `None` once the group finished.
     pub fn poll_read_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>>> {
         let mut state = self.shared.state.lock();
-        if let GroupStatus::Aborted(err) = &state.status {
+        if let Some(err) = state.life.aborted() {
             return Poll::Ready(Err(err.clone()));
         }
         if let Some(frame) = state.frames.get_mut(self.index) {
@@ -465,10 +203,10 @@ impl GroupConsumer {
                 self.index += 1;
                 return Poll::Ready(Ok(Some(frame.whole())));
             }
-        } else if state.status == GroupStatus::Finished {
+        } else if state.life.is_finished() {
             return Poll::Ready(Ok(None));
         }
-        state.readers.register(&mut self.slot, cx.waker());
+        state.life.wait(&mut self.slot, cx.waker());
         Poll::Pending
     }
 
@@ -480,7 +218,7 @@ impl GroupConsumer {
     /// The next frame as a reader of its chunks, as soon as it starts.
     pub fn poll_next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<FrameConsumer>>> {
         let mut state = self.shared.state.lock();
-        if let GroupStatus::Aborted(err) = &state.status {
+        if let Some(err) = state.life.aborted() {
             return Poll::Ready(Err(err.clone()));
         }
         if let Some(size) = state.frames.get(self.index).map(|f| f.size) {
@@ -488,10 +226,10 @@ impl GroupConsumer {
             self.index += 1;
             return Poll::Ready(Ok(Some(reader)));
         }
-        if state.status == GroupStatus::Finished {
+        if state.life.is_finished() {
             return Poll::Ready(Ok(None));
         }
-        state.readers.register(&mut self.slot, cx.waker());
+        state.life.wait(&mut self.slot, cx.waker());
         Poll::Pending
     }
 
@@ -517,15 +255,11 @@ impl GroupConsumer {
 
     /// Waits for the group to end: `Ok` when finished, the error when aborted.
     pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let mut state = self.shared.state.lock();
-        match &state.status {
-            GroupStatus::Finished => Poll::Ready(Ok(())),
-            GroupStatus::Aborted(err) => Poll::Ready(Err(err.clone())),
-            GroupStatus::Open => {
-                state.readers.register(&mut self.slot, cx.waker());
-                Poll::Pending
-            }
-        }
+        self.shared
+            .state
+            .lock()
+            .life
+            .poll_closed(&mut self.slot, cx.waker())
     }
 
     /// Waits for the group to end: `Ok` when finished, the error when aborted.
@@ -545,7 +279,7 @@ impl Clone for GroupConsumer {
 
 impl Drop for GroupConsumer {
     fn drop(&mut self) {
-        self.shared.state.lock().release_consumer(&mut self.slot);
+        self.shared.state.lock().life.release_consumer(&mut self.slot);
     }
 }
 
@@ -748,6 +482,42 @@ mod tests {
         reader.read_frame().await.unwrap();
         let copy = reader.clone();
         assert_eq!(copy.position(), 1);
+    }
+
+    #[tokio::test]
+    async fn abort_on_drop_aborts_whatever_writers_remain() {
+        let mut group = GroupProducer::new(0);
+        let other = group.clone();
+        let mut reader = group.consume();
+        group.write_frame(Bytes::from_static(b"a")).unwrap();
+        group.abort_on_drop(Error::Cancel);
+        drop(group);
+        assert_eq!(reader.closed().await, Err(Error::Cancel));
+        assert_eq!(other.is_closed(), Some(Err(Error::Cancel)));
+
+        // Finishing first, or disarming, ends the group normally.
+        let mut group = GroupProducer::new(0);
+        let mut reader = group.consume();
+        group.abort_on_drop(Error::Cancel);
+        group.finish().unwrap();
+        assert_eq!(reader.closed().await, Ok(()));
+
+        let mut group = GroupProducer::new(0);
+        let mut reader = group.consume();
+        group.abort_on_drop(Error::Cancel);
+        group.cancel_abort_on_drop();
+        drop(group);
+        assert_eq!(reader.closed().await, Ok(()));
+
+        // Clones do not inherit it.
+        let mut group = GroupProducer::new(0);
+        group.abort_on_drop(Error::Cancel);
+        let copy = group.clone();
+        let mut reader = group.consume();
+        drop(copy);
+        assert!(poll(|cx| reader.poll_closed(cx)).is_pending());
+        drop(group);
+        assert_eq!(reader.closed().await, Err(Error::Cancel));
     }
 
     #[test]

@@ -10,10 +10,20 @@
 //! The track cache ([`CacheConfig`]) decides how much of each track is kept
 //! for late and slow consumers; it lives here once and every crate uses it.
 
+//!
+//! Modules import one way only, from leaves up: `limits`, `lock`, `waiter`
+//! and `path` import no sibling; then `lifecycle`, `group_state` (a group's
+//! shared state, which frames, groups and the cache all hold), `frame`,
+//! `group`, `cache`, `track`, `broadcast`, `origin`, each importing only
+//! modules before it.
+
 mod broadcast;
 mod cache;
 mod frame;
 mod group;
+mod group_state;
+mod lifecycle;
+mod limits;
 mod lock;
 mod origin;
 mod path;
@@ -21,11 +31,12 @@ mod track;
 mod waiter;
 
 pub use broadcast::*;
-pub use cache::{
-    CacheConfig, DEFAULT_MAX_AGE, DEFAULT_MAX_GROUP_BYTES, DEFAULT_MAX_GROUP_FRAMES, DEFAULT_MAX_TRACK_BYTES,
-};
 pub use frame::*;
-pub use group::{CHUNK_OVERHEAD, FRAME_OVERHEAD, GROUP_OVERHEAD, GroupConsumer, GroupLimits, GroupProducer};
+pub use group::{GroupConsumer, GroupProducer};
+pub use limits::{
+    CHUNK_OVERHEAD, CacheConfig, DEFAULT_MAX_AGE, DEFAULT_MAX_GROUP_BYTES, DEFAULT_MAX_GROUP_FRAMES,
+    DEFAULT_MAX_TRACK_BYTES, FRAME_OVERHEAD, GROUP_OVERHEAD, GroupLimits,
+};
 pub use origin::*;
 pub use path::*;
 pub use track::{CacheStats, Track, TrackConsumer, TrackProducer};

@@ -39,7 +39,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use super::broadcast::{BroadcastConsumer, BroadcastProducer};
-use super::cache::CacheConfig;
+use super::limits::CacheConfig;
 use super::lock::Lock;
 use super::path::Path;
 use crate::{Error, Result};

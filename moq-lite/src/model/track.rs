@@ -30,10 +30,12 @@ use std::task::{Context, Poll};
 
 use tokio::time::Instant;
 
-use super::cache::{CacheConfig, TrackCache};
+use super::cache::{CacheOwner, TrackCache};
 use super::group::{GroupConsumer, GroupProducer};
+use super::lifecycle::Lifecycle;
+use super::limits::CacheConfig;
 use super::lock::Lock;
-use super::waiter::{WaitSlot, WaiterList};
+use super::waiter::WaitSlot;
 use crate::{Error, Result};
 
 /// What a track is: its name within the broadcast and its priority.
@@ -61,20 +63,10 @@ impl Track {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum TrackStatus {
-    Open,
-    Finished,
-    Aborted(Error),
-}
-
 pub(crate) struct TrackState {
     pub cache: TrackCache,
-    pub status: TrackStatus,
-    pub producers: usize,
-    pub consumers: usize,
-    readers: WaiterList,
-    unused: WaiterList,
+    /// Consumers park on its readers' list for new groups as well as the end.
+    pub life: Lifecycle,
 }
 
 pub(crate) struct TrackShared {
@@ -84,21 +76,17 @@ pub(crate) struct TrackShared {
 
 impl TrackShared {
     pub fn new(info: Track, config: CacheConfig) -> Arc<Self> {
-        Arc::new_cyclic(|weak| TrackShared {
+        Arc::new_cyclic(|weak: &std::sync::Weak<TrackShared>| TrackShared {
             info,
             state: Lock::new(TrackState {
                 cache: TrackCache::new(config, weak.clone()),
-                status: TrackStatus::Open,
-                producers: 0,
-                consumers: 0,
-                readers: WaiterList::default(),
-                unused: WaiterList::default(),
+                life: Lifecycle::new(),
             }),
         })
     }
 
     pub fn is_open(&self) -> bool {
-        self.state.lock().status == TrackStatus::Open
+        self.state.lock().life.is_open()
     }
 
     pub fn cache_stats(&self) -> CacheStats {
@@ -112,12 +100,13 @@ impl TrackShared {
 
     /// Ends the track with `err` unless it already ended.
     pub fn abort(&self, err: Error) {
-        let mut state = self.state.lock();
-        if state.status == TrackStatus::Open {
-            state.status = TrackStatus::Aborted(err);
-            state.readers.wake_all();
-            state.unused.wake_all();
-        }
+        self.state.lock().life.abort(err);
+    }
+}
+
+impl CacheOwner for TrackShared {
+    fn evict_for_bytes(&self) {
+        self.state.lock().cache.evict_for_bytes();
     }
 }
 
@@ -128,6 +117,8 @@ impl TrackShared {
 pub struct TrackProducer {
     shared: Arc<TrackShared>,
     slot: Option<WaitSlot>,
+    /// Set by [`abort_on_drop`](Self::abort_on_drop).
+    abort_on_drop: Option<Error>,
 }
 
 impl TrackProducer {
@@ -142,8 +133,12 @@ impl TrackProducer {
     }
 
     pub(crate) fn from_shared(shared: Arc<TrackShared>) -> Self {
-        shared.state.lock().producers += 1;
-        TrackProducer { shared, slot: None }
+        shared.state.lock().life.add_producer();
+        TrackProducer {
+            shared,
+            slot: None,
+            abort_on_drop: None,
+        }
     }
 
     /// The track's name and priority.
@@ -168,13 +163,9 @@ impl TrackProducer {
     }
 
     fn create_locked(&self, state: &mut TrackState, sequence: u64) -> Result<GroupProducer> {
-        match &state.status {
-            TrackStatus::Open => {}
-            TrackStatus::Finished => return Err(Error::Closed),
-            TrackStatus::Aborted(err) => return Err(err.clone()),
-        }
+        state.life.check_open()?;
         let group = state.cache.insert(sequence, Instant::now())?;
-        state.readers.wake_all();
+        state.life.wake_readers();
         Ok(GroupProducer::from_shared(group))
     }
 
@@ -185,22 +176,30 @@ impl TrackProducer {
 
     /// Ends the track; consumers read the groups still held, then the end.
     pub fn finish(self) -> Result<()> {
-        let mut state = self.shared.state.lock();
-        match &state.status {
-            TrackStatus::Open => {
-                state.status = TrackStatus::Finished;
-                state.readers.wake_all();
-                state.unused.wake_all();
-                Ok(())
-            }
-            TrackStatus::Finished => Err(Error::Closed),
-            TrackStatus::Aborted(err) => Err(err.clone()),
-        }
+        self.shared.state.lock().life.finish()
     }
 
     /// Ends the track with `err`; consumers see it on their next read.
     pub fn abort(self, err: Error) {
         self.shared.abort(err);
+    }
+
+    /// Makes dropping this handle abort the track with `err`, whatever other
+    /// handles remain, instead of releasing it (which finishes the track once
+    /// the last writer is gone).
+    ///
+    /// For a writer that can be cancelled part-way, such as a session's task
+    /// feeding a subscription: losing the upstream must not read as the
+    /// track's end. [`finish`](Self::finish) and [`abort`](Self::abort) still
+    /// end the track as they say. Clones do not inherit the setting.
+    pub fn abort_on_drop(&mut self, err: Error) {
+        self.abort_on_drop = Some(err);
+    }
+
+    /// Undoes [`abort_on_drop`](Self::abort_on_drop): dropping this handle
+    /// releases it as usual again.
+    pub fn cancel_abort_on_drop(&mut self) {
+        self.abort_on_drop = None;
     }
 
     /// A consumer starting at the latest group.
@@ -215,28 +214,27 @@ impl TrackProducer {
 
     /// Whether the track has ended, and how.
     pub fn is_closed(&self) -> Option<Result<()>> {
-        status_result(&self.shared.state.lock().status)
+        self.shared.state.lock().life.closed()
     }
 
     /// Whether no consumer is left.
     pub fn is_unused(&self) -> bool {
-        self.shared.state.lock().consumers == 0
+        self.shared.state.lock().life.is_unused()
     }
 
     /// How many consumers read this track now. Through a relay, a publisher
     /// sees one per upstream subscription, however many subscribers there are.
     pub fn consumer_count(&self) -> usize {
-        self.shared.state.lock().consumers
+        self.shared.state.lock().life.consumers()
     }
 
     /// Ready once no consumer is left or the track has ended.
     pub fn poll_unused(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.shared.state.lock();
-        if state.consumers == 0 || state.status != TrackStatus::Open {
-            return Poll::Ready(());
-        }
-        state.unused.register(&mut self.slot, cx.waker());
-        Poll::Pending
+        self.shared
+            .state
+            .lock()
+            .life
+            .poll_unused(&mut self.slot, cx.waker())
     }
 
     /// Waits until every consumer has gone (or the track ended), so a relay
@@ -264,12 +262,11 @@ impl Clone for TrackProducer {
 impl Drop for TrackProducer {
     fn drop(&mut self) {
         let mut state = self.shared.state.lock();
-        state.unused.unregister(&mut self.slot);
-        state.producers -= 1;
-        if state.producers == 0 && state.status == TrackStatus::Open {
-            state.status = TrackStatus::Finished;
-            state.readers.wake_all();
-            state.unused.wake_all();
+        if let Some(status) = state
+            .life
+            .release_producer(&mut self.slot, self.abort_on_drop.take())
+        {
+            state.life.end(status);
         }
     }
 }
@@ -301,14 +298,6 @@ impl std::ops::AddAssign for CacheStats {
     }
 }
 
-fn status_result(status: &TrackStatus) -> Option<Result<()>> {
-    match status {
-        TrackStatus::Open => None,
-        TrackStatus::Finished => Some(Ok(())),
-        TrackStatus::Aborted(err) => Some(Err(err.clone())),
-    }
-}
-
 /// Reads a track's groups, in arrival order, with its own cursor.
 pub struct TrackConsumer {
     shared: Arc<TrackShared>,
@@ -326,7 +315,7 @@ impl TrackConsumer {
     pub(crate) fn new(shared: Arc<TrackShared>, start: Option<u64>) -> Self {
         let (cursor, start) = {
             let mut state = shared.state.lock();
-            state.consumers += 1;
+            state.life.add_consumer();
             let start = start.or(state.cache.latest());
             (state.cache.first_arrival_from(start), start)
         };
@@ -348,7 +337,7 @@ impl TrackConsumer {
     /// track finished and every held group was read.
     pub fn poll_next_group(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<GroupConsumer>>> {
         let mut state = self.shared.state.lock();
-        if let TrackStatus::Aborted(err) = &state.status {
+        if let Some(err) = state.life.aborted() {
             return Poll::Ready(Err(err.clone()));
         }
         state.cache.evict_expired_now();
@@ -366,10 +355,10 @@ impl TrackConsumer {
         let next = state.cache.next_arrival();
         self.skipped += state.cache.skipped_between(self.cursor, next, self.start);
         self.cursor = next;
-        if state.status == TrackStatus::Finished {
+        if state.life.is_finished() {
             return Poll::Ready(Ok(None));
         }
-        state.readers.register(&mut self.slot, cx.waker());
+        state.life.wait(&mut self.slot, cx.waker());
         Poll::Pending
     }
 
@@ -412,12 +401,11 @@ impl TrackConsumer {
 
     /// Waits for the track to end: `Ok` when finished, the error if aborted.
     pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let mut state = self.shared.state.lock();
-        if let Some(result) = status_result(&state.status) {
-            return Poll::Ready(result);
-        }
-        state.readers.register(&mut self.slot, cx.waker());
-        Poll::Pending
+        self.shared
+            .state
+            .lock()
+            .life
+            .poll_closed(&mut self.slot, cx.waker())
     }
 
     /// Waits for the track to end: `Ok` when finished, the error if aborted.
@@ -434,7 +422,7 @@ impl TrackConsumer {
 impl Clone for TrackConsumer {
     /// A second consumer at the same position.
     fn clone(&self) -> Self {
-        self.shared.state.lock().consumers += 1;
+        self.shared.state.lock().life.add_consumer();
         TrackConsumer {
             shared: self.shared.clone(),
             cursor: self.cursor,
@@ -447,12 +435,7 @@ impl Clone for TrackConsumer {
 
 impl Drop for TrackConsumer {
     fn drop(&mut self) {
-        let mut state = self.shared.state.lock();
-        state.readers.unregister(&mut self.slot);
-        state.consumers -= 1;
-        if state.consumers == 0 {
-            state.unused.wake_all();
-        }
+        self.shared.state.lock().life.release_consumer(&mut self.slot);
     }
 }
 
@@ -568,6 +551,24 @@ mod tests {
         assert!(poll(|cx| consumer.poll_closed(cx)).is_pending());
         drop(second);
         assert!(consumer.next_group().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn abort_on_drop_aborts_instead_of_finishing() {
+        let mut track = TrackProducer::new(Track::new("t"));
+        let other = track.clone();
+        let mut consumer = track.consume();
+        track.abort_on_drop(Error::Cancel);
+        drop(track);
+        assert_eq!(consumer.closed().await, Err(Error::Cancel));
+        assert_eq!(other.is_closed(), Some(Err(Error::Cancel)));
+
+        let mut track = TrackProducer::new(Track::new("t"));
+        let mut consumer = track.consume();
+        track.abort_on_drop(Error::Cancel);
+        track.cancel_abort_on_drop();
+        drop(track);
+        assert_eq!(consumer.closed().await, Ok(()));
     }
 
     #[tokio::test]

@@ -23,9 +23,7 @@ use crate::lite::{
     Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, ControlStream, DEFAULT_MAX_LATENCY,
     FrameHeader, Group, HopId, Message, Subscribe, SubscribeResponse, Version,
 };
-use crate::model::{
-    BroadcastProducer, BroadcastRequests, GroupProducer, OriginProducer, Path, TrackProducer,
-};
+use crate::model::{BroadcastProducer, BroadcastRequests, OriginProducer, Path, TrackProducer};
 
 /// How long a subscription's track stays writable after the publisher
 /// finished the Subscribe stream: QUIC may deliver the last Group streams
@@ -263,7 +261,7 @@ impl<S: Session> Subscriber<S> {
 
     /// One Subscribe stream feeding `track` until the publisher ends it, or
     /// every local consumer leaves (then we cancel it).
-    async fn run_subscription(self, path: Path, track: TrackProducer) {
+    async fn run_subscription(self, path: Path, mut track: TrackProducer) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         lock(&self.subscriptions).insert(id, track.clone());
         let registered = Registered {
@@ -272,26 +270,19 @@ impl<S: Session> Subscriber<S> {
         };
         // If this task is cancelled (the session ended), the track is
         // aborted: losing the upstream must not read as the track's end.
-        let mut track = AbortOnDrop(Some(track));
-        let Some(producer) = track.0.as_mut() else {
-            return;
-        };
-        match self.subscription(id, &path, producer).await {
+        track.abort_on_drop(Error::Cancel);
+        match self.subscription(id, &path, &mut track).await {
             Ok(()) => {
                 // Finished by the publisher: from here the track ends cleanly
                 // even if this task is cancelled while late Group streams land.
-                let finished = track.0.take();
+                track.cancel_abort_on_drop();
                 tokio::time::sleep(FIN_GRACE).await;
                 drop(registered);
-                if let Some(track) = finished {
-                    let _ = track.finish();
-                }
+                let _ = track.finish();
             }
             Err(err) => {
                 drop(registered);
-                if let Some(track) = track.0.take() {
-                    track.abort(err.error().clone());
-                }
+                track.abort(err.error().clone());
                 if let StreamError::Protocol(err) = err {
                     let _ = self.fatal.send(err);
                 }
@@ -372,7 +363,12 @@ impl<S: Session> Subscriber<S> {
         drop(track);
         self.stats.group_in();
         let mut group = match created {
-            Ok(group) => IncomingGroup(Some(group)),
+            // If this task is cancelled (the session ends), the group is
+            // aborted: a group cut short must not read as complete.
+            Ok(mut group) => {
+                group.abort_on_drop(Error::Cancel);
+                group
+            }
             Err(err) => {
                 reader.stop(err.code());
                 return Ok(());
@@ -383,7 +379,7 @@ impl<S: Session> Subscriber<S> {
             let frame = match reader.decode(|b| FrameHeader::decode(b, version)).await {
                 Ok(Some(frame)) => frame,
                 Ok(None) => {
-                    group.finish();
+                    let _ = group.finish();
                     return Ok(());
                 }
                 Err(err) => {
@@ -421,50 +417,6 @@ impl<S: Session> Subscriber<S> {
                     }
                 }
             }
-        }
-    }
-}
-
-/// A group being received. If the task receiving it is cancelled (the
-/// session ends), the group is aborted: a group cut short must not read as
-/// complete, which is what dropping a `GroupProducer` would say.
-struct IncomingGroup(Option<GroupProducer>);
-
-impl IncomingGroup {
-    fn create_frame(&mut self, size: u64) -> Result<crate::model::FrameProducer, Error> {
-        match self.0.as_mut() {
-            Some(group) => group.create_frame(size),
-            None => Err(Error::Closed),
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some(group) = self.0.take() {
-            let _ = group.finish();
-        }
-    }
-
-    fn abort(&mut self, err: Error) {
-        if let Some(group) = self.0.take() {
-            group.abort(err);
-        }
-    }
-}
-
-impl Drop for IncomingGroup {
-    fn drop(&mut self) {
-        self.abort(Error::Cancel);
-    }
-}
-
-/// A track fed by a subscription task; aborted with [`Error::Cancel`] if the
-/// task is dropped before it finished or aborted the track itself.
-struct AbortOnDrop(Option<TrackProducer>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(track) = self.0.take() {
-            track.abort(Error::Cancel);
         }
     }
 }

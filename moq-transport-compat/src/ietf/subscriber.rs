@@ -484,7 +484,10 @@ impl<T: Transport> Inner<T> {
         let created = track.create_group(header.group_id);
         drop(track);
         let group = match created {
-            Ok(group) => group,
+            Ok(mut group) => {
+                group.abort_on_drop(moq_lite::Error::Cancel);
+                group
+            }
             Err(err) => {
                 tracing::debug!(%err, group = header.group_id, "group refused");
                 reader.stop(0x1);
@@ -547,7 +550,8 @@ impl<T: Transport> Inner<T> {
     }
 }
 
-/// A group being received; aborted if dropped unfinished.
+/// A group being received; aborted if dropped unfinished (its producer is
+/// set to abort on drop).
 struct IncomingGroup<'a> {
     group: Option<moq_lite::model::GroupProducer>,
     stats: &'a SessionStats,
@@ -586,11 +590,5 @@ impl IncomingGroup<'_> {
         if let Some(group) = self.group.take() {
             group.abort(err);
         }
-    }
-}
-
-impl Drop for IncomingGroup<'_> {
-    fn drop(&mut self) {
-        self.abort(moq_lite::Error::Cancel);
     }
 }
