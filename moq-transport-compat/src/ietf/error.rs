@@ -173,8 +173,10 @@ impl moq_lite::stream::Protocol for SessionError {
     /// before it finished resets its stream with it.
     const CANCEL_CODE: u32 = 0x1;
 
-    /// See [`transport_error`]: stream reset codes do not map onto moq-lite
-    /// errors, so a reset stream reads as [`moq_lite::Error::Cancel`].
+    /// A stream reset by the peer reads as [`moq_lite::Error::Cancel`]
+    /// (stream reset codes do not map onto moq-lite errors), a closed
+    /// session by its termination code, anything else as
+    /// [`moq_lite::Error::Transport`].
     fn transport_error<E: web_transport_trait::Error>(err: E) -> moq_lite::Error {
         transport_error(err)
     }

@@ -55,20 +55,21 @@ mod requests;
 mod setup;
 mod subscriber;
 
-/// The stream layer of IETF sessions: moq-lite's [`moq_lite::stream`], with
-/// [`SessionError`] as the protocol ([`moq_lite::stream::Protocol`]), so
-/// both families share one buffering policy, one set of limits and one
-/// reset-on-drop.
-///
-/// IETF specifics: a [`Writer`] dropped unfinished resets its stream with
-/// CANCELLED (0x1); a stream reset by the peer reads as
-/// [`moq_lite::Error::Cancel`] and a closed session by its termination code
-/// ([`lite_error`](error::lite_error)); broken bytes close the session with
-/// PROTOCOL_VIOLATION. Control messages carry a 16-bit length, well under
-/// the reader's default limit; data streams, whose decoded objects include
-/// their payload, raise it to [`MAX_OBJECT_BUFFERED`] with
-/// [`Reader::with_max_buffered`](moq_lite::stream::Reader::with_max_buffered).
 pub mod stream {
+    //! The stream layer of IETF sessions: moq-lite's [`moq_lite::stream`],
+    //! with [`SessionError`] as the protocol ([`moq_lite::stream::Protocol`]),
+    //! so both families share one buffering policy, one set of limits and
+    //! one reset-on-drop.
+    //!
+    //! IETF specifics: a [`Writer`] dropped unfinished resets its stream with
+    //! CANCELLED (0x1); a stream reset by the peer reads as
+    //! [`moq_lite::Error::Cancel`], a closed session by its termination code;
+    //! broken bytes close the session with PROTOCOL_VIOLATION. Control
+    //! messages carry a 16-bit length, well under the reader's default limit;
+    //! data streams, whose decoded objects include their payload, raise it to
+    //! [`MAX_OBJECT_BUFFERED`] with
+    //! [`Reader::with_max_buffered`](moq_lite::stream::Reader::with_max_buffered).
+
     use super::SessionError;
 
     /// Reads IETF messages (and objects) from a receive stream.
