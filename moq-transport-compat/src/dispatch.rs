@@ -7,6 +7,7 @@
 //! between moq-lite-02 / -01 and draft-14 (0xff00000e). The result is one
 //! [`Session`] handle, so applications never branch on the protocol.
 
+use bytes::{Bytes, BytesMut};
 use moq_lite::SessionConfig;
 use moq_lite::lite::{SETUP_ALPN, Version as LiteVersion};
 use web_transport_trait::Session as Transport;
@@ -241,7 +242,7 @@ async fn accept_setup<T: Transport>(transport: &T) -> Result<Pending<T>, moq_lit
     let (send, recv) = transport.accept_bi().await.map_err(ietf_transport)?;
     let mut writer = Writer::new(send);
     let mut reader = Reader::new(recv);
-    let raw = reader.read_setup_message().await.map_err(stream_err)?;
+    let raw = read_setup_message(&mut reader).await.map_err(stream_err)?;
     let setup = match ControlMessage::decode(&mut raw.clone(), Draft::D14) {
         Ok(Decoded::Message(ControlMessage::ClientSetup(setup))) => setup,
         Ok(_) => return Err(moq_lite::Error::UnexpectedStream),
@@ -310,7 +311,7 @@ async fn connect_setup<T: Transport>(
         .encode(|b| ControlMessage::ClientSetup(setup).encode(Draft::D14, b))
         .await
         .map_err(stream_err)?;
-    let raw = match reader.read_setup_message().await {
+    let raw = match read_setup_message(&mut reader).await {
         Ok(raw) => raw,
         Err(ietf::stream::StreamError::Closed(_)) => return Err(refused_on_setup_path(&transport).await),
         Err(err) => return Err(stream_err(err)),
@@ -350,6 +351,21 @@ async fn refused_on_setup_path<T: Transport>(transport: &T) -> moq_lite::Error {
         Some((code, _)) => moq_lite::Error::from_code(code.into()),
         None => moq_lite::Error::Transport,
     }
+}
+
+/// Reads exactly one message framed as `Type (one byte) Length (16) Body`
+/// without reading past it: the stream may be handed to moq-lite
+/// afterwards. Returns the whole message, its type and length included.
+async fn read_setup_message<R: web_transport_trait::RecvStream>(
+    reader: &mut Reader<R>,
+) -> Result<Bytes, ietf::stream::StreamError> {
+    let head = reader.read_exact(3).await?;
+    let len = usize::from(u16::from_be_bytes([head[1], head[2]]));
+    let body = reader.read_exact(len).await?;
+    let mut message = BytesMut::with_capacity(head.len() + body.len());
+    message.extend_from_slice(&head);
+    message.extend_from_slice(&body);
+    Ok(message.freeze())
 }
 
 fn stream_err(err: ietf::stream::StreamError) -> moq_lite::Error {

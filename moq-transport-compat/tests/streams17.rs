@@ -16,7 +16,7 @@ use moq_transport_compat::control::{
     RequestOk, RequestUpdate, Subscribe, SubscribeOk,
 };
 use moq_transport_compat::data::{FetchItem, FetchReader, ObjectContent, StreamHeader};
-use moq_transport_compat::ietf::stream::{Reader, StreamError, Writer};
+use moq_transport_compat::ietf::stream::{MAX_OBJECT_BUFFERED, Reader, StreamError, Writer};
 use moq_transport_compat::{Draft, KeyValuePairs, Location, SubscriptionFilter};
 
 /// Draft-17 REQUEST_ERROR codes.
@@ -113,7 +113,7 @@ fn standalone_fetch(request_id: u64, path: &str, start: Location, end: Location)
 async fn read_fetch17(raw: &Raw17) -> Vec<(u64, u64, Bytes)> {
     let mut reader = loop {
         let recv = raw.session.accept_uni().await.unwrap();
-        let mut reader = Reader::new(recv);
+        let mut reader = Reader::new(recv).with_max_buffered(MAX_OBJECT_BUFFERED);
         let header = reader
             .decode_required(|b| StreamHeader::decode(b, Draft::D17))
             .await

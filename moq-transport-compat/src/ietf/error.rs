@@ -165,3 +165,58 @@ pub fn transport_error<E: web_transport_trait::Error>(err: E) -> moq_lite::Error
         None => moq_lite::Error::Transport,
     }
 }
+
+/// How an IETF session reads the failures of its streams, for the stream
+/// layer it shares with moq-lite ([`moq_lite::stream`]).
+impl moq_lite::stream::Protocol for SessionError {
+    /// Stream reset code 0x1, CANCELLED in every draft: a writer dropped
+    /// before it finished resets its stream with it.
+    const CANCEL_CODE: u32 = 0x1;
+
+    /// A stream reset by the peer reads as [`moq_lite::Error::Cancel`]
+    /// (stream reset codes do not map onto moq-lite errors), a closed
+    /// session by its termination code, anything else as
+    /// [`moq_lite::Error::Transport`].
+    fn transport_error<E: web_transport_trait::Error>(err: E) -> moq_lite::Error {
+        transport_error(err)
+    }
+
+    /// Every broken stream is a PROTOCOL_VIOLATION; the reason phrase says
+    /// how it broke.
+    fn violation(violation: moq_lite::stream::Violation) -> Self {
+        use moq_lite::stream::Violation;
+        match violation {
+            Violation::Decode(err) => SessionError::protocol(format!("decode: {err}")),
+            Violation::TooLarge => SessionError::protocol("message too large"),
+            Violation::Truncated => SessionError::protocol("stream ended early"),
+            Violation::Trailing => SessionError::protocol("bytes after the last message"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use moq_lite::coding::DecodeError;
+    use moq_lite::stream::{Protocol, Violation};
+
+    use super::*;
+
+    #[test]
+    fn stream_protocol() {
+        assert_eq!(<SessionError as Protocol>::CANCEL_CODE, 0x1);
+        let violation = <SessionError as Protocol>::violation;
+        let cases = [
+            (
+                Violation::Decode(DecodeError::Short),
+                "decode: ".to_string() + &DecodeError::Short.to_string(),
+            ),
+            (Violation::TooLarge, "message too large".to_string()),
+            (Violation::Truncated, "stream ended early".to_string()),
+            (Violation::Trailing, "bytes after the last message".to_string()),
+        ];
+        for (case, reason) in cases {
+            assert_eq!(violation(case), SessionError::protocol(reason));
+        }
+        assert_eq!(SessionError::protocol("x").code, code::PROTOCOL_VIOLATION);
+    }
+}

@@ -34,7 +34,9 @@
 //! - The machinery: `setup` (the SETUP exchange), `driver` (the session's
 //!   loop), `control` (dispatch of each control message), `request_ids`
 //!   (the Request ID rules, a pure state machine), `requests` and `deps17`
-//!   (draft-17's stream per request and required requests).
+//!   (draft-17's stream per request and required requests); every stream
+//!   is read and written through [`stream`], moq-lite's stream layer
+//!   ([`moq_lite::stream`]) with this session's errors and codes.
 //!
 //! Draft-17 (new varint, SETUP on a unidirectional control stream of type
 //! 0x2F00, one bidirectional stream per request) runs the same request
@@ -51,8 +53,42 @@ mod push;
 mod request_ids;
 mod requests;
 mod setup;
-pub mod stream;
 mod subscriber;
+
+pub mod stream {
+    //! The stream layer of IETF sessions: moq-lite's [`moq_lite::stream`],
+    //! with [`SessionError`] as the protocol ([`moq_lite::stream::Protocol`]),
+    //! so both families share one buffering policy, one set of limits and
+    //! one reset-on-drop.
+    //!
+    //! IETF specifics: a [`Writer`] dropped unfinished resets its stream with
+    //! CANCELLED (0x1); a stream reset by the peer reads as
+    //! [`moq_lite::Error::Cancel`], a closed session by its termination code;
+    //! broken bytes close the session with PROTOCOL_VIOLATION. Control
+    //! messages carry a 16-bit length, well under the reader's default limit;
+    //! data streams, whose decoded objects include their payload, raise it to
+    //! [`MAX_OBJECT_BUFFERED`] with
+    //! [`Reader::with_max_buffered`](moq_lite::stream::Reader::with_max_buffered).
+
+    use super::SessionError;
+
+    /// Reads IETF messages (and objects) from a receive stream.
+    pub type Reader<R> = moq_lite::stream::Reader<R, SessionError>;
+
+    /// Writes IETF messages to a send stream; resets it with CANCELLED
+    /// (0x1) if dropped before it was finished or reset.
+    pub type Writer<S> = moq_lite::stream::Writer<S, SessionError>;
+
+    /// Why an IETF stream's work ended early: only the stream
+    /// ([`Closed`](moq_lite::stream::StreamError::Closed)), or the whole
+    /// session ([`Protocol`](moq_lite::stream::StreamError::Protocol)).
+    pub type StreamError = moq_lite::stream::StreamError<SessionError>;
+
+    /// The most bytes a data stream's [`Reader`] buffers while waiting for
+    /// one object: a [`MAX_OBJECT_PAYLOAD`](crate::data::MAX_OBJECT_PAYLOAD)
+    /// payload plus its header. Past it the peer broke the protocol.
+    pub const MAX_OBJECT_BUFFERED: usize = crate::data::MAX_OBJECT_PAYLOAD + 1024;
+}
 
 pub use error::{RequestFailure, SessionError, code, done_code};
 pub use setup::ServerHandshake;

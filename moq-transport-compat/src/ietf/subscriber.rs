@@ -432,7 +432,8 @@ impl<T: Transport> Inner<T> {
     /// A unidirectional stream from the peer.
     pub(super) async fn recv_uni(self: Arc<Self>, recv: T::RecvStream) -> Result<(), StreamError> {
         let draft = self.draft;
-        let mut reader = Reader::new(recv);
+        // Objects are decoded whole, payload included.
+        let mut reader = Reader::new(recv).with_max_buffered(stream::MAX_OBJECT_BUFFERED);
         let header = reader.decode_required(|b| StreamHeader::decode(b, draft)).await?;
         let header = match header {
             StreamHeader::Subgroup(h) => h,

@@ -17,7 +17,7 @@ use moq_transport_compat::data::{
     SubgroupWriter,
 };
 use moq_transport_compat::ietf::SessionError;
-use moq_transport_compat::ietf::stream::{Reader, Writer};
+use moq_transport_compat::ietf::stream::{MAX_OBJECT_BUFFERED, Reader, Writer};
 use moq_transport_compat::{
     Draft, KeyValuePairs, Location, Session, SubscriptionFilter, TrackNamespace, Version,
 };
@@ -276,7 +276,7 @@ pub async fn read_subgroups(raw: &Raw, alias: u64, groups: usize) -> Vec<(u64, V
     let mut out = Vec::new();
     while out.len() < groups {
         let recv = raw.session.accept_uni().await.unwrap();
-        let mut reader = Reader::new(recv);
+        let mut reader = Reader::new(recv).with_max_buffered(MAX_OBJECT_BUFFERED);
         let header = reader
             .decode_required(|b| StreamHeader::decode(b, draft))
             .await
@@ -422,7 +422,7 @@ pub async fn read_fetch(raw: &Raw) -> Vec<(u64, u64, Bytes)> {
     // Skip the subscription's data streams.
     let mut reader = loop {
         let recv = raw.session.accept_uni().await.unwrap();
-        let mut reader = Reader::new(recv);
+        let mut reader = Reader::new(recv).with_max_buffered(MAX_OBJECT_BUFFERED);
         let header = reader
             .decode_required(|b| StreamHeader::decode(b, draft))
             .await
