@@ -87,8 +87,14 @@ async fn draft14_subscribe_update_narrows_by_subscription_request_id() {
             "{done:?}"
         );
 
-        // Widening another subscription closes the session.
+        // Widening another subscription closes the session. Its narrowed
+        // range ends past every group written, so that it is still open
+        // when the widening arrives (an ended one would be ignored).
         let _ = subscribe(&mut raw, 6).await;
+        let narrow = SubscriptionFilter::AbsoluteRange {
+            start: Location::new(2, 0),
+            end_group: 50,
+        };
         let wide = SubscriptionFilter::AbsoluteRange {
             start: Location::new(0, 0),
             end_group: 100,
