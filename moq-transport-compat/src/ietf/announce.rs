@@ -107,6 +107,11 @@ impl<T: Transport> Inner<T> {
                 .await?;
             return writer.finish();
         };
+        // Subscribe Options: 0 PUBLISH only, 1 NAMESPACE only, 2 both.
+        // Registered before the answer, so that no broadcast announced once
+        // the peer has it goes out as PUBLISH_NAMESPACE too.
+        let namespaces = m.subscribe_options != 0;
+        let _solicited = namespaces.then(|| Solicited::register(self.clone(), prefix.clone()));
         let ok = RequestOk {
             request_id: m.request_id,
             parameters: Parameters::new(),
@@ -114,9 +119,6 @@ impl<T: Transport> Inner<T> {
         writer
             .encode(|b| ControlMessage::RequestOk(ok).encode(draft, b))
             .await?;
-        // Subscribe Options: 0 PUBLISH only, 1 NAMESPACE only, 2 both.
-        let namespaces = m.subscribe_options != 0;
-        let _solicited = namespaces.then(|| Solicited::register(self.clone(), prefix.clone()));
         // Subscribe Options PUBLISH or BOTH: offer the tracks too (push.rs),
         // for as long as this stream is open. Draft-17 is not pushed to.
         let mut pusher = JoinSet::new();

@@ -131,7 +131,15 @@ impl<T: Transport> Inner<T> {
                 .map_err(|e| SessionError::protocol(e.to_string()))?
                 .unwrap_or_default(),
         };
-        let largest = largest_location(&track);
+        // LargestObject delivers the whole group the consumer starts on, so
+        // its Largest Location is what lies before that group: a peer that
+        // takes what follows it (a relay's own LargestObject subscribers) then
+        // misses nothing the publisher wrote while we answered, and a joining
+        // FETCH up to it overlaps nothing.
+        let largest = match filter {
+            SubscriptionFilter::LargestObject => largest_before(&track),
+            _ => largest_location(&track),
+        };
         let (start, end) = match filter {
             SubscriptionFilter::LargestObject => {
                 (largest.map(|l| Location::new(l.group, l.object + 1)), None)
@@ -405,6 +413,22 @@ pub(super) fn largest_location(track: &TrackConsumer) -> Option<Location> {
     let group = track.latest_group()?;
     let frames = available_frames(&group);
     Some(Location::new(group.sequence(), frames.saturating_sub(1)))
+}
+
+/// The largest location before the first group `track` will deliver (it
+/// delivers that group whole): the last object of the group before it, or
+/// `None` when nothing comes before. A consumer with no group yet delivers
+/// what comes next, so what is there now comes before.
+pub(super) fn largest_before(track: &TrackConsumer) -> Option<Location> {
+    let mut probe = track.clone();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let first = match probe.poll_next_group(&mut cx) {
+        std::task::Poll::Ready(Ok(Some(group))) => group.sequence(),
+        _ => return largest_location(track),
+    };
+    let previous = first.checked_sub(1)?;
+    let frames = track.group(previous).map_or(1, |group| available_frames(&group));
+    Some(Location::new(previous, frames.saturating_sub(1)))
 }
 
 /// How many frames of `group` are there now, without waiting.

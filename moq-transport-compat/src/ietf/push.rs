@@ -13,7 +13,7 @@
 
 use super::*;
 
-use super::publisher::largest_location;
+use super::publisher::largest_before;
 use crate::control::Publish;
 
 impl<T: Transport> Inner<T> {
@@ -73,7 +73,9 @@ impl<T: Transport> Inner<T> {
     async fn push_track(self: Arc<Self>, namespace: TrackNamespace, track: TrackConsumer) {
         let draft = self.draft;
         let name = Bytes::from(track.info().name.clone().into_bytes());
-        let largest = largest_location(&track);
+        // The consumer starts on the latest group, sent whole (see
+        // `largest_before`).
+        let largest = largest_before(&track);
         let mut ids = None;
         let reply = self
             .request(|id, state| {
