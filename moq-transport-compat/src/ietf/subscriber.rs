@@ -314,7 +314,10 @@ impl<T: Transport> Inner<T> {
                 tokio::time::sleep(DONE_GRACE).await;
                 true
             }
-            Some(count) => self.streams_arrived(alias, count).await,
+            Some(count) => {
+                tracing::debug!(id, alias, count, "PUBLISH_DONE: waiting for its data streams");
+                self.streams_arrived(alias, count).await
+            }
             None => {
                 self.send(ControlMessage::Unsubscribe(Unsubscribe { request_id: id }));
                 false
