@@ -108,6 +108,8 @@ struct Position {
 enum Stop {
     /// The track ended or `count` was reached.
     Done,
+    /// Whoever reads our output went away (`| head`): a normal end.
+    ReaderGone,
     /// The session or the broadcast went away first.
     Interrupted(String),
 }
@@ -165,7 +167,17 @@ async fn read_broadcast<W: AsyncWrite + Unpin>(
             Wait::Closed(err) => Stop::Interrupted(format!("lost the session: {}", explain(&err))),
         };
         let reason = match stop {
-            Stop::Done => return Ok(()),
+            // A track that ended before `--count` frames is not a success:
+            // the subscriber asked for more than it got.
+            Stop::Done => match options.count {
+                Some(count) if stats.frames() < count => anyhow::bail!(
+                    "the track ended after {} of the {count} frames asked for ({})",
+                    stats.frames(),
+                    connection.url
+                ),
+                _ => return Ok(()),
+            },
+            Stop::ReaderGone => return Ok(()),
             Stop::Interrupted(reason) => reason,
         };
         if !connection.reconnect {
@@ -359,7 +371,7 @@ async fn read<W: AsyncWrite + Unpin>(
             match out.write(&frame).await {
                 Ok(()) => {}
                 // The reader went away (`| head`): that is a normal end.
-                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(Stop::Done),
+                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(Stop::ReaderGone),
                 Err(err) => return Err(anyhow::anyhow!("cannot write to stdout: {err}")),
             }
             position.frames = index;

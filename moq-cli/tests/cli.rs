@@ -592,3 +592,32 @@ async fn an_exiting_publisher_is_withdrawn_at_once() {
     .await
     .expect("timed out");
 }
+
+/// A subscriber asked for more frames than the track held before it
+/// ended: it says so and exits non-zero, instead of reporting success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_that_ends_short_of_count_is_a_failure() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = relay().await;
+        let url = http(&relay);
+        let subscriber = Moq::spawn(&["subscribe", &url, "short", "--count", "3", "--timeout", "20s"]);
+        let mut publisher = Moq::spawn(&[
+            "publish",
+            &url,
+            "short",
+            "--wait-subscriber",
+            "--group-frames",
+            "10",
+        ]);
+        publisher.write(b"only\n").await;
+        publisher.close_stdin();
+        let (status, out, stderr) = subscriber.finish().await;
+        assert!(!status.success(), "exit 0 after 1 of 3 frames: {stderr}");
+        assert_eq!(String::from_utf8_lossy(&out), "only\n");
+        assert!(stderr.contains("1 of the 3 frames"), "{stderr}");
+        let (status, _, stderr) = publisher.finish().await;
+        assert!(status.success(), "{stderr}");
+    })
+    .await
+    .expect("timed out");
+}
