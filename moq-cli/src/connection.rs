@@ -2,14 +2,13 @@
 //! logic every command shares.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use moq_lite::SessionConfig;
 use moq_lite::endpoint::{Client, ClientConfig, ClientTls, EndpointError, Transport};
-use moq_lite::lite::Version;
+
 use moq_lite::model::{OriginConsumer, OriginProducer};
-use moq_transport_compat::{Draft, Session};
+use moq_transport_compat::Session;
 use url::Url;
 
 use crate::error::explain;
@@ -18,100 +17,10 @@ use crate::error::explain;
 /// the relay.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A protocol version forced with `--protocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// moq-lite-04 (ALPN `moq-lite-04`).
-    Lite04,
-    /// moq-lite-03 (ALPN `moq-lite-03`).
-    Lite03,
-    /// moq-lite-02 (ALPN `moql`, version picked in SETUP).
-    Lite02,
-    /// IETF moq-transport draft N (14 to 17).
-    Transport(u8),
-}
-
-impl Protocol {
-    /// The names `--protocol` accepts.
-    pub const NAMES: &'static [&'static str] = &[
-        "moq-lite-04",
-        "moq-lite-03",
-        "moq-lite-02",
-        "moq-transport-14",
-        "moq-transport-15",
-        "moq-transport-16",
-        "moq-transport-17",
-    ];
-
-    /// The ALPN / WebTransport protocol token to offer.
-    pub fn alpn(self) -> anyhow::Result<&'static str> {
-        match self {
-            Protocol::Lite04 => Ok("moq-lite-04"),
-            Protocol::Lite03 => Ok("moq-lite-03"),
-            Protocol::Lite02 => Ok("moql"),
-            Protocol::Transport(14) => Ok("moq-00"),
-            Protocol::Transport(15) => Ok("moqt-15"),
-            Protocol::Transport(16) => Ok("moqt-16"),
-            Protocol::Transport(17) => Ok("moqt-17"),
-            Protocol::Transport(draft) => anyhow::bail!(
-                "--protocol moq-transport-{draft}: this draft is not supported yet; use moq-transport-14, \
-                 -15 or -16, a moq-lite version, or leave --protocol out to negotiate"
-            ),
-        }
-    }
-
-    /// The version this must negotiate.
-    fn version(self) -> Option<moq_transport_compat::Version> {
-        use moq_transport_compat::Version::{Ietf, Lite};
-        match self {
-            Protocol::Lite04 => Some(Lite(Version::Lite04)),
-            Protocol::Lite03 => Some(Lite(Version::Lite03)),
-            Protocol::Lite02 => Some(Lite(Version::Lite02)),
-            Protocol::Transport(14) => Some(Ietf(Draft::D14)),
-            Protocol::Transport(15) => Some(Ietf(Draft::D15)),
-            Protocol::Transport(16) => Some(Ietf(Draft::D16)),
-            Protocol::Transport(17) => Some(Ietf(Draft::D17)),
-            Protocol::Transport(_) => None,
-        }
-    }
-}
-
-impl FromStr for Protocol {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let name = s.trim().to_ascii_lowercase();
-        match name.as_str() {
-            "moq-lite-04" | "lite-04" => Ok(Protocol::Lite04),
-            "moq-lite-03" | "lite-03" => Ok(Protocol::Lite03),
-            "moq-lite-02" | "lite-02" | "moql" => Ok(Protocol::Lite02),
-            _ => {
-                let draft = name
-                    .strip_prefix("moq-transport-")
-                    .or_else(|| name.strip_prefix("moqt-"))
-                    .and_then(|d| d.parse::<u8>().ok());
-                match draft {
-                    Some(d @ 14..=17) => Ok(Protocol::Transport(d)),
-                    _ => Err(format!(
-                        "unknown protocol `{s}`; expected one of: {}",
-                        Protocol::NAMES.join(", ")
-                    )),
-                }
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for Protocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Protocol::Lite04 => f.write_str("moq-lite-04"),
-            Protocol::Lite03 => f.write_str("moq-lite-03"),
-            Protocol::Lite02 => f.write_str("moq-lite-02"),
-            Protocol::Transport(d) => write!(f, "moq-transport-{d}"),
-        }
-    }
-}
+/// A protocol version forced with `--protocol`: one of the versions of
+/// [`moq_transport_compat::protocols::VERSIONS`], by name (`moq-lite-04`,
+/// `moq-transport-16`).
+pub type Protocol = moq_transport_compat::Version;
 
 /// Where and how to connect: the URL plus the global flags.
 #[derive(Debug, Clone)]
@@ -190,7 +99,7 @@ impl Connection {
     /// The client endpoint these flags describe. Needs a tokio runtime.
     pub fn client(&self) -> anyhow::Result<Client> {
         let protocols = match self.protocol {
-            Some(protocol) => vec![protocol.alpn()?.to_string()],
+            Some(protocol) => vec![protocol.alpn().to_string()],
             None => moq_transport_compat::supported_protocols(),
         };
         let config = ClientConfig {
@@ -249,13 +158,13 @@ impl Connection {
         .await
         .map_err(|_| anyhow::anyhow!("could not connect to {}: the MoQ handshake timed out", self.url))?
         .map_err(|err| anyhow::anyhow!("could not start a session with {}: {}", self.url, explain(&err)))?;
-        if let Some(expected) = self.protocol.and_then(Protocol::version) {
+        if let Some(expected) = self.protocol {
             if session.version() != expected {
                 anyhow::bail!(
                     "{} negotiated {:?} although --protocol {} was asked for",
                     self.url,
                     session.version(),
-                    self.protocol.map(|p| p.to_string()).unwrap_or_default()
+                    expected.name()
                 );
             }
         }
@@ -398,18 +307,15 @@ mod tests {
 
     #[test]
     fn protocols_parse() {
-        assert_eq!("moq-lite-02".parse::<Protocol>().unwrap().alpn().unwrap(), "moql");
-        assert_eq!("moq-lite-04".parse::<Protocol>().unwrap(), Protocol::Lite04);
-        let ietf: Protocol = "moq-transport-15".parse().unwrap();
-        assert_eq!(ietf.alpn().unwrap(), "moqt-15");
+        use moq_lite::lite::Version;
+        assert_eq!("moq-lite-02".parse::<Protocol>().unwrap().alpn(), "moql");
         assert_eq!(
-            "moq-transport-14".parse::<Protocol>().unwrap().alpn().unwrap(),
-            "moq-00"
+            "moq-lite-04".parse::<Protocol>().unwrap(),
+            Protocol::Lite(Version::Lite04)
         );
-        assert_eq!(
-            "moq-transport-17".parse::<Protocol>().unwrap().alpn().unwrap(),
-            "moqt-17"
-        );
+        assert_eq!("moq-transport-15".parse::<Protocol>().unwrap().alpn(), "moqt-15");
+        assert_eq!("moq-transport-14".parse::<Protocol>().unwrap().alpn(), "moq-00");
+        assert_eq!("moq-transport-17".parse::<Protocol>().unwrap().alpn(), "moqt-17");
         assert!("moq-transport-13".parse::<Protocol>().is_err());
     }
 

@@ -217,9 +217,6 @@ impl Global {
         connection.jwt = self.jwt.clone();
         connection.reconnect = !self.no_reconnect;
         connection.connect_timeout = self.connect_timeout;
-        if let Some(protocol) = self.protocol {
-            protocol.alpn()?;
-        }
         Ok(connection)
     }
 }

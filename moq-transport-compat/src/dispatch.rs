@@ -17,7 +17,8 @@ use crate::control::{ClientSetup, ControlMessage, Decoded, ServerSetup};
 use crate::ietf;
 use crate::ietf::stream::{Reader, Writer};
 
-/// Every protocol string we speak, in the order a client offers them.
+/// Every protocol string we speak, in the order a client offers them: the
+/// tokens of [`crate::protocols::VERSIONS`] (checked by a test there).
 pub const ALL_PROTOCOLS: &[&str] = &[
     "moq-lite-04",
     "moq-lite-03",
@@ -34,7 +35,10 @@ pub const IETF_PROTOCOLS: &[&str] = &["moqt-17", "moqt-16", "moqt-15", "moq-00"]
 /// [`ALL_PROTOCOLS`] as owned strings, for `ClientConfig::protocols` /
 /// `ServerConfig::protocols`.
 pub fn supported_protocols() -> Vec<String> {
-    ALL_PROTOCOLS.iter().map(|p| p.to_string()).collect()
+    crate::protocols::alpns()
+        .into_iter()
+        .map(str::to_string)
+        .collect()
 }
 
 /// The version SETUP-path versions we accept, preferred first.

@@ -34,6 +34,7 @@ mod dispatch;
 pub mod ietf;
 pub mod kvp;
 pub mod namespace;
+pub mod protocols;
 pub mod varint;
 mod version;
 
