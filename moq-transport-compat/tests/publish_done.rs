@@ -9,8 +9,6 @@ mod common;
 use common::*;
 use moq_lite::model::{OriginProducer, Path, Track, TrackConsumer};
 use moq_transport_compat::control::{ControlMessage, PublishDone, PublishNamespace};
-use moq_transport_compat::data::{ObjectContent, SubgroupHeader, SubgroupId, SubgroupObject, SubgroupWriter};
-use moq_transport_compat::ietf::stream::Writer;
 use moq_transport_compat::{Draft, KeyValuePairs, SubscriptionFilter, TrackNamespace};
 
 /// A raw publisher of "raw/pub" and a consumer of its track "t" through
@@ -31,30 +29,6 @@ async fn subscribed(draft: Draft, origin: &OriginProducer, raw: &mut Raw) -> (Tr
     let consumer = broadcast.subscribe_track(&Track::new("t")).unwrap();
     let sub = accept_subscribe(raw, 7).await;
     (consumer, sub.request_id)
-}
-
-async fn send_group(raw: &Raw, draft: Draft, group: u64) {
-    let send = web_transport_trait::Session::open_uni(&raw.session)
-        .await
-        .unwrap();
-    let mut writer = Writer::new(send);
-    let header = SubgroupHeader {
-        track_alias: 7,
-        group_id: group,
-        subgroup_id: SubgroupId::Zero,
-        publisher_priority: Some(0),
-        extensions: false,
-        end_of_group: false,
-    };
-    let mut objects = SubgroupWriter::new(&header);
-    writer.encode(|b| header.encode(draft, b)).await.unwrap();
-    let obj = SubgroupObject {
-        object_id: 0,
-        extensions: KeyValuePairs::new(),
-        content: ObjectContent::Payload(object(group, 0)),
-    };
-    writer.encode(|b| objects.encode(&obj, draft, b)).await.unwrap();
-    writer.finish().unwrap();
 }
 
 /// Sends PUBLISH_DONE with `count`, and waits until the session has read
@@ -88,7 +62,7 @@ async fn a_stream_after_publish_done_is_still_delivered() {
             let (mut consumer, id) = subscribed(draft, &origin, &mut raw).await;
             // PUBLISH_DONE overtakes the only data stream.
             publish_done(&mut raw, draft, id, 1).await;
-            send_group(&raw, draft, 0).await;
+            write_subgroup(&raw, 7, 0, 1).await;
             let mut group = consumer.next_group().await.unwrap().expect("the group");
             assert_eq!(group.read_frame().await.unwrap(), Some(object(0, 0)));
             assert!(
@@ -108,7 +82,7 @@ async fn streams_that_never_come_end_the_track_with_an_error() {
         let origin = OriginProducer::new();
         let (mut raw, _server, _endpoints) = raw_pair(draft, subscribe(&origin)).await;
         let (mut consumer, id) = subscribed(draft, &origin, &mut raw).await;
-        send_group(&raw, draft, 0).await;
+        write_subgroup(&raw, 7, 0, 1).await;
         // Two streams announced, one sent.
         publish_done(&mut raw, draft, id, 2).await;
         let mut group = consumer.next_group().await.unwrap().expect("the group");

@@ -13,7 +13,6 @@ use moq_lite::model::{OriginProducer, Path, Track};
 use moq_transport_compat::control::{
     ControlMessage, Decoded, Publish, SubscribeNamespace, subscribe_options,
 };
-use moq_transport_compat::data::{ObjectContent, SubgroupHeader, SubgroupId, SubgroupObject, SubgroupWriter};
 use moq_transport_compat::ietf::stream::{Reader, Writer};
 use moq_transport_compat::{Draft, KeyValuePairs, SubscriptionFilter, TrackNamespace};
 
@@ -35,34 +34,6 @@ async fn next_control(raw: &mut Raw) -> ControlMessage {
         Decoded::Message(msg) => msg,
         Decoded::Unknown { message_type, .. } => panic!("unknown message {message_type:#x}"),
     }
-}
-
-/// Writes `objects` objects of group `group` on one sub-group 0 stream.
-async fn write_group(raw: &Raw, alias: u64, group: u64, objects: u64) {
-    let draft = raw.draft;
-    let send = web_transport_trait::Session::open_uni(&raw.session)
-        .await
-        .unwrap();
-    let mut writer = Writer::new(send);
-    let header = SubgroupHeader {
-        track_alias: alias,
-        group_id: group,
-        subgroup_id: SubgroupId::Zero,
-        publisher_priority: Some(0),
-        extensions: false,
-        end_of_group: false,
-    };
-    let mut encoder = SubgroupWriter::new(&header);
-    writer.encode(|b| header.encode(draft, b)).await.unwrap();
-    for o in 0..objects {
-        let obj = SubgroupObject {
-            object_id: o,
-            extensions: KeyValuePairs::new(),
-            content: ObjectContent::Payload(object(group, o)),
-        };
-        writer.encode(|b| encoder.encode(&obj, draft, b)).await.unwrap();
-    }
-    writer.finish().unwrap();
 }
 
 /// publish-track-subscribe: a track pushed with PUBLISH before anyone
@@ -114,7 +85,7 @@ async fn a_pushed_track_waits_for_later_subscribers() {
                 "{draft:?}: the pushed track was given up: {reply:?}"
             );
 
-            write_group(&raw, 7, 0, 3).await;
+            write_subgroup(&raw, 7, 0, 3).await;
             let broadcast = relay.consume().consume_broadcast("pushed/x").expect("published");
             let mut consumer = broadcast.subscribe_track(&Track::new("t")).unwrap();
             let groups = read_groups(&mut consumer, 1).await;
@@ -228,7 +199,7 @@ async fn subscribe_is_routed_to_the_publisher_of_a_prefix() {
                 panic!("{draft:?}: expected SUBSCRIBE_OK")
             };
 
-            write_group(&publisher, 9, 0, 3).await;
+            write_subgroup(&publisher, 9, 0, 3).await;
             let groups = read_subgroups(&subscriber, ok.track_alias, 1).await;
             assert_eq!(groups[0].0, 0);
             assert_eq!(groups[0].1, expected_objects(0, 0)[..3].to_vec(), "{draft:?}");

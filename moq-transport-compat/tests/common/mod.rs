@@ -461,3 +461,31 @@ pub async fn accept_subscribe(raw: &mut Raw, alias: u64) -> Subscribe {
     .await;
     sub
 }
+
+/// Writes `objects` objects of group `group` on one sub-group 0 stream.
+pub async fn write_subgroup(raw: &Raw, alias: u64, group: u64, objects: u64) {
+    let draft = raw.draft;
+    let send = web_transport_trait::Session::open_uni(&raw.session)
+        .await
+        .unwrap();
+    let mut writer = Writer::new(send);
+    let header = SubgroupHeader {
+        track_alias: alias,
+        group_id: group,
+        subgroup_id: SubgroupId::Zero,
+        publisher_priority: Some(0),
+        extensions: false,
+        end_of_group: false,
+    };
+    let mut encoder = SubgroupWriter::new(&header);
+    writer.encode(|b| header.encode(draft, b)).await.unwrap();
+    for o in 0..objects {
+        let obj = SubgroupObject {
+            object_id: o,
+            extensions: KeyValuePairs::new(),
+            content: ObjectContent::Payload(object(group, o)),
+        };
+        writer.encode(|b| encoder.encode(&obj, draft, b)).await.unwrap();
+    }
+    writer.finish().unwrap();
+}
