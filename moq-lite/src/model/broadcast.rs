@@ -401,8 +401,8 @@ impl BroadcastConsumer {
             Some(Err(err)) => return Err(err),
         }
         if let Some(track) = state.tracks.get(&info.name).and_then(Weak::upgrade) {
-            if track.is_open() {
-                return Ok(TrackConsumer::new(track, None));
+            if let Some(consumer) = TrackConsumer::new_if_open(track) {
+                return Ok(consumer);
             }
         }
         if state.request_handlers == 0 {

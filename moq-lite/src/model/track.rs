@@ -222,6 +222,26 @@ impl TrackProducer {
         self.shared.state.lock().life.is_unused()
     }
 
+    /// Ends the track with `err` if no consumer is left, in one step, so
+    /// that a consumer arriving meanwhile (a subscriber finding the track by
+    /// name in its broadcast) is never handed a track about to be aborted.
+    /// Returns whether the track has ended (now or before); `false` means a
+    /// consumer came back and the track goes on.
+    ///
+    /// For a relay giving up an upstream subscription once [`unused`](Self::unused)
+    /// says nobody reads it.
+    pub fn abort_if_unused(&self, err: Error) -> bool {
+        let mut state = self.shared.state.lock();
+        if !state.life.is_open() {
+            return true;
+        }
+        if !state.life.is_unused() {
+            return false;
+        }
+        state.life.abort(err);
+        true
+    }
+
     /// How many consumers read this track now. Through a relay, a publisher
     /// sees one per upstream subscription, however many subscribers there are.
     pub fn consumer_count(&self) -> usize {
@@ -313,19 +333,33 @@ impl TrackConsumer {
     /// `start: None` means the latest group at this moment (or the first to
     /// come, on an empty track).
     pub(crate) fn new(shared: Arc<TrackShared>, start: Option<u64>) -> Self {
+        Self::new_if(shared, start, false).expect("unconditional")
+    }
+
+    /// A consumer of a track that is still open, checked and counted in one
+    /// step: a track its producer is about to abort for want of consumers
+    /// ([`TrackProducer::abort_if_unused`]) is never handed out.
+    pub(crate) fn new_if_open(shared: Arc<TrackShared>) -> Option<Self> {
+        Self::new_if(shared, None, true)
+    }
+
+    fn new_if(shared: Arc<TrackShared>, start: Option<u64>, only_open: bool) -> Option<Self> {
         let (cursor, start) = {
             let mut state = shared.state.lock();
+            if only_open && !state.life.is_open() {
+                return None;
+            }
             state.life.add_consumer();
             let start = start.or(state.cache.latest());
             (state.cache.first_arrival_from(start), start)
         };
-        TrackConsumer {
+        Some(TrackConsumer {
             shared,
             cursor,
             start,
             skipped: 0,
             slot: None,
-        }
+        })
     }
 
     /// The track's name and priority.
@@ -455,6 +489,44 @@ mod tests {
     use bytes::Bytes;
     use std::task::Waker;
     use std::time::Duration;
+
+    /// A relay gives up an upstream track only if nobody came back for it,
+    /// and a subscriber arriving after that gets a fresh request, never the
+    /// aborted track.
+    #[test]
+    fn abort_if_unused_races_no_subscriber() {
+        use crate::model::BroadcastProducer;
+        let broadcast = BroadcastProducer::new();
+        let mut requests = broadcast.requests();
+        let consumer = broadcast.consume();
+        let first = consumer.subscribe_track(&Track::new("t")).unwrap();
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let Poll::Ready(Some(upstream)) = requests.poll_requested_track(&mut cx) else {
+            panic!("a request")
+        };
+
+        // A consumer is back: the track goes on.
+        let again = consumer.subscribe_track(&Track::new("t")).unwrap();
+        drop(first);
+        assert!(!upstream.abort_if_unused(Error::Cancel));
+        assert!(upstream.is_closed().is_none());
+
+        // Nobody left: it ends, and the next subscriber asks afresh.
+        drop(again);
+        assert!(upstream.abort_if_unused(Error::Cancel));
+        assert_eq!(upstream.is_closed(), Some(Err(Error::Cancel)));
+        assert!(upstream.abort_if_unused(Error::Cancel), "already ended");
+        let mut later = consumer.subscribe_track(&Track::new("t")).unwrap();
+        assert!(
+            later.poll_next_group(&mut cx).is_pending(),
+            "not the aborted track"
+        );
+        let Poll::Ready(Some(fresh)) = requests.poll_requested_track(&mut cx) else {
+            panic!("a fresh request")
+        };
+        assert!(fresh.is_closed().is_none());
+    }
 
     fn poll<T>(f: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
         f(&mut Context::from_waker(Waker::noop()))

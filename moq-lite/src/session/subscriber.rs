@@ -338,6 +338,12 @@ impl<S: Session> Subscriber<S> {
                     }
                 },
                 _ = track.unused() => {
+                    // A subscriber that found the track since the wake-up
+                    // keeps it; otherwise it ends here, before anyone else can
+                    // find it, and the next subscriber asks afresh.
+                    if !track.abort_if_unused(Error::Cancel) {
+                        continue;
+                    }
                     tracing::debug!(id, "unsubscribing");
                     writer.reset(Error::Cancel.code());
                     reader.stop(Error::Cancel.code());

@@ -298,16 +298,24 @@ impl<T: Transport> Inner<T> {
         done: oneshot::Receiver<u64>,
         demand: Demand,
     ) {
-        let unused = async {
-            match demand {
-                Demand::WhileUsed => track.unused().await,
-                Demand::Pushed => std::future::pending().await,
+        tokio::pin!(done);
+        let done = loop {
+            let unused = async {
+                match demand {
+                    Demand::WhileUsed => track.unused().await,
+                    Demand::Pushed => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                // A session that ends drops the sender: no count to wait for.
+                count = &mut done => break Some(count.unwrap_or(UNKNOWN_STREAM_COUNT)),
+                _ = unused => {}
             }
-        };
-        let done = tokio::select! {
-            // A session that ends drops the sender: no count to wait for.
-            count = done => Some(count.unwrap_or(UNKNOWN_STREAM_COUNT)),
-            _ = unused => None,
+            // A consumer that found the track since the wake-up keeps it;
+            // otherwise it ends here, before anyone else can find it.
+            if track.abort_if_unused(moq_lite::Error::Cancel) {
+                break None;
+            }
         };
         let complete = match done {
             Some(UNKNOWN_STREAM_COUNT) => {
