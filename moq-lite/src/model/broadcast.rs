@@ -307,6 +307,16 @@ impl BroadcastRequests {
     }
 }
 
+/// The requested tracks as a stream, for serving each as it comes
+/// (`requests.for_each_concurrent(None, serve)`); it ends with the broadcast.
+impl futures::Stream for BroadcastRequests {
+    type Item = TrackProducer;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<TrackProducer>> {
+        self.get_mut().poll_requested_track(cx)
+    }
+}
+
 impl Drop for BroadcastRequests {
     fn drop(&mut self) {
         let orphans = {
@@ -356,6 +366,15 @@ impl OfferedTracks {
     /// The next live offered track; `None` once the broadcast ended.
     pub async fn next(&mut self) -> Option<TrackConsumer> {
         std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+}
+
+/// The offered tracks as a stream; it ends with the broadcast.
+impl futures::Stream for OfferedTracks {
+    type Item = TrackConsumer;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<TrackConsumer>> {
+        OfferedTracks::poll_next(self.get_mut(), cx)
     }
 }
 

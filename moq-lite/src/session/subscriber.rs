@@ -240,23 +240,15 @@ impl<S: Session> Subscriber<S> {
         }
     }
 
-    /// Subscribes upstream to each track a local consumer asks for.
-    async fn serve_requests(self, path: Path, mut requests: BroadcastRequests) {
-        let mut subscriptions = JoinSet::new();
-        loop {
-            tokio::select! {
-                request = requests.requested_track() => match request {
-                    Some(track) => {
-                        subscriptions.spawn(self.clone().run_subscription(path.clone(), track));
-                    }
-                    None => break,
-                },
-                Some(_) = subscriptions.join_next(), if !subscriptions.is_empty() => {}
-            }
-        }
-        // The broadcast ended: no new requests, but the open subscriptions
-        // finish normally (the session ending cancels them all instead).
-        while subscriptions.join_next().await.is_some() {}
+    /// Subscribes upstream to each track a local consumer asks for, all
+    /// driven from this task. When the broadcast ends no request comes any
+    /// more, but the open subscriptions finish normally (the session ending
+    /// cancels them all instead).
+    async fn serve_requests(self, path: Path, requests: BroadcastRequests) {
+        use futures::StreamExt;
+        requests
+            .for_each_concurrent(None, |track| self.clone().run_subscription(path.clone(), track))
+            .await
     }
 
     /// One Subscribe stream feeding `track` until the publisher ends it, or

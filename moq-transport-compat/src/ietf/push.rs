@@ -53,20 +53,11 @@ impl<T: Transport> Inner<T> {
 
     /// Offers each track of one broadcast, until it ends.
     async fn push_broadcast(self: Arc<Self>, namespace: TrackNamespace, broadcast: BroadcastConsumer) {
-        let mut offers = broadcast.offered_tracks();
-        let mut pushes = JoinSet::new();
-        loop {
-            tokio::select! {
-                offered = offers.next() => match offered {
-                    Some(track) => {
-                        pushes.spawn(self.clone().push_track(namespace.clone(), track));
-                    }
-                    None => break,
-                },
-                Some(_) = pushes.join_next(), if !pushes.is_empty() => {}
-            }
-        }
-        while pushes.join_next().await.is_some() {}
+        use futures::StreamExt;
+        broadcast
+            .offered_tracks()
+            .for_each_concurrent(None, |track| self.clone().push_track(namespace.clone(), track))
+            .await
     }
 
     /// PUBLISH for one track; on PUBLISH_OK it is served like a SUBSCRIBE.

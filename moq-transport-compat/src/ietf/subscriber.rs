@@ -172,21 +172,13 @@ impl<T: Transport> Inner<T> {
         }
     }
 
-    /// Subscribes to each track a local consumer asks for.
-    pub(super) async fn serve_requests(self: Arc<Self>, path: Path, mut requests: BroadcastRequests) {
-        let mut subscriptions = JoinSet::new();
-        loop {
-            tokio::select! {
-                request = requests.requested_track() => match request {
-                    Some(track) => {
-                        subscriptions.spawn(self.clone().run_subscription(path.clone(), track));
-                    }
-                    None => break,
-                },
-                Some(_) = subscriptions.join_next(), if !subscriptions.is_empty() => {}
-            }
-        }
-        while subscriptions.join_next().await.is_some() {}
+    /// Subscribes to each track a local consumer asks for, all driven from
+    /// this task (aborting it cancels them all).
+    pub(super) async fn serve_requests(self: Arc<Self>, path: Path, requests: BroadcastRequests) {
+        use futures::StreamExt;
+        requests
+            .for_each_concurrent(None, |track| self.clone().run_subscription(path.clone(), track))
+            .await
     }
 
     pub(super) async fn run_subscription(self: Arc<Self>, path: Path, track: TrackProducer) {
