@@ -319,3 +319,35 @@ async fn namespace_subscribers_are_pushed_each_track() {
         .expect("timed out");
     }
 }
+
+/// Drafts 14 and 15: each SUBSCRIBE_NAMESPACE costs a task watching the
+/// origin, so a session may hold a bounded number; past it they are refused
+/// and the session stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_subscriptions_are_bounded() {
+    let draft = Draft::D14;
+    tokio::time::timeout(LIMIT, async {
+        let relay = OriginProducer::new();
+        let (mut raw, server, _endpoints) = raw_pair(draft, relay_config(&relay)).await;
+        let mut refused = 0;
+        for i in 0..80u64 {
+            raw.send(ControlMessage::SubscribeNamespace(SubscribeNamespace {
+                request_id: 2 * i,
+                required_request_id_delta: 0,
+                prefix: ns(&format!("p{i}")),
+                subscribe_options: subscribe_options::PUBLISH,
+                parameters: KeyValuePairs::new(),
+            }))
+            .await;
+            match raw.recv().await {
+                ControlMessage::SubscribeNamespaceOk(_) => assert_eq!(refused, 0, "an OK after a refusal"),
+                ControlMessage::SubscribeNamespaceError(_) => refused += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(refused, 80 - 64);
+        server_stays_up(&server).await;
+    })
+    .await
+    .expect("timed out");
+}

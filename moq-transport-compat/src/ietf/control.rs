@@ -4,6 +4,11 @@
 
 use super::*;
 
+/// Drafts 14 and 15: SUBSCRIBE_NAMESPACE requests one session may hold open
+/// at once (draft-16 puts each on a stream of its own, bounded by the
+/// QUIC stream limit).
+const MAX_NAMESPACE_SUBSCRIPTIONS: usize = 64;
+
 impl<T: Transport> Inner<T> {
     /// One control message from the peer.
     pub(super) fn handle(self: &Arc<Self>, msg: ControlMessage) -> Result<(), SessionError> {
@@ -93,6 +98,20 @@ impl<T: Transport> Inner<T> {
             }
             M::SubscribeNamespace(m) => {
                 self.peer_request(m.request_id)?;
+                // Each one is a task watching the whole origin: bounded, so
+                // a peer cannot make us run them without limit.
+                if self.lock().pushers.len() >= MAX_NAMESPACE_SUBSCRIPTIONS {
+                    let err = self.request_error(
+                        m.request_id,
+                        RequestFailure::InternalError,
+                        "too many namespace subscriptions",
+                    );
+                    self.send(match draft {
+                        Draft::D14 => M::SubscribeNamespaceError(err),
+                        _ => M::RequestError(err),
+                    });
+                    return Ok(());
+                }
                 // Drafts 14 and 15: every namespace is announced anyway
                 // (PUBLISH_NAMESPACE); the tracks under the prefix are
                 // pushed with PUBLISH (push.rs).
