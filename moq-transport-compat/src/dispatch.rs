@@ -13,7 +13,7 @@ use moq_lite::lite::{SETUP_ALPN, Version as LiteVersion};
 use web_transport_trait::Session as Transport;
 
 use crate::Draft;
-use crate::control::{ClientSetup, ControlMessage, Decoded, ServerSetup};
+use crate::control::{ClientSetup, ControlMessage, Decoded, ServerSetup, SetupParameter};
 use crate::ietf;
 use crate::ietf::stream::{Reader, Writer};
 
@@ -340,7 +340,7 @@ async fn connect_setup<T: Transport>(
 /// Draft-14 setup parameters (a lite server ignores them).
 fn setup_params_d14() -> crate::KeyValuePairs {
     let mut p = crate::KeyValuePairs::new();
-    p.set_int(crate::control::setup_param::MAX_REQUEST_ID, 1024);
+    p.set_int(SetupParameter::MaxRequestId.code(), 1024);
     p
 }
 

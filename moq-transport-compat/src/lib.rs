@@ -4,9 +4,9 @@
 //! draft-ietf-moq-transport-14, -15, -16 and -17:
 //!
 //! - [`Draft`]: the versions, their ALPN strings and the draft-14 SETUP code.
-//! - [`varint`]: draft-17's [`VarInt17`] and helpers that write "a varint"
-//!   for any draft (QUIC varints before draft-17).
-//! - [`KeyValuePairs`]: setup parameters, message parameters (drafts 14 to
+//! - [`varint`]: helpers that write "a varint" for any draft (a [`Vi64`]
+//!   from draft-17, QUIC varints before).
+//! - [`KeyValuePairs`] (moq-lite's, shared): setup parameters, message parameters (drafts 14 to
 //!   16), extension headers; delta-coded types from draft-16.
 //! - [`TrackNamespace`] with conversions to and from [`moq_lite::model::Path`],
 //!   [`Location`], [`SubscriptionFilter`], reason phrases.
@@ -45,5 +45,5 @@ pub use dispatch::{
 };
 pub use kvp::{KeyValuePair, KeyValuePairs, Value};
 pub use namespace::{NamespaceError, TrackNamespace};
-pub use varint::VarInt17;
+pub use varint::Vi64;
 pub use version::Draft;

@@ -1,149 +1,23 @@
-//! Draft-17's variable-length integer ("vi64") and the draft-aware integer
-//! helpers every message uses.
-//!
-//! Drafts 14 to 16 use QUIC varints (RFC 9000 section 16, at most 2^62 - 1,
-//! [`moq_lite::coding::VarInt`]). Draft-17 section 1.3.1 replaces them with an
-//! encoding whose length is the number of leading 1 bits of the first byte:
-//!
-//! | prefix     | bytes | value bits |
-//! |------------|-------|------------|
-//! | `0`        | 1     | 7          |
-//! | `10`       | 2     | 14         |
-//! | `110`      | 3     | 21         |
-//! | `1110`     | 4     | 28         |
-//! | `11110`    | 5     | 35         |
-//! | `111110`   | 6     | 42         |
-//! | `11111110` | 8     | 56         |
-//! | `11111111` | 9     | 64         |
-//!
-//! The 7-byte form does not exist: a first byte `1111110x` (0xfc, 0xfd) is
-//! invalid. The text names only `11111100`; 0xfd has the same six leading
-//! ones and a zero, so it is refused too. Encoding picks the shortest form;
-//! decoding accepts over-long forms (the draft's own `0x8025` = 37 example).
-//!
-//! Note: the draft's example `0xdd7f3e7d` = 494,878,333 contradicts its table
-//! (`0xdd` starts a 3-byte integer, 1,933,118). We follow the table; the
-//! shortest encoding of 494,878,333 is `0xf01d7f3e7d`.
+//! The draft-aware integer helpers every message uses: "a varint" is a QUIC
+//! varint (RFC 9000 section 16, at most 2^62 - 1) in drafts 14 to 16 and a
+//! leading-ones [`Vi64`] from draft-17 (section 1.3.1); both live in
+//! [`moq_lite::coding`], and [`Draft::ints`] says which a draft writes.
 
 use bytes::{Buf, BufMut, Bytes};
-use moq_lite::coding::{Decode, DecodeError, Encode, EncodeError, VarInt};
+pub use moq_lite::coding::Vi64;
+use moq_lite::coding::{DecodeError, EncodeError};
 
 use crate::Draft;
 
-/// A draft-17 variable-length integer: any `u64`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct VarInt17(pub u64);
-
-impl VarInt17 {
-    /// How many bytes the shortest encoding takes: 1 to 6, 8 or 9.
-    pub const fn size(self) -> usize {
-        let v = self.0;
-        if v < 1 << 7 {
-            1
-        } else if v < 1 << 14 {
-            2
-        } else if v < 1 << 21 {
-            3
-        } else if v < 1 << 28 {
-            4
-        } else if v < 1 << 35 {
-            5
-        } else if v < 1 << 42 {
-            6
-        } else if v < 1 << 56 {
-            8
-        } else {
-            9
-        }
-    }
-
-    /// The encoded length announced by a first byte, or `None` for the
-    /// invalid 0xfc / 0xfd.
-    pub const fn len_from_first(first: u8) -> Option<usize> {
-        match first.leading_ones() {
-            0 => Some(1),
-            1 => Some(2),
-            2 => Some(3),
-            3 => Some(4),
-            4 => Some(5),
-            5 => Some(6),
-            6 => None,
-            7 => Some(8),
-            _ => Some(9),
-        }
-    }
-}
-
-impl Encode for VarInt17 {
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        let v = self.0;
-        match self.size() {
-            9 => {
-                buf.put_u8(0xff);
-                buf.put_u64(v);
-            }
-            8 => {
-                buf.put_u8(0xfe);
-                // 56 bits: the low 7 bytes of v.
-                buf.put_slice(&v.to_be_bytes()[1..]);
-            }
-            n => {
-                // n bytes, n - 1 leading ones then a zero in the first byte.
-                let prefix: u64 = !(0xffu64 >> (n - 1)) & 0xff;
-                let word = (prefix << (8 * (n - 1))) | v;
-                buf.put_slice(&word.to_be_bytes()[8 - n..]);
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Decode for VarInt17 {
-    fn decode<B: Buf>(buf: &mut B) -> Result<Self, DecodeError> {
-        let Some(&first) = buf.chunk().first() else {
-            return Err(DecodeError::Short);
-        };
-        let len = VarInt17::len_from_first(first).ok_or(DecodeError::Invalid("vi64 first byte 0xfc/0xfd"))?;
-        if buf.remaining() < len {
-            return Err(DecodeError::Short);
-        }
-        let mut bytes = [0u8; 9];
-        buf.copy_to_slice(&mut bytes[..len]);
-        let v = match len {
-            9 => u64::from_be_bytes(bytes[1..9].try_into().expect("8 bytes")),
-            8 => {
-                let mut w = [0u8; 8];
-                w[1..].copy_from_slice(&bytes[1..8]);
-                u64::from_be_bytes(w)
-            }
-            n => {
-                let mut w = [0u8; 8];
-                w[8 - n..].copy_from_slice(&bytes[..n]);
-                // Clear the n leading prefix bits (n - 1 ones and a zero).
-                u64::from_be_bytes(w) & ((1u64 << (7 * n)) - 1)
-            }
-        };
-        Ok(VarInt17(v))
-    }
-}
-
 /// Writes `v` as the draft's variable-length integer: a QUIC varint (fails at
-/// 2^62 or more) before draft-17, a [`VarInt17`] from draft-17.
+/// 2^62 or more) before draft-17, a [`Vi64`] from draft-17.
 pub fn put_vi<B: BufMut>(draft: Draft, v: u64, buf: &mut B) -> Result<(), EncodeError> {
-    if draft.uses_vi64() {
-        VarInt17(v).encode(buf)
-    } else {
-        VarInt::try_from(v)?.encode(buf)
-    }
+    draft.ints().put(v, buf)
 }
 
 /// Reads the draft's variable-length integer.
 pub fn get_vi<B: Buf>(buf: &mut B, draft: Draft) -> Result<u64, DecodeError> {
-    if draft.uses_vi64() {
-        Ok(VarInt17::decode(buf)?.0)
-    } else {
-        u64::decode(buf)
-    }
+    draft.ints().get(buf)
 }
 
 /// Reads a draft varint that must fit `usize`, checked against `max`.
@@ -153,11 +27,7 @@ pub fn get_len<B: Buf>(
     max: usize,
     what: &'static str,
 ) -> Result<usize, DecodeError> {
-    let len = get_vi(buf, draft)?;
-    if len > max as u64 {
-        return Err(DecodeError::TooLarge(what));
-    }
-    Ok(len as usize)
+    draft.ints().get_len(buf, max, what)
 }
 
 /// Writes a length-prefixed byte string of at most `max` bytes.
@@ -168,12 +38,7 @@ pub fn put_bytes<B: BufMut>(
     what: &'static str,
     buf: &mut B,
 ) -> Result<(), EncodeError> {
-    if bytes.len() > max {
-        return Err(EncodeError::TooLarge(what));
-    }
-    put_vi(draft, bytes.len() as u64, buf)?;
-    buf.put_slice(bytes);
-    Ok(())
+    draft.ints().put_bytes(bytes, max, what, buf)
 }
 
 /// Reads a length-prefixed byte string of at most `max` bytes; the length is
@@ -184,8 +49,7 @@ pub fn get_bytes<B: Buf>(
     max: usize,
     what: &'static str,
 ) -> Result<Bytes, DecodeError> {
-    let len = get_len(buf, draft, max, what)?;
-    take(buf, len)
+    draft.ints().get_bytes(buf, max, what)
 }
 
 /// Copies exactly `len` bytes, or [`DecodeError::Short`].
@@ -240,71 +104,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn enc(v: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        VarInt17(v).encode(&mut out).unwrap();
-        out
-    }
-
-    fn dec(bytes: &[u8]) -> Result<(u64, usize), DecodeError> {
-        let mut c = bytes;
-        let v = VarInt17::decode(&mut c)?.0;
-        Ok((v, bytes.len() - c.len()))
-    }
-
-    // The example table of draft-17 section 1.3.1.
-    #[test]
-    fn draft17_examples() {
-        assert_eq!(dec(&[0x25]), Ok((37, 1)));
-        assert_eq!(enc(37), [0x25]);
-        // 0x8025: the over-long two-byte form of 37 is accepted.
-        assert_eq!(dec(&[0x80, 0x25]), Ok((37, 2)));
-        // 0xbbbd: prefix 10, 14 bits 0x3bbd = 15,293.
-        assert_eq!(dec(&[0xbb, 0xbd]), Ok((15_293, 2)));
-        assert_eq!(enc(15_293), [0xbb, 0xbd]);
-        // 0xfaa1a0e403d8: prefix 111110, 42 bits 0x2a1a0e403d8.
-        let b = [0xfa, 0xa1, 0xa0, 0xe4, 0x03, 0xd8];
-        assert_eq!(dec(&b), Ok((2_893_212_287_960, 6)));
-        assert_eq!(enc(2_893_212_287_960), b);
-        // 0xfefa318fa8e3ca11: prefix 11111110, 56 bits.
-        let b = [0xfe, 0xfa, 0x31, 0x8f, 0xa8, 0xe3, 0xca, 0x11];
-        assert_eq!(dec(&b), Ok((70_423_237_261_249_041, 8)));
-        assert_eq!(enc(70_423_237_261_249_041), b);
-        // 0xff then 8 bytes: u64::MAX.
-        assert_eq!(dec(&[0xff; 9]), Ok((u64::MAX, 9)));
-        assert_eq!(enc(u64::MAX), [0xff; 9]);
-        // The draft lists 0xdd7f3e7d as 494,878,333, but 0xdd (110...) starts
-        // a three-byte integer: the table wins (see the module docs).
-        assert_eq!(dec(&[0xdd, 0x7f, 0x3e, 0x7d]), Ok((1_933_118, 3)));
-        assert_eq!(enc(494_878_333), [0xf0, 0x1d, 0x7f, 0x3e, 0x7d]);
-    }
-
-    #[test]
-    fn boundaries_and_invalid() {
-        assert_eq!(enc(127), [0x7f]);
-        assert_eq!(enc(128), [0x80, 0x80]);
-        assert_eq!(enc((1 << 14) - 1), [0xbf, 0xff]);
-        assert_eq!(enc(1 << 14), [0xc0, 0x40, 0x00]);
-        assert_eq!(enc((1 << 21) - 1), [0xdf, 0xff, 0xff]);
-        assert_eq!(enc((1 << 28) - 1), [0xef, 0xff, 0xff, 0xff]);
-        assert_eq!(enc((1 << 35) - 1), [0xf7, 0xff, 0xff, 0xff, 0xff]);
-        assert_eq!(enc((1 << 42) - 1), [0xfb, 0xff, 0xff, 0xff, 0xff, 0xff]);
-        assert_eq!(enc(1 << 42), [0xfe, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00]);
-        assert_eq!(
-            enc((1 << 56) - 1),
-            [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
-        );
-        assert_eq!(enc(1 << 56), [0xff, 0x01, 0, 0, 0, 0, 0, 0, 0]);
-        for first in [0xfc, 0xfd] {
-            assert!(matches!(
-                dec(&[first, 0, 0, 0, 0, 0, 0]),
-                Err(DecodeError::Invalid(_))
-            ));
-        }
-        assert_eq!(dec(&[]), Err(DecodeError::Short));
-        assert_eq!(dec(&[0xff, 0, 0]), Err(DecodeError::Short));
-    }
-
     #[test]
     fn draft_helpers() {
         let mut out = Vec::new();
@@ -325,18 +124,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip(v in any::<u64>()) {
-            let bytes = enc(v);
-            prop_assert_eq!(bytes.len(), VarInt17(v).size());
-            prop_assert_eq!(dec(&bytes), Ok((v, bytes.len())));
-            for n in 0..bytes.len() {
-                prop_assert_eq!(dec(&bytes[..n]), Err(DecodeError::Short));
-            }
-        }
-
-        #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..12)) {
-            let _ = dec(&bytes);
             for d in Draft::ALL {
                 let _ = get_vi(&mut &bytes[..], d);
                 let _ = get_string(&mut &bytes[..], d, 8, "s");

@@ -62,10 +62,13 @@ impl Draft {
         }
     }
 
-    /// Whether integers use draft-17's variable-length encoding ([`crate::VarInt17`])
-    /// rather than QUIC's.
-    pub const fn uses_vi64(self) -> bool {
-        matches!(self, Draft::D17)
+    /// The integer every field is written with: QUIC varints until draft-16,
+    /// the leading-ones [`moq_lite::coding::Vi64`] from draft-17.
+    pub const fn ints(self) -> moq_lite::coding::IntEncoding {
+        match self {
+            Draft::D14 | Draft::D15 | Draft::D16 => moq_lite::coding::IntEncoding::Quic,
+            Draft::D17 => moq_lite::coding::IntEncoding::Vi64,
+        }
     }
 
     /// Whether key-value-pair types are delta-coded (draft-16 onwards).

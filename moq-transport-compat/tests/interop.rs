@@ -421,7 +421,7 @@ async fn datagrams_become_single_frame_groups() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriber_discovers_namespaces_with_subscribe_namespace() {
     use moq_transport_compat::control::{
-        Decoded, Namespace, NamespaceDone, RequestOk, ServerSetup, setup_param,
+        Decoded, Namespace, NamespaceDone, RequestOk, ServerSetup, SetupParameter,
     };
     use moq_transport_compat::ietf::stream::{Reader, Writer};
     let draft = Draft::D16;
@@ -439,7 +439,7 @@ async fn subscriber_discovers_namespaces_with_subscribe_namespace() {
                 .unwrap();
             assert!(matches!(setup, Decoded::Message(ControlMessage::ClientSetup(_))));
             let mut parameters = KeyValuePairs::new();
-            parameters.set_int(setup_param::MAX_REQUEST_ID, 100);
+            parameters.set_int(SetupParameter::MaxRequestId.code(), 100);
             let reply = ControlMessage::ServerSetup(ServerSetup {
                 version: 0,
                 parameters,

@@ -505,7 +505,7 @@ async fn draft17_withdrawal_ends_the_broadcast_downstream() {
 /// SETUP stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_quic_clients_send_path_and_authority() {
-    use moq_transport_compat::control::{Decoded, setup_param};
+    use moq_transport_compat::control::{Decoded, SetupParameter};
     use moq_transport_compat::ietf::stream::Reader;
     for (alpn, draft) in [
         ("moq-00", Draft::D14),
@@ -544,12 +544,12 @@ async fn raw_quic_clients_send_path_and_authority() {
                 setup.parameters
             };
             assert_eq!(
-                params.get_bytes(setup_param::PATH).map(|b| &b[..]),
+                params.get_bytes(SetupParameter::Path.code()).map(|b| &b[..]),
                 Some(&b"/room/a?jwt=x.y.z"[..]),
                 "{draft}"
             );
             assert_eq!(
-                params.get_bytes(setup_param::AUTHORITY).map(|b| &b[..]),
+                params.get_bytes(SetupParameter::Authority.code()).map(|b| &b[..]),
                 Some(&b"relay.example:4443"[..]),
                 "{draft}"
             );

@@ -1,9 +1,10 @@
 //! The wire codec's building blocks, independent of any protocol version.
 //!
 //! Everything on the wire is built from a handful of primitives: QUIC
-//! variable-length integers ([`VarInt`]), single bytes, length-prefixed strings
-//! and byte strings with an explicit upper bound, and length-prefixed messages
-//! ([`LengthPrefix`]). Message types of a particular protocol (see
+//! variable-length integers ([`VarInt`]) or leading-ones ones ([`Vi64`]),
+//! chosen per version by [`IntEncoding`]; single bytes; length-prefixed
+//! strings and byte strings with an explicit upper bound; key-value pairs
+//! ([`KeyValuePairs`]); and length-prefixed messages ([`LengthPrefix`]). Message types of a particular protocol (see
 //! [`crate::lite`]) are written in terms of these.
 //!
 //! # Decoding from a stream
@@ -35,13 +36,20 @@
 mod codec;
 mod error;
 mod frame;
+mod integers;
+mod kvp;
 mod primitives;
 mod string;
 mod varint;
+mod vi64;
+mod wire_enum;
 
 pub use codec::*;
 pub use error::*;
 pub use frame::*;
+pub use integers::*;
+pub use kvp::*;
 pub use primitives::*;
 pub use string::*;
 pub use varint::*;
+pub use vi64::*;

@@ -8,7 +8,7 @@
 
 use bytes::{Buf, BufMut, Bytes};
 
-use super::{Decode, DecodeError, Encode, EncodeError, VarInt};
+use super::{DecodeError, EncodeError, IntEncoding};
 
 /// Writes `bytes` with a varint length prefix, refusing more than `max` bytes.
 ///
@@ -19,12 +19,7 @@ pub fn encode_bytes<B: BufMut>(
     what: &'static str,
     buf: &mut B,
 ) -> Result<(), EncodeError> {
-    if bytes.len() > max {
-        return Err(EncodeError::TooLarge(what));
-    }
-    VarInt::try_from(bytes.len())?.encode(buf)?;
-    buf.put_slice(bytes);
-    Ok(())
+    IntEncoding::Quic.put_bytes(bytes, max, what, buf)
 }
 
 /// Reads a varint-length-prefixed byte string of at most `max` bytes.
@@ -33,15 +28,7 @@ pub fn encode_bytes<B: BufMut>(
 /// huge length yields [`DecodeError::TooLarge`] without allocating; a length
 /// within `max` but beyond what is buffered yields [`DecodeError::Short`].
 pub fn decode_bytes<B: Buf>(buf: &mut B, max: usize, what: &'static str) -> Result<Bytes, DecodeError> {
-    let len = u64::decode(buf)?;
-    let len = usize::try_from(len).map_err(|_| DecodeError::TooLarge(what))?;
-    if len > max {
-        return Err(DecodeError::TooLarge(what));
-    }
-    if buf.remaining() < len {
-        return Err(DecodeError::Short);
-    }
-    Ok(buf.copy_to_bytes(len))
+    IntEncoding::Quic.get_bytes(buf, max, what)
 }
 
 /// Writes a UTF-8 string with a varint length prefix, refusing more than

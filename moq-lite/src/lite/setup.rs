@@ -22,148 +22,51 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::{Message, Version};
 use crate::coding::{
-    Decode, DecodeError, Encode, EncodeError, LengthPrefix, decode_bytes, decode_framed, encode_bytes,
-    encode_framed,
+    Decode, DecodeError, Encode, EncodeError, KeyValuePair, KeyValuePairs, LengthPrefix, MAX_KEY_VALUE_LEN,
+    Value, decode_bytes, decode_framed, encode_bytes, encode_framed,
 };
 
-/// The most parameters (or extensions) one setup message may carry.
-pub const MAX_PARAMETERS: usize = 64;
+/// The most extensions one SESSION_CLIENT / SESSION_SERVER may carry.
+pub const MAX_EXTENSIONS: usize = 64;
 
-/// The longest byte-valued parameter: draft-14 section 1.4.2 caps a
-/// key/value length at 2^16 - 1.
-pub const MAX_PARAMETER_LEN: usize = u16::MAX as usize;
+/// The longest extension payload (the 2^16 - 1 that caps a key-value value,
+/// [`MAX_KEY_VALUE_LEN`]).
+pub const MAX_EXTENSION_LEN: usize = MAX_KEY_VALUE_LEN;
 
 /// The most version codes one CLIENT_SETUP / SESSION_CLIENT may offer.
 pub const MAX_VERSIONS: usize = 32;
 
-/// Well-known setup parameter keys (draft-14 section 9.3.2).
-pub mod param {
-    /// PATH (odd: bytes): the URI path on raw QUIC.
-    pub const PATH: u64 = 0x01;
-    /// MAX_REQUEST_ID (even: integer); draft-14 peers need it, default 0.
-    pub const MAX_REQUEST_ID: u64 = 0x02;
-    /// AUTHORIZATION TOKEN (odd: bytes).
-    pub const AUTHORIZATION_TOKEN: u64 = 0x03;
-    /// MAX_AUTH_TOKEN_CACHE_SIZE (even: integer).
-    pub const MAX_AUTH_TOKEN_CACHE_SIZE: u64 = 0x04;
-    /// AUTHORITY (odd: bytes): the URI authority on raw QUIC.
-    pub const AUTHORITY: u64 = 0x05;
-    /// MOQT_IMPLEMENTATION (odd: bytes). The -14 text says 0x05, which
-    /// clashes with AUTHORITY; peers use 0x07, as -15 does.
-    pub const IMPLEMENTATION: u64 = 0x07;
+crate::wire_enum! {
+    /// Setup parameter types (draft-ietf-moq-transport-14 section 9.3.2;
+    /// draft-17 calls them setup options), shared by moq-lite's SETUP path
+    /// and every IETF draft.
+    pub enum SetupParameter {
+        /// PATH (odd: bytes): the URI path on raw QUIC.
+        Path = 0x01,
+        /// MAX_REQUEST_ID (even: integer, drafts 14 to 16); draft-14 peers
+        /// need it, the default is 0.
+        MaxRequestId = 0x02,
+        /// AUTHORIZATION TOKEN (odd: bytes).
+        AuthorizationToken = 0x03,
+        /// MAX_AUTH_TOKEN_CACHE_SIZE (even: integer).
+        MaxAuthTokenCacheSize = 0x04,
+        /// AUTHORITY (odd: bytes): the URI authority on raw QUIC.
+        Authority = 0x05,
+        /// MOQT_IMPLEMENTATION (odd: bytes). The -14 text says 0x05, which
+        /// clashes with AUTHORITY; peers use 0x07, as -15 does.
+        Implementation = 0x07,
+    }
 }
 
-/// The value of a draft-14 key/value pair; its kind follows from the key's
-/// parity (section 1.4.2: even keys carry a varint, odd keys a length and bytes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ParameterValue {
-    /// The value of an even key.
-    Int(u64),
-    /// The value of an odd key.
-    Bytes(Bytes),
-}
+/// Setup parameters in wire order, duplicates kept: the draft-14 key-value
+/// pairs both protocol families share (see [`KeyValuePairs`]).
+pub type Parameters = KeyValuePairs;
 
 /// One setup parameter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Parameter {
-    /// The parameter type.
-    pub key: u64,
-    /// Its value; must match the key's parity to encode.
-    pub value: ParameterValue,
-}
+pub type Parameter = KeyValuePair;
 
-/// Setup parameters in wire order, at most [`MAX_PARAMETERS`].
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Parameters(pub Vec<Parameter>);
-
-impl Parameters {
-    /// No parameters.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets an integer parameter (even key), replacing earlier ones.
-    pub fn set_int(&mut self, key: u64, value: u64) {
-        self.0.retain(|p| p.key != key);
-        self.0.push(Parameter {
-            key,
-            value: ParameterValue::Int(value),
-        });
-    }
-
-    /// Sets a bytes parameter (odd key), replacing earlier ones.
-    pub fn set_bytes(&mut self, key: u64, value: impl Into<Bytes>) {
-        self.0.retain(|p| p.key != key);
-        self.0.push(Parameter {
-            key,
-            value: ParameterValue::Bytes(value.into()),
-        });
-    }
-
-    /// The first integer value of `key`.
-    pub fn get_int(&self, key: u64) -> Option<u64> {
-        self.0.iter().find_map(|p| match (&p.value, p.key == key) {
-            (ParameterValue::Int(v), true) => Some(*v),
-            _ => None,
-        })
-    }
-
-    /// The first bytes value of `key`.
-    pub fn get_bytes(&self, key: u64) -> Option<&Bytes> {
-        self.0.iter().find_map(|p| match (&p.value, p.key == key) {
-            (ParameterValue::Bytes(v), true) => Some(v),
-            _ => None,
-        })
-    }
-
-    /// How many times `key` occurs, to spot duplicates of known keys.
-    pub fn count(&self, key: u64) -> usize {
-        self.0.iter().filter(|p| p.key == key).count()
-    }
-}
-
-impl Encode for Parameters {
-    fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        if self.0.len() > MAX_PARAMETERS {
-            return Err(EncodeError::TooLarge("parameter count"));
-        }
-        (self.0.len() as u64).encode(buf)?;
-        for p in &self.0 {
-            p.key.encode(buf)?;
-            match (&p.value, p.key % 2) {
-                (ParameterValue::Int(v), 0) => v.encode(buf)?,
-                (ParameterValue::Bytes(b), 1) => encode_bytes(b, MAX_PARAMETER_LEN, "parameter value", buf)?,
-                _ => {
-                    return Err(EncodeError::Invalid(
-                        "parameter value kind does not match key parity",
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Decode for Parameters {
-    fn decode<B: Buf>(buf: &mut B) -> Result<Self, DecodeError> {
-        let count = u64::decode(buf)?;
-        if count > MAX_PARAMETERS as u64 {
-            return Err(DecodeError::TooLarge("parameter count"));
-        }
-        // Each parameter takes at least two bytes, so never reserve more than is buffered.
-        let mut params = Vec::with_capacity((count as usize).min(buf.remaining() / 2));
-        for _ in 0..count {
-            let key = u64::decode(buf)?;
-            let value = if key % 2 == 0 {
-                ParameterValue::Int(u64::decode(buf)?)
-            } else {
-                ParameterValue::Bytes(decode_bytes(buf, MAX_PARAMETER_LEN, "parameter value")?)
-            };
-            params.push(Parameter { key, value });
-        }
-        Ok(Parameters(params))
-    }
-}
+/// A setup parameter's value: an integer for an even key, bytes for an odd one.
+pub type ParameterValue = Value;
 
 fn encode_versions<B: BufMut>(versions: &[u32], buf: &mut B) -> Result<(), EncodeError> {
     if versions.len() > MAX_VERSIONS {
@@ -292,19 +195,19 @@ impl Decode for ServerSetup {
 }
 
 /// moq-lite-02 extensions: `(Extension ID (i), Extension Payload (b))` pairs,
-/// at most [`MAX_PARAMETERS`], payloads at most [`MAX_PARAMETER_LEN`] bytes.
+/// at most [`MAX_EXTENSIONS`], payloads at most [`MAX_EXTENSION_LEN`] bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Extensions(pub Vec<(u64, Bytes)>);
 
 impl Encode for Extensions {
     fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        if self.0.len() > MAX_PARAMETERS {
+        if self.0.len() > MAX_EXTENSIONS {
             return Err(EncodeError::TooLarge("extension count"));
         }
         (self.0.len() as u64).encode(buf)?;
         for (id, payload) in &self.0 {
             id.encode(buf)?;
-            encode_bytes(payload, MAX_PARAMETER_LEN, "extension payload", buf)?;
+            encode_bytes(payload, MAX_EXTENSION_LEN, "extension payload", buf)?;
         }
         Ok(())
     }
@@ -313,13 +216,13 @@ impl Encode for Extensions {
 impl Decode for Extensions {
     fn decode<B: Buf>(buf: &mut B) -> Result<Self, DecodeError> {
         let count = u64::decode(buf)?;
-        if count > MAX_PARAMETERS as u64 {
+        if count > MAX_EXTENSIONS as u64 {
             return Err(DecodeError::TooLarge("extension count"));
         }
         let mut out = Vec::with_capacity((count as usize).min(buf.remaining() / 2));
         for _ in 0..count {
             let id = u64::decode(buf)?;
-            out.push((id, decode_bytes(buf, MAX_PARAMETER_LEN, "extension payload")?));
+            out.push((id, decode_bytes(buf, MAX_EXTENSION_LEN, "extension payload")?));
         }
         Ok(Extensions(out))
     }
@@ -426,8 +329,8 @@ mod tests {
     #[test]
     fn client_setup_bytes() {
         let mut parameters = Parameters::new();
-        parameters.set_int(param::MAX_REQUEST_ID, 100);
-        parameters.set_bytes(param::PATH, &b"/x"[..]);
+        parameters.set_int(SetupParameter::MaxRequestId.code(), 100);
+        parameters.set_bytes(SetupParameter::Path.code(), &b"/x"[..]);
         let msg = ClientSetup {
             versions: vec![Version::Lite02.code(), Version::Lite01.code(), DRAFT_14_CODE],
             parameters,
@@ -499,25 +402,25 @@ mod tests {
 
     #[test]
     fn parameter_limits() {
-        // 65 parameters (0x40 0x41 is a two-byte varint): over MAX_PARAMETERS, refused from the count alone.
-        let mut cursor: &[u8] = &[0x21, 0x00, 0x03, 0x01, 0x40, 0x41];
+        // 129 parameters (0x40 0x81 is a two-byte varint): over MAX_KEY_VALUE_PAIRS, refused from the count alone.
+        let mut cursor: &[u8] = &[0x21, 0x00, 0x03, 0x01, 0x40, 0x81];
         assert!(matches!(
             ServerSetup::decode(&mut cursor),
             Err(DecodeError::TooLarge(_))
         ));
-        let mut cursor: &[u8] = &[0x40, 0x41];
+        let mut cursor: &[u8] = &[0x40, 0x81];
         assert!(matches!(
             Parameters::decode(&mut cursor),
             Err(DecodeError::TooLarge(_))
         ));
-        // An odd key whose length is 2^16: over MAX_PARAMETER_LEN.
+        // An odd key whose length is 2^16: over MAX_KEY_VALUE_LEN.
         let mut cursor: &[u8] = &[0x01, 0x01, 0x80, 0x01, 0x00, 0x00];
         assert!(matches!(
             Parameters::decode(&mut cursor),
             Err(DecodeError::TooLarge(_))
         ));
         // A value whose kind does not match its key cannot be encoded.
-        let bad = Parameters(vec![Parameter {
+        let bad = KeyValuePairs(vec![Parameter {
             key: 1,
             value: ParameterValue::Int(1),
         }]);
@@ -591,7 +494,7 @@ mod tests {
             }),
             0..6,
         )
-        .prop_map(Parameters)
+        .prop_map(KeyValuePairs)
     }
 
     proptest! {

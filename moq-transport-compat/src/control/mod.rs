@@ -2,7 +2,7 @@
 //!
 //! Every control message (PUBLISH included, whatever the -14 text says) is
 //! `Type (i), Length (16), Payload`. The type is a QUIC varint before
-//! draft-17 and a [`crate::VarInt17`] in draft-17. [`ControlMessage`] holds
+//! draft-17 and a [`crate::Vi64`] in draft-17. [`ControlMessage`] holds
 //! one message of any draft; [`ControlMessage::encode`] refuses a message
 //! the draft does not have, and [`ControlMessage::decode`] returns
 //! [`Decoded::Unknown`] (with the skipped payload) for a type the draft does

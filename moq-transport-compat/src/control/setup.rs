@@ -11,7 +11,8 @@
 //! encode exactly the draft-14 form; they do not fit drafts 15 to 17 (no
 //! versions, delta-coded pairs), so these types cover all four drafts and
 //! convert to and from moq-lite's for draft-14 (see the `From` impls, and the
-//! test that both produce the same bytes).
+//! test that both produce the same bytes). Both carry the same parameter
+//! type, [`KeyValuePairs`].
 //!
 //! Traps from real draft-14 peers: send MAX_REQUEST_ID in SETUP (the default
 //! is 0, so the peer could make no requests), and MOQT_IMPLEMENTATION is
@@ -22,27 +23,13 @@ use moq_lite::coding::{DecodeError, EncodeError};
 
 use super::MessageBody;
 use crate::Draft;
-use crate::kvp::{KeyValuePair, KeyValuePairs, Value};
+use crate::kvp::KeyValuePairs;
 use crate::varint::{get_len, get_vi, put_vi};
 
 /// The most versions one CLIENT_SETUP may offer.
 pub const MAX_VERSIONS: usize = moq_lite::lite::MAX_VERSIONS;
 
-/// Setup parameter (draft-17: setup option) types.
-pub mod setup_param {
-    /// PATH (bytes).
-    pub const PATH: u64 = 0x01;
-    /// MAX_REQUEST_ID (integer, drafts 14 to 16). Send it: the default is 0.
-    pub const MAX_REQUEST_ID: u64 = 0x02;
-    /// AUTHORIZATION TOKEN (bytes).
-    pub const AUTHORIZATION_TOKEN: u64 = 0x03;
-    /// MAX_AUTH_TOKEN_CACHE_SIZE (integer).
-    pub const MAX_AUTH_TOKEN_CACHE_SIZE: u64 = 0x04;
-    /// AUTHORITY (bytes).
-    pub const AUTHORITY: u64 = 0x05;
-    /// MOQT_IMPLEMENTATION (bytes). 0x07 in practice for draft-14 as well.
-    pub const IMPLEMENTATION: u64 = 0x07;
-}
+pub use moq_lite::lite::SetupParameter;
 
 fn check_versions(versions: &[u32]) -> Result<(), EncodeError> {
     if versions.len() > MAX_VERSIONS {
@@ -142,40 +129,12 @@ impl MessageBody for Setup {
     }
 }
 
-fn to_lite(p: &KeyValuePairs) -> moq_lite::lite::Parameters {
-    moq_lite::lite::Parameters(
-        p.0.iter()
-            .map(|kv| moq_lite::lite::Parameter {
-                key: kv.key,
-                value: match &kv.value {
-                    Value::Int(v) => moq_lite::lite::ParameterValue::Int(*v),
-                    Value::Bytes(b) => moq_lite::lite::ParameterValue::Bytes(b.clone()),
-                },
-            })
-            .collect(),
-    )
-}
-
-fn from_lite(p: &moq_lite::lite::Parameters) -> KeyValuePairs {
-    KeyValuePairs(
-        p.0.iter()
-            .map(|kv| KeyValuePair {
-                key: kv.key,
-                value: match &kv.value {
-                    moq_lite::lite::ParameterValue::Int(v) => Value::Int(*v),
-                    moq_lite::lite::ParameterValue::Bytes(b) => Value::Bytes(b.clone()),
-                },
-            })
-            .collect(),
-    )
-}
-
 /// The draft-14 CLIENT_SETUP as moq-lite's SETUP-path message.
 impl From<&ClientSetup> for moq_lite::lite::ClientSetup {
     fn from(m: &ClientSetup) -> Self {
         moq_lite::lite::ClientSetup {
             versions: m.versions.clone(),
-            parameters: to_lite(&m.parameters),
+            parameters: m.parameters.clone(),
         }
     }
 }
@@ -185,7 +144,7 @@ impl From<&moq_lite::lite::ClientSetup> for ClientSetup {
     fn from(m: &moq_lite::lite::ClientSetup) -> Self {
         ClientSetup {
             versions: m.versions.clone(),
-            parameters: from_lite(&m.parameters),
+            parameters: m.parameters.clone(),
         }
     }
 }
@@ -195,7 +154,7 @@ impl From<&ServerSetup> for moq_lite::lite::ServerSetup {
     fn from(m: &ServerSetup) -> Self {
         moq_lite::lite::ServerSetup {
             version: m.version,
-            parameters: to_lite(&m.parameters),
+            parameters: m.parameters.clone(),
         }
     }
 }
@@ -205,7 +164,7 @@ impl From<&moq_lite::lite::ServerSetup> for ServerSetup {
     fn from(m: &moq_lite::lite::ServerSetup) -> Self {
         ServerSetup {
             version: m.version,
-            parameters: from_lite(&m.parameters),
+            parameters: m.parameters.clone(),
         }
     }
 }
@@ -215,15 +174,16 @@ mod tests {
     use super::*;
     use crate::control::ControlMessage;
     use crate::control::tests::check;
+    use crate::kvp::{KeyValuePair, Value};
     use moq_lite::coding::encode_to_vec;
 
     #[test]
     fn client_setup_d14_with_traps() {
         let mut parameters = KeyValuePairs::new();
         // Trap: MAX_REQUEST_ID must be sent, or the peer may make no requests.
-        parameters.set_int(setup_param::MAX_REQUEST_ID, 100);
+        parameters.set_int(SetupParameter::MaxRequestId.code(), 100);
         // Trap: MOQT_IMPLEMENTATION is 0x07 in practice, not the -14 text's 0x05.
-        parameters.set_bytes(setup_param::IMPLEMENTATION, &b"moq"[..]);
+        parameters.set_bytes(SetupParameter::Implementation.code(), &b"moq"[..]);
         let msg = ClientSetup {
             versions: vec![0xff00000e],
             parameters,
@@ -250,7 +210,7 @@ mod tests {
         let msg = ServerSetup {
             version: 0xff00000e,
             parameters: KeyValuePairs(vec![KeyValuePair {
-                key: setup_param::MAX_REQUEST_ID,
+                key: SetupParameter::MaxRequestId.code(),
                 value: Value::Int(10),
             }]),
         };
@@ -270,8 +230,8 @@ mod tests {
     #[test]
     fn setup_d15_d16() {
         let mut parameters = KeyValuePairs::new();
-        parameters.set_bytes(setup_param::IMPLEMENTATION, &b"x"[..]);
-        parameters.set_int(setup_param::MAX_REQUEST_ID, 4);
+        parameters.set_bytes(SetupParameter::Implementation.code(), &b"x"[..]);
+        parameters.set_int(SetupParameter::MaxRequestId.code(), 4);
         let client = ClientSetup {
             versions: vec![],
             parameters: parameters.clone(),
@@ -314,8 +274,8 @@ mod tests {
     #[test]
     fn setup_d17() {
         let mut options = KeyValuePairs::new();
-        options.set_bytes(setup_param::PATH, &b"/a"[..]);
-        options.set_bytes(setup_param::IMPLEMENTATION, &b"x"[..]);
+        options.set_bytes(SetupParameter::Path.code(), &b"/a"[..]);
+        options.set_bytes(SetupParameter::Implementation.code(), &b"x"[..]);
         #[rustfmt::skip]
         let expected = [
             0xaf, 0x00,       // type 0x2F00 as a two-byte vi64 (0x8000 | 0x2f00)

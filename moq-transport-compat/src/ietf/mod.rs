@@ -112,8 +112,8 @@ use web_transport_trait::Session as Transport;
 use crate::control::{
     ClientSetup, ControlMessage, Decoded, Fetch, FetchOk, FetchType, GoAway, MaxRequestId, Namespace,
     NamespaceDone, Parameters, PublishDone, PublishNamespace, PublishNamespaceDone, PublishOk, RequestError,
-    RequestOk, RequestsBlocked, ServerSetup, Subscribe, SubscribeNamespace, SubscribeOk, Unsubscribe, param,
-    setup_param,
+    RequestOk, RequestsBlocked, ServerSetup, SetupParameter, Subscribe, SubscribeNamespace, SubscribeOk,
+    Unsubscribe, param,
 };
 use crate::data::{
     FetchHeader, FetchItem, FetchObject, FetchWriter, ObjectContent, ObjectDatagram, ObjectStatus,

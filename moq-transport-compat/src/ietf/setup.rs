@@ -44,7 +44,7 @@ impl<T: Transport> ServerHandshake<T> {
 
 /// The PATH parameter of a client's SETUP, if it is UTF-8.
 pub(crate) fn client_path(params: &KeyValuePairs) -> Option<String> {
-    let path = params.get_bytes(setup_param::PATH)?;
+    let path = params.get_bytes(SetupParameter::Path.code())?;
     String::from_utf8(path.to_vec()).ok()
 }
 
@@ -98,7 +98,10 @@ impl Session {
             transport.close(code::VERSION_NEGOTIATION_FAILED as u32, "version");
             return Err(moq_lite::Error::Version);
         }
-        let peer_max = reply.parameters.get_int(setup_param::MAX_REQUEST_ID).unwrap_or(0);
+        let peer_max = reply
+            .parameters
+            .get_int(SetupParameter::MaxRequestId.code())
+            .unwrap_or(0);
         Ok(Self::start(transport, draft, true, control, peer_max, config))
     }
 
@@ -169,7 +172,10 @@ impl Session {
             transport,
             draft,
             control,
-            peer_max: setup.parameters.get_int(setup_param::MAX_REQUEST_ID).unwrap_or(0),
+            peer_max: setup
+                .parameters
+                .get_int(SetupParameter::MaxRequestId.code())
+                .unwrap_or(0),
             path: client_path(&setup.parameters),
         })
     }
@@ -189,7 +195,7 @@ pub(super) async fn setup17<T: Transport>(
     let mut writer = Writer::new(send);
     let mut options = KeyValuePairs::new();
     options.set_bytes(
-        setup_param::IMPLEMENTATION,
+        SetupParameter::Implementation.code(),
         Bytes::from_static(IMPLEMENTATION.as_bytes()),
     );
     if let Some(url) = uri {
@@ -230,21 +236,21 @@ pub(crate) fn uri_params(url: &url::Url, params: &mut KeyValuePairs) {
         path.push('?');
         path.push_str(query);
     }
-    params.set_bytes(setup_param::PATH, Bytes::from(path));
+    params.set_bytes(SetupParameter::Path.code(), Bytes::from(path));
     if let Some(host) = url.host_str() {
         let authority = match url.port() {
             Some(port) => format!("{host}:{port}"),
             None => host.to_string(),
         };
-        params.set_bytes(setup_param::AUTHORITY, Bytes::from(authority));
+        params.set_bytes(SetupParameter::Authority.code(), Bytes::from(authority));
     }
 }
 
 pub(super) fn setup_params() -> KeyValuePairs {
     let mut p = KeyValuePairs::new();
-    p.set_int(setup_param::MAX_REQUEST_ID, REQUEST_WINDOW);
+    p.set_int(SetupParameter::MaxRequestId.code(), REQUEST_WINDOW);
     p.set_bytes(
-        setup_param::IMPLEMENTATION,
+        SetupParameter::Implementation.code(),
         Bytes::from_static(IMPLEMENTATION.as_bytes()),
     );
     p

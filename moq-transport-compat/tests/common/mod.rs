@@ -10,7 +10,7 @@ use moq_lite::SessionConfig;
 use moq_lite::endpoint::{Client, ClientConfig, ClientTls, Server, ServerConfig, ServerTls};
 use moq_lite::model::{OriginProducer, Path, Track, TrackConsumer, TrackProducer};
 use moq_transport_compat::control::{
-    ClientSetup, ControlMessage, Decoded, Fetch, FetchType, PublishNamespace, Subscribe, setup_param,
+    ClientSetup, ControlMessage, Decoded, Fetch, FetchType, PublishNamespace, SetupParameter, Subscribe,
 };
 use moq_transport_compat::data::{
     FetchItem, FetchReader, ObjectContent, StreamHeader, SubgroupHeader, SubgroupId, SubgroupObject,
@@ -186,7 +186,7 @@ impl Raw {
             reader: Reader::new(recv),
         };
         let mut parameters = KeyValuePairs::new();
-        parameters.set_int(setup_param::MAX_REQUEST_ID, 100);
+        parameters.set_int(SetupParameter::MaxRequestId.code(), 100);
         raw.send(ControlMessage::ClientSetup(ClientSetup {
             versions: draft.setup_code().into_iter().collect(),
             parameters,
@@ -197,7 +197,13 @@ impl Raw {
             panic!("expected SERVER_SETUP, got {reply:?}");
         };
         // We must be allowed to make requests.
-        assert!(setup.parameters.get_int(setup_param::MAX_REQUEST_ID).unwrap() > 0);
+        assert!(
+            setup
+                .parameters
+                .get_int(SetupParameter::MaxRequestId.code())
+                .unwrap()
+                > 0
+        );
         raw
     }
 
