@@ -41,9 +41,6 @@ pub fn supported_protocols() -> Vec<String> {
         .collect()
 }
 
-/// The version SETUP-path versions we accept, preferred first.
-const SETUP_LITE: [LiteVersion; 2] = [LiteVersion::Lite02, LiteVersion::Lite01];
-
 /// The negotiated protocol of a [`Session`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
@@ -252,21 +249,16 @@ async fn accept_setup<T: Transport>(transport: &T) -> Result<Pending<T>, moq_lit
         Ok(_) => return Err(moq_lite::Error::UnexpectedStream),
         Err(_) => return Err(moq_lite::Error::Decode),
     };
-    let d14 = Draft::D14.setup_code();
-    let picked = setup.versions.iter().copied().find(|&code| {
-        Some(code) == d14 || LiteVersion::from_code(code).is_some_and(|v| SETUP_LITE.contains(&v))
-    });
-    match picked {
+    match crate::protocols::pick_setup(&setup.versions) {
         None => Err(moq_lite::Error::Version),
-        Some(code) if Some(code) == d14 => {
+        Some(Version::Ietf(draft)) => {
             let handshake =
-                ietf::Session::handshake_after_setup(transport.clone(), Draft::D14, (writer, reader), setup);
+                ietf::Session::handshake_after_setup(transport.clone(), draft, (writer, reader), setup);
             Ok(Pending::Ietf(handshake.await?))
         }
-        Some(code) => {
-            let version = LiteVersion::from_code(code).ok_or(moq_lite::Error::Version)?;
+        Some(Version::Lite(version)) => {
             let reply = ServerSetup {
-                version: code,
+                version: version.code(),
                 parameters: Default::default(),
             };
             writer
@@ -304,8 +296,10 @@ async fn connect_setup<T: Transport>(
     let (send, recv) = transport.open_bi().await.map_err(ietf_transport)?;
     let mut writer = Writer::new(send);
     let mut reader = Reader::new(recv);
-    let mut versions: Vec<u32> = SETUP_LITE.iter().map(|v| v.code()).collect();
-    versions.extend(Draft::D14.setup_code());
+    let versions = crate::protocols::setup_versions()
+        .into_iter()
+        .filter_map(Version::setup_code)
+        .collect();
     let mut parameters = setup_params_d14();
     if let Some(url) = &config.raw_quic_url {
         ietf::uri_params(url, &mut parameters);
@@ -324,13 +318,14 @@ async fn connect_setup<T: Transport>(
         Ok(Decoded::Message(ControlMessage::ServerSetup(reply))) => reply,
         _ => return Err(moq_lite::Error::ProtocolViolation),
     };
-    if Some(reply.version) == Draft::D14.setup_code() {
-        let session = ietf::Session::connected(transport, Draft::D14, (writer, reader), reply, config)?;
-        return Ok(Session::Ietf(session));
-    }
-    let version = LiteVersion::from_code(reply.version)
-        .filter(|v| SETUP_LITE.contains(v))
-        .ok_or(moq_lite::Error::Version)?;
+    let version = match crate::protocols::pick_setup(&[reply.version]) {
+        Some(Version::Ietf(draft)) => {
+            let session = ietf::Session::connected(transport, draft, (writer, reader), reply, config)?;
+            return Ok(Session::Ietf(session));
+        }
+        Some(Version::Lite(version)) => version,
+        None => return Err(moq_lite::Error::Version),
+    };
     let send = writer.into_inner().ok_or(moq_lite::Error::Closed)?;
     let session =
         moq_lite::Session::start_after_setup(transport, version, send, reader.into_inner(), config)?;

@@ -45,7 +45,7 @@ impl NamespaceRole {
     /// (We only send it from draft-16.)
     fn min_fields(self, draft: Draft) -> usize {
         match (draft, self) {
-            (Draft::D17, _) => 0,
+            (d, _) if d.at_least(Draft::D17) => 0,
             (_, NamespaceRole::Suffix | NamespaceRole::Prefix) => 0,
             _ => 1,
         }

@@ -1,7 +1,9 @@
 //! The protocol list: every version we speak, most preferred first, with
-//! the token that selects it (TLS ALPN, WebTransport protocol) and the name
-//! people type (`--protocol moq-transport-16`). Relay, CLI and bench ask
-//! here; a new version is added here and in its codec, nowhere else.
+//! the token that selects it (TLS ALPN, WebTransport protocol), its code in
+//! SETUP where it has one, and the name people type (`--protocol
+//! moq-transport-16`). Relay, CLI and bench ask here, and so does
+//! negotiation ([`crate::accept`] / [`crate::connect`]): a new version is
+//! added here and in its codec, nowhere else.
 
 use std::str::FromStr;
 
@@ -34,6 +36,15 @@ impl Version {
         }
     }
 
+    /// The version code in CLIENT_SETUP / SERVER_SETUP, for the versions
+    /// negotiated there.
+    pub fn setup_code(self) -> Option<u32> {
+        match self {
+            Version::Lite(v) => (v.alpn() == moq_lite::lite::SETUP_ALPN).then(|| v.code()),
+            Version::Ietf(d) => d.setup_code(),
+        }
+    }
+
     /// The name people use: `moq-lite-04`, `moq-transport-16`.
     pub fn name(self) -> String {
         match self {
@@ -41,6 +52,28 @@ impl Version {
             Version::Ietf(d) => format!("moq-transport-{}", d.number()),
         }
     }
+}
+
+/// The versions chosen inside SETUP (ALPN `moql` or no protocol), in the
+/// order a client offers them: moq-lite's SETUP versions, then each draft
+/// with a SETUP version code (draft-14).
+pub fn setup_versions() -> Vec<Version> {
+    let lite = moq_lite::lite::SETUP_VERSIONS.into_iter().map(Version::Lite);
+    let ietf = Draft::ALL
+        .into_iter()
+        .rev()
+        .filter(|d| d.setup_code().is_some())
+        .map(Version::Ietf);
+    lite.chain(ietf).collect()
+}
+
+/// The server's choice on the SETUP path: the first code of the client's
+/// CLIENT_SETUP (its preference) that [`setup_versions`] has.
+pub fn pick_setup(offered: &[u32]) -> Option<Version> {
+    let ours = setup_versions();
+    offered
+        .iter()
+        .find_map(|&code| ours.iter().copied().find(|v| v.setup_code() == Some(code)))
 }
 
 /// The tokens of [`VERSIONS`], each once, in order: what a client offers
@@ -101,6 +134,33 @@ mod tests {
             .map(|v| v.alpn())
             .collect();
         assert_eq!(ietf, crate::IETF_PROTOCOLS);
+    }
+
+    #[test]
+    fn the_setup_path() {
+        let lite02 = LiteVersion::Lite02.code();
+        let lite01 = LiteVersion::Lite01.code();
+        let d14 = 0xff00_000e;
+        assert_eq!(
+            setup_versions(),
+            [
+                Version::Lite(LiteVersion::Lite02),
+                Version::Lite(LiteVersion::Lite01),
+                Version::Ietf(Draft::D14)
+            ]
+        );
+        // The client's order decides; unknown codes are skipped.
+        assert_eq!(
+            pick_setup(&[0x1234, d14, lite02]),
+            Some(Version::Ietf(Draft::D14))
+        );
+        assert_eq!(
+            pick_setup(&[lite01, d14]),
+            Some(Version::Lite(LiteVersion::Lite01))
+        );
+        // Versions chosen by ALPN are not offered in SETUP.
+        assert_eq!(pick_setup(&[LiteVersion::Lite04.code(), 0xff00_0010]), None);
+        assert_eq!(pick_setup(&[]), None);
     }
 
     #[test]

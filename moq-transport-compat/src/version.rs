@@ -73,7 +73,28 @@ impl Draft {
 
     /// Whether key-value-pair types are delta-coded (draft-16 onwards).
     pub const fn delta_kvp(self) -> bool {
-        matches!(self, Draft::D16 | Draft::D17)
+        self.at_least(Draft::D16)
+    }
+
+    /// Whether each request runs on its own bidirectional stream and the
+    /// session starts with SETUP (0x2F00) on unidirectional control streams
+    /// (draft-17 onwards). Such drafts have no MAX_REQUEST_ID,
+    /// REQUESTS_BLOCKED, UNSUBSCRIBE, FETCH_CANCEL or PUBLISH_NAMESPACE_DONE:
+    /// closing a request's stream says it.
+    pub const fn request_streams(self) -> bool {
+        self.at_least(Draft::D17)
+    }
+
+    /// Whether SUBSCRIBE_NAMESPACE opens its own bidirectional stream,
+    /// answered with NAMESPACE / NAMESPACE_DONE (draft-16 onwards).
+    pub const fn namespace_streams(self) -> bool {
+        self.at_least(Draft::D16)
+    }
+
+    /// Whether `self` is `other` or newer. (Decisions name what changed,
+    /// as the methods above do, and compare drafts with this.)
+    pub const fn at_least(self, other: Draft) -> bool {
+        self as u8 >= other as u8
     }
 }
 

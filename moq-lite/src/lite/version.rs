@@ -11,6 +11,10 @@ use std::fmt;
 /// The ALPN token (and WebTransport protocol) of the SETUP path.
 pub const SETUP_ALPN: &str = "moql";
 
+/// The moq-lite versions chosen inside SETUP (ALPN [`SETUP_ALPN`] or no
+/// protocol), preferred first.
+pub const SETUP_VERSIONS: [Version; 2] = [Version::Lite02, Version::Lite01];
+
 /// The SETUP version code of IETF moq-transport draft-14, the other version
 /// reachable through the SETUP path (`0xff000000 + 14`).
 pub const DRAFT_14_CODE: u32 = 0xff00_000e;

@@ -41,8 +41,8 @@ use web_transport_trait::Session as Transport;
 use crate::Error;
 use crate::coding::{Decode, Encode};
 use crate::lite::{
-    ClientSetup, ControlStream, DataStream, Goaway, HopId, Message, Parameters, SETUP_ALPN, ServerSetup,
-    SessionUpdate, SetupStream, StreamType, Version,
+    ClientSetup, ControlStream, DataStream, Goaway, HopId, Message, Parameters, SETUP_ALPN, SETUP_VERSIONS,
+    ServerSetup, SessionUpdate, SetupStream, StreamType, Version,
 };
 use crate::model::{OriginConsumer, OriginProducer};
 use publisher::Publisher;
@@ -62,9 +62,6 @@ impl GoawayFlag {
         self.0.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
-
-/// The versions offered and accepted on the SETUP path, preferred first.
-const SETUP_VERSIONS: [Version; 2] = [Version::Lite02, Version::Lite01];
 
 /// A running moq-lite session.
 ///

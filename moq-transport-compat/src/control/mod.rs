@@ -213,11 +213,11 @@ impl ControlMessage {
     pub fn message_type(&self, draft: Draft) -> (u64, bool) {
         use Draft::*;
         use message_type as t;
-        let pre17 = draft < D17;
+        let pre17 = !draft.request_streams();
         match self {
             ControlMessage::ClientSetup(_) => (t::CLIENT_SETUP, pre17),
             ControlMessage::ServerSetup(_) => (t::SERVER_SETUP, pre17),
-            ControlMessage::Setup(_) => (t::SETUP, draft == D17),
+            ControlMessage::Setup(_) => (t::SETUP, draft.request_streams()),
             ControlMessage::GoAway(_) => (t::GOAWAY, true),
             ControlMessage::MaxRequestId(_) => (t::MAX_REQUEST_ID, pre17),
             ControlMessage::RequestsBlocked(_) => (t::REQUESTS_BLOCKED, pre17),
@@ -248,7 +248,7 @@ impl ControlMessage {
             ControlMessage::UnsubscribeNamespace(_) => (t::UNSUBSCRIBE_NAMESPACE, draft <= D15),
             ControlMessage::Namespace(_) => (t::NAMESPACE, draft >= D16),
             ControlMessage::NamespaceDone(_) => (t::NAMESPACE_DONE, draft >= D16),
-            ControlMessage::PublishBlocked(_) => (t::PUBLISH_BLOCKED, draft == D17),
+            ControlMessage::PublishBlocked(_) => (t::PUBLISH_BLOCKED, draft.request_streams()),
         }
     }
 
@@ -292,7 +292,7 @@ impl ControlMessage {
         use ControlMessage as M;
         use Draft::*;
         use message_type as t;
-        let pre17 = draft < D17;
+        let pre17 = !draft.request_streams();
         let d14 = draft == D14;
         Ok(Some(match ty {
             t::CLIENT_SETUP if pre17 => M::ClientSetup(MessageBody::decode_body(b, draft)?),
@@ -319,7 +319,9 @@ impl ControlMessage {
             t::NAMESPACE_DONE if d14 => M::TrackStatusOk(MessageBody::decode_body(b, draft)?),
             t::NAMESPACE_DONE if draft >= D16 => M::NamespaceDone(MessageBody::decode_body(b, draft)?),
             t::PUBLISH_BLOCKED if d14 => M::TrackStatusError(MessageBody::decode_body(b, draft)?),
-            t::PUBLISH_BLOCKED if draft == D17 => M::PublishBlocked(MessageBody::decode_body(b, draft)?),
+            t::PUBLISH_BLOCKED if draft.request_streams() => {
+                M::PublishBlocked(MessageBody::decode_body(b, draft)?)
+            }
             t::PUBLISH_NAMESPACE => M::PublishNamespace(MessageBody::decode_body(b, draft)?),
             t::NAMESPACE if d14 => M::PublishNamespaceError(MessageBody::decode_body(b, draft)?),
             t::NAMESPACE if draft >= D16 => M::Namespace(MessageBody::decode_body(b, draft)?),

@@ -54,7 +54,7 @@ impl StreamHeader {
         match self {
             StreamHeader::Subgroup(h) => h.encode(draft, buf),
             StreamHeader::Fetch(h) => h.encode(draft, buf),
-            StreamHeader::Setup if draft == Draft::D17 => put_vi(draft, SETUP_STREAM_TYPE, buf),
+            StreamHeader::Setup if draft.request_streams() => put_vi(draft, SETUP_STREAM_TYPE, buf),
             StreamHeader::Setup => Err(EncodeError::Version("SETUP stream is draft-17 only")),
             StreamHeader::Unknown(_) => Err(EncodeError::Invalid("unknown stream type")),
         }
@@ -67,7 +67,7 @@ impl StreamHeader {
             FETCH_HEADER_TYPE => StreamHeader::Fetch(FetchHeader {
                 request_id: get_vi(buf, draft)?,
             }),
-            SETUP_STREAM_TYPE if draft == Draft::D17 => StreamHeader::Setup,
+            SETUP_STREAM_TYPE if draft.request_streams() => StreamHeader::Setup,
             ty => match SubgroupHeader::decode_after_type(ty, buf, draft)? {
                 Some(h) => StreamHeader::Subgroup(h),
                 None => StreamHeader::Unknown(ty),

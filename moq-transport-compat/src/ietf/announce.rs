@@ -120,9 +120,9 @@ impl<T: Transport> Inner<T> {
             .encode(|b| ControlMessage::RequestOk(ok).encode(draft, b))
             .await?;
         // Subscribe Options PUBLISH or BOTH: offer the tracks too (push.rs),
-        // for as long as this stream is open. Draft-17 is not pushed to.
+        // for as long as this stream is open. With a stream per request (draft-17) PUBLISH is not pushed.
         let mut pusher = JoinSet::new();
-        if m.subscribe_options != crate::control::subscribe_options::NAMESPACE && draft == Draft::D16 {
+        if m.subscribe_options != crate::control::subscribe_options::NAMESPACE && !draft.request_streams() {
             pusher.spawn(self.clone().push_tracks(prefix.clone()));
         }
         let mut origin = origin;
@@ -154,7 +154,7 @@ impl<T: Transport> Inner<T> {
                 }
                 msg = reader.decode(|b| ControlMessage::decode(b, draft)) => match msg? {
                     None => return writer.finish(),
-                    Some(Decoded::Message(ControlMessage::RequestUpdate(u))) if draft == Draft::D17 => {
+                    Some(Decoded::Message(ControlMessage::RequestUpdate(u))) if draft.request_streams() => {
                         // Nothing to change in what we send: acknowledge it.
                         self.peer_request(u.request_id).map_err(StreamError::Protocol)?;
                         let ok = ControlMessage::RequestOk(RequestOk {

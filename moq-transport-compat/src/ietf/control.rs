@@ -185,9 +185,12 @@ impl<T: Transport> Inner<T> {
         if !self.peer_used(existing) {
             return Err(SessionError::protocol("update of a request that never existed"));
         }
-        let reply_id = match draft {
-            Draft::D17 => existing,
-            _ => m.request_id,
+        // With a stream per request the update rides the request's stream
+        // and the answer names the request itself.
+        let reply_id = if draft.request_streams() {
+            existing
+        } else {
+            m.request_id
         };
         let served = self
             .lock()

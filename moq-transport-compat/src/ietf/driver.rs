@@ -43,10 +43,11 @@ pub(super) async fn run<T: Transport>(
     let draft = inner.draft;
     let transport = inner.transport.clone();
     let mut tasks: JoinSet<Result<(), StreamError>> = JoinSet::new();
-    match draft {
-        Draft::D17 => tasks.spawn(inner.clone().route17(writer, ctl_rx)),
-        _ => tasks.spawn(write_control::<T>(draft, writer, ctl_rx)),
-    };
+    if draft.request_streams() {
+        tasks.spawn(inner.clone().route17(writer, ctl_rx));
+    } else {
+        tasks.spawn(write_control::<T>(draft, writer, ctl_rx));
+    }
     tasks.spawn(inner.clone().recv_datagrams());
     if let Some(origin) = inner.publish.clone() {
         tasks.spawn(inner.clone().run_announce(origin));
@@ -83,13 +84,13 @@ pub(super) async fn run<T: Transport>(
                 Err(err) => return SessionError::from_lite(transport_error(err)),
             },
             accepted = transport.accept_bi() => match accepted {
-                Ok((send, recv)) if draft == Draft::D16 => {
-                    let stream = (Writer::new(send), Reader::new(recv));
-                    tasks.spawn(inner.clone().serve_subscribe_namespace(stream));
-                }
-                Ok((send, recv)) if draft == Draft::D17 => {
+                Ok((send, recv)) if draft.request_streams() => {
                     let stream = (Writer::new(send), Reader::new(recv));
                     tasks.spawn(inner.clone().incoming17(stream));
+                }
+                Ok((send, recv)) if draft.namespace_streams() => {
+                    let stream = (Writer::new(send), Reader::new(recv));
+                    tasks.spawn(inner.clone().serve_subscribe_namespace(stream));
                 }
                 Ok(_) => return SessionError::protocol("unexpected bidirectional stream"),
                 Err(err) => return SessionError::from_lite(transport_error(err)),

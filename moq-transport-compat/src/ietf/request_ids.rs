@@ -80,7 +80,7 @@ impl RequestIds {
             peer_next: theirs,
             peer_low: theirs,
             peer_seen: BTreeSet::new(),
-            granted: if draft == Draft::D17 {
+            granted: if draft.request_streams() {
                 u64::MAX
             } else {
                 REQUEST_WINDOW

@@ -48,7 +48,6 @@ use super::deps17::{Dependency, RETRY_AFTER_LOAD, Waited, fresh17, request_error
 use super::error::transport_error;
 use super::stream::{Reader, StreamError, Writer};
 use super::{Control, Inner, SessionError};
-use crate::Draft;
 use crate::control::message_type as t;
 use crate::control::{
     ControlMessage, Decoded, FetchCancel, PublishDone, PublishNamespaceDone, RequestError, Unsubscribe,
@@ -151,7 +150,7 @@ impl<T: Transport> Inner<T> {
         while let Some(msg) = rx.recv().await {
             tracing::trace!(?msg, "request out");
             match msg {
-                M::GoAway(_) => control.encode(|b| msg.encode(Draft::D17, b)).await?,
+                M::GoAway(_) => control.encode(|b| msg.encode(self.draft, b)).await?,
                 M::MaxRequestId(_) | M::RequestsBlocked(_) => {}
                 M::Unsubscribe(Unsubscribe { request_id }) | M::FetchCancel(FetchCancel { request_id }) => {
                     self.route(request_id, RouteCmd::Reset)
@@ -163,7 +162,7 @@ impl<T: Transport> Inner<T> {
                 msg => {
                     if let Some(id) = request_id(&msg) {
                         let (tx, cmds) = mpsc::unbounded_channel();
-                        let kind = msg.message_type(Draft::D17).0;
+                        let kind = msg.message_type(self.draft).0;
                         let route = Route {
                             tx,
                             kind,
@@ -209,7 +208,7 @@ impl<T: Transport> Inner<T> {
                 .await
                 .map_err(|e| StreamError::Closed(transport_error(e)))?;
             let mut writer = Writer::new(send);
-            writer.encode(|b| msg.encode(Draft::D17, b)).await?;
+            writer.encode(|b| msg.encode(this.draft, b)).await?;
             this.request_stream17(id, kind, false, (writer, Reader::new(recv)), cmds, None)
                 .await
         }
@@ -230,7 +229,7 @@ impl<T: Transport> Inner<T> {
         (mut writer, mut reader): Control<T>,
     ) -> Result<(), StreamError> {
         let msg = reader
-            .decode_required(|b| ControlMessage::decode(b, Draft::D17))
+            .decode_required(|b| ControlMessage::decode(b, self.draft))
             .await?;
         let Decoded::Message(msg) = msg else {
             return Err(protocol("unknown message opening a request stream"));
@@ -253,16 +252,16 @@ impl<T: Transport> Inner<T> {
                 }
             };
             writer
-                .encode(|b| ControlMessage::RequestError(error).encode(Draft::D17, b))
+                .encode(|b| ControlMessage::RequestError(error).encode(self.draft, b))
                 .await?;
             writer.finish()?;
             // Read the peer's half to its end: stopping it would cancel.
-            while let Some(msg) = reader.decode(|b| ControlMessage::decode(b, Draft::D17)).await? {
+            while let Some(msg) = reader.decode(|b| ControlMessage::decode(b, self.draft)).await? {
                 tracing::debug!(?msg, id, "message after REQUEST_ERROR ignored");
             }
             return Ok(());
         }
-        let kind = msg.message_type(Draft::D17).0;
+        let kind = msg.message_type(self.draft).0;
         let (tx, cmds) = mpsc::unbounded_channel();
         let (fetch_done, fetch_over) = match kind {
             t::FETCH => {
@@ -330,7 +329,7 @@ impl<T: Transport> Inner<T> {
         mut fetch_over: Option<oneshot::Receiver<()>>,
     ) -> Result<(), StreamError> {
         use ControlMessage as M;
-        let draft = Draft::D17;
+        let draft = self.draft;
         // Our half is closed (FIN sent).
         let mut sent_all = false;
         // The peer's half is open (no FIN read yet).
@@ -468,7 +467,7 @@ impl<T: Transport> Inner<T> {
                 retry_interval,
                 reason: "the required request did not arrive".to_string(),
             });
-            writer.encode(|b| error.encode(Draft::D17, b)).await?;
+            writer.encode(|b| error.encode(self.draft, b)).await?;
         }
         // Subscriptions we serve are keyed by the peer's Request IDs.
         let served = self.lock().served.remove(&id);

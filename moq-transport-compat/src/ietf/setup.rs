@@ -56,8 +56,8 @@ impl Session {
         draft: Draft,
         config: SessionConfig,
     ) -> Result<Session, moq_lite::Error> {
-        if draft == Draft::D17 {
-            let (control, _) = setup17(&transport, config.raw_quic_url.as_ref()).await?;
+        if draft.request_streams() {
+            let (control, _) = setup17(&transport, draft, config.raw_quic_url.as_ref()).await?;
             return Ok(Self::start(transport, draft, true, control, u64::MAX, config));
         }
         let (send, recv) = transport.open_bi().await.map_err(transport_error)?;
@@ -122,8 +122,8 @@ impl Session {
         transport: T,
         draft: Draft,
     ) -> Result<ServerHandshake<T>, moq_lite::Error> {
-        if draft == Draft::D17 {
-            let (control, options) = setup17(&transport, None).await?;
+        if draft.request_streams() {
+            let (control, options) = setup17(&transport, draft, None).await?;
             return Ok(ServerHandshake {
                 transport,
                 draft,
@@ -188,9 +188,9 @@ impl Session {
 /// `uri`: a raw QUIC client's URL, sent as PATH and AUTHORITY.
 pub(super) async fn setup17<T: Transport>(
     transport: &T,
+    draft: Draft,
     uri: Option<&url::Url>,
 ) -> Result<(Control<T>, KeyValuePairs), moq_lite::Error> {
-    let draft = Draft::D17;
     let send = transport.open_uni().await.map_err(transport_error)?;
     let mut writer = Writer::new(send);
     let mut options = KeyValuePairs::new();

@@ -159,8 +159,8 @@ impl<T: Transport> Inner<T> {
 
     pub(super) fn on_publish_namespace_done(&self, m: PublishNamespaceDone) {
         let mut state = self.lock();
-        let path = match self.draft {
-            Draft::D16 | Draft::D17 => state
+        let path = match self.draft.namespace_streams() {
+            true => state
                 .announced
                 .iter()
                 .find(|(_, a)| a.request_id == Some(m.request_id))
