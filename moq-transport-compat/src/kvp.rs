@@ -28,22 +28,24 @@ pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A pair whose value takes the form `key`'s parity asks for.
+    pub fn pair(key: u64, int: u64, bytes: Vec<u8>) -> KeyValuePair {
+        let value = match key % 2 {
+            0 => Value::Int(int),
+            _ => Value::Bytes(bytes.into()),
+        };
+        KeyValuePair { key, value }
+    }
+
     /// Arbitrary pairs whose value matches the type's parity.
     pub fn any_pairs() -> impl Strategy<Value = KeyValuePairs> {
+        let one = (
+            0u64..300,
+            any::<u32>(),
+            proptest::collection::vec(any::<u8>(), 0..6),
+        );
         proptest::collection::vec(
-            (
-                0u64..300,
-                any::<u32>(),
-                proptest::collection::vec(any::<u8>(), 0..6),
-            )
-                .prop_map(|(key, int, bytes)| KeyValuePair {
-                    key,
-                    value: if key % 2 == 0 {
-                        Value::Int(int as u64)
-                    } else {
-                        Value::Bytes(bytes.into())
-                    },
-                }),
+            one.prop_map(|(key, int, bytes)| pair(key, int.into(), bytes)),
             0..5,
         )
         .prop_map(KeyValuePairs)

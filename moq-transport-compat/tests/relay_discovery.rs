@@ -10,9 +10,7 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use moq_lite::model::{OriginProducer, Path, Track};
-use moq_transport_compat::control::{
-    ControlMessage, Decoded, Publish, SubscribeNamespace, subscribe_options,
-};
+use moq_transport_compat::control::{ControlMessage, Decoded, Publish, SubscribeNamespace, SubscribeOptions};
 use moq_transport_compat::ietf::stream::{Reader, Writer};
 use moq_transport_compat::{Draft, KeyValuePairs, SubscriptionFilter, TrackNamespace};
 
@@ -116,7 +114,7 @@ async fn subscribe_namespace_hears_its_own_prefix_and_nothing_twice() {
             request_id: 0,
             required_request_id_delta: 0,
             prefix: ns("room/a"),
-            subscribe_options: subscribe_options::NAMESPACE,
+            subscribe_options: SubscribeOptions::Namespace,
             parameters: KeyValuePairs::new(),
         });
         w.encode(|b| sn.encode(draft, b)).await.unwrap();
@@ -230,7 +228,7 @@ async fn namespace_subscribers_are_pushed_each_track() {
                 request_id: 0,
                 required_request_id_delta: 0,
                 prefix: ns("live"),
-                subscribe_options: subscribe_options::PUBLISH,
+                subscribe_options: SubscribeOptions::Publish,
                 parameters: KeyValuePairs::new(),
             };
             // Draft-16 puts it on its own stream, which must stay open.
@@ -335,7 +333,7 @@ async fn namespace_subscriptions_are_bounded() {
                 request_id: 2 * i,
                 required_request_id_delta: 0,
                 prefix: ns(&format!("p{i}")),
-                subscribe_options: subscribe_options::PUBLISH,
+                subscribe_options: SubscribeOptions::Publish,
                 parameters: KeyValuePairs::new(),
             }))
             .await;

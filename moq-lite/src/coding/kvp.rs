@@ -369,20 +369,16 @@ mod tests {
     }
 
     fn any_pairs() -> impl Strategy<Value = KeyValuePairs> {
-        let pair = (
-            0u64..300,
-            any::<u32>(),
-            proptest::collection::vec(any::<u8>(), 0..6),
-        )
-            .prop_map(|(key, int, bytes)| KeyValuePair {
-                key,
-                value: if key % 2 == 0 {
-                    Value::Int(int as u64)
-                } else {
-                    Value::Bytes(bytes.into())
-                },
+        let int = (0u64..150, any::<u32>()).prop_map(|(k, v)| KeyValuePair {
+            key: k * 2,
+            value: Value::Int(v.into()),
+        });
+        let bytes =
+            (0u64..150, proptest::collection::vec(any::<u8>(), 0..6)).prop_map(|(k, b)| KeyValuePair {
+                key: k * 2 + 1,
+                value: Value::Bytes(b.into()),
             });
-        proptest::collection::vec(pair, 0..5).prop_map(KeyValuePairs)
+        proptest::collection::vec(prop_oneof![int, bytes], 0..5).prop_map(KeyValuePairs)
     }
 
     proptest! {

@@ -118,14 +118,49 @@ impl MessageBody for PublishNamespaceCancel {
     }
 }
 
-/// Subscribe Options of SUBSCRIBE_NAMESPACE (draft-16+).
-pub mod subscribe_options {
-    /// Send matching PUBLISH messages.
-    pub const PUBLISH: u64 = 0x00;
-    /// Send matching NAMESPACE messages.
-    pub const NAMESPACE: u64 = 0x01;
-    /// Both.
-    pub const BOTH: u64 = 0x02;
+/// Subscribe Options of SUBSCRIBE_NAMESPACE (draft-16+): what the
+/// subscriber wants sent. Any other code is a protocol violation, so there
+/// is no `Unknown` arm. Earlier drafts behave as [`SubscribeOptions::Publish`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SubscribeOptions {
+    /// 0x00: send matching PUBLISH messages.
+    #[default]
+    Publish,
+    /// 0x01: send matching NAMESPACE messages.
+    Namespace,
+    /// 0x02: both.
+    Both,
+}
+
+impl SubscribeOptions {
+    /// The code on the wire.
+    pub const fn code(self) -> u64 {
+        match self {
+            SubscribeOptions::Publish => 0x00,
+            SubscribeOptions::Namespace => 0x01,
+            SubscribeOptions::Both => 0x02,
+        }
+    }
+
+    /// The option a code names, if any.
+    pub const fn from_code(code: u64) -> Option<Self> {
+        match code {
+            0x00 => Some(SubscribeOptions::Publish),
+            0x01 => Some(SubscribeOptions::Namespace),
+            0x02 => Some(SubscribeOptions::Both),
+            _ => None,
+        }
+    }
+
+    /// Whether matching namespaces are to be reported with NAMESPACE.
+    pub const fn wants_namespaces(self) -> bool {
+        !matches!(self, SubscribeOptions::Publish)
+    }
+
+    /// Whether matching tracks are to be offered with PUBLISH.
+    pub const fn wants_publish(self) -> bool {
+        !matches!(self, SubscribeOptions::Namespace)
+    }
 }
 
 /// SUBSCRIBE_NAMESPACE (0x11; SUBSCRIBE_ANNOUNCES before -14).
@@ -137,8 +172,8 @@ pub struct SubscribeNamespace {
     pub required_request_id_delta: u64,
     /// The namespace prefix (0 fields allowed from draft-16).
     pub prefix: TrackNamespace,
-    /// Draft-16+: what to send, see [`subscribe_options`] (0 to 2).
-    pub subscribe_options: u64,
+    /// Draft-16+: what to send.
+    pub subscribe_options: SubscribeOptions,
     /// Parameters.
     pub parameters: Parameters,
 }
@@ -149,10 +184,7 @@ impl MessageBody for SubscribeNamespace {
         put_required(draft, self.request_id, self.required_request_id_delta, buf)?;
         self.prefix.encode(draft, NamespaceRole::Prefix, buf)?;
         if draft >= Draft::D16 {
-            if self.subscribe_options > subscribe_options::BOTH {
-                return Err(EncodeError::Invalid("subscribe options"));
-            }
-            put_vi(draft, self.subscribe_options, buf)?;
+            put_vi(draft, self.subscribe_options.code(), buf)?;
         }
         encode_parameters(&self.parameters, draft, buf)
     }
@@ -162,12 +194,10 @@ impl MessageBody for SubscribeNamespace {
         let required_request_id_delta = get_required(draft, request_id, buf)?;
         let prefix = TrackNamespace::decode(buf, draft, NamespaceRole::Prefix)?;
         let subscribe_options = if draft >= Draft::D16 {
-            match get_vi(buf, draft)? {
-                v @ 0..=2 => v,
-                _ => return Err(DecodeError::Invalid("subscribe options")),
-            }
+            SubscribeOptions::from_code(get_vi(buf, draft)?)
+                .ok_or(DecodeError::Invalid("subscribe options"))?
         } else {
-            0
+            SubscribeOptions::Publish
         };
         Ok(SubscribeNamespace {
             request_id,
@@ -364,14 +394,14 @@ mod tests {
         let m = SubscribeNamespace {
             request_id: 4,
             prefix: TrackNamespace::from_fields(["a"]),
-            subscribe_options: subscribe_options::BOTH,
+            subscribe_options: SubscribeOptions::Both,
             ..Default::default()
         };
         // drafts 14/15: SUBSCRIBE_NAMESPACE, length 5: id 4, ("a"), no parameters
         for d in [Draft::D14, Draft::D15] {
             check(
                 &M::SubscribeNamespace(SubscribeNamespace {
-                    subscribe_options: 0,
+                    subscribe_options: SubscribeOptions::Publish,
                     ..m.clone()
                 }),
                 d,
@@ -480,7 +510,7 @@ mod tests {
                 round_trip(&M::PublishNamespaceCancel(PublishNamespaceCancel { namespace: ns.clone(), request_id: id,
                     error_code: code as u64, reason: "r".into() }), d)?;
                 round_trip(&M::SubscribeNamespace(SubscribeNamespace { request_id: id, required_request_id_delta: delta,
-                    prefix: ns.clone(), subscribe_options: opts, parameters: params.clone() }), d)?;
+                    prefix: ns.clone(), subscribe_options: SubscribeOptions::from_code(opts).unwrap(), parameters: params.clone() }), d)?;
                 round_trip(&M::UnsubscribeNamespace(UnsubscribeNamespace { prefix: ns.clone(), request_id: id }), d)?;
                 round_trip(&M::Namespace(Namespace { suffix: ns.clone() }), d)?;
                 round_trip(&M::NamespaceDone(NamespaceDone { suffix: ns.clone() }), d)?;

@@ -225,14 +225,7 @@ pub(crate) mod tests {
                 any::<u8>(),
                 proptest::collection::vec(any::<u8>(), 0..4),
             )
-                .prop_map(|(key, v, bytes)| KeyValuePair {
-                    key,
-                    value: if key % 2 == 0 {
-                        Value::Int(v as u64)
-                    } else {
-                        Value::Bytes(bytes.into())
-                    },
-                }),
+                .prop_map(|(key, v, bytes)| crate::kvp::tests::pair(key, v.into(), bytes)),
             0..4,
         )
         .prop_map(KeyValuePairs)

@@ -107,10 +107,9 @@ impl<T: Transport> Inner<T> {
                 .await?;
             return writer.finish();
         };
-        // Subscribe Options: 0 PUBLISH only, 1 NAMESPACE only, 2 both.
         // Registered before the answer, so that no broadcast announced once
         // the peer has it goes out as PUBLISH_NAMESPACE too.
-        let namespaces = m.subscribe_options != 0;
+        let namespaces = m.subscribe_options.wants_namespaces();
         let _solicited = namespaces.then(|| Solicited::register(self.clone(), prefix.clone()));
         let ok = RequestOk {
             request_id: m.request_id,
@@ -122,7 +121,7 @@ impl<T: Transport> Inner<T> {
         // Subscribe Options PUBLISH or BOTH: offer the tracks too (push.rs),
         // for as long as this stream is open. With a stream per request (draft-17) PUBLISH is not pushed.
         let mut pusher = JoinSet::new();
-        if m.subscribe_options != crate::control::subscribe_options::NAMESPACE && !draft.request_streams() {
+        if m.subscribe_options.wants_publish() && !draft.request_streams() {
             pusher.spawn(self.clone().push_tracks(prefix.clone()));
         }
         let mut origin = origin;

@@ -37,7 +37,7 @@ impl<T: Transport> Inner<T> {
             required_request_id_delta: 0,
             prefix: TrackNamespace::default(),
             // NAMESPACE only: tracks are subscribed on demand.
-            subscribe_options: 1,
+            subscribe_options: crate::control::SubscribeOptions::Namespace,
             parameters: Parameters::new(),
         });
         writer.encode(|b| msg.encode(draft, b)).await?;
