@@ -211,7 +211,7 @@ impl<T: Transport> Handshake<T> {
         let (code, reason) = match &self.pending {
             Pending::Ietf(_) => {
                 let err = ietf::SessionError::from_lite(err);
-                (err.code as u32, err.reason)
+                (err.code.code() as u32, err.reason)
             }
             _ => (err.code(), err.to_string()),
         };

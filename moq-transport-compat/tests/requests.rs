@@ -13,7 +13,7 @@ use moq_lite::model::{OriginProducer, Path};
 use moq_transport_compat::control::{
     ControlMessage, Decoded, Namespace, PublishBlocked, RequestOk, RequestUpdate, set_filter,
 };
-use moq_transport_compat::ietf::{code, done_code};
+use moq_transport_compat::ietf::{DoneCode, SessionCode};
 use moq_transport_compat::{Draft, KeyValuePairs, Location, SubscriptionFilter};
 
 /// Draft-16: a SUBSCRIBE reusing a Request ID closes the session with
@@ -32,7 +32,7 @@ async fn draft16_duplicate_request_id_closes_the_session() {
         );
         raw.send(sub(0)).await;
         let err = server_closed(&server).await;
-        assert_eq!(err.code, code::INVALID_REQUEST_ID, "{err}");
+        assert_eq!(err.code, SessionCode::InvalidRequestId, "{err}");
     })
     .await
     .expect("timed out");
@@ -93,7 +93,7 @@ async fn draft17_duplicate_request_id_closes_the_session() {
         server_stays_up(&server).await;
         let _stream = raw.request(sub(2)).await;
         let err = server_closed(&server).await;
-        assert_eq!(err.code, code::INVALID_REQUEST_ID, "{err}");
+        assert_eq!(err.code, SessionCode::InvalidRequestId, "{err}");
     })
     .await
     .expect("timed out");
@@ -134,7 +134,7 @@ async fn draft17_request_update_answered_with_request_ok() {
         write_one_group(&mut track, 3);
         let reply = recv17(&mut stream).await;
         assert!(
-            matches!(reply, Some(ControlMessage::PublishDone(ref d)) if d.status_code == done_code::SUBSCRIPTION_ENDED),
+            matches!(reply, Some(ControlMessage::PublishDone(ref d)) if d.status_code == DoneCode::SubscriptionEnded.code()),
             "{reply:?}"
         );
     })

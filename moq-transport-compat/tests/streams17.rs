@@ -217,7 +217,7 @@ async fn required_request_that_never_comes_times_out() {
             .expect("the server closed the session");
         assert_eq!(
             err.code,
-            moq_transport_compat::ietf::code::INVALID_REQUEST_ID,
+            moq_transport_compat::ietf::SessionCode::InvalidRequestId,
             "{err}"
         );
     })

@@ -10,7 +10,7 @@ use common::*;
 use moq_transport_compat::control::{
     ControlMessage, Fetch, FetchType, RequestUpdate, location, param, set_filter,
 };
-use moq_transport_compat::ietf::{code, done_code};
+use moq_transport_compat::ietf::{DoneCode, SessionCode};
 use moq_transport_compat::{Draft, KeyValuePairs, Location, SubscriptionFilter};
 
 /// SUBSCRIBE (LargestObject) for "cache/x" "t"; returns the track alias.
@@ -83,7 +83,7 @@ async fn draft14_subscribe_update_narrows_by_subscription_request_id() {
         let done = raw.recv().await;
         assert!(
             matches!(done, ControlMessage::PublishDone(ref d)
-                if d.request_id == 0 && d.status_code == done_code::SUBSCRIPTION_ENDED),
+                if d.request_id == 0 && d.status_code == DoneCode::SubscriptionEnded.code()),
             "{done:?}"
         );
 
@@ -102,7 +102,7 @@ async fn draft14_subscribe_update_narrows_by_subscription_request_id() {
         raw.send(update(8, 6, Draft::D14, narrow)).await;
         raw.send(update(10, 6, Draft::D14, wide)).await;
         let err = server_closed(&server).await;
-        assert_eq!(err.code, code::PROTOCOL_VIOLATION, "{err}");
+        assert_eq!(err.code, SessionCode::ProtocolViolation, "{err}");
     })
     .await
     .expect("timed out");
@@ -165,7 +165,7 @@ async fn request_update_answered_with_largest_or_fails_the_subscription() {
             // An update of a request that never existed: PROTOCOL_VIOLATION.
             raw.send(update(6, 40, draft, ok)).await;
             let err = server_closed(&server).await;
-            assert_eq!(err.code, code::PROTOCOL_VIOLATION, "{draft}: {err}");
+            assert_eq!(err.code, SessionCode::ProtocolViolation, "{draft}: {err}");
         })
         .await
         .unwrap_or_else(|_| panic!("{draft} timed out"));
@@ -192,7 +192,7 @@ async fn a_request_id_out_of_sequence_closes_the_session() {
             ))
             .await;
             let err = server_closed(&server).await;
-            assert_eq!(err.code, code::INVALID_REQUEST_ID, "{draft}: {err}");
+            assert_eq!(err.code, SessionCode::InvalidRequestId, "{draft}: {err}");
         })
         .await
         .unwrap_or_else(|_| panic!("{draft} timed out"));
@@ -392,7 +392,7 @@ async fn joining_fetch_of_a_non_largest_object_subscription_is_a_violation() {
         }))
         .await;
         let err = server_closed(&server).await;
-        assert_eq!(err.code, code::PROTOCOL_VIOLATION, "{err}");
+        assert_eq!(err.code, SessionCode::ProtocolViolation, "{err}");
     })
     .await
     .expect("timed out");

@@ -271,7 +271,7 @@ impl<T: Transport> Inner<T> {
             self.lock().served.remove(&existing);
             self.send(ControlMessage::PublishDone(PublishDone {
                 request_id: existing,
-                status_code: done_code::UPDATE_FAILED,
+                status_code: DoneCode::UpdateFailed.code(),
                 stream_count: 0,
                 reason: "update failed".to_string(),
             }));

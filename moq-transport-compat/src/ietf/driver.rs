@@ -19,7 +19,7 @@ async fn write_control<T: Transport>(
         if let Err(err) = msg.encode(draft, &mut encoded) {
             tracing::error!(%err, ?msg, "cannot encode a control message");
             return Err(StreamError::Protocol(SessionError::new(
-                code::INTERNAL_ERROR,
+                SessionCode::InternalError,
                 "control message encoding failed",
             )));
         }
@@ -101,7 +101,7 @@ pub(super) async fn run<T: Transport>(
                 Ok(Err(StreamError::Closed(err))) => tracing::trace!(%err, "stream closed"),
                 Ok(Ok(())) => {}
                 Err(join) if join.is_panic() => {
-                    return SessionError::new(code::INTERNAL_ERROR, "session task panicked");
+                    return SessionError::new(SessionCode::InternalError, "session task panicked");
                 }
                 Err(_) => {}
             },

@@ -10,24 +10,27 @@
 
 use crate::Draft;
 
-/// Session termination error codes.
-pub mod code {
-    /// NO_ERROR.
-    pub const NO_ERROR: u64 = 0x0;
-    /// INTERNAL_ERROR.
-    pub const INTERNAL_ERROR: u64 = 0x1;
-    /// UNAUTHORIZED.
-    pub const UNAUTHORIZED: u64 = 0x2;
-    /// PROTOCOL_VIOLATION.
-    pub const PROTOCOL_VIOLATION: u64 = 0x3;
-    /// INVALID_REQUEST_ID.
-    pub const INVALID_REQUEST_ID: u64 = 0x4;
-    /// DUPLICATE_TRACK_ALIAS.
-    pub const DUPLICATE_TRACK_ALIAS: u64 = 0x5;
-    /// TOO_MANY_REQUESTS.
-    pub const TOO_MANY_REQUESTS: u64 = 0x7;
-    /// VERSION_NEGOTIATION_FAILED.
-    pub const VERSION_NEGOTIATION_FAILED: u64 = 0x15;
+moq_lite::wire_enum! {
+    /// Session termination error codes (the same numbers in drafts 14 to 17).
+    pub enum SessionCode {
+        /// NO_ERROR.
+        NoError = 0x0,
+        /// INTERNAL_ERROR.
+        InternalError = 0x1,
+        /// UNAUTHORIZED.
+        Unauthorized = 0x2,
+        /// PROTOCOL_VIOLATION.
+        ProtocolViolation = 0x3,
+        /// INVALID_REQUEST_ID.
+        InvalidRequestId = 0x4,
+        /// DUPLICATE_TRACK_ALIAS.
+        DuplicateTrackAlias = 0x5,
+        /// TOO_MANY_REQUESTS (drafts 14 to 16; INVALID_REQUIRED_REQUEST_ID
+        /// in 17, which we never send there).
+        TooManyRequests = 0x7,
+        /// VERSION_NEGOTIATION_FAILED.
+        VersionNegotiationFailed = 0x15,
+    }
 }
 
 /// Why a request failed; [`RequestFailure::code`] gives its number in a
@@ -77,18 +80,20 @@ impl RequestFailure {
     }
 }
 
-/// PUBLISH_DONE status codes.
-pub mod done_code {
-    /// INTERNAL_ERROR.
-    pub const INTERNAL_ERROR: u64 = 0x0;
-    /// TRACK_ENDED.
-    pub const TRACK_ENDED: u64 = 0x2;
-    /// SUBSCRIPTION_ENDED.
-    pub const SUBSCRIPTION_ENDED: u64 = 0x3;
-    /// GOING_AWAY.
-    pub const GOING_AWAY: u64 = 0x4;
-    /// UPDATE_FAILED (15+): a REQUEST_UPDATE of the subscription failed.
-    pub const UPDATE_FAILED: u64 = 0x8;
+moq_lite::wire_enum! {
+    /// PUBLISH_DONE status codes.
+    pub enum DoneCode {
+        /// INTERNAL_ERROR.
+        InternalError = 0x0,
+        /// TRACK_ENDED.
+        TrackEnded = 0x2,
+        /// SUBSCRIPTION_ENDED.
+        SubscriptionEnded = 0x3,
+        /// GOING_AWAY.
+        GoingAway = 0x4,
+        /// UPDATE_FAILED (15+): a REQUEST_UPDATE of the subscription failed.
+        UpdateFailed = 0x8,
+    }
 }
 
 /// Why an IETF session ended: the draft's termination code, the reason
@@ -96,7 +101,7 @@ pub mod done_code {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionError {
     /// The session termination code on the wire.
-    pub code: u64,
+    pub code: SessionCode,
     /// The reason phrase.
     pub reason: String,
     /// The same, as a moq-lite error.
@@ -106,11 +111,11 @@ pub struct SessionError {
 impl SessionError {
     /// A PROTOCOL_VIOLATION.
     pub fn protocol(reason: impl Into<String>) -> Self {
-        Self::new(code::PROTOCOL_VIOLATION, reason)
+        Self::new(SessionCode::ProtocolViolation, reason)
     }
 
     /// An error with `code` and `reason`.
-    pub fn new(code: u64, reason: impl Into<String>) -> Self {
+    pub fn new(code: SessionCode, reason: impl Into<String>) -> Self {
         SessionError {
             code,
             reason: reason.into(),
@@ -121,11 +126,11 @@ impl SessionError {
     /// From a moq-lite error (the transport went away, ...).
     pub fn from_lite(error: moq_lite::Error) -> Self {
         let code = match error {
-            moq_lite::Error::Cancel | moq_lite::Error::Closed => code::NO_ERROR,
-            moq_lite::Error::Unauthorized => code::UNAUTHORIZED,
-            moq_lite::Error::Version => code::VERSION_NEGOTIATION_FAILED,
-            moq_lite::Error::Decode | moq_lite::Error::ProtocolViolation => code::PROTOCOL_VIOLATION,
-            _ => code::INTERNAL_ERROR,
+            moq_lite::Error::Cancel | moq_lite::Error::Closed => SessionCode::NoError,
+            moq_lite::Error::Unauthorized => SessionCode::Unauthorized,
+            moq_lite::Error::Version => SessionCode::VersionNegotiationFailed,
+            moq_lite::Error::Decode | moq_lite::Error::ProtocolViolation => SessionCode::ProtocolViolation,
+            _ => SessionCode::InternalError,
         };
         SessionError {
             code,
@@ -137,21 +142,22 @@ impl SessionError {
 
 impl std::fmt::Display for SessionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "session error {:#x}: {}", self.code, self.reason)
+        write!(f, "session error {:#x}: {}", self.code.code(), self.reason)
     }
 }
 
 /// The moq-lite error a termination code reads as.
-pub fn lite_error(code: u64) -> moq_lite::Error {
+pub fn lite_error(code: SessionCode) -> moq_lite::Error {
+    use SessionCode as C;
     match code {
-        code::NO_ERROR => moq_lite::Error::Closed,
-        code::UNAUTHORIZED => moq_lite::Error::Unauthorized,
-        code::PROTOCOL_VIOLATION | code::INVALID_REQUEST_ID | code::DUPLICATE_TRACK_ALIAS => {
+        C::NoError => moq_lite::Error::Closed,
+        C::Unauthorized => moq_lite::Error::Unauthorized,
+        C::ProtocolViolation | C::InvalidRequestId | C::DuplicateTrackAlias => {
             moq_lite::Error::ProtocolViolation
         }
-        code::TOO_MANY_REQUESTS => moq_lite::Error::Bounds,
-        code::VERSION_NEGOTIATION_FAILED => moq_lite::Error::Version,
-        _ => moq_lite::Error::Transport,
+        C::TooManyRequests => moq_lite::Error::Bounds,
+        C::VersionNegotiationFailed => moq_lite::Error::Version,
+        C::InternalError | C::Unknown(_) => moq_lite::Error::Transport,
     }
 }
 
@@ -161,7 +167,7 @@ pub fn transport_error<E: web_transport_trait::Error>(err: E) -> moq_lite::Error
         return moq_lite::Error::Cancel;
     }
     match err.session_error() {
-        Some((code, _)) => lite_error(code.into()),
+        Some((code, _)) => lite_error(SessionCode::from(u64::from(code))),
         None => moq_lite::Error::Transport,
     }
 }
@@ -217,6 +223,6 @@ mod tests {
         for (case, reason) in cases {
             assert_eq!(violation(case), SessionError::protocol(reason));
         }
-        assert_eq!(SessionError::protocol("x").code, code::PROTOCOL_VIOLATION);
+        assert_eq!(SessionError::protocol("x").code, SessionCode::ProtocolViolation);
     }
 }

@@ -90,7 +90,7 @@ pub mod stream {
     pub const MAX_OBJECT_BUFFERED: usize = crate::data::MAX_OBJECT_PAYLOAD + 1024;
 }
 
-pub use error::{RequestFailure, SessionError, code, done_code};
+pub use error::{DoneCode, RequestFailure, SessionCode, SessionError};
 pub use setup::ServerHandshake;
 pub(crate) use setup::{client_path, uri_params};
 
@@ -218,7 +218,7 @@ impl Session {
             let err = driver::run(inner.clone(), control, ctl_rx, fatal_rx).await;
             inner.shutdown();
             tracing::debug!(%err, "IETF session closed");
-            runner.close(err.code as u32, &err.reason);
+            runner.close(err.code.code() as u32, &err.reason);
             let _ = tx.send(Some(err));
         });
         Session {
@@ -259,7 +259,7 @@ impl Session {
     /// Closes the session with `err`.
     pub fn close(&self, err: moq_lite::Error) {
         let err = SessionError::from_lite(err);
-        (self.close)(err.code, &err.reason);
+        (self.close)(err.code.code(), &err.reason);
     }
 
     /// Waits until the session ends, and says why.
@@ -271,8 +271,10 @@ impl Session {
     pub async fn closed_ietf(&self) -> SessionError {
         let mut closed = self.closed.clone();
         match closed.wait_for(Option::is_some).await {
-            Ok(err) => err.clone().unwrap_or(SessionError::new(code::NO_ERROR, "closed")),
-            Err(_) => SessionError::new(code::NO_ERROR, "closed"),
+            Ok(err) => err
+                .clone()
+                .unwrap_or(SessionError::new(SessionCode::NoError, "closed")),
+            Err(_) => SessionError::new(SessionCode::NoError, "closed"),
         }
     }
 }
@@ -280,7 +282,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.task.abort();
-        (self.close)(code::NO_ERROR, "closed");
+        (self.close)(SessionCode::NoError.code(), "closed");
     }
 }
 
@@ -420,14 +422,17 @@ impl<T: Transport> Inner<T> {
         let mut state = self.lock();
         let grant = state.ids.accept(id).map_err(|err| match err {
             RequestIdError::WrongParity => {
-                SessionError::new(code::INVALID_REQUEST_ID, "request ID of the wrong parity")
+                SessionError::new(SessionCode::InvalidRequestId, "request ID of the wrong parity")
             }
-            RequestIdError::OutOfSequence => {
-                SessionError::new(code::INVALID_REQUEST_ID, "request ID not the next in sequence")
+            RequestIdError::OutOfSequence => SessionError::new(
+                SessionCode::InvalidRequestId,
+                "request ID not the next in sequence",
+            ),
+            RequestIdError::Duplicate => {
+                SessionError::new(SessionCode::InvalidRequestId, "duplicate request ID")
             }
-            RequestIdError::Duplicate => SessionError::new(code::INVALID_REQUEST_ID, "duplicate request ID"),
             RequestIdError::OverMaximum => {
-                SessionError::new(code::TOO_MANY_REQUESTS, "request ID over the maximum")
+                SessionError::new(SessionCode::TooManyRequests, "request ID over the maximum")
             }
         })?;
         // A Request ID taken is what dependent draft-17 requests wait for

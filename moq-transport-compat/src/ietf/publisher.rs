@@ -252,7 +252,7 @@ impl<T: Transport> Inner<T> {
                         let seq = group.sequence();
                         let w = *wanted.borrow();
                         if w.end.is_some_and(|e| seq > e) {
-                            break (done_code::SUBSCRIPTION_ENDED, "end of range");
+                            break (DoneCode::SubscriptionEnded, "end of range");
                         }
                         last = last.max(Some(seq));
                         if w.start.is_some_and(|s| seq < s.group) || !w.forward {
@@ -276,13 +276,13 @@ impl<T: Transport> Inner<T> {
                         });
                         inflight.insert(seq, tokio::time::Instant::now(), task);
                         if w.end == Some(seq) {
-                            break (done_code::SUBSCRIPTION_ENDED, "end of range");
+                            break (DoneCode::SubscriptionEnded, "end of range");
                         }
                     }
-                    Ok(None) => break (done_code::TRACK_ENDED, "track ended"),
+                    Ok(None) => break (DoneCode::TrackEnded, "track ended"),
                     Err(err) => {
                         tracing::debug!(%err, "track aborted");
-                        break (done_code::INTERNAL_ERROR, "track aborted");
+                        break (DoneCode::InternalError, "track aborted");
                     }
                 },
                 Some(done) = groups.join_next(), if !groups.is_empty() => {
@@ -294,7 +294,7 @@ impl<T: Transport> Inner<T> {
                 Ok(()) = wanted.changed() => {
                     let end = wanted.borrow().end;
                     if end.is_some_and(|e| last.is_some_and(|l| l >= e)) {
-                        break (done_code::SUBSCRIPTION_ENDED, "end of range");
+                        break (DoneCode::SubscriptionEnded, "end of range");
                     }
                 }
             }
@@ -303,7 +303,7 @@ impl<T: Transport> Inner<T> {
         self.lock().served.remove(&id);
         self.send(ControlMessage::PublishDone(PublishDone {
             request_id: id,
-            status_code: status,
+            status_code: status.code(),
             stream_count: count,
             reason: reason.to_string(),
         }));

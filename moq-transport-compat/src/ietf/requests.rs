@@ -45,7 +45,7 @@ use tokio::sync::{mpsc, oneshot};
 use web_transport_trait::Session as Transport;
 
 use super::deps17::{Dependency, RETRY_AFTER_LOAD, Waited, fresh17, request_error, required17};
-use super::error::transport_error;
+use super::error::{DoneCode, SessionCode, transport_error};
 use super::stream::{Reader, StreamError, Writer};
 use super::{Control, Inner, SessionError};
 use crate::control::message_type as t;
@@ -274,7 +274,7 @@ impl<T: Transport> Inner<T> {
             let mut state = self.lock();
             if state.routes.contains_key(&id) {
                 return Err(StreamError::Protocol(SessionError::new(
-                    super::code::INVALID_REQUEST_ID,
+                    SessionCode::InvalidRequestId,
                     "duplicate request ID",
                 )));
             }
@@ -477,7 +477,7 @@ impl<T: Transport> Inner<T> {
             }
             self.send(ControlMessage::PublishDone(PublishDone {
                 request_id: id,
-                status_code: super::done_code::UPDATE_FAILED,
+                status_code: DoneCode::UpdateFailed.code(),
                 // 17 §PUBLISH_DONE: a publisher "unable to set Stream Count
                 // to the exact number of streams opened" sets 2^62 - 1.
                 stream_count: (1 << 62) - 1,
@@ -562,7 +562,7 @@ impl<T: Transport> Inner<T> {
 fn publish_done(id: u64) -> ControlMessage {
     ControlMessage::PublishDone(PublishDone {
         request_id: id,
-        status_code: super::done_code::INTERNAL_ERROR,
+        status_code: DoneCode::InternalError.code(),
         stream_count: 0,
         reason: String::new(),
     })

@@ -95,7 +95,7 @@ impl Session {
         config: SessionConfig,
     ) -> Result<Session, moq_lite::Error> {
         if draft == Draft::D14 && Some(reply.version) != draft.setup_code() {
-            transport.close(code::VERSION_NEGOTIATION_FAILED as u32, "version");
+            transport.close(SessionCode::VersionNegotiationFailed.code() as u32, "version");
             return Err(moq_lite::Error::Version);
         }
         let peer_max = reply
@@ -140,7 +140,10 @@ impl Session {
             .await
             .map_err(lite)?;
         let Decoded::Message(ControlMessage::ClientSetup(setup)) = setup else {
-            transport.close(code::PROTOCOL_VIOLATION as u32, "expected CLIENT_SETUP");
+            transport.close(
+                SessionCode::ProtocolViolation.code() as u32,
+                "expected CLIENT_SETUP",
+            );
             return Err(moq_lite::Error::ProtocolViolation);
         };
         Self::handshake_after_setup(transport, draft, control, setup).await
@@ -155,7 +158,10 @@ impl Session {
     ) -> Result<ServerHandshake<T>, moq_lite::Error> {
         if let Some(code) = draft.setup_code() {
             if !setup.versions.contains(&code) {
-                transport.close(code::VERSION_NEGOTIATION_FAILED as u32, "no common version");
+                transport.close(
+                    SessionCode::VersionNegotiationFailed.code() as u32,
+                    "no common version",
+                );
                 return Err(moq_lite::Error::Version);
             }
         }
@@ -212,7 +218,7 @@ pub(super) async fn setup17<T: Transport>(
     match msg {
         Decoded::Message(ControlMessage::Setup(setup)) => Ok(((writer, reader), setup.options)),
         _ => {
-            transport.close(code::PROTOCOL_VIOLATION as u32, "expected SETUP");
+            transport.close(SessionCode::ProtocolViolation.code() as u32, "expected SETUP");
             Err(moq_lite::Error::ProtocolViolation)
         }
     }

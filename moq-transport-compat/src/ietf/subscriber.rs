@@ -265,7 +265,7 @@ impl<T: Transport> Inner<T> {
         let mut state = self.lock();
         if state.aliases.contains_key(&alias) {
             let _ = self.fatal.send(SessionError::new(
-                code::DUPLICATE_TRACK_ALIAS,
+                SessionCode::DuplicateTrackAlias,
                 "duplicate track alias",
             ));
             return false;
