@@ -39,8 +39,8 @@ use moq_lite::lite::{
 };
 use moq_lite::model::Path;
 use moq_transport_compat::control::{
-    self, ControlMessage, Decoded, Parameters, PublishNamespace, Subscribe as IetfSubscribe,
-    SubscribeOk as IetfSubscribeOk, param,
+    self, ControlMessage, Decoded, MessageParameter, Parameters, PublishNamespace,
+    Subscribe as IetfSubscribe, SubscribeOk as IetfSubscribeOk,
 };
 use moq_transport_compat::data::{
     ObjectContent, SubgroupHeader, SubgroupId, SubgroupObject, SubgroupReader, SubgroupWriter,
@@ -247,8 +247,8 @@ fn ietf(c: &mut Criterion, draft: Draft, group_name: &str) {
     let mut parameters = Parameters::new();
     let d14 = draft == Draft::D14;
     if !d14 {
-        parameters.set_int(param::FORWARD, 1);
-        parameters.set_int(param::SUBSCRIBER_PRIORITY, 2);
+        parameters.set_int(MessageParameter::Forward.code(), 1);
+        parameters.set_int(MessageParameter::SubscriberPriority.code(), 2);
         control::set_filter(&mut parameters, filter, draft).expect("filter");
     }
     let subscribe = ControlMessage::Subscribe(IetfSubscribe {
@@ -272,7 +272,13 @@ fn ietf(c: &mut Criterion, draft: Draft, group_name: &str) {
     };
     let mut parameters = Parameters::new();
     if !d14 {
-        control::set_location(&mut parameters, param::LARGEST_OBJECT, largest, draft).expect("location");
+        control::set_location(
+            &mut parameters,
+            MessageParameter::LargestObject.code(),
+            largest,
+            draft,
+        )
+        .expect("location");
     }
     let ok = ControlMessage::SubscribeOk(IetfSubscribeOk {
         request_id: if draft < Draft::D17 { 4 } else { 0 },

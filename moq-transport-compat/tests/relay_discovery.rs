@@ -45,7 +45,7 @@ async fn a_pushed_track_waits_for_later_subscribers() {
             let (mut raw, _server, _endpoints) = raw_pair(draft, relay_config(&relay)).await;
             let mut parameters = KeyValuePairs::new();
             if draft > Draft::D14 {
-                parameters.set_int(moq_transport_compat::control::param::FORWARD, 1);
+                parameters.set_int(moq_transport_compat::control::MessageParameter::Forward.code(), 1);
             }
             raw.send(ControlMessage::Publish(Publish {
                 request_id: 0,

@@ -253,7 +253,7 @@ async fn raw_client_announce_subscribe_error_and_fetch() {
                 Draft::D14 => ok.largest,
                 _ => moq_transport_compat::control::location(
                     &ok.parameters,
-                    moq_transport_compat::control::param::LARGEST_OBJECT,
+                    moq_transport_compat::control::MessageParameter::LargestObject.code(),
                     draft,
                 )
                 .unwrap(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use moq_transport_compat::control::{
-    ControlMessage, Fetch, FetchType, RequestUpdate, location, param, set_filter,
+    ControlMessage, Fetch, FetchType, MessageParameter, RequestUpdate, location, set_filter,
 };
 use moq_transport_compat::ietf::{DoneCode, SessionCode};
 use moq_transport_compat::{Draft, KeyValuePairs, Location, SubscriptionFilter};
@@ -140,7 +140,7 @@ async fn request_update_answered_with_largest_or_fails_the_subscription() {
                 panic!("{draft}: REQUEST_OK expected")
             };
             assert_eq!(reply.request_id, 2);
-            let largest = location(&reply.parameters, param::LARGEST_OBJECT, draft).unwrap();
+            let largest = location(&reply.parameters, MessageParameter::LargestObject.code(), draft).unwrap();
             assert_eq!(largest, Some(Location::new(2, 4)), "{draft}");
 
             // End before start: REQUEST_ERROR INVALID_RANGE (0x11 from 15), then
@@ -216,13 +216,13 @@ async fn forward_zero_sends_nothing_until_updated() {
         else {
             unreachable!()
         };
-        m.parameters.set_int(param::FORWARD, 0);
+        m.parameters.set_int(MessageParameter::Forward.code(), 0);
         raw.send(ControlMessage::Subscribe(m)).await;
         let ControlMessage::SubscribeOk(ok) = raw.recv().await else {
             panic!("SUBSCRIBE_OK expected")
         };
         assert_eq!(
-            ok.parameters.get_int(param::GROUP_ORDER),
+            ok.parameters.get_int(MessageParameter::GroupOrder.code()),
             Some(2),
             "descending: newest first"
         );
@@ -235,7 +235,7 @@ async fn forward_zero_sends_nothing_until_updated() {
             existing_request_id: 0,
             ..Default::default()
         };
-        forward.parameters.set_int(param::FORWARD, 1);
+        forward.parameters.set_int(MessageParameter::Forward.code(), 1);
         raw.send(ControlMessage::RequestUpdate(forward)).await;
         assert!(matches!(raw.recv().await, ControlMessage::RequestOk(ok) if ok.request_id == 2));
         write_groups_from(&mut track, 4, 1);
@@ -249,12 +249,15 @@ async fn forward_zero_sends_nothing_until_updated() {
         else {
             unreachable!()
         };
-        m.parameters.set_int(param::GROUP_ORDER, 1);
+        m.parameters.set_int(MessageParameter::GroupOrder.code(), 1);
         raw.send(ControlMessage::Subscribe(m)).await;
         let ControlMessage::SubscribeOk(ok) = raw.recv().await else {
             panic!("SUBSCRIBE_OK expected")
         };
-        assert_eq!(ok.parameters.get_int(param::GROUP_ORDER), Some(1));
+        assert_eq!(
+            ok.parameters.get_int(MessageParameter::GroupOrder.code()),
+            Some(1)
+        );
     })
     .await
     .expect("timed out");
@@ -269,7 +272,7 @@ fn standalone(
 ) -> ControlMessage {
     let mut parameters = KeyValuePairs::new();
     if draft > Draft::D14 && group_order != 0 {
-        parameters.set_int(param::GROUP_ORDER, group_order as u64);
+        parameters.set_int(MessageParameter::GroupOrder.code(), group_order as u64);
     }
     ControlMessage::Fetch(Fetch {
         request_id,

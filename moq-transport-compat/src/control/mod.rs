@@ -53,70 +53,75 @@ pub trait MessageBody: Sized {
     fn decode_body(buf: &mut Bytes, draft: Draft) -> Result<Self, DecodeError>;
 }
 
-/// Message type codes.
-pub mod message_type {
-    /// SUBSCRIBE_UPDATE (14, 15) / REQUEST_UPDATE (16, 17).
-    pub const REQUEST_UPDATE: u64 = 0x02;
-    /// SUBSCRIBE.
-    pub const SUBSCRIBE: u64 = 0x03;
-    /// SUBSCRIBE_OK.
-    pub const SUBSCRIBE_OK: u64 = 0x04;
-    /// SUBSCRIBE_ERROR (14) / REQUEST_ERROR (15+).
-    pub const REQUEST_ERROR: u64 = 0x05;
-    /// PUBLISH_NAMESPACE.
-    pub const PUBLISH_NAMESPACE: u64 = 0x06;
-    /// PUBLISH_NAMESPACE_OK (14) / REQUEST_OK (15+).
-    pub const REQUEST_OK: u64 = 0x07;
-    /// PUBLISH_NAMESPACE_ERROR (14) / NAMESPACE (16+).
-    pub const NAMESPACE: u64 = 0x08;
-    /// PUBLISH_NAMESPACE_DONE (14 to 16).
-    pub const PUBLISH_NAMESPACE_DONE: u64 = 0x09;
-    /// UNSUBSCRIBE (14 to 16).
-    pub const UNSUBSCRIBE: u64 = 0x0a;
-    /// PUBLISH_DONE.
-    pub const PUBLISH_DONE: u64 = 0x0b;
-    /// PUBLISH_NAMESPACE_CANCEL (14 to 16).
-    pub const PUBLISH_NAMESPACE_CANCEL: u64 = 0x0c;
-    /// TRACK_STATUS.
-    pub const TRACK_STATUS: u64 = 0x0d;
-    /// TRACK_STATUS_OK (14) / NAMESPACE_DONE (16+).
-    pub const NAMESPACE_DONE: u64 = 0x0e;
-    /// TRACK_STATUS_ERROR (14) / PUBLISH_BLOCKED (17).
-    pub const PUBLISH_BLOCKED: u64 = 0x0f;
-    /// GOAWAY.
-    pub const GOAWAY: u64 = 0x10;
-    /// SUBSCRIBE_NAMESPACE.
-    pub const SUBSCRIBE_NAMESPACE: u64 = 0x11;
-    /// SUBSCRIBE_NAMESPACE_OK (14 only).
-    pub const SUBSCRIBE_NAMESPACE_OK: u64 = 0x12;
-    /// SUBSCRIBE_NAMESPACE_ERROR (14 only).
-    pub const SUBSCRIBE_NAMESPACE_ERROR: u64 = 0x13;
-    /// UNSUBSCRIBE_NAMESPACE (14, 15).
-    pub const UNSUBSCRIBE_NAMESPACE: u64 = 0x14;
-    /// MAX_REQUEST_ID (14 to 16).
-    pub const MAX_REQUEST_ID: u64 = 0x15;
-    /// FETCH.
-    pub const FETCH: u64 = 0x16;
-    /// FETCH_CANCEL (14 to 16).
-    pub const FETCH_CANCEL: u64 = 0x17;
-    /// FETCH_OK.
-    pub const FETCH_OK: u64 = 0x18;
-    /// FETCH_ERROR (14 only).
-    pub const FETCH_ERROR: u64 = 0x19;
-    /// REQUESTS_BLOCKED (14 to 16).
-    pub const REQUESTS_BLOCKED: u64 = 0x1a;
-    /// PUBLISH.
-    pub const PUBLISH: u64 = 0x1d;
-    /// PUBLISH_OK.
-    pub const PUBLISH_OK: u64 = 0x1e;
-    /// PUBLISH_ERROR (14 only).
-    pub const PUBLISH_ERROR: u64 = 0x1f;
-    /// CLIENT_SETUP (14 to 16).
-    pub const CLIENT_SETUP: u64 = 0x20;
-    /// SERVER_SETUP (14 to 16).
-    pub const SERVER_SETUP: u64 = 0x21;
-    /// SETUP (17); also the control stream type.
-    pub const SETUP: u64 = 0x2f00;
+moq_lite::wire_enum! {
+    /// Control message type codes. One code can name different messages in
+    /// different drafts (0x08 is PUBLISH_NAMESPACE_ERROR in 14 and NAMESPACE
+    /// from 16): each variant is named after its latest meaning, and
+    /// [`ControlMessage::decode`] picks the message by type and draft.
+    pub enum MessageType {
+        /// SUBSCRIBE_UPDATE (14, 15) / REQUEST_UPDATE (16, 17).
+        RequestUpdate = 0x02,
+        /// SUBSCRIBE.
+        Subscribe = 0x03,
+        /// SUBSCRIBE_OK.
+        SubscribeOk = 0x04,
+        /// SUBSCRIBE_ERROR (14) / REQUEST_ERROR (15+).
+        RequestError = 0x05,
+        /// PUBLISH_NAMESPACE.
+        PublishNamespace = 0x06,
+        /// PUBLISH_NAMESPACE_OK (14) / REQUEST_OK (15+).
+        RequestOk = 0x07,
+        /// PUBLISH_NAMESPACE_ERROR (14) / NAMESPACE (16+).
+        Namespace = 0x08,
+        /// PUBLISH_NAMESPACE_DONE (14 to 16).
+        PublishNamespaceDone = 0x09,
+        /// UNSUBSCRIBE (14 to 16).
+        Unsubscribe = 0x0a,
+        /// PUBLISH_DONE.
+        PublishDone = 0x0b,
+        /// PUBLISH_NAMESPACE_CANCEL (14 to 16).
+        PublishNamespaceCancel = 0x0c,
+        /// TRACK_STATUS.
+        TrackStatus = 0x0d,
+        /// TRACK_STATUS_OK (14) / NAMESPACE_DONE (16+).
+        NamespaceDone = 0x0e,
+        /// TRACK_STATUS_ERROR (14) / PUBLISH_BLOCKED (17).
+        PublishBlocked = 0x0f,
+        /// GOAWAY.
+        Goaway = 0x10,
+        /// SUBSCRIBE_NAMESPACE.
+        SubscribeNamespace = 0x11,
+        /// SUBSCRIBE_NAMESPACE_OK (14 only).
+        SubscribeNamespaceOk = 0x12,
+        /// SUBSCRIBE_NAMESPACE_ERROR (14 only).
+        SubscribeNamespaceError = 0x13,
+        /// UNSUBSCRIBE_NAMESPACE (14, 15).
+        UnsubscribeNamespace = 0x14,
+        /// MAX_REQUEST_ID (14 to 16).
+        MaxRequestId = 0x15,
+        /// FETCH.
+        Fetch = 0x16,
+        /// FETCH_CANCEL (14 to 16).
+        FetchCancel = 0x17,
+        /// FETCH_OK.
+        FetchOk = 0x18,
+        /// FETCH_ERROR (14 only).
+        FetchError = 0x19,
+        /// REQUESTS_BLOCKED (14 to 16).
+        RequestsBlocked = 0x1a,
+        /// PUBLISH.
+        Publish = 0x1d,
+        /// PUBLISH_OK.
+        PublishOk = 0x1e,
+        /// PUBLISH_ERROR (14 only).
+        PublishError = 0x1f,
+        /// CLIENT_SETUP (14 to 16).
+        ClientSetup = 0x20,
+        /// SERVER_SETUP (14 to 16).
+        ServerSetup = 0x21,
+        /// SETUP (17); also the control stream type.
+        Setup = 0x2f00,
+    }
 }
 
 /// One control message of any draft.
@@ -210,45 +215,45 @@ pub enum Decoded {
 
 impl ControlMessage {
     /// The message type code, and whether `draft` has this message.
-    pub fn message_type(&self, draft: Draft) -> (u64, bool) {
+    pub fn message_type(&self, draft: Draft) -> (MessageType, bool) {
         use Draft::*;
-        use message_type as t;
+        use MessageType as T;
         let pre17 = !draft.request_streams();
         match self {
-            ControlMessage::ClientSetup(_) => (t::CLIENT_SETUP, pre17),
-            ControlMessage::ServerSetup(_) => (t::SERVER_SETUP, pre17),
-            ControlMessage::Setup(_) => (t::SETUP, draft.request_streams()),
-            ControlMessage::GoAway(_) => (t::GOAWAY, true),
-            ControlMessage::MaxRequestId(_) => (t::MAX_REQUEST_ID, pre17),
-            ControlMessage::RequestsBlocked(_) => (t::REQUESTS_BLOCKED, pre17),
-            ControlMessage::RequestOk(_) => (t::REQUEST_OK, true),
-            ControlMessage::RequestError(_) => (t::REQUEST_ERROR, true),
-            ControlMessage::Subscribe(_) => (t::SUBSCRIBE, true),
-            ControlMessage::SubscribeOk(_) => (t::SUBSCRIBE_OK, true),
-            ControlMessage::RequestUpdate(_) => (t::REQUEST_UPDATE, true),
-            ControlMessage::Unsubscribe(_) => (t::UNSUBSCRIBE, pre17),
-            ControlMessage::PublishDone(_) => (t::PUBLISH_DONE, true),
-            ControlMessage::Publish(_) => (t::PUBLISH, true),
-            ControlMessage::PublishOk(_) => (t::PUBLISH_OK, true),
-            ControlMessage::PublishError(_) => (t::PUBLISH_ERROR, draft == D14),
-            ControlMessage::Fetch(_) => (t::FETCH, true),
-            ControlMessage::FetchOk(_) => (t::FETCH_OK, true),
-            ControlMessage::FetchError(_) => (t::FETCH_ERROR, draft == D14),
-            ControlMessage::FetchCancel(_) => (t::FETCH_CANCEL, pre17),
-            ControlMessage::TrackStatus(_) => (t::TRACK_STATUS, true),
-            ControlMessage::TrackStatusOk(_) => (t::NAMESPACE_DONE, draft == D14),
-            ControlMessage::TrackStatusError(_) => (t::PUBLISH_BLOCKED, draft == D14),
-            ControlMessage::PublishNamespace(_) => (t::PUBLISH_NAMESPACE, true),
-            ControlMessage::PublishNamespaceError(_) => (t::NAMESPACE, draft == D14),
-            ControlMessage::PublishNamespaceDone(_) => (t::PUBLISH_NAMESPACE_DONE, pre17),
-            ControlMessage::PublishNamespaceCancel(_) => (t::PUBLISH_NAMESPACE_CANCEL, pre17),
-            ControlMessage::SubscribeNamespace(_) => (t::SUBSCRIBE_NAMESPACE, true),
-            ControlMessage::SubscribeNamespaceOk(_) => (t::SUBSCRIBE_NAMESPACE_OK, draft == D14),
-            ControlMessage::SubscribeNamespaceError(_) => (t::SUBSCRIBE_NAMESPACE_ERROR, draft == D14),
-            ControlMessage::UnsubscribeNamespace(_) => (t::UNSUBSCRIBE_NAMESPACE, draft <= D15),
-            ControlMessage::Namespace(_) => (t::NAMESPACE, draft >= D16),
-            ControlMessage::NamespaceDone(_) => (t::NAMESPACE_DONE, draft >= D16),
-            ControlMessage::PublishBlocked(_) => (t::PUBLISH_BLOCKED, draft.request_streams()),
+            ControlMessage::ClientSetup(_) => (T::ClientSetup, pre17),
+            ControlMessage::ServerSetup(_) => (T::ServerSetup, pre17),
+            ControlMessage::Setup(_) => (T::Setup, draft.request_streams()),
+            ControlMessage::GoAway(_) => (T::Goaway, true),
+            ControlMessage::MaxRequestId(_) => (T::MaxRequestId, pre17),
+            ControlMessage::RequestsBlocked(_) => (T::RequestsBlocked, pre17),
+            ControlMessage::RequestOk(_) => (T::RequestOk, true),
+            ControlMessage::RequestError(_) => (T::RequestError, true),
+            ControlMessage::Subscribe(_) => (T::Subscribe, true),
+            ControlMessage::SubscribeOk(_) => (T::SubscribeOk, true),
+            ControlMessage::RequestUpdate(_) => (T::RequestUpdate, true),
+            ControlMessage::Unsubscribe(_) => (T::Unsubscribe, pre17),
+            ControlMessage::PublishDone(_) => (T::PublishDone, true),
+            ControlMessage::Publish(_) => (T::Publish, true),
+            ControlMessage::PublishOk(_) => (T::PublishOk, true),
+            ControlMessage::PublishError(_) => (T::PublishError, draft == D14),
+            ControlMessage::Fetch(_) => (T::Fetch, true),
+            ControlMessage::FetchOk(_) => (T::FetchOk, true),
+            ControlMessage::FetchError(_) => (T::FetchError, draft == D14),
+            ControlMessage::FetchCancel(_) => (T::FetchCancel, pre17),
+            ControlMessage::TrackStatus(_) => (T::TrackStatus, true),
+            ControlMessage::TrackStatusOk(_) => (T::NamespaceDone, draft == D14),
+            ControlMessage::TrackStatusError(_) => (T::PublishBlocked, draft == D14),
+            ControlMessage::PublishNamespace(_) => (T::PublishNamespace, true),
+            ControlMessage::PublishNamespaceError(_) => (T::Namespace, draft == D14),
+            ControlMessage::PublishNamespaceDone(_) => (T::PublishNamespaceDone, pre17),
+            ControlMessage::PublishNamespaceCancel(_) => (T::PublishNamespaceCancel, pre17),
+            ControlMessage::SubscribeNamespace(_) => (T::SubscribeNamespace, true),
+            ControlMessage::SubscribeNamespaceOk(_) => (T::SubscribeNamespaceOk, draft == D14),
+            ControlMessage::SubscribeNamespaceError(_) => (T::SubscribeNamespaceError, draft == D14),
+            ControlMessage::UnsubscribeNamespace(_) => (T::UnsubscribeNamespace, draft <= D15),
+            ControlMessage::Namespace(_) => (T::Namespace, draft >= D16),
+            ControlMessage::NamespaceDone(_) => (T::NamespaceDone, draft >= D16),
+            ControlMessage::PublishBlocked(_) => (T::PublishBlocked, draft.request_streams()),
         }
     }
 
@@ -291,52 +296,50 @@ impl ControlMessage {
     fn decode_body(ty: u64, b: &mut Bytes, draft: Draft) -> Result<Option<Self>, DecodeError> {
         use ControlMessage as M;
         use Draft::*;
-        use message_type as t;
+        use MessageType as T;
         let pre17 = !draft.request_streams();
         let d14 = draft == D14;
-        Ok(Some(match ty {
-            t::CLIENT_SETUP if pre17 => M::ClientSetup(MessageBody::decode_body(b, draft)?),
-            t::SERVER_SETUP if pre17 => M::ServerSetup(MessageBody::decode_body(b, draft)?),
-            t::SETUP if !pre17 => M::Setup(MessageBody::decode_body(b, draft)?),
-            t::GOAWAY => M::GoAway(MessageBody::decode_body(b, draft)?),
-            t::MAX_REQUEST_ID if pre17 => M::MaxRequestId(MessageBody::decode_body(b, draft)?),
-            t::REQUESTS_BLOCKED if pre17 => M::RequestsBlocked(MessageBody::decode_body(b, draft)?),
-            t::REQUEST_OK => M::RequestOk(MessageBody::decode_body(b, draft)?),
-            t::REQUEST_ERROR => M::RequestError(MessageBody::decode_body(b, draft)?),
-            t::SUBSCRIBE => M::Subscribe(MessageBody::decode_body(b, draft)?),
-            t::SUBSCRIBE_OK => M::SubscribeOk(MessageBody::decode_body(b, draft)?),
-            t::REQUEST_UPDATE => M::RequestUpdate(MessageBody::decode_body(b, draft)?),
-            t::UNSUBSCRIBE if pre17 => M::Unsubscribe(MessageBody::decode_body(b, draft)?),
-            t::PUBLISH_DONE => M::PublishDone(MessageBody::decode_body(b, draft)?),
-            t::PUBLISH => M::Publish(MessageBody::decode_body(b, draft)?),
-            t::PUBLISH_OK => M::PublishOk(MessageBody::decode_body(b, draft)?),
-            t::PUBLISH_ERROR if d14 => M::PublishError(MessageBody::decode_body(b, draft)?),
-            t::FETCH => M::Fetch(MessageBody::decode_body(b, draft)?),
-            t::FETCH_OK => M::FetchOk(MessageBody::decode_body(b, draft)?),
-            t::FETCH_ERROR if d14 => M::FetchError(MessageBody::decode_body(b, draft)?),
-            t::FETCH_CANCEL if pre17 => M::FetchCancel(MessageBody::decode_body(b, draft)?),
-            t::TRACK_STATUS => M::TrackStatus(MessageBody::decode_body(b, draft)?),
-            t::NAMESPACE_DONE if d14 => M::TrackStatusOk(MessageBody::decode_body(b, draft)?),
-            t::NAMESPACE_DONE if draft >= D16 => M::NamespaceDone(MessageBody::decode_body(b, draft)?),
-            t::PUBLISH_BLOCKED if d14 => M::TrackStatusError(MessageBody::decode_body(b, draft)?),
-            t::PUBLISH_BLOCKED if draft.request_streams() => {
+        Ok(Some(match MessageType::from(ty) {
+            T::ClientSetup if pre17 => M::ClientSetup(MessageBody::decode_body(b, draft)?),
+            T::ServerSetup if pre17 => M::ServerSetup(MessageBody::decode_body(b, draft)?),
+            T::Setup if !pre17 => M::Setup(MessageBody::decode_body(b, draft)?),
+            T::Goaway => M::GoAway(MessageBody::decode_body(b, draft)?),
+            T::MaxRequestId if pre17 => M::MaxRequestId(MessageBody::decode_body(b, draft)?),
+            T::RequestsBlocked if pre17 => M::RequestsBlocked(MessageBody::decode_body(b, draft)?),
+            T::RequestOk => M::RequestOk(MessageBody::decode_body(b, draft)?),
+            T::RequestError => M::RequestError(MessageBody::decode_body(b, draft)?),
+            T::Subscribe => M::Subscribe(MessageBody::decode_body(b, draft)?),
+            T::SubscribeOk => M::SubscribeOk(MessageBody::decode_body(b, draft)?),
+            T::RequestUpdate => M::RequestUpdate(MessageBody::decode_body(b, draft)?),
+            T::Unsubscribe if pre17 => M::Unsubscribe(MessageBody::decode_body(b, draft)?),
+            T::PublishDone => M::PublishDone(MessageBody::decode_body(b, draft)?),
+            T::Publish => M::Publish(MessageBody::decode_body(b, draft)?),
+            T::PublishOk => M::PublishOk(MessageBody::decode_body(b, draft)?),
+            T::PublishError if d14 => M::PublishError(MessageBody::decode_body(b, draft)?),
+            T::Fetch => M::Fetch(MessageBody::decode_body(b, draft)?),
+            T::FetchOk => M::FetchOk(MessageBody::decode_body(b, draft)?),
+            T::FetchError if d14 => M::FetchError(MessageBody::decode_body(b, draft)?),
+            T::FetchCancel if pre17 => M::FetchCancel(MessageBody::decode_body(b, draft)?),
+            T::TrackStatus => M::TrackStatus(MessageBody::decode_body(b, draft)?),
+            T::NamespaceDone if d14 => M::TrackStatusOk(MessageBody::decode_body(b, draft)?),
+            T::NamespaceDone if draft >= D16 => M::NamespaceDone(MessageBody::decode_body(b, draft)?),
+            T::PublishBlocked if d14 => M::TrackStatusError(MessageBody::decode_body(b, draft)?),
+            T::PublishBlocked if draft.request_streams() => {
                 M::PublishBlocked(MessageBody::decode_body(b, draft)?)
             }
-            t::PUBLISH_NAMESPACE => M::PublishNamespace(MessageBody::decode_body(b, draft)?),
-            t::NAMESPACE if d14 => M::PublishNamespaceError(MessageBody::decode_body(b, draft)?),
-            t::NAMESPACE if draft >= D16 => M::Namespace(MessageBody::decode_body(b, draft)?),
-            t::PUBLISH_NAMESPACE_DONE if pre17 => {
-                M::PublishNamespaceDone(MessageBody::decode_body(b, draft)?)
-            }
-            t::PUBLISH_NAMESPACE_CANCEL if pre17 => {
+            T::PublishNamespace => M::PublishNamespace(MessageBody::decode_body(b, draft)?),
+            T::Namespace if d14 => M::PublishNamespaceError(MessageBody::decode_body(b, draft)?),
+            T::Namespace if draft >= D16 => M::Namespace(MessageBody::decode_body(b, draft)?),
+            T::PublishNamespaceDone if pre17 => M::PublishNamespaceDone(MessageBody::decode_body(b, draft)?),
+            T::PublishNamespaceCancel if pre17 => {
                 M::PublishNamespaceCancel(MessageBody::decode_body(b, draft)?)
             }
-            t::SUBSCRIBE_NAMESPACE => M::SubscribeNamespace(MessageBody::decode_body(b, draft)?),
-            t::SUBSCRIBE_NAMESPACE_OK if d14 => M::SubscribeNamespaceOk(MessageBody::decode_body(b, draft)?),
-            t::SUBSCRIBE_NAMESPACE_ERROR if d14 => {
+            T::SubscribeNamespace => M::SubscribeNamespace(MessageBody::decode_body(b, draft)?),
+            T::SubscribeNamespaceOk if d14 => M::SubscribeNamespaceOk(MessageBody::decode_body(b, draft)?),
+            T::SubscribeNamespaceError if d14 => {
                 M::SubscribeNamespaceError(MessageBody::decode_body(b, draft)?)
             }
-            t::UNSUBSCRIBE_NAMESPACE if draft <= D15 => {
+            T::UnsubscribeNamespace if draft <= D15 => {
                 M::UnsubscribeNamespace(MessageBody::decode_body(b, draft)?)
             }
             _ => return Ok(None),
@@ -352,7 +355,7 @@ impl ControlMessage {
         if !exists {
             return Err(EncodeError::Version("control message not in this draft"));
         }
-        put_vi(draft, ty, buf)?;
+        put_vi(draft, ty.code(), buf)?;
         encode_framed(buf, LengthPrefix::U16, |body| self.encode_body(draft, body))
     }
 

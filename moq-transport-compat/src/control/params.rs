@@ -27,35 +27,40 @@ use crate::varint::{get_bytes, get_len, get_u8, get_vi, put_bytes, put_vi};
 /// Message parameters: key-value pairs in memory, see the module docs.
 pub type Parameters = KeyValuePairs;
 
-/// Message parameter types.
-pub mod param {
-    /// DELIVERY_TIMEOUT (varint, ms).
-    pub const DELIVERY_TIMEOUT: u64 = 0x02;
-    /// AUTHORIZATION_TOKEN (bytes: a Token structure).
-    pub const AUTHORIZATION_TOKEN: u64 = 0x03;
-    /// MAX_CACHE_DURATION (varint, ms) in drafts 14 and 15; draft-17's
-    /// RENDEZVOUS_TIMEOUT (varint, ms) has the same code.
-    pub const MAX_CACHE_DURATION: u64 = 0x04;
-    /// RENDEZVOUS_TIMEOUT (draft-17, varint ms).
-    pub const RENDEZVOUS_TIMEOUT: u64 = 0x04;
-    /// EXPIRES (draft-15+, varint ms).
-    pub const EXPIRES: u64 = 0x08;
-    /// LARGEST_OBJECT (draft-15+, a Location).
-    pub const LARGEST_OBJECT: u64 = 0x09;
-    /// PUBLISHER_PRIORITY (draft-15 only; a track extension from draft-16).
-    pub const PUBLISHER_PRIORITY: u64 = 0x0e;
-    /// FORWARD (draft-15+, 0 or 1).
-    pub const FORWARD: u64 = 0x10;
-    /// SUBSCRIBER_PRIORITY (draft-15+, 0 to 255).
-    pub const SUBSCRIBER_PRIORITY: u64 = 0x20;
-    /// SUBSCRIPTION_FILTER (draft-15+, a Subscription Filter).
-    pub const SUBSCRIPTION_FILTER: u64 = 0x21;
-    /// GROUP_ORDER (draft-15+, 1 or 2).
-    pub const GROUP_ORDER: u64 = 0x22;
-    /// DYNAMIC_GROUPS (draft-15 only; a track extension from draft-16).
-    pub const DYNAMIC_GROUPS: u64 = 0x30;
-    /// NEW_GROUP_REQUEST (draft-15+, varint).
-    pub const NEW_GROUP_REQUEST: u64 = 0x32;
+moq_lite::wire_enum! {
+    /// Message parameter types.
+    pub enum MessageParameter {
+        /// DELIVERY_TIMEOUT (varint, ms).
+        DeliveryTimeout = 0x02,
+        /// AUTHORIZATION_TOKEN (bytes: a Token structure).
+        AuthorizationToken = 0x03,
+        /// MAX_CACHE_DURATION (varint, ms) in drafts 14 and 15; draft-17's
+        /// RENDEZVOUS_TIMEOUT (varint, ms) has the same code.
+        MaxCacheDuration = 0x04,
+        /// EXPIRES (draft-15+, varint ms).
+        Expires = 0x08,
+        /// LARGEST_OBJECT (draft-15+, a Location).
+        LargestObject = 0x09,
+        /// PUBLISHER_PRIORITY (draft-15 only; a track extension from draft-16).
+        PublisherPriority = 0x0e,
+        /// FORWARD (draft-15+, 0 or 1).
+        Forward = 0x10,
+        /// SUBSCRIBER_PRIORITY (draft-15+, 0 to 255).
+        SubscriberPriority = 0x20,
+        /// SUBSCRIPTION_FILTER (draft-15+, a Subscription Filter).
+        SubscriptionFilter = 0x21,
+        /// GROUP_ORDER (draft-15+, 1 or 2).
+        GroupOrder = 0x22,
+        /// DYNAMIC_GROUPS (draft-15 only; a track extension from draft-16).
+        DynamicGroups = 0x30,
+        /// NEW_GROUP_REQUEST (draft-15+, varint).
+        NewGroupRequest = 0x32,
+    }
+}
+
+impl MessageParameter {
+    /// RENDEZVOUS_TIMEOUT (draft-17, varint ms): the code of MAX_CACHE_DURATION.
+    pub const RENDEZVOUS_TIMEOUT: MessageParameter = MessageParameter::MaxCacheDuration;
 }
 
 /// The value form of a draft-17 message parameter.
@@ -68,14 +73,13 @@ enum Form17 {
 }
 
 fn form17(key: u64) -> Option<Form17> {
-    Some(match key {
-        param::DELIVERY_TIMEOUT | param::RENDEZVOUS_TIMEOUT | param::EXPIRES | param::NEW_GROUP_REQUEST => {
-            Form17::VarInt
-        }
-        param::AUTHORIZATION_TOKEN | param::SUBSCRIPTION_FILTER => Form17::Prefixed,
-        param::LARGEST_OBJECT => Form17::Location,
-        param::FORWARD | param::SUBSCRIBER_PRIORITY | param::GROUP_ORDER => Form17::U8,
-        _ => return None,
+    use MessageParameter as P;
+    Some(match P::from(key) {
+        P::DeliveryTimeout | P::MaxCacheDuration | P::Expires | P::NewGroupRequest => Form17::VarInt,
+        P::AuthorizationToken | P::SubscriptionFilter => Form17::Prefixed,
+        P::LargestObject => Form17::Location,
+        P::Forward | P::SubscriberPriority | P::GroupOrder => Form17::U8,
+        P::PublisherPriority | P::DynamicGroups | P::Unknown(_) => return None,
     })
 }
 
@@ -185,7 +189,7 @@ pub fn set_location(
 
 /// Reads the SUBSCRIPTION_FILTER parameter for `draft`.
 pub fn filter(params: &Parameters, draft: Draft) -> Result<Option<SubscriptionFilter>, DecodeError> {
-    let Some(b) = params.get_bytes(param::SUBSCRIPTION_FILTER) else {
+    let Some(b) = params.get_bytes(MessageParameter::SubscriptionFilter.code()) else {
         return Ok(None);
     };
     let mut c: Bytes = b.clone();
@@ -201,7 +205,7 @@ pub fn filter(params: &Parameters, draft: Draft) -> Result<Option<SubscriptionFi
 pub fn set_filter(params: &mut Parameters, f: SubscriptionFilter, draft: Draft) -> Result<(), EncodeError> {
     let mut raw = BytesMut::new();
     f.encode(draft, &mut raw)?;
-    params.set_bytes(param::SUBSCRIPTION_FILTER, raw.freeze());
+    params.set_bytes(MessageParameter::SubscriptionFilter.code(), raw.freeze());
     Ok(())
 }
 
@@ -215,12 +219,12 @@ pub(crate) mod tests {
         proptest::collection::vec(
             (
                 prop_oneof![
-                    Just(param::DELIVERY_TIMEOUT),
-                    Just(param::AUTHORIZATION_TOKEN),
-                    Just(param::EXPIRES),
-                    Just(param::FORWARD),
-                    Just(param::SUBSCRIBER_PRIORITY),
-                    Just(param::GROUP_ORDER),
+                    Just(MessageParameter::DeliveryTimeout.code()),
+                    Just(MessageParameter::AuthorizationToken.code()),
+                    Just(MessageParameter::Expires.code()),
+                    Just(MessageParameter::Forward.code()),
+                    Just(MessageParameter::SubscriberPriority.code()),
+                    Just(MessageParameter::GroupOrder.code()),
                 ],
                 any::<u8>(),
                 proptest::collection::vec(any::<u8>(), 0..4),
@@ -234,9 +238,15 @@ pub(crate) mod tests {
     #[test]
     fn draft17_typed_parameters() {
         let mut p = Parameters::new();
-        p.set_int(param::SUBSCRIBER_PRIORITY, 200);
-        p.set_int(param::DELIVERY_TIMEOUT, 1000);
-        set_location(&mut p, param::LARGEST_OBJECT, Location::new(3, 130), Draft::D17).unwrap();
+        p.set_int(MessageParameter::SubscriberPriority.code(), 200);
+        p.set_int(MessageParameter::DeliveryTimeout.code(), 1000);
+        set_location(
+            &mut p,
+            MessageParameter::LargestObject.code(),
+            Location::new(3, 130),
+            Draft::D17,
+        )
+        .unwrap();
         let mut out = Vec::new();
         encode_parameters(&p, Draft::D17, &mut out).unwrap();
         #[rustfmt::skip]
@@ -248,20 +258,23 @@ pub(crate) mod tests {
         ]);
         let back = decode_parameters(&mut &out[..], Draft::D17).unwrap();
         assert_eq!(
-            location(&back, param::LARGEST_OBJECT, Draft::D17),
+            location(&back, MessageParameter::LargestObject.code(), Draft::D17),
             Ok(Some(Location::new(3, 130)))
         );
-        assert_eq!(back.get_int(param::SUBSCRIBER_PRIORITY), Some(200));
+        assert_eq!(
+            back.get_int(MessageParameter::SubscriberPriority.code()),
+            Some(200)
+        );
         // Unknown parameter type in draft-17: a protocol violation.
         assert!(matches!(
             decode_parameters(&mut &[0x01, 0x06, 0x00][..], Draft::D17),
             Err(DecodeError::Invalid(_))
         ));
         let mut bad = Parameters::new();
-        bad.set_int(param::FORWARD, 256);
+        bad.set_int(MessageParameter::Forward.code(), 256);
         assert!(encode_parameters(&bad, Draft::D17, &mut Vec::new()).is_err());
         // The same parameter in draft-15 is an even key-value pair.
-        bad.set_int(param::FORWARD, 1);
+        bad.set_int(MessageParameter::Forward.code(), 1);
         let mut out = Vec::new();
         encode_parameters(&bad, Draft::D15, &mut out).unwrap();
         assert_eq!(out, [0x01, 0x10, 0x01]); // one pair: type 0x10, varint 1
@@ -287,7 +300,7 @@ pub(crate) mod tests {
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
             for d in Draft::ALL {
                 if let Ok(p) = decode_parameters(&mut &bytes[..], d) {
-                    let _ = location(&p, param::LARGEST_OBJECT, d);
+                    let _ = location(&p, MessageParameter::LargestObject.code(), d);
                     let _ = filter(&p, d);
                 }
             }

@@ -178,7 +178,7 @@ impl MessageBody for PublishDone {
 mod tests {
     use super::*;
     use crate::control::ControlMessage as M;
-    use crate::control::param;
+    use crate::control::MessageParameter;
     use crate::control::subscribe::tests::any_filter;
     use crate::control::tests::{check, garbage, round_trip};
     use crate::kvp::tests::any_pairs;
@@ -222,7 +222,7 @@ mod tests {
             track_alias: 9,
             ..Default::default()
         };
-        m.parameters.set_int(param::FORWARD, 0);
+        m.parameters.set_int(MessageParameter::Forward.code(), 0);
         #[rustfmt::skip]
         let d15 = [
             0x1d, 0x00, 0x0a, // PUBLISH, length 10

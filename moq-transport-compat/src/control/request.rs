@@ -108,7 +108,7 @@ impl MessageBody for RequestError {
 mod tests {
     use super::*;
     use crate::control::ControlMessage as M;
-    use crate::control::param;
+    use crate::control::MessageParameter;
     use crate::control::tests::garbage;
     use crate::control::tests::{check, round_trip};
     use proptest::prelude::*;
@@ -193,7 +193,7 @@ mod tests {
             &[0x12, 0x00, 0x01, 0x06],
         );
         let mut with = ok.clone();
-        with.parameters.set_int(param::EXPIRES, 5);
+        with.parameters.set_int(MessageParameter::Expires.code(), 5);
         // draft-15/16: Request ID 6, one parameter EXPIRES (0x08) = 5
         check(
             &M::RequestOk(with.clone()),

@@ -285,7 +285,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::control::ControlMessage as M;
     use crate::control::tests::{check, garbage, round_trip};
-    use crate::control::{param, set_filter, set_location};
+    use crate::control::{MessageParameter, set_filter, set_location};
     use crate::kvp::tests::any_pairs;
     use crate::namespace::tests::any_namespace;
     use proptest::prelude::*;
@@ -357,7 +357,7 @@ pub(crate) mod tests {
             name: Bytes::from_static(b"v"),
             ..Default::default()
         };
-        m.parameters.set_int(param::FORWARD, 1);
+        m.parameters.set_int(MessageParameter::Forward.code(), 1);
         #[rustfmt::skip]
         let d15 = [
             0x03, 0x00, 0x09, // SUBSCRIBE, length 9
@@ -423,7 +423,7 @@ pub(crate) mod tests {
         };
         set_location(
             &mut m15.parameters,
-            param::LARGEST_OBJECT,
+            MessageParameter::LargestObject.code(),
             Location::new(10, 3),
             Draft::D15,
         )
@@ -453,7 +453,7 @@ pub(crate) mod tests {
         };
         set_location(
             &mut m17.parameters,
-            param::LARGEST_OBJECT,
+            MessageParameter::LargestObject.code(),
             Location::new(10, 3),
             Draft::D17,
         )

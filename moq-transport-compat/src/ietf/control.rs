@@ -225,9 +225,11 @@ impl<T: Transport> Inner<T> {
             _ => (
                 crate::control::filter(&m.parameters, draft)
                     .map_err(|e| SessionError::protocol(e.to_string()))?,
-                m.parameters.get_int(param::FORWARD).map(|f| f != 0),
                 m.parameters
-                    .get_int(param::SUBSCRIBER_PRIORITY)
+                    .get_int(MessageParameter::Forward.code())
+                    .map(|f| f != 0),
+                m.parameters
+                    .get_int(MessageParameter::SubscriberPriority.code())
                     .map(|p| p.min(255) as u8),
             ),
         };
@@ -282,7 +284,12 @@ impl<T: Transport> Inner<T> {
         if draft > Draft::D14 {
             let mut parameters = Parameters::new();
             if let Some(l) = publisher::largest_location(&track) {
-                let _ = crate::control::set_location(&mut parameters, param::LARGEST_OBJECT, l, draft);
+                let _ = crate::control::set_location(
+                    &mut parameters,
+                    MessageParameter::LargestObject.code(),
+                    l,
+                    draft,
+                );
             }
             self.send(ControlMessage::RequestOk(RequestOk {
                 request_id: reply_id,

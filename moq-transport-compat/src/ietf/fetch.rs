@@ -102,7 +102,10 @@ impl<T: Transport> Inner<T> {
         };
         let order = match self.draft {
             Draft::D14 => m.group_order,
-            _ => m.parameters.get_int(param::GROUP_ORDER).unwrap_or(0) as u8,
+            _ => m
+                .parameters
+                .get_int(MessageParameter::GroupOrder.code())
+                .unwrap_or(0) as u8,
         };
         let descending = order == crate::common::group_order::DESCENDING;
         let task = tokio::spawn(self.clone().serve_fetch(id, track, start, end, descending));

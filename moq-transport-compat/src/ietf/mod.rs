@@ -110,10 +110,10 @@ use tokio::task::{AbortHandle, JoinSet};
 use web_transport_trait::Session as Transport;
 
 use crate::control::{
-    ClientSetup, ControlMessage, Decoded, Fetch, FetchOk, FetchType, GoAway, MaxRequestId, Namespace,
-    NamespaceDone, Parameters, PublishDone, PublishNamespace, PublishNamespaceDone, PublishOk, RequestError,
-    RequestOk, RequestsBlocked, ServerSetup, SetupParameter, Subscribe, SubscribeNamespace, SubscribeOk,
-    Unsubscribe, param,
+    ClientSetup, ControlMessage, Decoded, Fetch, FetchOk, FetchType, GoAway, MaxRequestId, MessageParameter,
+    Namespace, NamespaceDone, Parameters, PublishDone, PublishNamespace, PublishNamespaceDone, PublishOk,
+    RequestError, RequestOk, RequestsBlocked, ServerSetup, SetupParameter, Subscribe, SubscribeNamespace,
+    SubscribeOk, Unsubscribe,
 };
 use crate::data::{
     FetchHeader, FetchItem, FetchObject, FetchWriter, ObjectContent, ObjectDatagram, ObjectStatus,

@@ -58,11 +58,13 @@ impl Wanted {
         let (forward, subscriber_priority, order) = match draft {
             Draft::D14 => fields,
             _ => (
-                parameters.get_int(param::FORWARD) != Some(0),
+                parameters.get_int(MessageParameter::Forward.code()) != Some(0),
                 parameters
-                    .get_int(param::SUBSCRIBER_PRIORITY)
+                    .get_int(MessageParameter::SubscriberPriority.code())
                     .map_or(DEFAULT_SUBSCRIBER_PRIORITY, |p| p.min(255) as u8),
-                parameters.get_int(param::GROUP_ORDER).unwrap_or(0) as u8,
+                parameters
+                    .get_int(MessageParameter::GroupOrder.code())
+                    .unwrap_or(0) as u8,
             ),
         };
         Wanted {
@@ -176,13 +178,18 @@ impl<T: Transport> Inner<T> {
         let mut parameters = Parameters::new();
         if draft > Draft::D14 {
             if let Some(l) = largest {
-                let _ = crate::control::set_location(&mut parameters, param::LARGEST_OBJECT, l, draft);
+                let _ = crate::control::set_location(
+                    &mut parameters,
+                    MessageParameter::LargestObject.code(),
+                    l,
+                    draft,
+                );
             }
         }
         if draft == Draft::D15 {
             // Draft-15 moved Group Order into a parameter ("MAY appear in a
             // SUBSCRIBE, SUBSCRIBE_OK, ..."); 16 dropped it from SUBSCRIBE_OK.
-            parameters.set_int(param::GROUP_ORDER, wanted.group_order() as u64);
+            parameters.set_int(MessageParameter::GroupOrder.code(), wanted.group_order() as u64);
         }
         self.send(ControlMessage::SubscribeOk(SubscribeOk {
             request_id: m.request_id,
@@ -396,7 +403,12 @@ impl<T: Transport> Inner<T> {
             _ => {
                 let mut parameters = Parameters::new();
                 if let Some(l) = largest {
-                    let _ = crate::control::set_location(&mut parameters, param::LARGEST_OBJECT, l, draft);
+                    let _ = crate::control::set_location(
+                        &mut parameters,
+                        MessageParameter::LargestObject.code(),
+                        l,
+                        draft,
+                    );
                 }
                 self.send(ControlMessage::RequestOk(RequestOk {
                     request_id: m.request_id,

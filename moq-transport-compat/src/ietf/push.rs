@@ -75,10 +75,14 @@ impl<T: Transport> Inner<T> {
                 ids = Some((id, alias));
                 let mut parameters = Parameters::new();
                 if draft > Draft::D14 {
-                    parameters.set_int(param::FORWARD, 1);
+                    parameters.set_int(MessageParameter::Forward.code(), 1);
                     if let Some(l) = largest {
-                        let _ =
-                            crate::control::set_location(&mut parameters, param::LARGEST_OBJECT, l, draft);
+                        let _ = crate::control::set_location(
+                            &mut parameters,
+                            MessageParameter::LargestObject.code(),
+                            l,
+                            draft,
+                        );
                     }
                 }
                 ControlMessage::Publish(Publish {

@@ -48,7 +48,7 @@ use super::deps17::{Dependency, RETRY_AFTER_LOAD, Waited, fresh17, request_error
 use super::error::{DoneCode, SessionCode, transport_error};
 use super::stream::{Reader, StreamError, Writer};
 use super::{Control, Inner, SessionError};
-use crate::control::message_type as t;
+use crate::control::MessageType as Mt;
 use crate::control::{
     ControlMessage, Decoded, FetchCancel, PublishDone, PublishNamespaceDone, RequestError, Unsubscribe,
 };
@@ -70,7 +70,7 @@ pub(super) enum RouteCmd {
 pub(super) struct Route {
     tx: mpsc::UnboundedSender<RouteCmd>,
     /// The type of the message that opened it.
-    kind: u64,
+    kind: Mt,
     /// A peer's FETCH: taken by the task serving it, dropped when that is
     /// done (see [`Inner::fetch_guard17`]).
     fetch_done: Option<oneshot::Sender<()>>,
@@ -176,7 +176,7 @@ impl<T: Transport> Inner<T> {
                         // data stream is done (see `request_stream17`).
                         let last = match &msg {
                             M::RequestError(_) | M::PublishDone(_) => true,
-                            M::RequestOk(_) => kind == Some(t::TRACK_STATUS),
+                            M::RequestOk(_) => kind == Some(Mt::TrackStatus),
                             _ => false,
                         };
                         self.route(id, RouteCmd::Msg(msg));
@@ -196,7 +196,7 @@ impl<T: Transport> Inner<T> {
     async fn outgoing17(
         self: Arc<Self>,
         id: u64,
-        kind: u64,
+        kind: Mt,
         msg: ControlMessage,
         cmds: mpsc::UnboundedReceiver<RouteCmd>,
     ) {
@@ -264,7 +264,7 @@ impl<T: Transport> Inner<T> {
         let kind = msg.message_type(self.draft).0;
         let (tx, cmds) = mpsc::unbounded_channel();
         let (fetch_done, fetch_over) = match kind {
-            t::FETCH => {
+            Mt::Fetch => {
                 let (tx, rx) = oneshot::channel();
                 (Some(tx), Some(rx))
             }
@@ -322,7 +322,7 @@ impl<T: Transport> Inner<T> {
     async fn request_stream17(
         self: &Arc<Self>,
         id: u64,
-        kind: u64,
+        kind: Mt,
         incoming: bool,
         (mut writer, mut reader): Control<T>,
         mut cmds: mpsc::UnboundedReceiver<RouteCmd>,
@@ -492,7 +492,7 @@ impl<T: Transport> Inner<T> {
     fn peer_finished(
         self: &Arc<Self>,
         id: u64,
-        kind: u64,
+        kind: Mt,
         incoming: bool,
         accepted: bool,
     ) -> Result<bool, StreamError> {
@@ -504,7 +504,7 @@ impl<T: Transport> Inner<T> {
             // 17 §Subscriptions: "The publisher terminates a subscription ...
             // by sending PUBLISH_DONE and closing the stream"; one whose
             // PUBLISH_DONE never came ends as INTERNAL_ERROR.
-            (true, t::PUBLISH) | (false, t::SUBSCRIBE) => {
+            (true, Mt::Publish) | (false, Mt::Subscribe) => {
                 self.handle(publish_done(id)).map_err(StreamError::Protocol)?;
                 Ok(true)
             }
@@ -524,7 +524,7 @@ impl<T: Transport> Inner<T> {
             (true, _) => Ok(false),
             // An accepted PUBLISH_NAMESPACE of ours stays until we withdraw
             // it (or the peer cancels it).
-            (false, t::PUBLISH_NAMESPACE) if accepted => Ok(false),
+            (false, Mt::PublishNamespace) if accepted => Ok(false),
             // Any other request of ours: the peer sent its final response
             // (REQUEST_ERROR, or the last one), or none; it is over.
             (false, _) => Ok(true),
@@ -533,18 +533,18 @@ impl<T: Transport> Inner<T> {
 
     /// The peer cancelled request `id` (RESET_STREAM or STOP_SENDING, 17
     /// §Request Cancellation).
-    fn peer_cancelled(self: &Arc<Self>, id: u64, kind: u64, incoming: bool) -> Result<(), StreamError> {
+    fn peer_cancelled(self: &Arc<Self>, id: u64, kind: Mt, incoming: bool) -> Result<(), StreamError> {
         let msg = match (incoming, kind) {
             // UNSUBSCRIBE.
-            (true, t::SUBSCRIBE) => Some(ControlMessage::Unsubscribe(Unsubscribe { request_id: id })),
-            (true, t::FETCH) => Some(ControlMessage::FetchCancel(FetchCancel { request_id: id })),
-            (true, t::PUBLISH_NAMESPACE) => {
+            (true, Mt::Subscribe) => Some(ControlMessage::Unsubscribe(Unsubscribe { request_id: id })),
+            (true, Mt::Fetch) => Some(ControlMessage::FetchCancel(FetchCancel { request_id: id })),
+            (true, Mt::PublishNamespace) => {
                 Some(ControlMessage::PublishNamespaceDone(PublishNamespaceDone {
                     namespace: Default::default(),
                     request_id: id,
                 }))
             }
-            (true, t::PUBLISH) | (false, t::SUBSCRIBE) => Some(publish_done(id)),
+            (true, Mt::Publish) | (false, Mt::Subscribe) => Some(publish_done(id)),
             _ => None,
         };
         if !incoming {

@@ -212,8 +212,8 @@ impl<T: Transport> Inner<T> {
                 let mut parameters = Parameters::new();
                 if draft > Draft::D14 {
                     let _ = crate::control::set_filter(&mut parameters, filter, draft);
-                    parameters.set_int(param::FORWARD, 1);
-                    parameters.set_int(param::SUBSCRIBER_PRIORITY, priority as u64);
+                    parameters.set_int(MessageParameter::Forward.code(), 1);
+                    parameters.set_int(MessageParameter::SubscriberPriority.code(), priority as u64);
                 }
                 ControlMessage::Subscribe(Subscribe {
                     request_id: id,
@@ -400,7 +400,7 @@ impl<T: Transport> Inner<T> {
         }
         let mut parameters = Parameters::new();
         if draft > Draft::D14 {
-            parameters.set_int(param::FORWARD, 1);
+            parameters.set_int(MessageParameter::Forward.code(), 1);
         }
         self.send(ControlMessage::PublishOk(PublishOk {
             request_id: m.request_id,
