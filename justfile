@@ -22,12 +22,10 @@ relay *ARGS:
 fmt:
     cargo fmt --all
 
-# Fuzz every decoder for SECS seconds each (cargo-fuzz and a nightly toolchain; see fuzz/).
-fuzz SECS="30":
-    cargo run --manifest-path fuzz/Cargo.toml --bin fuzz_seeds
-    for target in lite_messages lite_setup lite_streams path ietf_control ietf_data token; do \
-        cargo +nightly fuzz run -O "$target" -- -max_total_time={{SECS}} -max_len=4096 || exit 1; \
-    done
+# Fuzz every decoder target for RUNS executions each from the committed corpora, and print a
+# table of executions and seconds per target (cargo-fuzz and a nightly toolchain; see .ci/fuzz).
+fuzz RUNS="10000000":
+    .ci/fuzz {{RUNS}}
 
 # Interop matrix: our relay and CLI against independent MoQ implementations (the reference
 # relay, moq-clock, aiomoqt's interop client, @moq/net; installed by ../shared/peers/install.sh

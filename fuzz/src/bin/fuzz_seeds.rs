@@ -1,10 +1,11 @@
-//! Writes valid encodings into `fuzz/corpus/<target>/` as starting points:
+//! Writes valid encodings into `fuzz/seeds/<target>/` (not committed) as
+//! starting points, read beside the committed corpus `fuzz/corpus/<target>/`:
 //! `cargo run --manifest-path fuzz/Cargo.toml --bin fuzz_seeds`.
 
 use std::path::PathBuf;
 
 fn main() -> std::io::Result<()> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds");
     let lite = moq_fuzz::lite::seeds();
     let ietf = moq_fuzz::ietf::seeds();
     let sets: [(&str, &Vec<Vec<u8>>); 7] = [

@@ -32,6 +32,7 @@ pub enum IntEncoding {
 
 impl IntEncoding {
     /// Writes `v`; a QUIC varint refuses 2^62 or more.
+    #[inline]
     pub fn put<B: BufMut>(self, v: u64, buf: &mut B) -> Result<(), EncodeError> {
         match self {
             IntEncoding::Quic => VarInt::try_from(v)?.encode(buf),
@@ -40,6 +41,7 @@ impl IntEncoding {
     }
 
     /// Reads one integer.
+    #[inline]
     pub fn get<B: Buf>(self, buf: &mut B) -> Result<u64, DecodeError> {
         match self {
             IntEncoding::Quic => u64::decode(buf),
@@ -49,6 +51,7 @@ impl IntEncoding {
 
     /// Reads an integer that must be at most `max` (a length or a count);
     /// `what` names the field in the error.
+    #[inline]
     pub fn get_len<B: Buf>(self, buf: &mut B, max: usize, what: &'static str) -> Result<usize, DecodeError> {
         let len = self.get(buf)?;
         if len > max as u64 {
@@ -58,6 +61,7 @@ impl IntEncoding {
     }
 
     /// Writes `bytes` with a length prefix, refusing more than `max` bytes.
+    #[inline]
     pub fn put_bytes<B: BufMut>(
         self,
         bytes: &[u8],
@@ -77,6 +81,7 @@ impl IntEncoding {
     /// length is checked against `max` before anything is copied (a huge
     /// length is [`DecodeError::TooLarge`] without allocating), then against
     /// what is buffered ([`DecodeError::Short`]).
+    #[inline]
     pub fn get_bytes<B: Buf>(
         self,
         buf: &mut B,
