@@ -40,6 +40,8 @@ pub async fn subscribe(
     options.count = count;
     options.timeout = timeout;
     options.group_prefix = true;
+    // A clock is live: the time now, not the minutes the relay still holds.
+    options.start = crate::subscribe::Start::Latest;
     subscribe_to(connection, options, tokio::io::stdout()).await
 }
 

@@ -107,8 +107,10 @@ enum Command {
         /// How frames are written: lines, length (varint length + bytes) or raw.
         #[arg(long, default_value = "lines")]
         format: Format,
-        /// Where to start: latest, oldest, or a group number.
-        #[arg(long, default_value = "latest")]
+        /// Where to start: oldest (the earliest group the relay or the publisher still holds, so a
+        /// subscriber started before the publisher gets everything), latest (the live edge), or a
+        /// group number.
+        #[arg(long, default_value = "oldest")]
         start: Start,
         /// Exit after N frames.
         #[arg(long, value_name = "N")]

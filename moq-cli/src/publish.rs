@@ -365,14 +365,18 @@ async fn drain(live: &Live, tracks: &Tracks, linger: Duration) {
             .iter()
             .any(|t| t.consumer_count() > 0)
     };
-    // Nothing was ever sent: nobody to drain for. (Not "nobody subscribes
-    // now": a subscription may have taken everything already, with the end
-    // of its track still on the way.)
-    if !in_use() && live.session.stats().snapshot().groups_out == 0 {
+    let sent = || live.session.stats().snapshot().groups_out > 0;
+    // The model has no event for "a consumer came" or "every consumer of a
+    // finished track left": poll, briefly. Nothing sent yet: a subscriber
+    // may be on its way (one that waited for the broadcast is told of it
+    // only now), so wait for one, within `linger`.
+    while !in_use() && !sent() && Instant::now() < deadline && !live.is_closed() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if !in_use() && !sent() {
+        tracing::warn!("nobody subscribed within {linger:?} of the end of input: nothing was delivered");
         return;
     }
-    // The model has no event for "every consumer of a finished track left":
-    // poll it, briefly.
     while in_use() && Instant::now() < deadline && !live.is_closed() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -34,10 +34,13 @@ const FIRST_WINDOW: Duration = Duration::from_millis(200);
 /// Where a subscription starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Start {
-    /// The latest group (the default).
-    #[default]
+    /// The latest group: the live edge.
     Latest,
-    /// The oldest group available.
+    /// The oldest group the relay or the publisher still holds (the
+    /// default): a subscriber that was waiting before the broadcast appeared
+    /// gets it from its first group, and one that joins later gets what is
+    /// still cached before the live groups.
+    #[default]
     Oldest,
     /// Group `n` (or the first after it that is available).
     Group(u64),
@@ -88,7 +91,7 @@ impl SubscribeOptions {
             broadcast: broadcast.into(),
             track: crate::publish::DEFAULT_TRACK.into(),
             format: Format::Lines,
-            start: Start::Latest,
+            start: Start::default(),
             count: None,
             timeout: Duration::from_secs(5),
             stats: false,
@@ -244,21 +247,18 @@ async fn read<W: AsyncWrite + Unpin>(
     out: &mut FrameWriter<W>,
     stats: &Arc<Stats>,
 ) -> anyhow::Result<Stop> {
-    let mut track: TrackConsumer = match broadcast.subscribe_track(info) {
-        Ok(track) => track,
-        Err(err) => return not_found(err, options),
-    };
-    // The relay sends from its latest group; older groups reach this cache
-    // only if they arrive later. `restart_from` moves the local start.
+    // The start travels upstream (a SUBSCRIBE start group), so the relay
+    // and the publisher send what they still hold from there; after a
+    // reconnect, from where the output stopped.
     let start = match options.start {
         Start::Latest => None,
         Start::Oldest => Some(0),
         Start::Group(n) => Some(n),
     };
-    let resume = position.group;
-    if let Some(from) = start.max(resume) {
-        track.restart_from(from);
-    }
+    let mut track: TrackConsumer = match broadcast.subscribe_track_from(info, start.max(position.group)) {
+        Ok(track) => track,
+        Err(err) => return not_found(err, options),
+    };
     tracing::info!(broadcast = %options.broadcast, track = %info.name, "subscribed");
     let lost = |err: moq_lite::Error| Ok(Stop::Interrupted(format!("lost the session: {}", explain(&err))));
     // Groups travel on separate streams and may arrive out of order: hold

@@ -621,3 +621,96 @@ async fn a_track_that_ends_short_of_count_is_a_failure() {
     .await
     .expect("timed out");
 }
+
+/// The README's pipe without `--wait-subscriber`: the subscriber waits for
+/// the broadcast, the publisher reads all its input at once and exits. The
+/// subscriber starts at the oldest group (the default), so it gets every
+/// line from the publisher's cache through the relay, in every protocol
+/// family and transport; the publisher waits for it before leaving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipe_delivers_every_line_without_waiting_for_a_subscriber() {
+    tokio::time::timeout(LIMIT * 2, async {
+        let relay = relay().await;
+        let cases = [
+            (quic(&relay), "moq-lite-04"),
+            (http(&relay), "moq-lite-04"),
+            (quic(&relay), "moq-transport-17"),
+            (http(&relay), "moq-transport-14"),
+        ];
+        for (round, (url, protocol)) in cases.iter().enumerate() {
+            let broadcast = format!("pipe{round}");
+            let common = ["--tls-disable-verify", "--protocol", protocol];
+            let mut sub_args = vec!["subscribe", url, &broadcast, "--count", "3", "--timeout", "20s"];
+            sub_args.extend_from_slice(&common);
+            let subscriber = Moq::spawn(&sub_args);
+            let mut pub_args = vec!["publish", url, &broadcast];
+            pub_args.extend_from_slice(&common);
+            let mut publisher = Moq::spawn(&pub_args);
+            publisher.write(b"alpha\nbeta\ngamma\n").await;
+            publisher.close_stdin();
+            let (status, out, stderr) = subscriber.finish().await;
+            assert!(status.success(), "{protocol} via {url}: {stderr}");
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                "alpha\nbeta\ngamma\n",
+                "{protocol} via {url}: {stderr}"
+            );
+            let (status, _, stderr) = publisher.finish().await;
+            assert!(status.success(), "{protocol} via {url}: {stderr}");
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+/// `--start oldest`, `--start N` and `--start latest` through the relay,
+/// after the publisher wrote ten groups (one line each): each gets exactly
+/// the lines from its start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_oldest_a_group_or_latest_through_the_relay() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = relay().await;
+        let url = http(&relay);
+        let mut publisher = Moq::spawn(&["publish", &url, "ten"]);
+        let input: String = (0..10).map(|i| format!("line{i}\n")).collect();
+        publisher.write(input.as_bytes()).await;
+        // Once the relay holds group 9 (fetched from group 0 on), every
+        // start below is answered from its cache.
+        let origin = OriginProducer::new();
+        let (_session, _client) = relay.connect(&relay.url("moql", "/"), None, Some(&origin)).await;
+        let mut announced = origin.consume();
+        let broadcast = loop {
+            let next = announced.announced().await.expect("origin open");
+            if next.path == moq_lite::model::Path::new("ten") {
+                if let Some(broadcast) = next.broadcast {
+                    break broadcast;
+                }
+            }
+        };
+        let mut track = broadcast
+            .subscribe_track_from(&moq_lite::model::Track::new("data"), Some(0))
+            .unwrap();
+        while track.next_group().await.unwrap().expect("group").sequence() < 9 {}
+
+        for (start, count, expected) in [("oldest", 10, 0), ("4", 6, 4), ("latest", 1, 9)] {
+            let subscriber = Moq::spawn(&[
+                "subscribe",
+                &url,
+                "ten",
+                "--start",
+                start,
+                "--count",
+                &count.to_string(),
+            ]);
+            let (status, out, stderr) = subscriber.finish().await;
+            assert!(status.success(), "--start {start}: {stderr}");
+            let want: String = (expected..10).map(|i| format!("line{i}\n")).collect();
+            assert_eq!(String::from_utf8_lossy(&out), want, "--start {start}: {stderr}");
+        }
+        publisher.close_stdin();
+        let (status, _, stderr) = publisher.finish().await;
+        assert!(status.success(), "{stderr}");
+    })
+    .await
+    .expect("timed out");
+}

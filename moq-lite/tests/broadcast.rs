@@ -348,16 +348,68 @@ fn ended_track_is_not_found_without_a_handler() {
 }
 
 #[test]
-fn ended_track_is_requested_with_a_handler() {
+fn finished_track_is_history_even_with_a_handler() {
+    let broadcast = BroadcastProducer::new();
+    let mut requests = broadcast.requests();
+    let consumer = broadcast.consume();
+    let mut track = broadcast.create_track(Track::new("t"));
+    let old = track.consume();
+    for payload in ["a", "b"] {
+        let mut group = track.append_group().unwrap();
+        group.write_frame(bytes::Bytes::from(payload)).unwrap();
+        group.finish().unwrap();
+    }
+    track.finish().unwrap();
+    // A late subscriber reads what the finished track still holds, from the
+    // start it asks for, then the end; nothing is requested again.
+    let mut sub = consumer.subscribe_track_from(&Track::new("t"), Some(0)).unwrap();
+    assert!(sub.is_same_track(&old));
+    assert!(matches!(poll_request(&mut requests), Poll::Pending));
+    let read = futures::executor::block_on(async {
+        let mut frames = Vec::new();
+        while let Some(mut group) = sub.next_group().await.unwrap() {
+            while let Some(frame) = group.read_frame().await.unwrap() {
+                frames.push(frame);
+            }
+        }
+        frames
+    });
+    assert_eq!(read, ["a", "b"]);
+}
+
+#[test]
+fn aborted_track_is_requested_again_with_a_handler() {
     let broadcast = BroadcastProducer::new();
     let mut requests = broadcast.requests();
     let consumer = broadcast.consume();
     let track = broadcast.create_track(Track::new("t"));
     let old = track.consume();
-    track.finish().unwrap();
+    track.abort(Error::Cancel);
     let sub = consumer.subscribe_track(&Track::new("t")).unwrap();
     assert!(!sub.is_same_track(&old));
     assert!(matches!(poll_request(&mut requests), Poll::Ready(Some(_))));
+}
+
+#[test]
+fn a_requested_start_reaches_the_producer_side() {
+    let broadcast = BroadcastProducer::new();
+    let mut requests = broadcast.requests();
+    let consumer = broadcast.consume();
+    let _late = consumer.subscribe_track_from(&Track::new("t"), Some(7)).unwrap();
+    // A second requester before the request is served: the earliest start wins.
+    let _earlier = consumer.subscribe_track_from(&Track::new("t"), Some(3)).unwrap();
+    let _live = consumer.subscribe_track(&Track::new("t")).unwrap();
+    let Poll::Ready(Some(track)) = poll_request(&mut requests) else {
+        panic!("the track is requested");
+    };
+    assert_eq!(track.requested_start(), Some(3));
+    assert!(matches!(poll_request(&mut requests), Poll::Pending));
+    let plain = consumer.subscribe_track(&Track::new("u")).unwrap();
+    let Poll::Ready(Some(track)) = poll_request(&mut requests) else {
+        panic!("the track is requested");
+    };
+    assert_eq!(track.requested_start(), None);
+    drop(plain);
 }
 
 #[test]

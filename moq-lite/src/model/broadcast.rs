@@ -412,6 +412,25 @@ impl BroadcastConsumer {
     /// if it serves requests (see [`BroadcastProducer::requests`]), else this
     /// fails with [`Error::NotFound`].
     pub fn subscribe_track(&self, info: &Track) -> Result<TrackConsumer> {
+        self.subscribe_track_from(info, None)
+    }
+
+    /// A consumer of track `info.name` starting at group `start` (`None`:
+    /// the latest group). Held groups from `start` on are read first; a
+    /// track made on request carries `start` to the producer side
+    /// ([`TrackProducer::requested_start`]), so a session asks its peer for
+    /// the older groups too. Groups older than what either still holds are
+    /// not delivered: [`TrackConsumer::skipped`] and the track's first group
+    /// tell what arrived.
+    pub fn subscribe_track_from(&self, info: &Track, start: Option<u64>) -> Result<TrackConsumer> {
+        let mut consumer = self.find_or_request(info, start)?;
+        if let Some(start) = start {
+            consumer.restart_from(start);
+        }
+        Ok(consumer)
+    }
+
+    fn find_or_request(&self, info: &Track, start: Option<u64>) -> Result<TrackConsumer> {
         let mut state = self.shared.state.lock();
         // A finished broadcast has no tracks left to find.
         match state.life.closed() {
@@ -420,7 +439,11 @@ impl BroadcastConsumer {
             Some(Err(err)) => return Err(err),
         }
         if let Some(track) = state.tracks.get(&info.name).and_then(Weak::upgrade) {
-            if let Some(consumer) = TrackConsumer::new_if_open(track) {
+            if let Some(start) = start {
+                // A request not yet sent upstream goes from the earliest start.
+                track.request_start(start);
+            }
+            if let Some(consumer) = TrackConsumer::new_unless_aborted(track) {
                 return Ok(consumer);
             }
         }
@@ -431,6 +454,9 @@ impl BroadcastConsumer {
             return Err(Error::Bounds);
         }
         let track = TrackProducer::with_cache(info.clone(), self.shared.cache);
+        if let Some(start) = start {
+            track.shared().request_start(start);
+        }
         let consumer = track.consume();
         insert_entry(&mut state, info.name.clone(), Arc::downgrade(track.shared()));
         state.requests.push_back(track);

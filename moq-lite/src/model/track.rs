@@ -67,6 +67,9 @@ pub(crate) struct TrackState {
     pub cache: TrackCache,
     /// Consumers park on its readers' list for new groups as well as the end.
     pub life: Lifecycle,
+    /// For a track made on request: the earliest group a requester asked
+    /// for, which the session asks its peer to start from.
+    pub requested_start: Option<u64>,
 }
 
 pub(crate) struct TrackShared {
@@ -81,6 +84,7 @@ impl TrackShared {
             state: Lock::new(TrackState {
                 cache: TrackCache::new(config, weak.clone()),
                 life: Lifecycle::new(),
+                requested_start: None,
             }),
         })
     }
@@ -96,6 +100,12 @@ impl TrackShared {
             bytes: state.cache.bytes(),
             evicted: state.cache.evicted(),
         }
+    }
+
+    /// Lowers the requested start to `start` (the earliest request wins).
+    pub fn request_start(&self, start: u64) {
+        let mut state = self.state.lock();
+        state.requested_start = Some(state.requested_start.map_or(start, |s| s.min(start)));
     }
 
     /// Ends the track with `err` unless it already ended.
@@ -172,6 +182,15 @@ impl TrackProducer {
     /// Sequence of the latest group, if any.
     pub fn latest(&self) -> Option<u64> {
         self.shared.state.lock().cache.latest()
+    }
+
+    /// For a track made on a subscriber's request
+    /// ([`BroadcastConsumer::subscribe_track_from`](super::BroadcastConsumer::subscribe_track_from)):
+    /// the earliest group a requester asked for. A session serving the
+    /// request asks its peer to start there (a SUBSCRIBE start group);
+    /// `None` means the latest group.
+    pub fn requested_start(&self) -> Option<u64> {
+        self.shared.state.lock().requested_start
     }
 
     /// Ends the track; consumers read the groups still held, then the end.
@@ -336,17 +355,19 @@ impl TrackConsumer {
         Self::new_if(shared, start, false).expect("unconditional")
     }
 
-    /// A consumer of a track that is still open, checked and counted in one
-    /// step: a track its producer is about to abort for want of consumers
-    /// ([`TrackProducer::abort_if_unused`]) is never handed out.
-    pub(crate) fn new_if_open(shared: Arc<TrackShared>) -> Option<Self> {
+    /// A consumer of a track that was not aborted, checked and counted in
+    /// one step: a track its producer is about to abort for want of
+    /// consumers ([`TrackProducer::abort_if_unused`]) is never handed out,
+    /// while a finished one is (what it still holds is history a late
+    /// subscriber can read).
+    pub(crate) fn new_unless_aborted(shared: Arc<TrackShared>) -> Option<Self> {
         Self::new_if(shared, None, true)
     }
 
-    fn new_if(shared: Arc<TrackShared>, start: Option<u64>, only_open: bool) -> Option<Self> {
+    fn new_if(shared: Arc<TrackShared>, start: Option<u64>, refuse_aborted: bool) -> Option<Self> {
         let (cursor, start) = {
             let mut state = shared.state.lock();
-            if only_open && !state.life.is_open() {
+            if refuse_aborted && state.life.aborted().is_some() {
                 return None;
             }
             state.life.add_consumer();

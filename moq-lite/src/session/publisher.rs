@@ -190,7 +190,7 @@ impl<S: Session> Publisher<S> {
             .origin
             .consume_broadcast(msg.broadcast.clone())
             .ok_or(Error::NotFound)
-            .and_then(|broadcast| broadcast.subscribe_track(&info));
+            .and_then(|broadcast| broadcast.subscribe_track_from(&info, msg.start_group));
         let mut track = match found {
             Ok(track) => track,
             Err(err) => {
@@ -199,9 +199,6 @@ impl<S: Session> Publisher<S> {
                 return Ok(());
             }
         };
-        if let Some(start) = msg.start_group {
-            track.restart_from(start);
-        }
         let publisher_priority = track.info().priority;
         // The start SUBSCRIBE_OK states: the explicit one, else the latest
         // group now. Only an explicit start filters groups: the consumer

@@ -301,6 +301,7 @@ impl<S: Session> Subscriber<S> {
             track: track.info().name.clone(),
             priority: track.info().priority,
             max_latency: DEFAULT_MAX_LATENCY,
+            start_group: track.requested_start(),
             ..Default::default()
         };
         tracing::debug!(id, broadcast = %path, track = %msg.track, "subscribing");

@@ -105,6 +105,17 @@ impl<T: Transport> Inner<T> {
     /// Namespace Prefix Matching routes a SUBSCRIBE or FETCH to whoever
     /// published a prefix of its namespace (draft-16 section "Relays").
     pub(super) fn find_track(&self, namespace: &TrackNamespace, name: &Bytes) -> Option<TrackConsumer> {
+        self.find_track_from(namespace, name, None)
+    }
+
+    /// [`find_track`](Self::find_track) starting at group `start`: a track
+    /// requested upstream asks its publisher for the groups from `start`.
+    pub(super) fn find_track_from(
+        &self,
+        namespace: &TrackNamespace,
+        name: &Bytes,
+        start: Option<u64>,
+    ) -> Option<TrackConsumer> {
         let origin = self.publish.as_ref()?;
         let fields = &namespace.0;
         for len in (1..=fields.len()).rev() {
@@ -115,23 +126,31 @@ impl<T: Transport> Inner<T> {
                 continue;
             };
             let track = RoutedName::encode(&fields[len..], name)?;
-            return broadcast.subscribe_track(&Track::new(track)).ok();
+            return broadcast.subscribe_track_from(&Track::new(track), start).ok();
         }
         None
     }
 
     pub(super) fn on_subscribe(self: &Arc<Self>, m: Subscribe) -> Result<(), SessionError> {
         let draft = self.draft;
-        let Some(mut track) = self.find_track(&m.namespace, &m.name) else {
-            let err = self.request_error(m.request_id, RequestFailure::DoesNotExist, "track does not exist");
-            self.send(ControlMessage::RequestError(err));
-            return Ok(());
-        };
         let filter = match draft {
             Draft::D14 => m.filter,
             _ => crate::control::filter(&m.parameters, draft)
                 .map_err(|e| SessionError::protocol(e.to_string()))?
                 .unwrap_or_default(),
+        };
+        // A start in the past reaches the publisher of a track requested
+        // upstream (the cache serves what it holds).
+        let explicit = match filter {
+            SubscriptionFilter::AbsoluteStart(s) | SubscriptionFilter::AbsoluteRange { start: s, .. } => {
+                Some(s.group)
+            }
+            _ => None,
+        };
+        let Some(mut track) = self.find_track_from(&m.namespace, &m.name, explicit) else {
+            let err = self.request_error(m.request_id, RequestFailure::DoesNotExist, "track does not exist");
+            self.send(ControlMessage::RequestError(err));
+            return Ok(());
         };
         // LargestObject delivers the whole group the consumer starts on, so
         // its Largest Location is what lies before that group: a peer that

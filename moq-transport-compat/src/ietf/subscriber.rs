@@ -208,7 +208,12 @@ impl<T: Transport> Inner<T> {
                         done: Some(done_tx),
                     },
                 );
-                let filter = SubscriptionFilter::LargestObject;
+                // A start asked for by a local consumer goes upstream as an
+                // AbsoluteStart; otherwise the live edge.
+                let filter = match track.requested_start() {
+                    Some(group) => SubscriptionFilter::AbsoluteStart(Location::new(group, 0)),
+                    None => SubscriptionFilter::LargestObject,
+                };
                 let mut parameters = Parameters::new();
                 if draft > Draft::D14 {
                     let _ = crate::control::set_filter(&mut parameters, filter, draft);
