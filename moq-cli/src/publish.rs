@@ -351,6 +351,15 @@ async fn serve_with(
         }
     }
     drain(&live, tracks, linger).await;
+    // A relay that refuses the session (no token, or one that does not
+    // cover this path) closes it at once, possibly after all the input was
+    // read: that is a failure to publish, not a quiet success.
+    if live.is_closed() {
+        let err = live.closed().await;
+        if err == moq_lite::Error::Unauthorized {
+            anyhow::bail!("{} refused to take `{path}`: {}", connection.url, explain(&err));
+        }
+    }
     Ok(())
 }
 

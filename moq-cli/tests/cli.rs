@@ -714,3 +714,33 @@ async fn start_oldest_a_group_or_latest_through_the_relay() {
     .await
     .expect("timed out");
 }
+
+/// A relay that checks tokens refuses a publisher without one: `moq
+/// publish` says so and exits non-zero, even when all its input was read
+/// before the refusal arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_publisher_fails_with_the_reason() {
+    tokio::time::timeout(LIMIT, async {
+        let dir = std::env::temp_dir().join(format!("moq-cli-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("key.jwk");
+        let key = moq_relay::auth::Key::generate(moq_relay::auth::Algorithm::ES256).unwrap();
+        key.save(&path).unwrap();
+        let relay = TestRelay::start(|c| c.auth_key = Some(path.clone())).await;
+        for url in [quic(&relay), https(&relay)] {
+            let mut publisher =
+                Moq::spawn(&["publish", &url, "nope", "--tls-disable-verify", "--no-reconnect"]);
+            publisher.write(b"a\nb\n").await;
+            publisher.close_stdin();
+            let (status, _, stderr) = publisher.finish().await;
+            assert!(
+                !status.success(),
+                "{url}: exit 0 from a refused publisher: {stderr}"
+            );
+            assert!(stderr.contains("unauthorized"), "{url}: {stderr}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await
+    .expect("timed out");
+}
