@@ -692,20 +692,31 @@ async fn start_oldest_a_group_or_latest_through_the_relay() {
             .unwrap();
         while track.next_group().await.unwrap().expect("group").sequence() < 9 {}
 
-        for (start, count, expected) in [("oldest", 10, 0), ("4", 6, 4), ("latest", 1, 9)] {
-            let subscriber = Moq::spawn(&[
-                "subscribe",
-                &url,
-                "ten",
-                "--start",
-                start,
-                "--count",
-                &count.to_string(),
-            ]);
-            let (status, out, stderr) = subscriber.finish().await;
-            assert!(status.success(), "--start {start}: {stderr}");
-            let want: String = (expected..10).map(|i| format!("line{i}\n")).collect();
-            assert_eq!(String::from_utf8_lossy(&out), want, "--start {start}: {stderr}");
+        // moq-lite's SUBSCRIBE start group, IETF AbsoluteStart (draft-14
+        // field, draft-17 parameter) and LargestObject.
+        for protocol in ["moq-lite-04", "moq-transport-14", "moq-transport-17"] {
+            for (start, count, expected) in [("oldest", 10, 0), ("4", 6, 4), ("latest", 1, 9)] {
+                let count = count.to_string();
+                let args = [
+                    "subscribe",
+                    &url,
+                    "ten",
+                    "--protocol",
+                    protocol,
+                    "--start",
+                    start,
+                    "--count",
+                    &count,
+                ];
+                let (status, out, stderr) = Moq::spawn(&args).finish().await;
+                assert!(status.success(), "{protocol} --start {start}: {stderr}");
+                let want: String = (expected..10).map(|i| format!("line{i}\n")).collect();
+                assert_eq!(
+                    String::from_utf8_lossy(&out),
+                    want,
+                    "{protocol} --start {start}: {stderr}"
+                );
+            }
         }
         publisher.close_stdin();
         let (status, _, stderr) = publisher.finish().await;
