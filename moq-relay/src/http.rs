@@ -190,7 +190,9 @@ async fn fetch(origin: Option<OriginConsumer>, rest: &str, group: Option<u64>) -
     let Some(broadcast) = origin.and_then(|o| o.consume_broadcast(broadcast)) else {
         return not_found();
     };
-    let Ok(mut track) = broadcast.subscribe_track(&Track::new(track)) else {
+    // A group asked for by number travels upstream as the start, so a
+    // publisher that still holds it sends it even if this relay never had it.
+    let Ok(mut track) = broadcast.subscribe_track_from(&Track::new(track), group) else {
         return not_found();
     };
     // A track fetched from upstream on demand needs a moment for its first group.

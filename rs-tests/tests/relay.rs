@@ -194,8 +194,19 @@ async fn http_side_answers() {
         let (status, body) = relay.get("/fetch/cam/jpeg").await;
         assert!(status.contains("200"), "{status}");
         assert_eq!(body, b"xyz");
-        // A group by number, among those the relay can get (the subscription
-        // starts at the latest group; older ones would need an upstream FETCH).
+        // A group older than the latest, of a track the relay has not
+        // subscribed to: it asks the publisher from that group on (a
+        // SUBSCRIBE start group), and the publisher still holds it.
+        let mut old = broadcast.create_track(Track::new("old"));
+        for payload in [&b"zero"[..], b"one", b"two"] {
+            let mut group = old.append_group().unwrap();
+            group.write_frame(Bytes::from_static(payload)).unwrap();
+            group.finish().unwrap();
+        }
+        let (status, body) = relay.get("/fetch/cam/old?group=0").await;
+        assert!(status.contains("200"), "{status}");
+        assert_eq!(body, b"zero");
+        // A group that comes later.
         let mut later = track.append_group().unwrap();
         later.write_frame(Bytes::from_static(b"abc")).unwrap();
         later.write_frame(Bytes::from_static(b"def")).unwrap();
