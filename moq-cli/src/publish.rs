@@ -331,6 +331,9 @@ async fn serve_with(
                 done?;
                 break;
             }
+            (refused, err) = live.session.refused() => {
+                anyhow::bail!("{} refused to take `{refused}`: {}", connection.url, explain(&err));
+            }
             err = live.closed() => {
                 if !connection.reconnect || err == moq_lite::Error::Unauthorized {
                     anyhow::bail!("lost the session with {}: {}", connection.url, explain(&err));
@@ -350,7 +353,12 @@ async fn serve_with(
             }
         }
     }
-    drain(&live, tracks, linger).await;
+    tokio::select! {
+        _ = drain(&live, tracks, linger) => {}
+        (refused, err) = live.session.refused() => {
+            anyhow::bail!("{} refused to take `{refused}`: {}", connection.url, explain(&err));
+        }
+    }
     // A relay that refuses the session (no token, or one that does not
     // cover this path) closes it at once, possibly after all the input was
     // read: that is a failure to publish, not a quiet success.

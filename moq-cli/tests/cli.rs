@@ -726,9 +726,10 @@ async fn start_oldest_a_group_or_latest_through_the_relay() {
     .expect("timed out");
 }
 
-/// A relay that checks tokens refuses a publisher without one: `moq
-/// publish` says so and exits non-zero, even when all its input was read
-/// before the refusal arrived.
+/// A relay that checks tokens refuses a publisher without one, and an IETF
+/// publisher's broadcast outside its token's grant: `moq publish` says so
+/// and exits non-zero, even when all its input was read before the refusal
+/// arrived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_publisher_fails_with_the_reason() {
     tokio::time::timeout(LIMIT, async {
@@ -749,6 +750,39 @@ async fn a_refused_publisher_fails_with_the_reason() {
                 "{url}: exit 0 from a refused publisher: {stderr}"
             );
             assert!(stderr.contains("unauthorized"), "{url}: {stderr}");
+        }
+        // A token that lets it publish `alice` only: publishing `bob`, an
+        // IETF publisher hears UNAUTHORIZED for its PUBLISH_NAMESPACE and
+        // fails with it. (moq-lite up to -04 has no answer to an
+        // announcement: the relay ignores it, and the publisher can only
+        // say that nobody subscribed.)
+        let mut claims = moq_relay::auth::Claims::new("");
+        claims.put = vec!["alice".into()];
+        let token = moq_relay::auth::sign(&key, &claims).unwrap();
+        for protocol in ["moq-transport-14", "moq-transport-16", "moq-transport-17"] {
+            let url = quic(&relay);
+            let args = [
+                "publish",
+                &url,
+                "bob",
+                "--tls-disable-verify",
+                "--no-reconnect",
+                "--jwt",
+                &token,
+                "--protocol",
+                protocol,
+            ];
+            let mut publisher = Moq::spawn(&args);
+            publisher.write(b"a\n").await;
+            let (status, _, stderr) = publisher.finish().await;
+            assert!(
+                !status.success(),
+                "{protocol}: exit 0 from a refused publisher: {stderr}"
+            );
+            assert!(
+                stderr.contains("refused to take `bob`") && stderr.contains("unauthorized"),
+                "{protocol}: {stderr}"
+            );
         }
         let _ = std::fs::remove_dir_all(&dir);
     })

@@ -102,6 +102,17 @@ impl Session {
         }
     }
 
+    /// Waits until the peer refuses one of the broadcasts we publish, and
+    /// says which and why. IETF peers answer each PUBLISH_NAMESPACE
+    /// (REQUEST_ERROR: UNAUTHORIZED, UNINTERESTED, ...); moq-lite up to -04
+    /// has no answer to an announcement, so for it this never completes.
+    pub async fn refused(&self) -> (moq_lite::model::Path, moq_lite::Error) {
+        match self {
+            Session::Lite(_) => std::future::pending().await,
+            Session::Ietf(s) => s.refused().await,
+        }
+    }
+
     /// Asks the peer to go away (GOAWAY in either protocol), optionally to
     /// `uri`; the session stays usable until closed.
     pub async fn goaway(&self, uri: &str) -> Result<(), moq_lite::Error> {

@@ -51,10 +51,22 @@ impl<T: Transport> Inner<T> {
                         .send_request(|id, _| Some((ControlMessage::PublishNamespace(msg(id)), tx)))
                         .await?;
                     let path = announced.path.clone();
+                    let this = self.clone();
                     tokio::spawn(async move {
-                        if let Ok(reply) = rx.await {
-                            tracing::debug!(%path, ?reply, "PUBLISH_NAMESPACE answered");
-                        }
+                        let Ok(reply) = rx.await else { return };
+                        tracing::debug!(%path, ?reply, "PUBLISH_NAMESPACE answered");
+                        let (ControlMessage::RequestError(err) | ControlMessage::PublishNamespaceError(err)) =
+                            reply
+                        else {
+                            return;
+                        };
+                        let error = RequestFailure::lite_error(this.draft, err.error_code);
+                        tracing::warn!(%path, %error, reason = %err.reason, "the peer refused a broadcast");
+                        this.refused.send_modify(|list| {
+                            if list.len() < MAX_REFUSALS {
+                                list.push((path, error));
+                            }
+                        });
                     });
                     ids.insert(announced.path, (id, namespace));
                 }

@@ -56,6 +56,8 @@ pub enum RequestFailure {
     InvalidJoiningRequestId,
     /// UNINTERESTED (PUBLISH, PUBLISH_NAMESPACE).
     Uninterested,
+    /// UNAUTHORIZED: the session's grant does not cover the request.
+    Unauthorized,
 }
 
 impl RequestFailure {
@@ -67,6 +69,8 @@ impl RequestFailure {
         match (draft, self) {
             (_, F::InternalError) => 0x0,
             (_, F::NotSupported) => 0x3,
+            // 0x1 in every draft's tables (draft-14 per message, 15+ REQUEST_ERROR).
+            (_, F::Unauthorized) => 0x1,
             (Draft::D14, F::DoesNotExist) => 0x4,
             (Draft::D14, F::InvalidRange) => 0x5,
             (Draft::D14, F::NoObjects) => 0x6,
@@ -76,6 +80,33 @@ impl RequestFailure {
             (_, F::InvalidRange | F::NoObjects) => 0x11,
             (_, F::InvalidJoiningRequestId) => 0x32,
             (_, F::Uninterested) => 0x20,
+        }
+    }
+}
+
+impl RequestFailure {
+    /// How a refused PUBLISH_NAMESPACE / SUBSCRIBE_NAMESPACE reads to the
+    /// peer: an authorization failure as UNAUTHORIZED, anything else as
+    /// UNINTERESTED.
+    pub fn refusal(err: &moq_lite::Error) -> Self {
+        match err {
+            moq_lite::Error::Unauthorized => RequestFailure::Unauthorized,
+            _ => RequestFailure::Uninterested,
+        }
+    }
+
+    /// The moq-lite error a request error code reads as (the code of
+    /// `draft`): UNAUTHORIZED as [`moq_lite::Error::Unauthorized`], a
+    /// missing track or namespace as [`moq_lite::Error::NotFound`], the rest
+    /// as [`moq_lite::Error::App`] with the code.
+    pub fn lite_error(draft: Draft, code: u64) -> moq_lite::Error {
+        use RequestFailure as F;
+        if code == F::Unauthorized.code(draft) {
+            moq_lite::Error::Unauthorized
+        } else if code == F::DoesNotExist.code(draft) {
+            moq_lite::Error::NotFound
+        } else {
+            moq_lite::Error::App(u32::try_from(code).unwrap_or(u32::MAX))
         }
     }
 }

@@ -165,6 +165,7 @@ pub struct Session {
     ctl: mpsc::UnboundedSender<ControlMessage>,
     dropped: Arc<AtomicU64>,
     stats: Arc<SessionStats>,
+    refused: watch::Receiver<Vec<(Path, moq_lite::Error)>>,
     task: AbortHandle,
 }
 
@@ -183,6 +184,7 @@ impl Session {
         let (peer_max, _) = watch::channel(peer_max);
         let dropped = Arc::new(AtomicU64::new(0));
         let stats = Arc::new(SessionStats::default());
+        let (refused_tx, refused) = watch::channel(Vec::new());
         let inner = Arc::new(Inner {
             transport: transport.clone(),
             draft,
@@ -211,6 +213,7 @@ impl Session {
             origin: config.subscribe,
             dropped: dropped.clone(),
             stats: stats.clone(),
+            refused: refused_tx,
         });
         let (tx, rx) = watch::channel(None);
         let runner = transport.clone();
@@ -228,7 +231,20 @@ impl Session {
             ctl,
             dropped,
             stats,
+            refused,
             task: task.abort_handle(),
+        }
+    }
+
+    /// Waits until the peer refuses one of the broadcasts we publish (a
+    /// REQUEST_ERROR to its PUBLISH_NAMESPACE: not allowed by our token,
+    /// uninterested, ...), and says which and why. Refusals before the call
+    /// count; pending forever if none comes.
+    pub async fn refused(&self) -> (Path, moq_lite::Error) {
+        let mut refused = self.refused.clone();
+        match refused.wait_for(|r| !r.is_empty()).await {
+            Ok(list) => list[0].clone(),
+            Err(_) => std::future::pending().await,
         }
     }
 
@@ -311,7 +327,13 @@ struct Inner<T: Transport> {
     origin: Option<OriginProducer>,
     dropped: Arc<AtomicU64>,
     stats: Arc<SessionStats>,
+    /// Our broadcasts the peer refused, oldest first (at most
+    /// [`MAX_REFUSALS`] kept).
+    refused: watch::Sender<Vec<(Path, moq_lite::Error)>>,
 }
+
+/// How many refused broadcasts a session remembers.
+const MAX_REFUSALS: usize = 64;
 
 struct State {
     /// Both directions' Request IDs.

@@ -148,7 +148,7 @@ impl<T: Transport> Inner<T> {
                 }));
             }
             Err(err) => {
-                let err = self.request_error(m.request_id, RequestFailure::Uninterested, &err.to_string());
+                let err = self.request_error(m.request_id, RequestFailure::refusal(&err), &err.to_string());
                 self.send(match draft {
                     Draft::D14 => ControlMessage::PublishNamespaceError(err),
                     _ => ControlMessage::RequestError(err),
