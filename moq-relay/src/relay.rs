@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -247,6 +247,7 @@ impl Relay {
             ));
         }
         let mut sessions = JoinSet::new();
+        let admitted = Arc::new(AtomicUsize::new(0));
 
         tokio::pin!(shutdown);
         let mut next_id = 0u64;
@@ -255,13 +256,13 @@ impl Relay {
                 incoming = server.accept() => {
                     let Some(incoming) = incoming else { break };
                     // Counted from the first packet, handshakes and setups included.
-                    if sessions.len() >= config.max_sessions {
+                    let Some(slot) = Slot::take(&admitted, config.max_sessions) else {
                         shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
                         incoming.refuse();
                         continue;
-                    }
+                    };
                     next_id += 1;
-                    sessions.spawn(serve(incoming, shared.clone(), next_id));
+                    sessions.spawn(serve(incoming, shared.clone(), next_id, slot));
                 }
                 Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
                 _ = &mut shutdown => break,
@@ -289,6 +290,27 @@ impl Relay {
         background.shutdown().await;
         sessions.shutdown().await;
         Ok(())
+    }
+}
+
+/// One admitted connection, counted against `max_sessions` until dropped.
+/// A connection the relay gives up on releases its slot before the peer is
+/// told, so a client that reconnects the moment it hears the close is
+/// judged against the freed slot.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(admitted: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| Slot(admitted.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -352,7 +374,7 @@ fn path_and_token(
     }
 }
 
-async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
+async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64, slot: Slot) {
     let remote = incoming.remote();
     let accepted = match incoming.accept().await {
         Ok(accepted) => accepted,
@@ -370,6 +392,7 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
     let handshake = match handshake.await.unwrap_or(Err(moq_lite::Error::Timeout)) {
         Ok(handshake) => handshake,
         Err(err) => {
+            drop(slot);
             // Say why, rather than leaving QUIC to close with 0.
             transport.close(err.code(), err.to_string().as_bytes());
             shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
@@ -383,6 +406,7 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
         Err(err) => {
             shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
             tracing::info!(%remote, %path, %err, "unauthorized");
+            drop(slot);
             handshake.refuse(err.to_moq());
             return;
         }
@@ -407,6 +431,7 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64) {
     let session = match handshake.start(config).await {
         Ok(session) => Arc::new(session),
         Err(err) => {
+            drop(slot);
             // Say why, rather than leaving QUIC to close with 0.
             transport.close(err.code(), err.to_string().as_bytes());
             shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
