@@ -331,8 +331,8 @@ async fn serve_with(
                 done?;
                 break;
             }
-            (refused, err) = live.session.refused() => {
-                anyhow::bail!("{} refused to take `{refused}`: {}", connection.url, explain(&err));
+            (_, err) = live.session.refused() => {
+                anyhow::bail!("{} refused to take `{path}`: {}", connection.url, explain(&err));
             }
             err = live.closed() => {
                 if !connection.reconnect || err == moq_lite::Error::Unauthorized {
@@ -355,8 +355,8 @@ async fn serve_with(
     }
     tokio::select! {
         _ = drain(&live, tracks, linger) => {}
-        (refused, err) = live.session.refused() => {
-            anyhow::bail!("{} refused to take `{refused}`: {}", connection.url, explain(&err));
+        (_, err) = live.session.refused() => {
+            anyhow::bail!("{} refused to take `{path}`: {}", connection.url, explain(&err));
         }
     }
     // A relay that refuses the session (no token, or one that does not

@@ -302,7 +302,9 @@ struct Slot(Arc<AtomicUsize>);
 impl Slot {
     fn take(admitted: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
         admitted
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()
             .map(|_| Slot(admitted.clone()))
     }

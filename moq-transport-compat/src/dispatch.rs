@@ -102,13 +102,13 @@ impl Session {
         }
     }
 
-    /// Waits until the peer refuses one of the broadcasts we publish, and
-    /// says which and why. IETF peers answer each PUBLISH_NAMESPACE
-    /// (REQUEST_ERROR: UNAUTHORIZED, UNINTERESTED, ...); moq-lite up to -04
-    /// has no answer to an announcement, so for it this never completes.
+    /// Waits until the peer refuses what we publish, and says which path
+    /// and why. IETF peers answer each PUBLISH_NAMESPACE (REQUEST_ERROR:
+    /// UNAUTHORIZED, UNINTERESTED, ...); a moq-lite peer can only end the
+    /// Announce stream (see [`moq_lite::Session::refused`]).
     pub async fn refused(&self) -> (moq_lite::model::Path, moq_lite::Error) {
         match self {
-            Session::Lite(_) => std::future::pending().await,
+            Session::Lite(s) => s.refused().await,
             Session::Ietf(s) => s.refused().await,
         }
     }

@@ -792,6 +792,11 @@ async fn announcement_flood_beyond_max_announced() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(seen, 0, "{name}: the flooding session's broadcasts end");
+        // The publisher is told why: its Announce stream was refused.
+        let (_, err) = tokio::time::timeout(Duration::from_secs(5), session.refused())
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the refusal was not reported"));
+        assert_eq!(err, moq_lite::Error::Bounds, "{name}");
         // The steady subscriber sees them go too.
         let mut flood_left = std::collections::BTreeSet::new();
         for _ in 0..50 {

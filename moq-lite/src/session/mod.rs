@@ -44,7 +44,7 @@ use crate::lite::{
     ClientSetup, ControlStream, DataStream, Goaway, HopId, Message, Parameters, SETUP_ALPN, SETUP_VERSIONS,
     ServerSetup, SessionUpdate, SetupStream, StreamType, Version,
 };
-use crate::model::{OriginConsumer, OriginProducer};
+use crate::model::{OriginConsumer, OriginProducer, Path};
 use publisher::Publisher;
 use stream::{Reader, StreamError, Writer, transport_error};
 use subscriber::Subscriber;
@@ -75,6 +75,7 @@ pub struct Session {
     /// tell the peer we are done draining).
     goaway_stream: std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
     stats: Arc<SessionStats>,
+    refused: watch::Receiver<Vec<(Path, Error)>>,
     task: AbortHandle,
 }
 
@@ -200,6 +201,7 @@ impl Session {
             goaway_flag.clone(),
             stats.clone(),
         );
+        let refused = publisher.refusals();
         let subscriber = subscribe.map(|origin| {
             Subscriber::new(
                 transport.clone(),
@@ -251,6 +253,7 @@ impl Session {
             goaway: Arc::new(goaway),
             goaway_stream: std::sync::Mutex::new(None),
             stats,
+            refused,
             task: task.abort_handle(),
         }
     }
@@ -273,6 +276,20 @@ impl Session {
         }
         let stream = (Writer::new(send), Reader::new(recv));
         Ok(Self::start(transport, (version, Some(stream)), config))
+    }
+
+    /// Waits until the peer refuses what we announce, and says under which
+    /// announce prefix and why: it ended our Announce stream with
+    /// [`Error::Bounds`] (more broadcasts than it takes) or
+    /// [`Error::Unauthorized`]. moq-lite up to -04 has no answer to a single
+    /// announcement, so a broadcast the peer merely ignores is not reported.
+    /// Refusals before the call count; pending forever if none comes.
+    pub async fn refused(&self) -> (Path, Error) {
+        let mut refused = self.refused.clone();
+        match refused.wait_for(|r| !r.is_empty()).await {
+            Ok(list) => list[0].clone(),
+            Err(_) => std::future::pending().await,
+        }
     }
 
     /// What this session has carried so far.

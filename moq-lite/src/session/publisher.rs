@@ -9,6 +9,7 @@
 //! age, so that under congestion the newest, most important data goes first;
 //! groups older than the subscriber's max latency are reset, not queued.
 
+use crate::model::Path;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +43,12 @@ pub(crate) struct Publisher<S: Session> {
     stats: Arc<SessionStats>,
     /// Subscribe IDs of the subscriptions open now.
     subscribe_ids: Arc<std::sync::Mutex<HashSet<u64>>>,
+    /// Announce interests the peer refused what we announced on, with why.
+    refused: Arc<tokio::sync::watch::Sender<Vec<(Path, Error)>>>,
 }
+
+/// How many refusals a session remembers.
+const MAX_REFUSALS: usize = 64;
 
 impl<S: Session> Clone for Publisher<S> {
     fn clone(&self) -> Self {
@@ -54,6 +60,7 @@ impl<S: Session> Clone for Publisher<S> {
             goaway: self.goaway.clone(),
             stats: self.stats.clone(),
             subscribe_ids: self.subscribe_ids.clone(),
+            refused: self.refused.clone(),
         }
     }
 }
@@ -75,7 +82,13 @@ impl<S: Session> Publisher<S> {
             goaway,
             stats,
             subscribe_ids: Arc::default(),
+            refused: Arc::new(tokio::sync::watch::channel(Vec::new()).0),
         }
+    }
+
+    /// What the peer refused: see [`crate::Session::refused`].
+    pub fn refusals(&self) -> tokio::sync::watch::Receiver<Vec<(Path, Error)>> {
+        self.refused.subscribe()
     }
 
     /// The hop list to announce for `broadcast`, or `None` to keep it from
@@ -98,13 +111,36 @@ impl<S: Session> Publisher<S> {
     /// every change, until either side closes the stream.
     pub async fn serve_announce(
         self,
-        mut writer: Writer<S::SendStream>,
+        writer: Writer<S::SendStream>,
         mut reader: Reader<S::RecvStream>,
     ) -> Result<(), StreamError> {
         let version = self.version;
         let interest = reader
             .decode_required(|b| AnnounceInterest::decode(b, version))
             .await?;
+        let prefix = interest.prefix.clone();
+        let refused = self.refused.clone();
+        let result = self.announce(interest, writer, reader).await;
+        // A peer that ends the stream with Bounds (we announced more than it
+        // takes) or Unauthorized refused what we announce under `prefix`.
+        if let Err(StreamError::Closed(err @ (Error::Bounds | Error::Unauthorized))) = &result {
+            tracing::warn!(%prefix, %err, "the peer refused our announcements");
+            refused.send_modify(|list| {
+                if list.len() < MAX_REFUSALS {
+                    list.push((prefix, err.clone()));
+                }
+            });
+        }
+        result
+    }
+
+    async fn announce(
+        self,
+        interest: AnnounceInterest,
+        mut writer: Writer<S::SendStream>,
+        mut reader: Reader<S::RecvStream>,
+    ) -> Result<(), StreamError> {
+        let version = self.version;
         let Some(mut origin) = self.origin.with_root(interest.prefix.clone()) else {
             // Outside what this peer may see: the answer is "nothing there",
             // not a reset, which deployed peers treat as fatal to the session.
