@@ -13,8 +13,9 @@
 //!
 //! PEM is accepted when loading ES256 and EdDSA keys: PKCS#8 `PRIVATE KEY`
 //! (what `openssl genpkey` writes), SEC1 `EC PRIVATE KEY` (what
-//! `openssl ecparam -genkey` writes) and SPKI `PUBLIC KEY`. Keys are always
-//! saved as JWK.
+//! `openssl ecparam -genkey` writes) and SPKI `PUBLIC KEY`, read with
+//! `rustls-pki-types` (PEM) and RustCrypto's `pkcs8`, `sec1` and `spki`
+//! (DER). Keys are always saved as JWK.
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,8 +24,11 @@ use base64::Engine;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use jsonwebtoken::{DecodingKey, EncodingKey};
+use pkcs8::der::Decode;
+use pkcs8::der::asn1::OctetStringRef;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use rustls_pki_types::pem::{self, SectionKind};
 use serde::{Deserialize, Serialize};
 
 /// base64url as JWK and JWT use it: no padding written, padding tolerated.
@@ -309,11 +313,11 @@ impl Key {
     /// Parses a PEM document: PKCS#8 `PRIVATE KEY`, SEC1 `EC PRIVATE KEY` or
     /// SPKI `PUBLIC KEY`, for P-256 or Ed25519. Only the first block is read.
     pub fn from_pem(text: &str) -> Result<Key, KeyError> {
-        let (label, der) = pem_decode(text)?;
-        let (alg, material) = match label.as_str() {
-            "PRIVATE KEY" => pkcs8_private(&der)?,
-            "EC PRIVATE KEY" => (Algorithm::ES256, sec1_private(&der)?),
-            "PUBLIC KEY" => spki_public(&der)?,
+        let (kind, der) = pem_decode(text)?;
+        let (alg, material) = match kind {
+            SectionKind::PrivateKey => pkcs8_private(&der)?,
+            SectionKind::EcPrivateKey => (Algorithm::ES256, sec1_private(&der)?),
+            SectionKind::PublicKey => spki_public(&der)?,
             other => return Err(KeyError::Unsupported(format!("PEM block {other:?}"))),
         };
         Key::new(alg, None, material)
@@ -513,64 +517,22 @@ fn ed_from_pkcs8(pkcs8: &[u8]) -> Result<Material, KeyError> {
     }
 }
 
-/// A minimal DER reader: enough to walk PKCS#8, SEC1 and SPKI key documents.
-struct Der<'a>(&'a [u8]);
-
-impl<'a> Der<'a> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn read(&mut self) -> Result<(u8, &'a [u8]), KeyError> {
-        let bad = || KeyError::Malformed("bad DER".into());
-        let (&tag, rest) = self.0.split_first().ok_or_else(bad)?;
-        let (&first, rest) = rest.split_first().ok_or_else(bad)?;
-        let (len, rest) = if first < 0x80 {
-            (first as usize, rest)
-        } else {
-            let n = (first & 0x7f) as usize;
-            if n == 0 || n > 2 || rest.len() < n {
-                return Err(bad());
-            }
-            let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
-            (len, &rest[n..])
-        };
-        if rest.len() < len {
-            return Err(bad());
-        }
-        let (value, rest) = rest.split_at(len);
-        self.0 = rest;
-        Ok((tag, value))
-    }
-
-    fn expect(&mut self, tag: u8) -> Result<&'a [u8], KeyError> {
-        match self.read()? {
-            (t, value) if t == tag => Ok(value),
-            (t, _) => Err(KeyError::Malformed(format!(
-                "DER tag {t:#04x} where {tag:#04x} was expected"
-            ))),
-        }
-    }
+/// A DER document the key crates refused.
+fn malformed(err: impl fmt::Display) -> KeyError {
+    KeyError::Malformed(format!("bad DER: {err}"))
 }
-
-const SEQUENCE: u8 = 0x30;
-const INTEGER: u8 = 0x02;
-const OCTET_STRING: u8 = 0x04;
-const BIT_STRING: u8 = 0x03;
-const OID: u8 = 0x06;
 
 /// PKCS#8 `PrivateKeyInfo` (v1 or v2) for P-256 or Ed25519.
 fn pkcs8_private(der: &[u8]) -> Result<(Algorithm, Material), KeyError> {
-    let mut info = Der(Der(der).expect(SEQUENCE)?);
-    info.expect(INTEGER)?;
-    let mut alg = Der(info.expect(SEQUENCE)?);
-    let oid = alg.expect(OID)?;
-    let private = info.expect(OCTET_STRING)?;
-    if oid == OID_EC_PUBLIC_KEY {
-        p256(alg.expect(OID)?)?;
-        Ok((Algorithm::ES256, sec1_private(private)?))
-    } else if oid == OID_ED25519 {
-        let seed = Der(private).expect(OCTET_STRING)?;
+    let info = pkcs8::PrivateKeyInfoRef::try_from(der).map_err(malformed)?;
+    let oid = info.algorithm.oid;
+    if oid.as_bytes() == OID_EC_PUBLIC_KEY {
+        p256(info.algorithm.parameters_oid().map_err(malformed)?.as_bytes())?;
+        Ok((Algorithm::ES256, sec1_private(info.private_key.as_bytes())?))
+    } else if oid.as_bytes() == OID_ED25519 {
+        // RFC 8410: the private key is an OCTET STRING holding the seed.
+        let seed = <&OctetStringRef>::from_der(info.private_key.as_bytes()).map_err(malformed)?;
+        let seed = seed.as_bytes();
         if seed.len() != 32 {
             return Err(KeyError::Invalid("Ed25519 private key must be 32 bytes".into()));
         }
@@ -590,35 +552,35 @@ fn pkcs8_private(der: &[u8]) -> Result<(Algorithm, Material), KeyError> {
     }
 }
 
-/// SEC1 `ECPrivateKey`; the public key ([1]) must be present.
+/// SEC1 `ECPrivateKey`; the public key must be present.
 fn sec1_private(der: &[u8]) -> Result<Material, KeyError> {
-    let mut key = Der(Der(der).expect(SEQUENCE)?);
-    key.expect(INTEGER)?;
-    let d = key.expect(OCTET_STRING)?;
-    let mut public = None;
-    while !key.is_empty() {
-        match key.read()? {
-            (0xa0, params) => p256(Der(params).expect(OID)?)?,
-            (0xa1, value) => public = Some(bit_string(Der(value).expect(BIT_STRING)?)?),
-            _ => {}
-        }
+    let key = sec1::EcPrivateKey::try_from(der).map_err(malformed)?;
+    if let Some(params) = &key.parameters {
+        let curve = params
+            .named_curve()
+            .ok_or_else(|| KeyError::Unsupported("EC parameters other than a named curve".into()))?;
+        p256(curve.as_bytes())?;
     }
-    let public =
-        public.ok_or_else(|| KeyError::Unsupported("EC private key without its public key".into()))?;
+    let public = key
+        .public_key
+        .ok_or_else(|| KeyError::Unsupported("EC private key without its public key".into()))?;
     Ok(Material::Ec {
         public: public.to_vec(),
-        private: Some(d.to_vec()),
+        private: Some(key.private_key.to_vec()),
     })
 }
 
 /// SPKI `SubjectPublicKeyInfo` for P-256 or Ed25519.
 fn spki_public(der: &[u8]) -> Result<(Algorithm, Material), KeyError> {
-    let mut info = Der(Der(der).expect(SEQUENCE)?);
-    let mut alg = Der(info.expect(SEQUENCE)?);
-    let oid = alg.expect(OID)?;
-    let public = bit_string(info.expect(BIT_STRING)?)?.to_vec();
-    if oid == OID_EC_PUBLIC_KEY {
-        p256(alg.expect(OID)?)?;
+    let info = spki::SubjectPublicKeyInfoRef::try_from(der).map_err(malformed)?;
+    let public = info
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| KeyError::Malformed("BIT STRING with unused bits".into()))?
+        .to_vec();
+    let oid = info.algorithm.oid;
+    if oid.as_bytes() == OID_EC_PUBLIC_KEY {
+        p256(info.algorithm.parameters_oid().map_err(malformed)?.as_bytes())?;
         Ok((
             Algorithm::ES256,
             Material::Ec {
@@ -626,7 +588,7 @@ fn spki_public(der: &[u8]) -> Result<(Algorithm, Material), KeyError> {
                 private: None,
             },
         ))
-    } else if oid == OID_ED25519 {
+    } else if oid.as_bytes() == OID_ED25519 {
         Ok((
             Algorithm::EdDSA,
             Material::Ed {
@@ -649,37 +611,15 @@ fn p256(curve: &[u8]) -> Result<(), KeyError> {
     }
 }
 
-fn bit_string(value: &[u8]) -> Result<&[u8], KeyError> {
-    match value.split_first() {
-        Some((0, bits)) => Ok(bits),
-        _ => Err(KeyError::Malformed("BIT STRING with unused bits".into())),
+/// The kind and the decoded body of the first PEM section in `text`.
+fn pem_decode(text: &str) -> Result<(SectionKind, Vec<u8>), KeyError> {
+    match pem::from_buf(&mut text.as_bytes()) {
+        Ok(Some(section)) => Ok(section),
+        Ok(None) => Err(KeyError::Malformed(
+            "PEM: no key (encrypted keys are not supported)".into(),
+        )),
+        Err(err) => Err(KeyError::Malformed(format!("PEM: {err}"))),
     }
-}
-
-/// The label and the decoded body of the first PEM block in `text`.
-fn pem_decode(text: &str) -> Result<(String, Vec<u8>), KeyError> {
-    let bad = |why: &str| KeyError::Malformed(format!("PEM: {why}"));
-    let mut lines = text.lines().map(str::trim).skip_while(|l| l.is_empty());
-    let begin = lines.next().ok_or_else(|| bad("empty"))?;
-    let label = begin
-        .strip_prefix("-----BEGIN ")
-        .and_then(|l| l.strip_suffix("-----"))
-        .ok_or_else(|| bad("no BEGIN line"))?;
-    let end = format!("-----END {label}-----");
-    let mut body = String::new();
-    for line in lines.by_ref() {
-        if line == end {
-            let der = base64::engine::general_purpose::STANDARD
-                .decode(body.as_bytes())
-                .map_err(|e| bad(&e.to_string()))?;
-            return Ok((label.to_string(), der));
-        }
-        if line.contains(':') {
-            return Err(bad("encrypted or annotated PEM is not supported"));
-        }
-        body.push_str(line);
-    }
-    Err(bad("no END line"))
 }
 
 #[cfg(test)]
@@ -771,12 +711,13 @@ mod tests {
     }
 
     #[test]
-    fn der_reader_never_panics_on_truncation() {
+    fn truncated_documents_are_refused() {
         let rng = SystemRandom::new();
         let ec = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        assert!(pkcs8_private(ec.as_ref()).is_ok());
         for n in 0..ec.as_ref().len() {
-            let _ = pkcs8_private(&ec.as_ref()[..n]);
-            let _ = spki_public(&ec.as_ref()[..n]);
+            assert!(pkcs8_private(&ec.as_ref()[..n]).is_err(), "{n} bytes");
+            assert!(spki_public(&ec.as_ref()[..n]).is_err(), "{n} bytes");
         }
     }
 
