@@ -332,7 +332,7 @@ async fn serve_with(
                 break;
             }
             (_, err) = live.session.refused() => {
-                anyhow::bail!("{} refused to take `{path}`: {}", connection.url, explain(&err));
+                return Err(refused(connection, path, &err));
             }
             err = live.closed() => {
                 if !connection.reconnect || err == moq_lite::Error::Unauthorized {
@@ -356,7 +356,7 @@ async fn serve_with(
     tokio::select! {
         _ = drain(&live, tracks, linger) => {}
         (_, err) = live.session.refused() => {
-            anyhow::bail!("{} refused to take `{path}`: {}", connection.url, explain(&err));
+            return Err(refused(connection, path, &err));
         }
     }
     // A relay that refuses the session (no token, or one that does not
@@ -365,10 +365,15 @@ async fn serve_with(
     if live.is_closed() {
         let err = live.closed().await;
         if err == moq_lite::Error::Unauthorized {
-            anyhow::bail!("{} refused to take `{path}`: {}", connection.url, explain(&err));
+            return Err(refused(connection, path, &err));
         }
     }
     Ok(())
+}
+
+/// The error for a relay that refused this session or `path`.
+fn refused(connection: &Connection, path: &Path, err: &moq_lite::Error) -> anyhow::Error {
+    anyhow::anyhow!("{} refused to take `{path}`: {}", connection.url, explain(err))
 }
 
 /// Waits (at most `linger`) until the relay has read every finished track,
