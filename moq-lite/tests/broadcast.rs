@@ -252,9 +252,12 @@ async fn dropping_the_broadcast_ends_requests_and_consumers() {
     assert!(other_consumer.poll_closed(&mut noop_cx()).is_pending());
 
     drop(broadcast);
-    // The pending request was aborted, not handed over.
+    // The request made while it was live still goes to the handler (its
+    // peer answers it), then the requests end.
+    let mut track = requests.requested_track().await.expect("handed over");
     assert!(requests.requested_track().await.is_none());
-    assert_eq!(pending.next_group().await.unwrap_err(), Error::NotFound);
+    track.append_group().unwrap().write_frame("late".into()).unwrap();
+    assert_eq!(first_frame_now(&mut pending).unwrap().unwrap(), "late");
     assert_eq!(consumer.closed().await, Ok(()));
     assert_eq!(other_consumer.closed().await, Ok(()));
     assert_eq!(consumer.is_closed(), Some(Ok(())));
@@ -262,6 +265,18 @@ async fn dropping_the_broadcast_ends_requests_and_consumers() {
         consumer.subscribe_track(&Track::new("b")).unwrap_err(),
         Error::NotFound
     );
+}
+
+#[tokio::test]
+async fn a_request_queued_when_the_broadcast_ends_without_a_handler_is_not_found() {
+    let broadcast = BroadcastProducer::new();
+    let requests = broadcast.requests();
+    let consumer = broadcast.consume();
+    let mut pending = consumer.subscribe_track(&Track::new("a")).unwrap();
+    drop(broadcast);
+    // The handler leaves without taking it: nobody will answer.
+    drop(requests);
+    assert_eq!(pending.next_group().await.unwrap_err(), Error::NotFound);
 }
 
 #[tokio::test]

@@ -88,16 +88,24 @@ impl BroadcastShared {
     fn close(&self, status: Status) {
         let (hooks, requests) = {
             let mut state = self.state.lock();
+            let finished = matches!(status, Status::Finished);
             if !state.life.end(status) {
                 return;
             }
             state.handlers_waiting.wake_all();
             state.offered_waiting.wake_all();
             state.offered.clear();
-            (
-                std::mem::take(&mut state.on_close),
-                std::mem::take(&mut state.requests),
-            )
+            // Requests made while the broadcast was live still reach a
+            // handler, which drains the queue before it sees a clean end:
+            // the peer behind it answers them (a relay that replaced its
+            // route to this broadcast serves them from the new one). Without
+            // a handler, or after an abort, nobody would.
+            let requests = if state.request_handlers == 0 || !finished {
+                std::mem::take(&mut state.requests)
+            } else {
+                VecDeque::new()
+            };
+            (std::mem::take(&mut state.on_close), requests)
         };
         // Outside the lock: hooks take other locks (the origin's).
         for request in requests {
@@ -288,7 +296,8 @@ pub struct BroadcastRequests {
 
 impl BroadcastRequests {
     /// The next requested track, to be filled (or aborted, e.g. with
-    /// [`Error::NotFound`]); `None` once the broadcast ended.
+    /// [`Error::NotFound`]); `None` once the broadcast ended and every
+    /// request made before its end was handed out.
     pub fn poll_requested_track(&mut self, cx: &mut Context<'_>) -> Poll<Option<TrackProducer>> {
         let mut state = self.shared.state.lock();
         if let Some(track) = state.requests.pop_front() {
