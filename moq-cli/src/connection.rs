@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use moq_lite::SessionConfig;
-use moq_lite::endpoint::{Client, ClientConfig, ClientTls, EndpointError, Transport};
+use moq_lite::endpoint::websocket::WebSocketConnected;
+use moq_lite::endpoint::{Client, ClientConfig, ClientTls, Connected, EndpointError, Transport};
+use web_transport_trait::Session as _;
 
 use moq_lite::model::{OriginConsumer, OriginProducer};
 use moq_transport_compat::Session;
@@ -16,6 +18,38 @@ use crate::error::explain;
 /// How long a command that is done waits for its connection close to reach
 /// the relay.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long an `https://` or `http://` connection waits for QUIC before
+/// trying WebSocket as well (the first to connect wins). Browsers' MoQ
+/// client waits 500 ms too: long enough for a QUIC handshake across an
+/// ocean, short enough that a network that drops UDP costs half a second.
+pub const WEBSOCKET_FALLBACK_DELAY: Duration = Duration::from_millis(500);
+
+/// A transport pinned with `--transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportPin {
+    /// Raw QUIC to the URL's host and port (`moqt://`).
+    Quic,
+    /// WebTransport only: no WebSocket fallback.
+    WebTransport,
+    /// WebSocket (QMux) only: `ws://` for `http://`, `wss://` for `https://`.
+    WebSocket,
+}
+
+impl std::str::FromStr for TransportPin {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "quic" => Ok(TransportPin::Quic),
+            "webtransport" => Ok(TransportPin::WebTransport),
+            "websocket" => Ok(TransportPin::WebSocket),
+            other => Err(format!(
+                "unknown transport `{other}`: use quic, webtransport or websocket"
+            )),
+        }
+    }
+}
 
 /// A protocol version forced with `--protocol`: one of the versions of
 /// [`moq_transport_compat::protocols::VERSIONS`], by name (`moq-lite-04`,
@@ -40,6 +74,8 @@ pub struct Connection {
     pub reconnect: bool,
     /// How long one connection attempt may take.
     pub connect_timeout: Duration,
+    /// One transport only, instead of what the URL's scheme implies.
+    pub transport: Option<TransportPin>,
 }
 
 impl Connection {
@@ -53,6 +89,7 @@ impl Connection {
             jwt: None,
             reconnect: true,
             connect_timeout: Duration::from_secs(10),
+            transport: None,
         }
     }
 
@@ -60,15 +97,16 @@ impl Connection {
     pub fn parse_url(text: &str) -> anyhow::Result<Url> {
         let url = Url::parse(text).map_err(|err| {
             anyhow::anyhow!(
-                "bad URL `{text}`: {err}; expected e.g. https://relay.example.com/, moql://host:4443/ \
-                 or http://localhost:4443/ (development relay)"
+                "bad URL `{text}`: {err}; expected e.g. https://relay.example.com/, moql://host:4443/, \
+                 wss://relay.example.com/ or http://localhost:4443/ (development relay)"
             )
         })?;
         match url.scheme() {
-            "https" | "http" | "moql" | "moqt" => {}
+            "https" | "http" | "moql" | "moqt" | "ws" | "wss" => {}
             other => anyhow::bail!(
-                "bad URL `{text}`: unsupported scheme `{other}`; use https:// (WebTransport), moql:// or \
-                 moqt:// (raw QUIC), or http:// (development relay, pins /certificate.sha256)"
+                "bad URL `{text}`: unsupported scheme `{other}`; use https:// (WebTransport, falling back \
+                 to WebSocket), moql:// or moqt:// (raw QUIC), wss:// or ws:// (WebSocket), or http:// \
+                 (development relay, pins /certificate.sha256)"
             ),
         }
         if url.host_str().is_none_or(str::is_empty) {
@@ -137,27 +175,33 @@ impl Connection {
         subscribe: Option<OriginProducer>,
     ) -> anyhow::Result<Live> {
         let url = self.dial_url();
-        let connected = client.connect(&url).await.map_err(|err| {
-            anyhow::anyhow!("could not connect to {}: {}", self.url, explain_endpoint(&err))
-        })?;
-        let conn = connected.session.clone();
-        // Raw QUIC has no request line: IETF sessions carry the URL in SETUP.
-        let raw_quic_url = (connected.transport == Transport::Quic).then(|| url.clone());
-        let session = tokio::time::timeout(
-            self.connect_timeout,
-            moq_transport_compat::connect(
-                connected.session,
-                SessionConfig {
-                    publish,
-                    subscribe,
-                    raw_quic_url,
-                    ..Default::default()
-                },
-            ),
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("could not connect to {}: the MoQ handshake timed out", self.url))?
-        .map_err(|err| anyhow::anyhow!("could not start a session with {}: {}", self.url, explain(&err)))?;
+        let dialled = self.dial(client, &url).await?;
+        let config = SessionConfig {
+            publish,
+            subscribe,
+            ..Default::default()
+        };
+        let (session, link, transport) = match dialled {
+            Dialled::Quic(connected) => {
+                let connected = *connected;
+                let transport = connected.transport;
+                // Raw QUIC has no request line: IETF sessions carry the URL in SETUP.
+                let config = SessionConfig {
+                    raw_quic_url: (transport == Transport::Quic).then(|| url.clone()),
+                    ..config
+                };
+                let link = Link::Quic(Box::new(connected.session.clone()));
+                (self.start(connected.session, config).await?, link, transport)
+            }
+            Dialled::WebSocket(connected) => {
+                let link = Link::WebSocket(Box::new(connected.session.clone()));
+                (
+                    self.start(connected.session, config).await?,
+                    link,
+                    Transport::WebSocket,
+                )
+            }
+        };
         if let Some(expected) = self.protocol {
             if session.version() != expected {
                 anyhow::bail!(
@@ -168,25 +212,209 @@ impl Connection {
                 );
             }
         }
-        tracing::info!(url = %self.url, version = ?session.version(), transport = %connected.transport, "connected");
-        Ok(Live { session, conn })
+        tracing::info!(url = %self.url, version = ?session.version(), %transport, "connected");
+        Ok(Live {
+            session,
+            conn: link,
+            transport,
+        })
+    }
+
+    /// The MoQ handshake on a connected transport.
+    async fn start<T: web_transport_trait::Session>(
+        &self,
+        transport: T,
+        config: SessionConfig,
+    ) -> anyhow::Result<Session> {
+        tokio::time::timeout(
+            self.connect_timeout,
+            moq_transport_compat::connect(transport, config),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("could not connect to {}: the MoQ handshake timed out", self.url))?
+        .map_err(|err| anyhow::anyhow!("could not start a session with {}: {}", self.url, explain(&err)))
+    }
+
+    /// Opens the transport `url` and `--transport` ask for. `https://` and
+    /// `http://` without a pin try WebTransport, then WebSocket too once
+    /// QUIC has failed or stayed silent for [`WEBSOCKET_FALLBACK_DELAY`].
+    async fn dial(&self, client: &Client, url: &Url) -> anyhow::Result<Dialled> {
+        let failed = |err: &EndpointError| {
+            anyhow::anyhow!("could not connect to {}: {}", self.url, explain_endpoint(err))
+        };
+        let web = matches!(url.scheme(), "https" | "http");
+        let websocket = matches!(url.scheme(), "ws" | "wss");
+        match self.transport {
+            Some(TransportPin::WebSocket) => {
+                return client
+                    .connect_websocket(url)
+                    .await
+                    .map(|c| Dialled::WebSocket(Box::new(c)))
+                    .map_err(|e| failed(&e));
+            }
+            Some(TransportPin::Quic) if web || websocket => {
+                let mut raw = url.clone();
+                // Not a special scheme: rebuild rather than set_scheme.
+                let text = raw.as_str().replacen(url.scheme(), "moqt", 1);
+                raw = Url::parse(&text).map_err(|e| anyhow::anyhow!("bad URL {text}: {e}"))?;
+                if raw.port().is_none() {
+                    let _ = raw.set_port(Some(if matches!(url.scheme(), "https" | "wss") {
+                        443
+                    } else {
+                        4443
+                    }));
+                }
+                return client
+                    .connect(&raw)
+                    .await
+                    .map(|c| Dialled::Quic(Box::new(c)))
+                    .map_err(|e| failed(&e));
+            }
+            Some(TransportPin::WebTransport) if websocket => {
+                anyhow::bail!(
+                    "--transport webtransport needs an https:// or http:// URL, not {}",
+                    self.url
+                )
+            }
+            Some(_) => {
+                return client
+                    .connect(url)
+                    .await
+                    .map(|c| Dialled::Quic(Box::new(c)))
+                    .map_err(|e| failed(&e));
+            }
+            None if websocket => {
+                return client
+                    .connect_websocket(url)
+                    .await
+                    .map(|c| Dialled::WebSocket(Box::new(c)))
+                    .map_err(|e| failed(&e));
+            }
+            None if !web => {
+                return client
+                    .connect(url)
+                    .await
+                    .map(|c| Dialled::Quic(Box::new(c)))
+                    .map_err(|e| failed(&e));
+            }
+            None => {}
+        }
+
+        let quic = client.connect(url);
+        tokio::pin!(quic);
+        let quic_error = tokio::select! {
+            result = &mut quic => match result {
+                Ok(connected) => return Ok(Dialled::Quic(Box::new(connected))),
+                Err(err) => Some(err),
+            },
+            _ = tokio::time::sleep(WEBSOCKET_FALLBACK_DELAY) => None,
+        };
+        match &quic_error {
+            Some(err) => tracing::info!(%err, "WebTransport failed; trying WebSocket"),
+            None => tracing::info!(
+                "no QUIC answer within {} ms; trying WebSocket as well",
+                WEBSOCKET_FALLBACK_DELAY.as_millis()
+            ),
+        }
+        let websocket = client.connect_websocket(url);
+        tokio::pin!(websocket);
+        let (quic_error, websocket_error) = match quic_error {
+            Some(quic_error) => match websocket.await {
+                Ok(connected) => return Ok(Dialled::WebSocket(Box::new(connected))),
+                Err(err) => (quic_error, err),
+            },
+            None => tokio::select! {
+                result = &mut quic => match result {
+                    Ok(connected) => return Ok(Dialled::Quic(Box::new(connected))),
+                    Err(quic_error) => match websocket.await {
+                        Ok(connected) => return Ok(Dialled::WebSocket(Box::new(connected))),
+                        Err(err) => (quic_error, err),
+                    },
+                },
+                result = &mut websocket => match result {
+                    Ok(connected) => return Ok(Dialled::WebSocket(Box::new(connected))),
+                    Err(websocket_error) => match quic.await {
+                        Ok(connected) => return Ok(Dialled::Quic(Box::new(connected))),
+                        Err(err) => (err, websocket_error),
+                    },
+                },
+            },
+        };
+        anyhow::bail!(
+            "could not connect to {}: {}; WebSocket fallback: {}",
+            self.url,
+            explain_endpoint(&quic_error),
+            explain_endpoint(&websocket_error)
+        )
+    }
+}
+
+/// A transport connection before the MoQ handshake.
+enum Dialled {
+    /// Raw QUIC or WebTransport.
+    Quic(Box<Connected>),
+    /// QMux over WebSocket.
+    WebSocket(Box<WebSocketConnected>),
+}
+
+/// The connection under a session, whichever transport it is.
+#[derive(Clone)]
+pub enum Link {
+    /// Raw QUIC or WebTransport.
+    Quic(Box<moq_lite::endpoint::web_transport_quinn::Session>),
+    /// QMux over WebSocket.
+    WebSocket(Box<moq_lite::endpoint::websocket::Session>),
+}
+
+impl Link {
+    /// Closes the connection cleanly (code 0).
+    pub fn close(&self) {
+        match self {
+            Link::Quic(session) => session.close(0, b"done"),
+            Link::WebSocket(session) => web_transport_trait::Session::close(&**session, 0, "done"),
+        }
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Link::Quic(session) => session.close_reason().is_some(),
+            // Its close future is ready at once when closed.
+            Link::WebSocket(session) => {
+                use futures::FutureExt;
+                session.closed().now_or_never().is_some()
+            }
+        }
+    }
+
+    /// The round-trip time measured so far (QMux measures with pings; a
+    /// guess of 100 ms until it has).
+    pub fn rtt(&self) -> Duration {
+        match self {
+            Link::Quic(session) => session.rtt(),
+            Link::WebSocket(session) => {
+                use web_transport_trait::Stats;
+                session.stats().rtt().unwrap_or(Duration::from_millis(100))
+            }
+        }
     }
 }
 
 /// An established session and its connection.
 pub struct Live {
-    /// The moq-lite session.
+    /// The MoQ session.
     pub session: Session,
-    /// The QUIC / WebTransport connection under it (for stats and close
-    /// state).
-    pub conn: moq_lite::endpoint::web_transport_quinn::Session,
+    /// The connection under it (for stats and close state).
+    pub conn: Link,
+    /// Which transport it uses.
+    pub transport: Transport,
 }
 
 impl Drop for Live {
     fn drop(&mut self) {
         // A clean close (code 0), so the relay withdraws what we published
         // now; `Connection::with_client` waits for it to go out.
-        self.conn.close(0, b"done");
+        self.conn.close();
     }
 }
 
@@ -198,7 +426,7 @@ impl Live {
 
     /// Whether the connection has closed.
     pub fn is_closed(&self) -> bool {
-        self.conn.close_reason().is_some()
+        self.conn.is_closed()
     }
 }
 

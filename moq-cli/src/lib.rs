@@ -19,7 +19,7 @@ pub mod stats;
 pub mod subscribe;
 
 pub use announced::announced;
-pub use connection::{Backoff, Connection, Protocol};
+pub use connection::{Backoff, Connection, Protocol, TransportPin};
 pub use format::Format;
 pub use publish::{PublishOptions, TrackSpec, publish};
 pub use subscribe::{Start, SubscribeOptions, subscribe};

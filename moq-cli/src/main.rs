@@ -5,13 +5,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use moq_cli::{Connection, Format, Protocol, PublishOptions, Start, SubscribeOptions, TrackSpec};
+use moq_cli::{
+    Connection, Format, Protocol, PublishOptions, Start, SubscribeOptions, TrackSpec, TransportPin,
+};
 
 /// Publish, subscribe and list broadcasts on a MoQ relay.
 ///
-/// URLs: https://host/path (WebTransport), moql://host:port or moqt://host:port
-/// (raw QUIC), http://host:port (development relay: pins the certificate hash
-/// it serves at /certificate.sha256). Logs go to stderr; stdout is data.
+/// URLs: https://host/path (WebTransport, falling back to WebSocket),
+/// moql://host:port or moqt://host:port (raw QUIC), wss://host/path or
+/// ws://host:port/path (WebSocket), http://host:port (development relay: pins
+/// the certificate hash it serves at /certificate.sha256). Logs go to stderr;
+/// stdout is data.
 #[derive(Debug, Parser)]
 #[command(name = "moq", version, propagate_version = true)]
 struct Cli {
@@ -50,6 +54,13 @@ struct Global {
     /// Do not reconnect when the relay goes away (publish, subscribe).
     #[arg(long, global = true)]
     no_reconnect: bool,
+
+    /// One transport only: quic (raw QUIC to the URL's host and port),
+    /// webtransport (no WebSocket fallback) or websocket (QMux over TCP).
+    /// Default: what the URL says; https:// and http:// try WebTransport,
+    /// then WebSocket after 500 ms without a QUIC answer.
+    #[arg(long, global = true, value_name = "quic|webtransport|websocket")]
+    transport: Option<TransportPin>,
 
     /// How long one connection attempt may take (e.g. 10s, 500ms).
     #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
@@ -219,6 +230,7 @@ impl Global {
         connection.jwt = self.jwt.clone();
         connection.reconnect = !self.no_reconnect;
         connection.connect_timeout = self.connect_timeout;
+        connection.transport = self.transport;
         Ok(connection)
     }
 }

@@ -186,8 +186,60 @@ async fn lines_over_webtransport_subscriber_first() {
     .expect("timed out");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_over_websocket_by_url_and_by_pin() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = relay().await;
+        let ws = format!("ws://127.0.0.1:{}/", relay.addr.port());
+        let stderr = lines_through(&ws, "w/a", &[]).await;
+        assert!(stderr.contains("transport=WebSocket"), "{stderr}");
+        // --transport websocket turns http:// into ws:// on the same port.
+        let stderr = lines_through(&http(&relay), "w/b", &["--transport", "websocket"]).await;
+        assert!(stderr.contains("transport=WebSocket"), "{stderr}");
+        assert!(
+            !stderr.contains("trying WebSocket"),
+            "pinned, not a fallback: {stderr}"
+        );
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_urls_fall_back_to_websocket_when_quic_is_silent() {
+    tokio::time::timeout(LIMIT, async {
+        // The test relay's HTTP port is a TCP port with no QUIC behind the
+        // same UDP port number: QUIC gets no answer, as behind a firewall
+        // that drops UDP.
+        let relay = rs_tests::TestRelay::start(|_| {}).await;
+        let url = format!("http://127.0.0.1:{}/", relay.http.port());
+        let stderr = lines_through(&url, "fallback", &[]).await;
+        assert!(stderr.contains("trying WebSocket as well"), "{stderr}");
+        assert!(stderr.contains("transport=WebSocket"), "{stderr}");
+
+        // Pinned to WebTransport, it fails instead, and says so.
+        let (status, _, stderr) = Moq::spawn(&[
+            "--transport",
+            "webtransport",
+            "--connect-timeout",
+            "1s",
+            "subscribe",
+            &url,
+            "fallback",
+            "--timeout",
+            "2s",
+        ])
+        .finish()
+        .await;
+        assert!(!status.success());
+        assert!(stderr.contains("could not connect"), "{stderr}");
+    })
+    .await
+    .expect("timed out");
+}
+
 /// Publishes and subscribes through one relay with `--protocol` forced, over
-/// raw QUIC and WebTransport, and checks the version each side negotiated.
+/// raw QUIC, WebTransport and WebSocket, and checks the version each side negotiated.
 /// The publisher writes its lines the moment it is subscribed and exits
 /// once they are delivered, so a publisher that closes with data in flight
 /// (or a subscription that starts after the first frame) fails here.
@@ -195,10 +247,10 @@ async fn forced_versions(cases: &[(&'static str, &'static str, &'static str)]) {
     tokio::time::timeout(LIMIT * 2, async {
         let relay = relay().await;
         for (i, &(scheme, protocol, version)) in cases.iter().enumerate() {
-            let url = if scheme == "quic" {
-                quic(&relay)
-            } else {
-                http(&relay)
+            let url = match scheme {
+                "quic" => quic(&relay),
+                "ws" => format!("ws://127.0.0.1:{}/", relay.addr.port()),
+                _ => http(&relay),
             };
             let extra = ["--tls-disable-verify", "--protocol", protocol];
             let stderr = tokio::time::timeout(LIMIT / 2, lines_through(&url, &format!("v{i}"), &extra))
@@ -221,6 +273,8 @@ async fn lines_with_forced_lite_versions() {
         ("http", "moq-lite-03", "Lite03"),
         ("quic", "moq-lite-02", "Lite02"),
         ("http", "moq-lite-02", "Lite02"),
+        ("ws", "moq-lite-03", "Lite03"),
+        ("ws", "moq-lite-02", "Lite02"),
     ])
     .await;
 }
@@ -233,6 +287,8 @@ async fn lines_with_forced_ietf_versions() {
         ("http", "moq-transport-16", "D16"),
         ("quic", "moq-transport-17", "D17"),
         ("http", "moq-transport-17", "D17"),
+        ("ws", "moq-transport-14", "D14"),
+        ("ws", "moq-transport-17", "D17"),
     ])
     .await;
 }

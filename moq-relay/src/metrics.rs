@@ -1,13 +1,15 @@
 //! The relay's counters, served as Prometheus text on `GET /metrics`.
 //!
 //! Plain atomics bumped at session and announcement boundaries (never per
-//! frame); byte counts come from QUIC's own statistics when scraped.
+//! frame); byte counts come from QUIC's own statistics (TCP counts for
+//! WebSocket sessions) when scraped.
 
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use moq_lite::StatsSnapshot;
+use moq_lite::endpoint::Transport;
 
 /// Counters shared by every session of a relay.
 #[derive(Debug, Default)]
@@ -18,6 +20,9 @@ pub struct Metrics {
     pub sessions_active: AtomicU64,
     /// Sessions refused (handshake failed, unauthorized, over the limit).
     pub sessions_refused: AtomicU64,
+    /// Sessions accepted since start, by transport: raw QUIC,
+    /// WebTransport, WebSocket.
+    pub sessions_by_transport: [AtomicU64; 3],
     /// Broadcasts announced now.
     pub broadcasts_active: AtomicU64,
     /// Bytes received and sent by sessions that have ended.
@@ -42,6 +47,16 @@ pub struct Live {
 }
 
 impl Metrics {
+    /// Counts an accepted session under its transport.
+    pub fn count_transport(&self, transport: Transport) {
+        let index = match transport {
+            Transport::Quic => 0,
+            Transport::WebTransport => 1,
+            Transport::WebSocket => 2,
+        };
+        self.sessions_by_transport[index].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus exposition text.
     pub fn render(&self, live: Live) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -55,6 +70,20 @@ impl Metrics {
             "Sessions accepted.",
             get(&self.sessions_total),
         );
+        let name = "moq_relay_sessions_by_transport_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Sessions accepted, by transport.\n# TYPE {name} counter"
+        );
+        for (label, count) in ["quic", "webtransport", "websocket"]
+            .iter()
+            .zip(&self.sessions_by_transport)
+        {
+            let _ = writeln!(out, "{name}{{transport=\"{label}\"}} {}", get(count));
+        }
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        };
         metric(
             "moq_relay_sessions_active",
             "gauge",
@@ -76,13 +105,13 @@ impl Metrics {
         metric(
             "moq_relay_bytes_in_total",
             "counter",
-            "UDP payload bytes received.",
+            "Bytes received: UDP payload for QUIC sessions, TCP for WebSocket ones.",
             get(&self.closed_bytes_in) + live.bytes_in,
         );
         metric(
             "moq_relay_bytes_out_total",
             "counter",
-            "UDP payload bytes sent.",
+            "Bytes sent: UDP payload for QUIC sessions, TCP for WebSocket ones.",
             get(&self.closed_bytes_out) + live.bytes_out,
         );
         let mut carried = *self.closed_sessions.lock().unwrap_or_else(|e| e.into_inner());

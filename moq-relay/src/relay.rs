@@ -17,7 +17,7 @@ use moq_lite::SessionConfig;
 use moq_transport_compat::Session;
 
 use crate::cluster::ClusterConfig;
-use moq_lite::endpoint::{Incoming, QuicConfig, Server, ServerConfig, ServerTls};
+use moq_lite::endpoint::{Incoming, QuicConfig, Server, ServerConfig, ServerTls, Transport, websocket};
 use moq_lite::model::{OriginConsumer, OriginProducer};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -45,8 +45,13 @@ pub(crate) struct Shared {
 /// One open session.
 pub(crate) struct Open {
     pub session: Arc<Session>,
-    pub connection: moq_lite::endpoint::quinn::Connection,
+    /// Bytes (received, sent) on its connection so far.
+    pub bytes: ByteCounter,
 }
+
+/// Reads a connection's byte counts (received, sent): QUIC's UDP payload,
+/// or a WebSocket's TCP bytes.
+pub(crate) type ByteCounter = Box<dyn Fn() -> (u64, u64) + Send + Sync>;
 
 impl Shared {
     /// What the HTTP side may show: everything on an open relay, else only
@@ -64,9 +69,9 @@ impl Shared {
         let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let mut live = Live::default();
         for open in sessions.values() {
-            let stats = open.connection.stats();
-            live.bytes_in += stats.udp_rx.bytes;
-            live.bytes_out += stats.udp_tx.bytes;
+            let (received, sent) = (open.bytes)();
+            live.bytes_in += received;
+            live.bytes_out += sent;
             live.sessions += open.session.stats().snapshot();
         }
         drop(sessions);
@@ -231,11 +236,27 @@ impl Relay {
         // `run` (a crash in tests, a cancelled task) stops all of it and
         // releases the sockets.
         let mut background = JoinSet::new();
+        let admitted = Arc::new(AtomicUsize::new(0));
+        // WebSocket sessions come from the HTTP side, upgraded, each with
+        // its slot already taken.
+        let (upgrades, mut upgraded) = tokio::sync::mpsc::channel(64);
         if let Some(listener) = http {
             if let Ok(addr) = listener.local_addr() {
-                tracing::info!(%addr, "listening for HTTP");
+                tracing::info!(%addr, "listening for HTTP and WebSocket");
             }
-            background.spawn(crate::http::serve(listener, shared.clone()));
+            let context = crate::http::Context {
+                shared: shared.clone(),
+                subprotocols: websocket::subprotocols(&moq_transport_compat::supported_protocols()),
+                admit: {
+                    let admitted = admitted.clone();
+                    let max = config.max_sessions;
+                    Box::new(move || Slot::take(&admitted, max))
+                },
+                sessions: upgrades,
+            };
+            background.spawn(crate::http::serve(listener, Arc::new(context)));
+        } else {
+            drop(upgrades);
         }
         background.spawn(count_broadcasts(shared.clone()));
         for peer in &cluster.peers {
@@ -247,7 +268,6 @@ impl Relay {
             ));
         }
         let mut sessions = JoinSet::new();
-        let admitted = Arc::new(AtomicUsize::new(0));
 
         tokio::pin!(shutdown);
         let mut next_id = 0u64;
@@ -262,7 +282,11 @@ impl Relay {
                         continue;
                     };
                     next_id += 1;
-                    sessions.spawn(serve(incoming, shared.clone(), next_id, slot));
+                    sessions.spawn(serve_quic(incoming, shared.clone(), next_id, slot));
+                }
+                Some(upgrade) = upgraded.recv() => {
+                    next_id += 1;
+                    sessions.spawn(serve_websocket(upgrade, shared.clone(), next_id));
                 }
                 Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
                 _ = &mut shutdown => break,
@@ -297,7 +321,7 @@ impl Relay {
 /// A connection the relay gives up on releases its slot before the peer is
 /// told, so a client that reconnects the moment it hears the close is
 /// judged against the freed slot.
-struct Slot(Arc<AtomicUsize>);
+pub(crate) struct Slot(Arc<AtomicUsize>);
 
 impl Slot {
     fn take(admitted: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
@@ -348,14 +372,14 @@ async fn count_broadcasts(shared: Arc<Shared>) {
     }
 }
 
-/// The URL path and `?jwt=` token of a session: from the WebTransport
-/// CONNECT request, or, over raw QUIC (no request line), from the PATH the
-/// client sent in SETUP (IETF drafts, and the moq-lite SETUP path), which
-/// carries the path and query of the URL it dialled. Without either
-/// (moq-lite-03/04 over raw QUIC) the root is `/` and the session is
-/// anonymous.
+/// The URL path and `?jwt=` token of a session: from its request (the
+/// WebTransport CONNECT or the WebSocket upgrade: `path`, `query`), or,
+/// over raw QUIC (no request line), from the PATH the client sent in SETUP
+/// (IETF drafts, and the moq-lite SETUP path), which carries the path and
+/// query of the URL it dialled. Without either (moq-lite-03/04 over raw
+/// QUIC) the root is `/` and the session is anonymous.
 fn path_and_token(
-    accepted: &moq_lite::endpoint::Accepted,
+    request: Option<(&str, Option<&str>)>,
     setup_path: Option<&str>,
 ) -> (String, Option<String>) {
     let jwt = |query: &str| {
@@ -363,8 +387,8 @@ fn path_and_token(
             .find(|(k, _)| k == "jwt")
             .map(|(_, v)| v.into_owned())
     };
-    if let Some(request) = accepted.session.request() {
-        return (request.url.path().to_string(), request.url.query().and_then(jwt));
+    if let Some((path, query)) = request {
+        return (path.to_string(), query.and_then(jwt));
     }
     match setup_path {
         Some(path) => {
@@ -376,7 +400,16 @@ fn path_and_token(
     }
 }
 
-async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64, slot: Slot) {
+/// Where a session came from, for its root, token and logs.
+struct Link {
+    remote: SocketAddr,
+    transport: Transport,
+    /// The request's path and query, where there was a request.
+    request: Option<(String, Option<String>)>,
+    bytes: ByteCounter,
+}
+
+async fn serve_quic(incoming: Incoming, shared: Arc<Shared>, id: u64, slot: Slot) {
     let remote = incoming.remote();
     let accepted = match incoming.accept().await {
         Ok(accepted) => accepted,
@@ -386,23 +419,68 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64, slot: Slot) {
             return;
         }
     };
-    let transport = accepted.session.clone();
-    let handshake = tokio::time::timeout(
-        SETUP_TIMEOUT,
-        moq_transport_compat::handshake(accepted.session.clone()),
-    );
+    let connection = (*accepted.session).clone();
+    let link = Link {
+        remote,
+        transport: accepted.transport,
+        request: accepted
+            .session
+            .request()
+            .map(|r| (r.url.path().to_string(), r.url.query().map(str::to_string))),
+        bytes: Box::new(move || {
+            let stats = connection.stats();
+            (stats.udp_rx.bytes, stats.udp_tx.bytes)
+        }),
+    };
+    serve(accepted.session, link, shared, id, slot).await
+}
+
+async fn serve_websocket(upgrade: crate::http::Upgrade, shared: Arc<Shared>, id: u64) {
+    let remote = upgrade.remote;
+    let io = match upgrade.io.await {
+        Ok(io) => io,
+        Err(err) => {
+            shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%remote, %err, "WebSocket upgrade failed");
+            return;
+        }
+    };
+    let counts = websocket::ByteCounts::default();
+    let io = websocket::Counted::new(hyper_util::rt::TokioIo::new(io), counts.clone());
+    let session = websocket::accept(io, upgrade.subprotocol.as_deref()).await;
+    let link = Link {
+        remote,
+        transport: Transport::WebSocket,
+        request: Some((upgrade.path, upgrade.query)),
+        bytes: Box::new(move || (counts.received(), counts.sent())),
+    };
+    serve(session, link, shared, id, upgrade.slot).await
+}
+
+/// Runs one session, whatever its transport: SETUP, authorization, then
+/// the session until it ends.
+async fn serve<T: web_transport_trait::Session>(
+    transport: T,
+    link: Link,
+    shared: Arc<Shared>,
+    id: u64,
+    slot: Slot,
+) {
+    let remote = link.remote;
+    let handshake = tokio::time::timeout(SETUP_TIMEOUT, moq_transport_compat::handshake(transport.clone()));
     let handshake = match handshake.await.unwrap_or(Err(moq_lite::Error::Timeout)) {
         Ok(handshake) => handshake,
         Err(err) => {
             drop(slot);
             // Say why, rather than leaving QUIC to close with 0.
-            transport.close(err.code(), err.to_string().as_bytes());
+            transport.close(err.code(), &err.to_string());
             shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%remote, %err, "session refused");
             return;
         }
     };
-    let (path, token) = path_and_token(&accepted, handshake.path());
+    let request = link.request.as_ref().map(|(p, q)| (p.as_str(), q.as_deref()));
+    let (path, token) = path_and_token(request, handshake.path());
     let access = match shared.auth.verify(&path, token.as_deref(), SystemTime::now()) {
         Ok(access) => access,
         Err(err) => {
@@ -422,7 +500,6 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64, slot: Slot) {
         .origin
         .with_root(access.root.clone())
         .and_then(|o| o.scope(&access.put));
-    let connection = (*accepted.session).clone();
     let config = SessionConfig {
         publish,
         subscribe,
@@ -435,20 +512,21 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64, slot: Slot) {
         Err(err) => {
             drop(slot);
             // Say why, rather than leaving QUIC to close with 0.
-            transport.close(err.code(), err.to_string().as_bytes());
+            transport.close(err.code(), &err.to_string());
             shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%remote, %err, "session refused");
             return;
         }
     };
-    tracing::info!(%remote, transport = %accepted.transport, version = ?session.version(), root = %access.root, "session");
+    tracing::info!(%remote, transport = %link.transport, version = ?session.version(), root = %access.root, "session");
     shared.metrics.sessions_total.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.count_transport(link.transport);
     shared.metrics.sessions_active.fetch_add(1, Ordering::Relaxed);
     shared.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(
         id,
         Open {
             session: session.clone(),
-            connection: connection.clone(),
+            bytes: link.bytes,
         },
     );
 
@@ -475,17 +553,13 @@ async fn serve(incoming: Incoming, shared: Arc<Shared>, id: u64, slot: Slot) {
     // Totals move from live to closed under the sessions lock, which
     // `Shared::live` takes too, so counters never appear to go back.
     let mut open = shared.sessions.lock().unwrap_or_else(|e| e.into_inner());
-    open.remove(&id);
+    let (received, sent) = open.remove(&id).map(|o| (o.bytes)()).unwrap_or_default();
     shared.metrics.sessions_active.fetch_sub(1, Ordering::Relaxed);
-    let stats = connection.stats();
     shared
         .metrics
         .closed_bytes_in
-        .fetch_add(stats.udp_rx.bytes, Ordering::Relaxed);
-    shared
-        .metrics
-        .closed_bytes_out
-        .fetch_add(stats.udp_tx.bytes, Ordering::Relaxed);
+        .fetch_add(received, Ordering::Relaxed);
+    shared.metrics.closed_bytes_out.fetch_add(sent, Ordering::Relaxed);
     let mut carried = session.stats().snapshot();
     // A gauge, not a count of what was carried.
     carried.subscriptions = 0;

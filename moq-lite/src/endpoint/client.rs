@@ -33,6 +33,7 @@ use super::{
     parse_fingerprint, provider,
     server::bind_with_fallback,
     verify::{NoVerifier, PinnedVerifier},
+    websocket::WebSocketConnected,
 };
 
 /// How a [`Client`] verifies server certificates.
@@ -121,6 +122,8 @@ pub struct Client {
     raw: quinn::ClientConfig,
     /// For `https://`: ALPN `h3`.
     webtransport: quinn::ClientConfig,
+    /// Certificate verification, for `wss://` (TLS over TCP).
+    verify: Verify,
 }
 
 /// An established session, as the client sees it.
@@ -181,6 +184,7 @@ impl Client {
             timeout: config.timeout,
             raw,
             webtransport,
+            verify,
         })
     }
 
@@ -310,6 +314,60 @@ impl Client {
         })
     }
 
+    /// Connect to `url` over WebSocket (QMux on TCP, see
+    /// [`super::websocket`]), within [`ClientConfig::timeout`], offering the
+    /// protocols as `qmux-NN.<protocol>` subprotocols.
+    ///
+    /// - `wss://host[:port]/path` (port 443 if absent): TLS, verified as
+    ///   for WebTransport (roots, pins or `disable_verify`).
+    /// - `ws://host[:port]/path` (port 80 if absent): plain TCP.
+    /// - `https://` and `http://` URLs dial the same host, port (443 /
+    ///   4443 if absent) and path as `wss://` / `ws://`: the fallback when
+    ///   QUIC does not get through. An `http://` relay serves both on its
+    ///   TCP port.
+    pub async fn connect_websocket(&self, url: &Url) -> Result<WebSocketConnected> {
+        tokio::time::timeout(self.timeout, self.connect_websocket_inner(url))
+            .await
+            .map_err(|_| EndpointError::Timeout)?
+    }
+
+    async fn connect_websocket_inner(&self, url: &Url) -> Result<WebSocketConnected> {
+        let (secure, default_port) = match url.scheme() {
+            "wss" => (true, 443),
+            "ws" => (false, 80),
+            "https" => (true, 443),
+            "http" => (false, 4443),
+            other => return Err(EndpointError::UnsupportedScheme(other.to_string())),
+        };
+        let host = match url.host() {
+            Some(Host::Domain(domain)) if !domain.is_empty() => domain.to_string(),
+            Some(Host::Ipv4(ip)) => ip.to_string(),
+            Some(Host::Ipv6(ip)) => ip.to_string(),
+            _ => return Err(EndpointError::MissingHost(url.to_string())),
+        };
+        let port = url.port().unwrap_or(default_port);
+        let remote = self.resolve(&host, port).await?;
+        let mut target = url.clone();
+        // Between special schemes this always succeeds.
+        let _ = target.set_scheme(if secure { "wss" } else { "ws" });
+        let _ = target.set_port(Some(port));
+        let tls = if secure {
+            let mut config = tls_config(&self.provider, &self.verify, false)?;
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|err| EndpointError::Tls(format!("bad server name `{host}`: {err}")))?;
+            Some((Arc::new(config), name))
+        } else {
+            None
+        };
+        let tcp = tokio::net::TcpStream::connect(remote)
+            .await
+            .map_err(|err| EndpointError::WebSocket(format!("TCP connect to {remote}: {err}")))?;
+        let connected = super::websocket::connect(&target, tcp, &self.protocols, tls).await?;
+        tracing::debug!(%url, %remote, protocol = ?connected.protocol, "connected WebSocket");
+        Ok(connected)
+    }
+
     /// Resolve `host` to an address the local socket can reach.
     async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr> {
         if let Ok(ip) = host.parse::<IpAddr>() {
@@ -346,15 +404,7 @@ fn quic_config(
     verify: &Verify,
     alpn: Vec<Vec<u8>>,
 ) -> Result<quinn::ClientConfig> {
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])?;
-    let mut tls = match verify {
-        Verify::Roots(roots) => builder.with_root_certificates(roots.clone()),
-        Verify::Custom(verifier) => builder
-            .dangerous()
-            .with_custom_certificate_verifier(verifier.clone()),
-    }
-    .with_no_client_auth();
+    let mut tls = tls_config(provider, verify, true)?;
     tls.alpn_protocols = alpn;
 
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
@@ -362,6 +412,29 @@ fn quic_config(
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(transport.clone());
     Ok(config)
+}
+
+/// A rustls client config with the given verification; TLS 1.3 only for
+/// QUIC (which requires it), 1.2 too over TCP.
+fn tls_config(
+    provider: &Arc<CryptoProvider>,
+    verify: &Verify,
+    tls13_only: bool,
+) -> Result<rustls::ClientConfig> {
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls13_only {
+        &[&rustls::version::TLS13]
+    } else {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    };
+    let builder =
+        rustls::ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(versions)?;
+    Ok(match verify {
+        Verify::Roots(roots) => builder.with_root_certificates(roots.clone()),
+        Verify::Custom(verifier) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone()),
+    }
+    .with_no_client_auth())
 }
 
 /// The root store from the `roots` files and, if asked, the system store.

@@ -126,6 +126,13 @@ pub enum EndpointError {
     #[error("WebTransport handshake failed: {0}")]
     WebTransportServer(#[from] web_transport_quinn::ServerError),
 
+    /// The WebSocket connection or its handshake failed.
+    #[error(
+        "WebSocket connection failed: {0}; is the server's TCP port reachable, and does it accept \
+		 WebSocket (QMux) on that path?"
+    )]
+    WebSocket(String),
+
     /// The handshake took too long.
     #[error("the handshake timed out")]
     Timeout,

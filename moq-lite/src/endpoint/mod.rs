@@ -17,6 +17,7 @@
 //! | `https://host:port/path` | WebTransport | 443 |
 //! | `moqt://host:port/path`, `moql://host:port/path` | raw QUIC | 4443 |
 //! | `http://host:port/path` | WebTransport, pinning the certificate hash served at `http://host:port/certificate.sha256` (development only) | 4443 |
+//! | `wss://host:port/path`, `ws://host:port/path` | WebSocket (QMux) over TCP, see [`websocket`] | 443 / 80 |
 //!
 //! The URL path is the session root. Both sides report it exactly as
 //! [`url::Url::path`] spells it: percent-encoded and starting with `/`
@@ -34,6 +35,7 @@ mod server;
 mod sni;
 mod transport;
 mod verify;
+pub mod websocket;
 
 pub use cert::{Certificate, fingerprint, fingerprint_hex, generate_self_signed, parse_fingerprint};
 pub use client::{Client, ClientConfig, ClientTls, Connected};

@@ -1,12 +1,15 @@
 //! Which transport a session runs over.
 
-/// How a session's QUIC connection is used.
+/// How a session reaches its peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Transport {
     /// Raw QUIC: the TLS ALPN is the protocol, streams are QUIC streams.
     Quic,
     /// WebTransport over HTTP/3 (TLS ALPN `h3`), as browsers speak it.
     WebTransport,
+    /// QMux over a WebSocket on TCP ([`super::websocket`]), for clients
+    /// without QUIC.
+    WebSocket,
 }
 
 impl std::fmt::Display for Transport {
@@ -14,6 +17,7 @@ impl std::fmt::Display for Transport {
         f.write_str(match self {
             Self::Quic => "QUIC",
             Self::WebTransport => "WebTransport",
+            Self::WebSocket => "WebSocket",
         })
     }
 }
