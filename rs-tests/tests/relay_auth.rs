@@ -254,3 +254,49 @@ async fn raw_quic_sessions_carry_path_and_token_in_setup() {
     .await
     .expect("timed out");
 }
+
+/// Over WebSocket the upgrade request's path and `?jwt=` play the part of
+/// the WebTransport URL: refused without a token, rooted with one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_sessions_carry_path_and_token_in_the_request() {
+    tokio::time::timeout(LIMIT, async {
+        let (relay, keys) = relay().await;
+        let admin = OriginProducer::new();
+        let admin_token = token(&keys.key, "", &[], &[""], 60);
+        let (_x, _xc) = connect(&relay, "/", Some(&admin_token), None, Some(&admin)).await;
+        let client = relay.client_offering(&["moq-lite-04"]);
+        let dial = |token: Option<&str>| {
+            let mut url: url::Url = format!("ws://127.0.0.1:{}/room", relay.http.port()).parse().unwrap();
+            if let Some(token) = token {
+                url.set_query(Some(&format!("jwt={token}")));
+            }
+            url
+        };
+
+        let connected = client.connect_websocket(&dial(None)).await.expect("connects");
+        let refused = match moq_transport_compat::connect(connected.session, Default::default()).await {
+            Ok(session) => session.closed().await,
+            Err(err) => err,
+        };
+        assert_eq!(refused, Error::Unauthorized);
+
+        let origin = OriginProducer::new();
+        let connected = client
+            .connect_websocket(&dial(Some(&token(&keys.key, "room", &[""], &[], 60))))
+            .await
+            .expect("connects");
+        let _session = moq_transport_compat::connect(
+            connected.session,
+            moq_lite::SessionConfig {
+                publish: Some(origin.consume()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("session");
+        let _cam = origin.create_broadcast("cam").unwrap();
+        assert_eq!(visible(&admin).await, vec!["room/cam".to_string()]);
+    })
+    .await
+    .expect("timed out");
+}
