@@ -38,8 +38,9 @@ pub enum Command {
 /// A load run.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Relay URL: `moql://host:port/` (raw QUIC), `https://` (WebTransport)
-    /// or `http://` (WebTransport, certificate hash fetched from the relay).
+    /// Relay URL: `moql://host:port/` (raw QUIC), `https://` (WebTransport),
+    /// `http://` (WebTransport, certificate hash fetched from the relay) or
+    /// `ws://` / `wss://` (WebSocket, QMux on the relay's TCP port).
     pub url: Option<Url>,
     /// Start a relay inside this process on 127.0.0.1 and measure it (its
     /// CPU and memory then include the load generator's).

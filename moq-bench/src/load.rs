@@ -267,15 +267,15 @@ async fn connection(
 ) -> anyhow::Result<()> {
     let begin = Instant::now();
     let client = Client::new(target.client.clone())?;
-    let connected = client.connect(&target.url).await?;
     let publish = (!plan.publish.is_empty() || !plan.subscriber).then(OriginProducer::new);
     let subscribe = plan.subscriber.then(OriginProducer::new);
-    let session = Session::connect(
-        connected.session,
-        publish.as_ref().map(|o| o.consume()),
-        subscribe.clone(),
-    )
-    .await?;
+    let session = if matches!(target.url.scheme(), "ws" | "wss") {
+        let connected = client.connect_websocket(&target.url).await?;
+        Session::connect(connected.session, publish.as_ref().map(|o| o.consume()), subscribe.clone()).await?
+    } else {
+        let connected = client.connect(&target.url).await?;
+        Session::connect(connected.session, publish.as_ref().map(|o| o.consume()), subscribe.clone()).await?
+    };
     stats.record_setup(begin.elapsed().as_micros() as u64);
     stats.connections_opened.fetch_add(1, Ordering::Relaxed);
     stats.connections_up.fetch_add(1, Ordering::Relaxed);
