@@ -5,3 +5,4 @@
 pub mod ietf;
 pub mod lite;
 pub mod token;
+pub mod websocket;

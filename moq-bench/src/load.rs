@@ -271,10 +271,20 @@ async fn connection(
     let subscribe = plan.subscriber.then(OriginProducer::new);
     let session = if matches!(target.url.scheme(), "ws" | "wss") {
         let connected = client.connect_websocket(&target.url).await?;
-        Session::connect(connected.session, publish.as_ref().map(|o| o.consume()), subscribe.clone()).await?
+        Session::connect(
+            connected.session,
+            publish.as_ref().map(|o| o.consume()),
+            subscribe.clone(),
+        )
+        .await?
     } else {
         let connected = client.connect(&target.url).await?;
-        Session::connect(connected.session, publish.as_ref().map(|o| o.consume()), subscribe.clone()).await?
+        Session::connect(
+            connected.session,
+            publish.as_ref().map(|o| o.consume()),
+            subscribe.clone(),
+        )
+        .await?
     };
     stats.record_setup(begin.elapsed().as_micros() as u64);
     stats.connections_opened.fetch_add(1, Ordering::Relaxed);

@@ -266,7 +266,9 @@ async fn websocket_sessions_carry_path_and_token_in_the_request() {
         let (_x, _xc) = connect(&relay, "/", Some(&admin_token), None, Some(&admin)).await;
         let client = relay.client_offering(&["moq-lite-04"]);
         let dial = |token: Option<&str>| {
-            let mut url: url::Url = format!("ws://127.0.0.1:{}/room", relay.http.port()).parse().unwrap();
+            let mut url: url::Url = format!("ws://127.0.0.1:{}/room", relay.http.port())
+                .parse()
+                .unwrap();
             if let Some(token) = token {
                 url.set_query(Some(&format!("jwt={token}")));
             }

@@ -8,7 +8,7 @@ fn main() -> std::io::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds");
     let lite = moq_fuzz::lite::seeds();
     let ietf = moq_fuzz::ietf::seeds();
-    let sets: [(&str, &Vec<Vec<u8>>); 7] = [
+    let sets: [(&str, &Vec<Vec<u8>>); 8] = [
         ("lite_messages", &lite),
         ("lite_setup", &lite),
         ("lite_streams", &lite),
@@ -16,6 +16,7 @@ fn main() -> std::io::Result<()> {
         ("ietf_control", &ietf),
         ("ietf_data", &ietf),
         ("token", &moq_fuzz::token::seeds()),
+        ("websocket_session", &moq_fuzz::websocket::seeds()),
     ];
     for (target, seeds) in sets {
         let dir = root.join(target);
