@@ -74,7 +74,7 @@ async fn every_version_crosses_the_relay_over_websocket_both_ways() {
         let relay = TestRelay::start(|_| {}).await;
         for version in VERSIONS {
             let alpn = version.alpn();
-            // WebSocket publisher -> relay -> QUIC subscriber.
+            // WebSocket publisher -> relay -> WebTransport subscriber.
             let path = format!("from-ws-{}", version.name());
             let (published, _b, mut track) = broadcast(&path, "video");
             let (session, _pc) = connect_ws(
@@ -90,12 +90,12 @@ async fn every_version_crosses_the_relay_over_websocket_both_ways() {
             assert_eq!(session.version(), *version, "over WebSocket offering {alpn}");
             let received = OriginProducer::new();
             let (_s, _sc) = relay
-                .connect(&relay.url("moql", "/"), None, Some(&received))
+                .connect(&relay.url("https", "/"), None, Some(&received))
                 .await;
             let mut consumer = subscribe(&received, &path, "video").await;
             deliver(&mut track, &mut consumer).await;
 
-            // QUIC publisher -> relay -> WebSocket subscriber.
+            // WebTransport publisher -> relay -> WebSocket subscriber.
             let path = format!("to-ws-{}", version.name());
             let (published, _b2, mut track) = broadcast(&path, "audio");
             let (_p2, _pc2) = relay
@@ -274,6 +274,17 @@ async fn a_websocket_peer_sending_garbage_is_closed_and_harms_no_one() {
                 "the relay kept a hostile WebSocket open after {bytes:?}"
             );
         }
+
+        // A flood of WebSocket Pings from a peer that never reads the
+        // Pongs: legal frames, so the relay keeps it, but its writes back
+        // up into the peer's TCP window instead of the relay's memory, and
+        // nobody else notices.
+        let (head, mut flooder) =
+            raw_upgrade(&relay, "/", "Sec-WebSocket-Protocol: qmux-01.moq-lite-04\r\n").await;
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        let ping = [0x89u8, 0x80, 0, 0, 0, 0];
+        let flood: Vec<u8> = ping.iter().copied().cycle().take(ping.len() * 50_000).collect();
+        let _ = tokio::time::timeout(Duration::from_secs(2), flooder.write_all(&flood)).await;
 
         // The honest sessions carry on.
         deliver(&mut track, &mut consumer).await;
