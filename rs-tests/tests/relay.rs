@@ -274,3 +274,57 @@ async fn shutdown_is_bounded_by_the_drain_time_whatever_clients_do() {
     .await
     .expect("timed out");
 }
+
+/// The HTTP side's bounds: a request head over 8 KiB is refused, a client
+/// that never finishes its head is dropped after the 5 s request timeout,
+/// and only GET is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_side_bounds_request_size_time_and_method() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        let exchange = |request: Vec<u8>| async move {
+            let mut stream = tokio::net::TcpStream::connect(relay.http).await.unwrap();
+            // The relay may stop reading (and reset) once it has refused.
+            let _ = stream.write_all(&request).await;
+            let mut response = Vec::new();
+            let _ = stream.read_to_end(&mut response).await;
+            String::from_utf8_lossy(&response).to_string()
+        };
+
+        let huge = format!(
+            "GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\n\r\n",
+            "a".repeat(16 * 1024)
+        );
+        let response = exchange(huge.into_bytes()).await;
+        assert!(
+            response.is_empty() || response.starts_with("HTTP/1.1 431"),
+            "an oversized head is refused: {response:?}"
+        );
+
+        let response =
+            exchange(b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".to_vec()).await;
+        assert!(response.starts_with("HTTP/1.1 405"), "{response}");
+
+        // Half a request head, then silence: closed by the relay, not held.
+        let mut slow = tokio::net::TcpStream::connect(relay.http).await.unwrap();
+        slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        let _ = slow.read_to_end(&mut rest).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the slow client was held for {:?}",
+            started.elapsed()
+        );
+
+        // Still serving.
+        let (status, body) = relay.get("/health").await;
+        assert!(status.contains("200"), "{status}");
+        assert_eq!(body, b"ok\n");
+    })
+    .await
+    .expect("timed out");
+}
