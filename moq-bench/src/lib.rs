@@ -16,6 +16,7 @@ pub mod cli;
 pub mod hist;
 pub mod knobs;
 pub mod load;
+mod plot;
 pub mod procfs;
 pub mod standard;
 pub mod stats;

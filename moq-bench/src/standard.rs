@@ -2,10 +2,13 @@
 //!
 //! For each scenario a fresh relay process (the release `moq-relay` binary)
 //! is started on a free loopback port, the load runs in this process with
-//! `--relay-pid` pointing at the relay, and the relay is killed. Then the raw
+//! `--relay-pid` pointing at the relay, and the relay is killed. With
+//! `--compare PATH`, the same scenario then runs the same way against that
+//! other relay binary (the reference relay's command line). Then the raw
 //! QUIC baseline runs at the same fan-out sizes. Everything lands in one
 //! Markdown file (default `BENCHMARKS.md`) with the command of every row,
-//! and the JSON summaries in `target/moq-bench/standard.jsonl`.
+//! SVG plots beside it (`plot.rs`), and the JSON summaries in
+//! `target/moq-bench/standard.jsonl`.
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, UdpSocket};
@@ -33,9 +36,15 @@ pub struct StandardArgs {
     /// Measured time per scenario (after its ramp).
     #[arg(long, default_value = "6s")]
     pub duration: Dur,
-    /// Run only the scenarios whose name contains one of these.
+    /// Run only these scenarios: a name (`fanout-10`), or a family
+    /// (`fanout`: every `fanout-N`).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Another relay to run every scenario against too, side by side: the
+    /// reference relay's binary (crates.io `moq-relay`, started as
+    /// `--listen ADDR --listen-tls-generate localhost --auth-public '**'`).
+    #[arg(long, value_name = "PATH")]
+    pub compare: Option<PathBuf>,
 }
 
 /// The 2 Mbit/s track of the issue: 30 fps x 8333 B, one group per second.
@@ -102,6 +111,22 @@ fn cases(duration: Duration) -> anyhow::Result<Vec<Case>> {
             baseline: false,
         });
     }
+    for (name, n) in [("idle-50", 50), ("idle-500", 500)] {
+        out.push(Case {
+            name,
+            what: "idle sessions (each with an announce interest, nothing published): memory per idle connection",
+            scenario: Scenario {
+                connections: n,
+                broadcasts: Range::one(0),
+                subscribe: Range::one(0),
+                ramp: s(if n > 200 { 4 } else { 1 }),
+                duration: duration.min(s(3)),
+                ..Default::default()
+            },
+            preset: None,
+            baseline: false,
+        });
+    }
     out.push(Case {
         name: "idle-200",
         what: "200 idle sessions (each with an announce interest, nothing published): memory per idle connection",
@@ -132,28 +157,44 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// Which relay a process runs, which decides its command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// This workspace's `moq-relay`.
+    Ours,
+    /// The reference relay (crates.io `moq-relay`): another command line,
+    /// anonymous access opened with `--auth-public '**'`.
+    Reference,
+}
+
 /// A relay process on loopback.
 struct RelayProcess {
     child: Child,
     addr: SocketAddr,
     args: Vec<String>,
+    flavor: Flavor,
 }
 
 impl RelayProcess {
-    fn start(bin: &PathBuf) -> anyhow::Result<RelayProcess> {
+    fn start(bin: &PathBuf, flavor: Flavor) -> anyhow::Result<RelayProcess> {
         let port = free_port()?;
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        let args: Vec<String> = [
-            "--bind",
-            &addr.to_string(),
-            "--http-bind",
-            "",
-            "--log-level",
-            "warn",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let addr_text = addr.to_string();
+        let args: &[&str] = match flavor {
+            Flavor::Ours => &["--bind", &addr_text, "--http-bind", "", "--log-level", "warn"],
+            Flavor::Reference => &[
+                "--listen",
+                &addr_text,
+                "--listen-tls-generate",
+                "localhost",
+                "--auth-public",
+                "**",
+                "--iroh-enabled=false",
+                "--log-level",
+                "warn",
+            ],
+        };
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let child = Command::new(bin)
             .args(&args)
             .stdout(Stdio::null())
@@ -165,7 +206,12 @@ impl RelayProcess {
                     bin.display()
                 )
             })?;
-        let mut relay = RelayProcess { child, addr, args };
+        let mut relay = RelayProcess {
+            child,
+            addr,
+            args,
+            flavor,
+        };
         // Ready once the port is taken.
         let deadline = Instant::now() + Duration::from_secs(10);
         while UdpSocket::bind(addr).is_ok() {
@@ -187,9 +233,17 @@ impl RelayProcess {
         let args: Vec<String> = self
             .args
             .iter()
-            .map(|a| if a.is_empty() { "''".into() } else { a.clone() })
+            .map(|a| match a.as_str() {
+                "" => "''".into(),
+                "**" => "'**'".into(),
+                _ => a.clone(),
+            })
             .collect();
-        format!("moq-relay {}", args.join(" "))
+        let name = match self.flavor {
+            Flavor::Ours => "moq-relay",
+            Flavor::Reference => "reference-moq-relay",
+        };
+        format!("{name} {}", args.join(" "))
     }
 }
 
@@ -200,10 +254,61 @@ impl Drop for RelayProcess {
     }
 }
 
-struct Row {
+pub(crate) struct Row {
     case: Case,
     command: String,
     result: Result<Summary, String>,
+    /// The same scenario against the `--compare` relay: its command and result.
+    other: Option<(String, Result<Summary, String>)>,
+}
+
+impl Row {
+    /// The scenario's name.
+    pub fn name(&self) -> &str {
+        self.case.name
+    }
+
+    /// Our relay's figures (or the baseline's), if the run worked.
+    pub fn ours(&self) -> Option<&Summary> {
+        self.result.as_ref().ok()
+    }
+
+    /// The `--compare` relay's figures, if it ran and worked.
+    pub fn other(&self) -> Option<&Summary> {
+        self.other.as_ref()?.1.as_ref().ok()
+    }
+}
+
+/// Runs `scenario` against a fresh `bin` relay of `flavor`: the command to
+/// repeat it, and the summary.
+async fn against(bin: &PathBuf, flavor: Flavor, scenario: &Scenario, flags: &str) -> (String, Result<Summary, String>) {
+    let relay = match RelayProcess::start(bin, flavor) {
+        Ok(relay) => relay,
+        Err(err) => return (String::new(), Err(format!("{err:#}"))),
+    };
+    // The reference relay roots raw QUIC sessions at "" too; both accept
+    // any broadcast path from an anonymous client.
+    let url = format!("moql://{}/", relay.addr);
+    let command = format!(
+        "{} & moq-bench {url} --tls-disable-verify --relay-pid $! {flags}",
+        relay.command()
+    );
+    let target = Target {
+        url: match url.parse() {
+            Ok(url) => url,
+            Err(err) => return (command, Err(err.to_string())),
+        },
+        client: client_config(true, Vec::new()),
+    };
+    let options = Options {
+        relay_pid: Some(relay.child.id()),
+        ..Default::default()
+    };
+    let result = load::run(&target, scenario, &options).await;
+    if let Ok(Some(status)) = relay.child_status() {
+        eprintln!("the relay exited during the run: {status}");
+    }
+    (command, result.map_err(|e| format!("{e:#}")))
 }
 
 /// Runs every scenario and writes the report.
@@ -219,7 +324,8 @@ pub async fn run(args: StandardArgs) -> anyhow::Result<()> {
     let mut jsonl = String::new();
     let mut rows = Vec::new();
     for case in cases(args.duration.0)? {
-        if !args.only.is_empty() && !args.only.iter().any(|o| case.name.contains(o.as_str())) {
+        let picked = |o: &String| case.name == o || case.name.starts_with(&format!("{o}-"));
+        if !args.only.is_empty() && !args.only.iter().any(picked) {
             continue;
         }
         eprintln!("\n=== {}: {}", case.name, case.what);
@@ -229,45 +335,37 @@ pub async fn run(args: StandardArgs) -> anyhow::Result<()> {
         };
         let (command, result) = if case.baseline {
             let command = format!("moq-bench baseline {flags}");
-            (command, crate::baseline::run(&case.scenario, false).await)
+            let result = crate::baseline::run(&case.scenario, false).await;
+            (command, result.map_err(|e| format!("{e:#}")))
         } else {
-            match RelayProcess::start(&bin) {
-                Err(err) => (String::new(), Err(err)),
-                Ok(relay) => {
-                    let url = format!("moql://{}/", relay.addr);
-                    let command = format!(
-                        "{} & moq-bench {url} --tls-disable-verify --relay-pid $! {flags}",
-                        relay.command()
-                    );
-                    let target = Target {
-                        url: url.parse()?,
-                        client: client_config(true, Vec::new()),
-                    };
-                    let options = Options {
-                        relay_pid: Some(relay.child.id()),
-                        ..Default::default()
-                    };
-                    let result = load::run(&target, &case.scenario, &options).await;
-                    if let Ok(Some(status)) = relay.child_status() {
-                        eprintln!("the relay exited during the run: {status}");
-                    }
-                    (command, result)
-                }
-            }
+            against(&bin, Flavor::Ours, &case.scenario, &flags).await
         };
-        match &result {
-            Ok(summary) => {
-                let line = serde_json::to_string(summary)?;
-                println!("{line}");
-                jsonl.push_str(&line);
-                jsonl.push('\n');
+        let other = match (&args.compare, case.baseline) {
+            (Some(other), false) => {
+                eprintln!("--- {} against {}", case.name, other.display());
+                Some(against(other, Flavor::Reference, &case.scenario, &flags).await)
             }
-            Err(err) => eprintln!("{}: failed: {err:#}", case.name),
+            _ => None,
+        };
+        for (who, result) in [("ours", Some(&result)), ("other", other.as_ref().map(|o| &o.1))] {
+            match result {
+                Some(Ok(summary)) => {
+                    let mut value = serde_json::to_value(summary)?;
+                    value["relay_under_test"] = who.into();
+                    let line = value.to_string();
+                    println!("{line}");
+                    jsonl.push_str(&line);
+                    jsonl.push('\n');
+                }
+                Some(Err(err)) => eprintln!("{} ({who}): failed: {err}", case.name),
+                None => {}
+            }
         }
         rows.push(Row {
             case,
             command,
-            result: result.map_err(|e| format!("{e:#}")),
+            result,
+            other,
         });
     }
     std::fs::write(&jsonl_path, jsonl)?;
@@ -282,6 +380,9 @@ pub async fn run(args: StandardArgs) -> anyhow::Result<()> {
         }
     }
     std::fs::write(&args.out, report)?;
+    for written in crate::plot::write_all(&rows, &args.out)? {
+        eprintln!("wrote {}", written.display());
+    }
     eprintln!("\nwrote {} and {}", args.out.display(), jsonl_path.display());
     Ok(())
 }
@@ -391,6 +492,24 @@ fn render(rows: &[Row], args: &StandardArgs) -> String {
         }
     }
 
+    if rows.iter().any(|r| r.other.is_some()) {
+        side_by_side(&mut md, rows, args);
+    }
+    let stem = args
+        .out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "BENCHMARKS".into());
+    let _ = writeln!(md, "\n## Plots\n");
+    for (kind, what) in [
+        ("latency", "latency p50 / p99 vs subscribers"),
+        ("cpu", "relay CPU per GB vs subscribers"),
+        ("memory", "relay memory per idle connection vs connections"),
+    ] {
+        let _ = writeln!(md, "- [{what}]({stem}-{kind}.svg)");
+    }
+    let _ = writeln!(md, "\n![latency]({stem}-latency.svg)\n![cpu]({stem}-cpu.svg)\n![memory]({stem}-memory.svg)");
+
     let _ = writeln!(md, "\n## Targets (from the issue)\n");
     let get = |name: &str| {
         rows.iter()
@@ -466,6 +585,11 @@ fn render(rows: &[Row], args: &StandardArgs) -> String {
         if !row.command.is_empty() {
             let _ = writeln!(md, "  ```sh\n  {}\n  ```", row.command);
         }
+        if let Some((command, _)) = &row.other {
+            if !command.is_empty() {
+                let _ = writeln!(md, "  the reference relay, same load:\n  ```sh\n  {command}\n  ```");
+            }
+        }
         if let Ok(s) = &row.result {
             if !s.error_samples.is_empty() {
                 let _ = writeln!(md, "  errors: {}", s.error_samples.join("; "));
@@ -473,6 +597,93 @@ fn render(rows: &[Row], args: &StandardArgs) -> String {
         }
     }
     md
+}
+
+/// Whether a run's load generator and relay together kept every core busy:
+/// then the figures measure the machine, not the relay, and are flagged.
+fn saturated(s: &Summary) -> bool {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    let relay = s.relay.as_ref().map_or(0.0, |p| p.cpu_pct);
+    s.load_cpu_pct.unwrap_or(0.0) + relay >= 90.0 * cores
+}
+
+/// The `--compare` table: every scenario's figures for both relays, with
+/// the ratio where lower is better (reference / ours: above 1, ours uses
+/// less).
+fn side_by_side(md: &mut String, rows: &[Row], args: &StandardArgs) {
+    let other = args
+        .compare
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let _ = writeln!(md, "\n## Side by side with the reference relay\n");
+    let _ = writeln!(
+        md,
+        "The same load against the reference relay (`{other}`), in a fresh process of its own right after \
+         ours, on the same machine; its command line is under each scenario below. Ratios are reference / \
+         ours: above 1, ours uses less CPU or memory, or answers faster. Rows marked *saturated* had the \
+         load generator and the relay together keeping every core busy: their figures measure the machine, \
+         not the relay.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| scenario | CPU s / GB ours / ref (ratio) | latency p50 ours / ref (ms) | latency p99 ours / ref (ms, ratio) | \
+         loss % ours / ref | RSS / conn KiB ours / ref (ratio) | setup p50 ours / ref (ms) | note |"
+    );
+    let _ = writeln!(md, "|---|--:|--:|--:|--:|--:|--:|---|");
+    let ratio = |ours: Option<f64>, other: Option<f64>| match (ours, other) {
+        (Some(o), Some(r)) if o > 0.0 => format!(" ({:.2}x)", r / o),
+        _ => String::new(),
+    };
+    for row in rows.iter().filter(|r| r.other.is_some()) {
+        let (Some(o), Some(r)) = (row.ours(), row.other()) else {
+            let why = |res: Option<&Result<Summary, String>>| match res {
+                Some(Err(e)) => e.replace('|', "/"),
+                _ => "ok".into(),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | failed: ours {}, reference {} |||||||",
+                row.case.name,
+                why(Some(&row.result)),
+                why(row.other.as_ref().map(|o| &o.1))
+            );
+            continue;
+        };
+        let cpu = |s: &Summary| s.relay.as_ref().and_then(|p| p.cpu_s_per_gb);
+        let rss = |s: &Summary| s.relay.as_ref().and_then(|p| p.rss_per_connection_bytes).map(|b| b / 1024.0);
+        let mut notes = Vec::new();
+        if saturated(o) {
+            notes.push("ours saturated");
+        }
+        if saturated(r) {
+            notes.push("reference saturated");
+        }
+        if o.errors > 0 || r.errors > 0 {
+            notes.push("errors: see the JSON lines");
+        }
+        let _ = writeln!(
+            md,
+            "| {} | {} / {}{} | {} / {} | {} / {}{} | {:.2} / {:.2} | {} / {}{} | {} / {} | {} |",
+            row.case.name,
+            opt(cpu(o), 1),
+            opt(cpu(r), 1),
+            ratio(cpu(o), cpu(r)),
+            opt(o.latency_p50_ms, 2),
+            opt(r.latency_p50_ms, 2),
+            opt(o.latency_p99_ms, 2),
+            opt(r.latency_p99_ms, 2),
+            ratio(o.latency_p99_ms, r.latency_p99_ms),
+            o.loss_pct,
+            r.loss_pct,
+            opt(rss(o), 1),
+            opt(rss(r), 1),
+            ratio(rss(o), rss(r)),
+            opt(o.setup_p50_ms, 1),
+            opt(r.setup_p50_ms, 1),
+            notes.join(", "),
+        );
+    }
 }
 
 fn output(cmd: &str, args: &[&str]) -> Option<String> {
