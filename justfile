@@ -7,14 +7,18 @@ test:
     cargo test --workspace
 
 # Criterion micro-benchmarks (figures in moq-bench/README.md), then the standard
-# load report: the release relay on loopback under every scenario and the raw
-# QUIC baseline, written to BENCHMARKS.md (about 2 minutes after the builds).
+# load report: the release relay on loopback under every scenario, the reference
+# relay under the same ones when ../shared/peers installed it (side by side), and
+# the raw QUIC baseline, written to BENCHMARKS.md with SVG plots beside it
+# (about 5 minutes after the builds).
 bench:
     cargo bench -p moq-bench
     cargo build --release -p moq-relay -p moq-bench
-    ./target/release/moq-bench standard --relay-bin ./target/release/moq-relay --out BENCHMARKS.md
+    ref="${MOQ_PEERS:-$HOME/.cache/moq-peers}/rs/bin/moq-relay"; \
+    ./target/release/moq-bench standard --relay-bin ./target/release/moq-relay --out BENCHMARKS.md \
+      $([ -x "$ref" ] && echo --compare "$ref")
 
-# Start the relay on [::]:4443 (UDP for QUIC/WebTransport, TCP for HTTP) with a self-signed certificate.
+# Start the relay on [::]:4443 (UDP for QUIC/WebTransport, TCP for HTTP and WebSocket) with a self-signed certificate.
 relay *ARGS:
     cargo run --release -p moq-relay -- {{ARGS}}
 
