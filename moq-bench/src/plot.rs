@@ -40,7 +40,10 @@ pub(crate) fn write_all(rows: &[Row], report: &Path) -> anyhow::Result<Vec<PathB
         .unwrap_or_else(|| "BENCHMARKS".into());
     let path = |kind: &str| report.with_file_name(format!("{stem}-{kind}.svg"));
     let find = |name: String| rows.iter().find(|r| r.name() == name);
-    let points = |prefix: &str, xs: &[u32], pick: &dyn Fn(&Row) -> Option<&Summary>, value: &dyn Fn(&Summary) -> Option<f64>| {
+    let points = |prefix: &str,
+                  xs: &[u32],
+                  pick: &dyn Fn(&Row) -> Option<&Summary>,
+                  value: &dyn Fn(&Summary) -> Option<f64>| {
         xs.iter()
             .filter_map(|&n| {
                 let row = find(format!("{prefix}-{n}"))?;
@@ -54,7 +57,13 @@ pub(crate) fn write_all(rows: &[Row], report: &Path) -> anyhow::Result<Vec<PathB
 
     let mut latency = Vec::new();
     for (label, percentile) in [("p99", 99), ("p50", 50)] {
-        let value = move |s: &Summary| if percentile == 99 { s.latency_p99_ms } else { s.latency_p50_ms };
+        let value = move |s: &Summary| {
+            if percentile == 99 {
+                s.latency_p99_ms
+            } else {
+                s.latency_p50_ms
+            }
+        };
         let dashed = percentile == 50;
         latency.push(Series {
             label: format!("ours {label}"),
@@ -75,7 +84,13 @@ pub(crate) fn write_all(rows: &[Row], report: &Path) -> anyhow::Result<Vec<PathB
             points: points("baseline", &FANOUT, ours, &value),
         });
     }
-    if draw(&path("latency"), "Latency vs subscribers (2 Mbit/s track)", "subscribers", "ms", &latency)? {
+    if draw(
+        &path("latency"),
+        "Latency vs subscribers (2 Mbit/s track)",
+        "subscribers",
+        "ms",
+        &latency,
+    )? {
         written.push(path("latency"));
     }
 
@@ -101,7 +116,13 @@ pub(crate) fn write_all(rows: &[Row], report: &Path) -> anyhow::Result<Vec<PathB
             points: points("baseline", &FANOUT, ours, &sender_cpu),
         },
     ];
-    if draw(&path("cpu"), "Relay CPU per GB delivered vs subscribers", "subscribers", "CPU s / GB", &cpu)? {
+    if draw(
+        &path("cpu"),
+        "Relay CPU per GB delivered vs subscribers",
+        "subscribers",
+        "CPU s / GB",
+        &cpu,
+    )? {
         written.push(path("cpu"));
     }
 
@@ -120,7 +141,13 @@ pub(crate) fn write_all(rows: &[Row], report: &Path) -> anyhow::Result<Vec<PathB
             points: points("idle", &IDLE, other, &rss),
         },
     ];
-    if draw(&path("memory"), "Relay memory per idle connection", "connections", "KiB / connection", &memory)? {
+    if draw(
+        &path("memory"),
+        "Relay memory per idle connection",
+        "connections",
+        "KiB / connection",
+        &memory,
+    )? {
         written.push(path("memory"));
     }
     Ok(written)

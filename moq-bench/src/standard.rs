@@ -111,6 +111,23 @@ fn cases(duration: Duration) -> anyhow::Result<Vec<Case>> {
             baseline: false,
         });
     }
+    out.push(Case {
+        name: "chat-500",
+        what: "message bus sized like real use: 500 connections, each publishing 5 messages/s of 200 B (one-frame groups) and watching 10 others",
+        scenario: Scenario {
+            connections: 500,
+            broadcasts: Range::one(1),
+            subscribe: Range::one(10),
+            fps: Range::one(5.0),
+            frame_size: Range::one(200),
+            group_size: Range::one(1),
+            ramp: s(5),
+            duration,
+            ..Default::default()
+        },
+        preset: None,
+        baseline: false,
+    });
     for (name, n) in [("idle-50", 50), ("idle-500", 500)] {
         out.push(Case {
             name,
@@ -281,7 +298,12 @@ impl Row {
 
 /// Runs `scenario` against a fresh `bin` relay of `flavor`: the command to
 /// repeat it, and the summary.
-async fn against(bin: &PathBuf, flavor: Flavor, scenario: &Scenario, flags: &str) -> (String, Result<Summary, String>) {
+async fn against(
+    bin: &PathBuf,
+    flavor: Flavor,
+    scenario: &Scenario,
+    flags: &str,
+) -> (String, Result<Summary, String>) {
     let relay = match RelayProcess::start(bin, flavor) {
         Ok(relay) => relay,
         Err(err) => return (String::new(), Err(format!("{err:#}"))),
@@ -508,7 +530,10 @@ fn render(rows: &[Row], args: &StandardArgs) -> String {
     ] {
         let _ = writeln!(md, "- [{what}]({stem}-{kind}.svg)");
     }
-    let _ = writeln!(md, "\n![latency]({stem}-latency.svg)\n![cpu]({stem}-cpu.svg)\n![memory]({stem}-memory.svg)");
+    let _ = writeln!(
+        md,
+        "\n![latency]({stem}-latency.svg)\n![cpu]({stem}-cpu.svg)\n![memory]({stem}-memory.svg)"
+    );
 
     let _ = writeln!(md, "\n## Targets (from the issue)\n");
     let get = |name: &str| {
@@ -587,7 +612,10 @@ fn render(rows: &[Row], args: &StandardArgs) -> String {
         }
         if let Some((command, _)) = &row.other {
             if !command.is_empty() {
-                let _ = writeln!(md, "  the reference relay, same load:\n  ```sh\n  {command}\n  ```");
+                let _ = writeln!(
+                    md,
+                    "  the reference relay, same load:\n  ```sh\n  {command}\n  ```"
+                );
             }
         }
         if let Ok(s) = &row.result {
@@ -627,10 +655,10 @@ fn side_by_side(md: &mut String, rows: &[Row], args: &StandardArgs) {
     );
     let _ = writeln!(
         md,
-        "| scenario | CPU s / GB ours / ref (ratio) | latency p50 ours / ref (ms) | latency p99 ours / ref (ms, ratio) | \
-         loss % ours / ref | RSS / conn KiB ours / ref (ratio) | setup p50 ours / ref (ms) | note |"
+        "| scenario | CPU s / GB ours / ref (ratio) | CPU µs / message ours / ref (ratio) | latency p50 ours / ref (ms) | \
+         latency p99 ours / ref (ms, ratio) | loss % ours / ref | RSS / conn KiB ours / ref (ratio) | setup p50 ours / ref (ms) | note |"
     );
-    let _ = writeln!(md, "|---|--:|--:|--:|--:|--:|--:|---|");
+    let _ = writeln!(md, "|---|--:|--:|--:|--:|--:|--:|--:|---|");
     let ratio = |ours: Option<f64>, other: Option<f64>| match (ours, other) {
         (Some(o), Some(r)) if o > 0.0 => format!(" ({:.2}x)", r / o),
         _ => String::new(),
@@ -643,7 +671,7 @@ fn side_by_side(md: &mut String, rows: &[Row], args: &StandardArgs) {
             };
             let _ = writeln!(
                 md,
-                "| {} | failed: ours {}, reference {} |||||||",
+                "| {} | failed: ours {}, reference {} ||||||||",
                 row.case.name,
                 why(Some(&row.result)),
                 why(row.other.as_ref().map(|o| &o.1))
@@ -651,7 +679,17 @@ fn side_by_side(md: &mut String, rows: &[Row], args: &StandardArgs) {
             continue;
         };
         let cpu = |s: &Summary| s.relay.as_ref().and_then(|p| p.cpu_s_per_gb);
-        let rss = |s: &Summary| s.relay.as_ref().and_then(|p| p.rss_per_connection_bytes).map(|b| b / 1024.0);
+        // CPU per message delivered to a subscriber: the chat workload's unit.
+        let per_message = |s: &Summary| {
+            let cpu = s.relay.as_ref()?.cpu_s;
+            (s.frames_received > 0).then(|| cpu / s.frames_received as f64 * 1e6)
+        };
+        let rss = |s: &Summary| {
+            s.relay
+                .as_ref()
+                .and_then(|p| p.rss_per_connection_bytes)
+                .map(|b| b / 1024.0)
+        };
         let mut notes = Vec::new();
         if saturated(o) {
             notes.push("ours saturated");
@@ -664,11 +702,14 @@ fn side_by_side(md: &mut String, rows: &[Row], args: &StandardArgs) {
         }
         let _ = writeln!(
             md,
-            "| {} | {} / {}{} | {} / {} | {} / {}{} | {:.2} / {:.2} | {} / {}{} | {} / {} | {} |",
+            "| {} | {} / {}{} | {} / {}{} | {} / {} | {} / {}{} | {:.2} / {:.2} | {} / {}{} | {} / {} | {} |",
             row.case.name,
             opt(cpu(o), 1),
             opt(cpu(r), 1),
             ratio(cpu(o), cpu(r)),
+            opt(per_message(o), 1),
+            opt(per_message(r), 1),
+            ratio(per_message(o), per_message(r)),
             opt(o.latency_p50_ms, 2),
             opt(r.latency_p50_ms, 2),
             opt(o.latency_p99_ms, 2),
