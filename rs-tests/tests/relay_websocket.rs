@@ -292,3 +292,88 @@ async fn a_websocket_peer_sending_garbage_is_closed_and_harms_no_one() {
     .await
     .expect("timed out");
 }
+
+/// `wss://`: the client's TLS over TCP, here through a TLS-terminating
+/// proxy in front of the relay's plain TCP port (as a deployment puts a
+/// load balancer there), verified by a pinned fingerprint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_goes_through_a_tls_terminating_proxy() {
+    use std::sync::Arc;
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        let cert = moq_lite::endpoint::generate_self_signed(&["localhost".into()]).unwrap();
+        let fingerprint = moq_lite::endpoint::fingerprint_hex(&cert.chain[0]);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(cert.chain.clone(), cert.key.clone_key())
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = listener.local_addr().unwrap();
+        let upstream = relay.http;
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+
+        let client = moq_lite::endpoint::Client::new(moq_lite::endpoint::ClientConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls: moq_lite::endpoint::ClientTls {
+                fingerprints: vec![fingerprint],
+                system_roots: false,
+                ..Default::default()
+            },
+            protocols: vec!["moq-lite-04".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let url = format!("wss://localhost:{}/", proxy.port()).parse().unwrap();
+        let (published, _b, mut track) = broadcast("secure", "t");
+        let connected = client.connect_websocket(&url).await.expect("wss connects");
+        assert_eq!(connected.protocol.as_deref(), Some("moq-lite-04"));
+        let _publisher = moq_transport_compat::connect(
+            connected.session,
+            SessionConfig {
+                publish: Some(published.consume()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("session");
+        let received = OriginProducer::new();
+        let (_s, _sc) = relay
+            .connect(&relay.url("https", "/"), None, Some(&received))
+            .await;
+        let mut consumer = subscribe(&received, "secure", "t").await;
+        deliver(&mut track, &mut consumer).await;
+
+        // A certificate that is not the pinned one is refused.
+        let stranger = moq_lite::endpoint::Client::new(moq_lite::endpoint::ClientConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls: moq_lite::endpoint::ClientTls {
+                fingerprints: vec!["00".repeat(32)],
+                system_roots: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        let err = stranger.connect_websocket(&url).await.unwrap_err();
+        assert!(matches!(err, moq_lite::endpoint::EndpointError::Tls(_)), "{err}");
+    })
+    .await
+    .expect("timed out");
+}
