@@ -184,7 +184,11 @@ fn draw(path: &Path, caption: &str, x: &str, y: &str, series: &[Series]) -> anyh
     for line in series.iter().filter(|s| !s.points.is_empty()) {
         let color = line.color;
         let style = ShapeStyle::from(&color).stroke_width(2);
-        let label = line.label.clone();
+        let label = if line.dashed {
+            format!("{} (dashed)", line.label)
+        } else {
+            line.label.clone()
+        };
         if line.dashed {
             chart
                 .draw_series(DashedLineSeries::new(line.points.iter().copied(), 6, 4, style))
