@@ -795,7 +795,8 @@ async fn a_refused_publisher_fails_with_the_reason() {
         let key = moq_relay::auth::Key::generate(moq_relay::auth::Algorithm::ES256).unwrap();
         key.save(&path).unwrap();
         let relay = TestRelay::start(|c| c.auth_key = Some(path.clone())).await;
-        for url in [quic(&relay), https(&relay)] {
+        let ws = format!("ws://127.0.0.1:{}/", relay.http.port());
+        for url in [quic(&relay), https(&relay), ws] {
             let mut publisher =
                 Moq::spawn(&["publish", &url, "nope", "--tls-disable-verify", "--no-reconnect"]);
             publisher.write(b"a\nb\n").await;

@@ -411,7 +411,10 @@ struct Link {
 
 async fn serve_quic(incoming: Incoming, shared: Arc<Shared>, id: u64, slot: Slot) {
     let remote = incoming.remote();
-    let accepted = match incoming.accept().await {
+    // Setup futures are boxed: a task's state is as large as the largest
+    // future it ever awaits, and an idle session would carry the QUIC and
+    // WebTransport handshakes' size for its whole life otherwise.
+    let accepted = match Box::pin(incoming.accept()).await {
         Ok(accepted) => accepted,
         Err(err) => {
             shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
@@ -447,7 +450,18 @@ async fn serve_websocket(upgrade: crate::http::Upgrade, shared: Arc<Shared>, id:
     };
     let counts = websocket::ByteCounts::default();
     let io = websocket::Counted::new(hyper_util::rt::TokioIo::new(io), counts.clone());
-    let session = websocket::accept(io, upgrade.subprotocol.as_deref()).await;
+    let session = Box::pin(websocket::accept(io, upgrade.subprotocol.as_deref())).await;
+    // A refusal must not overtake the transport parameters (see
+    // `ByteCounts::written_once`); they go out at once, so the bound only
+    // matters for a peer that never reads.
+    if tokio::time::timeout(SETUP_TIMEOUT, counts.written_once())
+        .await
+        .is_err()
+    {
+        shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(%remote, "WebSocket peer never took our transport parameters");
+        return;
+    }
     let link = Link {
         remote,
         transport: Transport::WebSocket,
@@ -467,7 +481,10 @@ async fn serve<T: web_transport_trait::Session>(
     slot: Slot,
 ) {
     let remote = link.remote;
-    let handshake = tokio::time::timeout(SETUP_TIMEOUT, moq_transport_compat::handshake(transport.clone()));
+    let handshake = tokio::time::timeout(
+        SETUP_TIMEOUT,
+        Box::pin(moq_transport_compat::handshake(transport.clone())),
+    );
     let handshake = match handshake.await.unwrap_or(Err(moq_lite::Error::Timeout)) {
         Ok(handshake) => handshake,
         Err(err) => {
@@ -507,7 +524,7 @@ async fn serve<T: web_transport_trait::Session>(
         max_announced: Some(shared.max_announced),
         ..Default::default()
     };
-    let session = match handshake.start(config).await {
+    let session = match Box::pin(handshake.start(config)).await {
         Ok(session) => Arc::new(session),
         Err(err) => {
             drop(slot);

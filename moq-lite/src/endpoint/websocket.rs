@@ -241,32 +241,91 @@ where
     Ok((upgraded.connect(), protocol))
 }
 
-/// `ws` with a text message turned into an error, which ends the session:
-/// QMux travels in binary messages only (draft-lcurley-qmux-websocket), and
-/// the `qmux` crate would skip text ones, leaving a peer that sends nothing
-/// else connected until the MoQ handshake times out.
-fn binary_only<S>(
+/// The WebSocket as QMux gets it: text messages turn into an error, and
+/// writes after the peer's close are dropped instead of failing.
+///
+/// - QMux travels in binary messages only (draft-lcurley-qmux-websocket);
+///   the `qmux` crate would skip text ones, leaving a peer that sends
+///   nothing else connected until the MoQ handshake times out.
+/// - A peer ends a session with a QMux close frame (its code says why: a
+///   refusal, say) then a WebSocket Close. Once tungstenite has read that
+///   Close, every write fails, and a failed write ends the `qmux` session as
+///   plainly "closed" before its reader task has handled the close frame
+///   queued ahead of it: the code would be lost. Dropping those writes
+///   instead (the peer is gone; nobody would read them) lets the reader's
+///   ordered view decide.
+struct BinaryOnly<S> {
     ws: S,
-) -> impl futures::Stream<Item = std::result::Result<tungstenite::Message, tungstenite::Error>>
-+ futures::Sink<tungstenite::Message, Error = tungstenite::Error>
-+ Unpin
-+ Send
-+ 'static
+}
+
+fn binary_only<S>(ws: S) -> BinaryOnly<S> {
+    BinaryOnly { ws }
+}
+
+type WsResult<T> = std::result::Result<T, tungstenite::Error>;
+
+/// Whether a write failed because the WebSocket is already closing.
+fn closing(err: &tungstenite::Error) -> bool {
+    matches!(
+        err,
+        tungstenite::Error::ConnectionClosed
+            | tungstenite::Error::AlreadyClosed
+            | tungstenite::Error::Protocol(tungstenite::error::ProtocolError::SendAfterClosing)
+    )
+}
+
+impl<S> futures::Stream for BinaryOnly<S>
 where
-    S: futures::Stream<Item = std::result::Result<tungstenite::Message, tungstenite::Error>>
-        + futures::Sink<tungstenite::Message, Error = tungstenite::Error>
-        + Unpin
-        + Send
-        + 'static,
+    S: futures::Stream<Item = WsResult<tungstenite::Message>> + Unpin,
 {
-    use futures::StreamExt;
-    ws.map(|message| match message {
-        Ok(tungstenite::Message::Text(_)) => Err(tungstenite::Error::Io(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "a text message on a QMux WebSocket",
-        ))),
-        other => other,
-    })
+    type Item = WsResult<tungstenite::Message>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.ws).poll_next(cx).map(|message| match message {
+            Some(Ok(tungstenite::Message::Text(_))) => {
+                Some(Err(tungstenite::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "a text message on a QMux WebSocket",
+                ))))
+            }
+            other => other,
+        })
+    }
+}
+
+impl<S> futures::Sink<tungstenite::Message> for BinaryOnly<S>
+where
+    S: futures::Sink<tungstenite::Message, Error = tungstenite::Error> + Unpin,
+{
+    type Error = tungstenite::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WsResult<()>> {
+        match Pin::new(&mut self.ws).poll_ready(cx) {
+            Poll::Ready(Err(err)) if closing(&err) => Poll::Ready(Ok(())),
+            other => other,
+        }
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, message: tungstenite::Message) -> WsResult<()> {
+        match Pin::new(&mut self.ws).start_send(message) {
+            Err(err) if closing(&err) => Ok(()),
+            other => other,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WsResult<()>> {
+        match Pin::new(&mut self.ws).poll_flush(cx) {
+            Poll::Ready(Err(err)) if closing(&err) => Poll::Ready(Ok(())),
+            other => other,
+        }
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WsResult<()>> {
+        match Pin::new(&mut self.ws).poll_close(cx) {
+            Poll::Ready(Err(err)) if closing(&err) => Poll::Ready(Ok(())),
+            other => other,
+        }
+    }
 }
 
 /// Bytes read and written on one connection, shared with whoever reports
@@ -275,9 +334,30 @@ where
 pub struct ByteCounts {
     read: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
+    /// Woken on every write.
+    wrote: Arc<tokio::sync::Notify>,
 }
 
 impl ByteCounts {
+    /// Waits until something was written (for a new QMux session: its
+    /// transport parameters, which it queues first).
+    ///
+    /// A QMux session closed while its first write is in flight abandons
+    /// that write and never sends its close frame (the `qmux` crate will not
+    /// touch a transport parked mid-frame), so a server that refuses a
+    /// session at once waits for this first: the peer then learns why.
+    pub async fn written_once(&self) {
+        loop {
+            let wrote = self.wrote.notified();
+            tokio::pin!(wrote);
+            wrote.as_mut().enable();
+            if self.sent() > 0 {
+                return;
+            }
+            wrote.await;
+        }
+    }
+
     /// Bytes received so far.
     pub fn received(&self) -> u64 {
         self.read.load(Ordering::Relaxed)
@@ -289,52 +369,109 @@ impl ByteCounts {
     }
 }
 
-/// An I/O stream that counts the bytes through it into a [`ByteCounts`].
-pub struct Counted<T> {
-    inner: T,
+/// How long a closed connection keeps reading what the peer still sends.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// An I/O stream that counts the bytes through it into a [`ByteCounts`],
+/// and closes gracefully when dropped.
+///
+/// Closing a TCP socket with unread bytes in its receive buffer makes the
+/// kernel send a reset, and a reset makes the peer discard what it had not
+/// read yet: the QMux close frame that says why (a refusal's code, say).
+/// So a dropped `Counted` shuts its write side down and keeps reading (and
+/// discarding) until the peer closes too, for at most [`LINGER`], in a task
+/// of its own, as HTTP servers' lingering close does.
+pub struct Counted<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    inner: Option<T>,
     counts: ByteCounts,
 }
 
-impl<T> Counted<T> {
+impl<T> Counted<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     /// Counts `inner`'s traffic into `counts`.
     pub fn new(inner: T, counts: ByteCounts) -> Self {
-        Counted { inner, counts }
+        Counted {
+            inner: Some(inner),
+            counts,
+        }
+    }
+
+    fn inner(&mut self) -> Pin<&mut T> {
+        // Only `drop` takes it.
+        Pin::new(self.inner.as_mut().expect("present until dropped"))
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+impl<T> Drop for Counted<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    fn drop(&mut self) {
+        let (Some(mut inner), Ok(runtime)) = (self.inner.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let _ = tokio::time::timeout(LINGER, async {
+                let _ = inner.shutdown().await;
+                let mut sink = [0u8; 4096];
+                while let Ok(n) = inner.read(&mut sink).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+        });
+    }
+}
+
+impl<T> AsyncRead for Counted<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
-        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let poll = self.inner().poll_read(cx, buf);
         let n = (buf.filled().len() - before) as u64;
         self.counts.read.fetch_add(n, Ordering::Relaxed);
         poll
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+impl<T> AsyncWrite for Counted<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let poll = self.inner().poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = &poll {
             self.counts.written.fetch_add(*n as u64, Ordering::Relaxed);
+            self.counts.wrote.notify_waiters();
         }
         poll
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        self.inner().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.inner().poll_shutdown(cx)
     }
 }
 

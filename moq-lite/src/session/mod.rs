@@ -511,10 +511,13 @@ async fn serve_bi<T: Transport>(
             Err(StreamError::Protocol(Error::Cancel))
         }
         ControlStream::Session => Err(StreamError::Protocol(Error::UnexpectedStream)),
-        ControlStream::Announce => publisher.serve_announce(writer, reader).await,
-        ControlStream::Subscribe => publisher.serve_subscribe(writer, reader).await,
-        ControlStream::Fetch => publisher.serve_fetch(writer, reader).await,
-        ControlStream::Probe => publisher.serve_probe(writer, reader).await,
+        // Boxed, so that each stream's task is the size of what it runs
+        // rather than of the largest of them: an Announce stream lives as
+        // long as the session, idle or not.
+        ControlStream::Announce => Box::pin(publisher.serve_announce(writer, reader)).await,
+        ControlStream::Subscribe => Box::pin(publisher.serve_subscribe(writer, reader)).await,
+        ControlStream::Fetch => Box::pin(publisher.serve_fetch(writer, reader)).await,
+        ControlStream::Probe => Box::pin(publisher.serve_probe(writer, reader)).await,
     }
 }
 
