@@ -50,7 +50,9 @@ pub mod model;
 mod session;
 
 pub use session::stream;
-pub use session::{DEFAULT_MAX_ANNOUNCED, Session, SessionConfig, SessionStats, StatsSnapshot};
+pub use session::{
+    DEFAULT_MAX_ANNOUNCED, Session, SessionConfig, SessionStats, SharedTransport, StatsSnapshot,
+};
 
 pub use error::{Error, Result};
 

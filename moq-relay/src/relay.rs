@@ -471,20 +471,17 @@ async fn serve_websocket(upgrade: crate::http::Upgrade, shared: Arc<Shared>, id:
     serve(session, link, shared, id, upgrade.slot).await
 }
 
-/// Runs one session, whatever its transport: SETUP, authorization, then
-/// the session until it ends.
-async fn serve<T: web_transport_trait::Session>(
+/// SETUP and authorization: the running session and what the token
+/// allows, or `None` once refused (the slot is then already released, and
+/// the peer told why).
+async fn admit<T: web_transport_trait::Session>(
     transport: T,
-    link: Link,
-    shared: Arc<Shared>,
-    id: u64,
+    link: &Link,
+    shared: &Shared,
     slot: Slot,
-) {
+) -> Option<(Arc<Session>, crate::auth::Access, Slot)> {
     let remote = link.remote;
-    let handshake = tokio::time::timeout(
-        SETUP_TIMEOUT,
-        Box::pin(moq_transport_compat::handshake(transport.clone())),
-    );
+    let handshake = tokio::time::timeout(SETUP_TIMEOUT, moq_transport_compat::handshake(transport.clone()));
     let handshake = match handshake.await.unwrap_or(Err(moq_lite::Error::Timeout)) {
         Ok(handshake) => handshake,
         Err(err) => {
@@ -493,7 +490,7 @@ async fn serve<T: web_transport_trait::Session>(
             transport.close(err.code(), &err.to_string());
             shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%remote, %err, "session refused");
-            return;
+            return None;
         }
     };
     let request = link.request.as_ref().map(|(p, q)| (p.as_str(), q.as_deref()));
@@ -505,7 +502,7 @@ async fn serve<T: web_transport_trait::Session>(
             tracing::info!(%remote, %path, %err, "unauthorized");
             drop(slot);
             handshake.refuse(err.to_moq());
-            return;
+            return None;
         }
     };
     let publish = shared
@@ -524,16 +521,33 @@ async fn serve<T: web_transport_trait::Session>(
         max_announced: Some(shared.max_announced),
         ..Default::default()
     };
-    let session = match Box::pin(handshake.start(config)).await {
-        Ok(session) => Arc::new(session),
+    match handshake.start(config).await {
+        Ok(session) => Some((Arc::new(session), access, slot)),
         Err(err) => {
             drop(slot);
             // Say why, rather than leaving QUIC to close with 0.
             transport.close(err.code(), &err.to_string());
             shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%remote, %err, "session refused");
-            return;
+            None
         }
+    }
+}
+
+/// Runs one session, whatever its transport: SETUP, authorization, then
+/// the session until it ends.
+async fn serve<T: web_transport_trait::Session>(
+    transport: T,
+    link: Link,
+    shared: Arc<Shared>,
+    id: u64,
+    slot: Slot,
+) {
+    let remote = link.remote;
+    // Boxed: the setup's futures are large, and this task lives as long as
+    // the session; only what the running session needs stays inline.
+    let Some((session, access, _slot)) = Box::pin(admit(transport, &link, &shared, slot)).await else {
+        return;
     };
     tracing::info!(%remote, transport = %link.transport, version = ?session.version(), root = %access.root, "session");
     shared.metrics.sessions_total.fetch_add(1, Ordering::Relaxed);

@@ -26,8 +26,10 @@
 //! [`crate::lite`], the group-sending policy from [`crate::delivery`].
 
 mod publisher;
+mod shared;
 mod stats;
 pub mod stream;
+pub use shared::SharedTransport;
 mod subscriber;
 
 pub use stats::{SessionStats, StatsSnapshot};
@@ -172,6 +174,7 @@ impl Session {
         (version, session_stream): (Version, Option<SessionStream<T>>),
         config: SessionConfig,
     ) -> Session {
+        let transport = SharedTransport::new(transport);
         let SessionConfig {
             publish,
             subscribe,
@@ -447,15 +450,18 @@ async fn run<T: Transport>(
         tasks.spawn(serve_session_stream::<T>(version, writer, reader));
     }
     loop {
+        // The accept futures are boxed: this task lives as long as the
+        // session, and its state would otherwise hold both inline (several
+        // KiB per idle session).
         tokio::select! {
-            accepted = transport.accept_bi() => match accepted {
+            accepted = Box::pin(transport.accept_bi()) => match accepted {
                 Ok((send, recv)) => {
                     let stream = (Writer::new(send), Reader::new(recv));
                     tasks.spawn(serve_bi(version, publisher.clone(), goaway.clone(), stream));
                 }
                 Err(err) => return transport_error(err),
             },
-            accepted = transport.accept_uni() => match accepted {
+            accepted = Box::pin(transport.accept_uni()) => match accepted {
                 Ok(recv) => {
                     tasks.spawn(serve_uni(version, subscriber.clone(), Reader::new(recv)));
                 }
