@@ -248,12 +248,7 @@ impl Client {
             other => return Err(EndpointError::UnsupportedScheme(other.to_string())),
         };
 
-        let host = match url.host() {
-            Some(Host::Domain(domain)) if !domain.is_empty() => domain.to_string(),
-            Some(Host::Ipv4(ip)) => ip.to_string(),
-            Some(Host::Ipv6(ip)) => ip.to_string(),
-            _ => return Err(EndpointError::MissingHost(url.to_string())),
-        };
+        let host = host_of(url)?;
         let port = url.port().unwrap_or(if scheme == "https" { 443 } else { 4443 });
         let remote = self.resolve(&host, port).await?;
         let path = url.path().to_string();
@@ -339,12 +334,7 @@ impl Client {
             "http" => (false, 4443),
             other => return Err(EndpointError::UnsupportedScheme(other.to_string())),
         };
-        let host = match url.host() {
-            Some(Host::Domain(domain)) if !domain.is_empty() => domain.to_string(),
-            Some(Host::Ipv4(ip)) => ip.to_string(),
-            Some(Host::Ipv6(ip)) => ip.to_string(),
-            _ => return Err(EndpointError::MissingHost(url.to_string())),
-        };
+        let host = host_of(url)?;
         let port = url.port().unwrap_or(default_port);
         let remote = self.resolve(&host, port).await?;
         let mut target = url.clone();
@@ -394,6 +384,17 @@ impl Client {
             },
             err => err,
         }
+    }
+}
+
+/// The URL's host as a name or address literal, to resolve and to verify
+/// the certificate against.
+fn host_of(url: &Url) -> Result<String> {
+    match url.host() {
+        Some(Host::Domain(domain)) if !domain.is_empty() => Ok(domain.to_string()),
+        Some(Host::Ipv4(ip)) => Ok(ip.to_string()),
+        Some(Host::Ipv6(ip)) => Ok(ip.to_string()),
+        _ => Err(EndpointError::MissingHost(url.to_string())),
     }
 }
 

@@ -334,7 +334,7 @@ where
 pub struct ByteCounts {
     read: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
-    /// Woken on every write.
+    /// Woken by the first write.
     wrote: Arc<tokio::sync::Notify>,
 }
 
@@ -460,8 +460,10 @@ where
     ) -> Poll<std::io::Result<usize>> {
         let poll = self.inner().poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = &poll {
-            self.counts.written.fetch_add(*n as u64, Ordering::Relaxed);
-            self.counts.wrote.notify_waiters();
+            // Only the first write is waited for; later ones need no wake-up.
+            if self.counts.written.fetch_add(*n as u64, Ordering::Relaxed) == 0 && *n > 0 {
+                self.counts.wrote.notify_waiters();
+            }
         }
         poll
     }
