@@ -13,6 +13,9 @@
 //!   unknown hop, for exactly this bridging case), and -01/02 decode to none.
 //! * ANNOUNCE_INIT lists the active suffixes at once; it exists only in
 //!   -01/02.
+//! * -05 answers the request with ANNOUNCE_OK (the responder's hop ID and
+//!   the size of the initial set) before any ANNOUNCE; the hop lists leave
+//!   the responder out, and status 2 (restart) reads as active.
 //!
 //! The IDs we give ourselves are below 2^53, because a widely used
 //! JavaScript peer reads them as doubles (`shared/specs/README.md`). The wire
@@ -49,6 +52,12 @@ impl HopId {
     /// An ID for this node, or `None` when `id` is 2^53 or more.
     pub const fn new(id: u64) -> Option<HopId> {
         if id <= Self::MAX.0 { Some(HopId(id)) } else { None }
+    }
+
+    /// An ID as received from a peer: any varint, kept as it is (see the
+    /// module docs).
+    pub const fn from_wire(id: u64) -> HopId {
+        HopId(id)
     }
 
     /// The ID.
@@ -98,7 +107,7 @@ impl Message for AnnounceInterest {
 
     fn encode_body(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
         self.prefix.encode(buf)?;
-        if version == Version::Lite04 {
+        if version.has_hop_ids() {
             match self.exclude_hop {
                 None => 0u64.encode(buf)?,
                 // 0 on the wire means "no filter", so it cannot name the unknown hop.
@@ -113,9 +122,10 @@ impl Message for AnnounceInterest {
 
     fn decode_body(buf: &mut Bytes, version: Version) -> Result<Self, DecodeError> {
         let prefix = Path::decode(buf)?;
-        let exclude_hop = match version {
-            Version::Lite04 => Some(HopId::decode(buf)?).filter(|hop| !hop.is_unknown()),
-            _ => None,
+        let exclude_hop = if version.has_hop_ids() {
+            Some(HopId::decode(buf)?).filter(|hop| !hop.is_unknown())
+        } else {
+            None
         };
         Ok(AnnounceInterest { prefix, exclude_hop })
     }
@@ -179,7 +189,7 @@ impl Message for Announce {
             return Err(EncodeError::TooLarge("hop count"));
         }
         (self.hops.len() as u64).encode(buf)?;
-        if version == Version::Lite04 {
+        if version.has_hop_ids() {
             for hop in &self.hops {
                 hop.encode(buf)?;
             }
@@ -188,7 +198,15 @@ impl Message for Announce {
     }
 
     fn decode_body(buf: &mut Bytes, version: Version) -> Result<Self, DecodeError> {
-        let status = AnnounceStatus::decode(buf)?;
+        let status = match u64::decode(buf)? {
+            0 => AnnounceStatus::Ended,
+            1 => AnnounceStatus::Active,
+            // lite-05 "ANNOUNCE": 2 is a restart, which the shipped code
+            // never sends and reads as active (a second active for a live
+            // path is the restart).
+            2 if version.has_announce_ok() => AnnounceStatus::Active,
+            _ => return Err(DecodeError::Invalid("unknown announce status")),
+        };
         let suffix = Path::decode(buf)?;
         let mut hops = Vec::new();
         if !version.uses_setup() {
@@ -198,7 +216,7 @@ impl Message for Announce {
             }
             // Bounded by MAX_HOPS just above.
             let count = count as usize;
-            if version == Version::Lite04 {
+            if version.has_hop_ids() {
                 hops.reserve(count);
                 for _ in 0..count {
                     hops.push(HopId::decode(buf)?);
@@ -208,6 +226,41 @@ impl Message for Announce {
             }
         }
         Ok(Announce { status, suffix, hops })
+    }
+}
+
+/// ANNOUNCE_OK (-05+): the publisher's first reply on an Announce stream.
+///
+/// It names the responder's hop ID, which the lists that follow leave out
+/// (the receiver appends it to each), and how many announcements of active
+/// broadcasts follow at once (the initial set); later ones are live changes
+/// (`lite-06-shipped-notes.md` section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AnnounceOk {
+    /// The responder's own hop ID; [`HopId::UNKNOWN`] for an endpoint
+    /// without one.
+    pub hop: HopId,
+    /// How many ANNOUNCE messages of the initial set follow.
+    pub active_count: u64,
+}
+
+impl Message for AnnounceOk {
+    const NAME: &'static str = "ANNOUNCE_OK";
+
+    fn exists_in(version: Version) -> bool {
+        version.has_announce_ok()
+    }
+
+    fn encode_body(&self, _version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        self.hop.encode(buf)?;
+        self.active_count.encode(buf)
+    }
+
+    fn decode_body(buf: &mut Bytes, _version: Version) -> Result<Self, DecodeError> {
+        Ok(AnnounceOk {
+            hop: HopId::decode(buf)?,
+            active_count: u64::decode(buf)?,
+        })
     }
 }
 

@@ -22,7 +22,7 @@ impl Message for Goaway {
     const NAME: &'static str = "GOAWAY";
 
     fn exists_in(version: Version) -> bool {
-        version == Version::Lite04
+        version.has_goaway()
     }
 
     fn encode_body(&self, _version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {

@@ -1,6 +1,6 @@
 //! The moq-lite wire messages, for every version we speak.
 //!
-//! moq-lite-04 and -03 are chosen by ALPN; -02 and -01 through the SETUP
+//! moq-lite-05, -04 and -03 are chosen by ALPN; -02 and -01 through the SETUP
 //! path (see [`Version`]). Every stream starts with a stream type
 //! ([`ControlStream`], [`DataStream`], [`SetupStream`]); the messages that
 //! follow are length-prefixed and implement [`Message`], whose `encode` /
@@ -15,6 +15,7 @@
 //! writes these messages on streams.
 
 mod announce;
+mod datagram;
 mod fetch;
 mod goaway;
 mod group;
@@ -22,19 +23,24 @@ mod message;
 mod path;
 mod probe;
 mod setup;
+mod setup_stream;
 mod stream;
 mod subscribe;
+mod track;
 mod version;
 
 pub use announce::*;
+pub use datagram::*;
 pub use fetch::*;
 pub use goaway::*;
 pub use group::*;
 pub use message::*;
 pub use probe::*;
 pub use setup::*;
+pub use setup_stream::*;
 pub use stream::*;
 pub use subscribe::*;
+pub use track::*;
 pub use version::*;
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ impl Message for Probe {
 
     fn encode_body(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
         self.bitrate.encode(buf)?;
-        if version == Version::Lite04 {
+        if version.has_probe_rtt() {
             self.rtt_ms.encode(buf)?;
         }
         Ok(())
@@ -37,7 +37,7 @@ impl Message for Probe {
 
     fn decode_body(buf: &mut Bytes, version: Version) -> Result<Self, DecodeError> {
         let bitrate = u64::decode(buf)?;
-        let rtt_ms = if version == Version::Lite04 {
+        let rtt_ms = if version.has_probe_rtt() {
             u64::decode(buf)?
         } else {
             0

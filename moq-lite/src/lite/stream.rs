@@ -10,10 +10,11 @@
 //! |  0x2  | Subscribe                          | all        |
 //! |  0x3  | Fetch                              | 03, 04     |
 //! |  0x4  | Probe                              | 03, 04     |
-//! |  0x5  | Goaway                             | 04         |
+//! |  0x5  | Goaway                             | 04, 05     |
+//! |  0x6  | Track                              | 05         |
 //! |  0x20 | SessionCompat (CLIENT_SETUP)       | SETUP path |
 //!
-//! Unidirectional streams have one type, 0x0 Group, in every version.
+//! Unidirectional streams: 0x0 Group in every version, 0x1 Setup from 05.
 //!
 //! An unknown type is not a decode error: moq-lite-03/04 negotiate extensions
 //! by opening streams of new types, and the receiver resets just that stream
@@ -53,8 +54,10 @@ pub enum ControlStream {
     Fetch,
     /// Probe stream (moq-lite-03+), opened by the subscriber with PROBE.
     Probe,
-    /// Goaway stream (moq-lite-04), opened by either side with GOAWAY.
+    /// Goaway stream (moq-lite-04+), opened by either side with GOAWAY.
     Goaway,
+    /// Track stream (moq-lite-05+), opened by the subscriber with TRACK.
+    Track,
 }
 
 impl ControlStream {
@@ -67,6 +70,7 @@ impl ControlStream {
             ControlStream::Fetch => 0x3,
             ControlStream::Probe => 0x4,
             ControlStream::Goaway => 0x5,
+            ControlStream::Track => 0x6,
         }
     }
 
@@ -76,7 +80,8 @@ impl ControlStream {
             ControlStream::Session => version.uses_setup(),
             ControlStream::Announce | ControlStream::Subscribe => true,
             ControlStream::Fetch | ControlStream::Probe => !version.uses_setup(),
-            ControlStream::Goaway => matches!(version, Version::Lite04),
+            ControlStream::Goaway => version.has_goaway(),
+            ControlStream::Track => version.has_track_stream(),
         }
     }
 
@@ -89,6 +94,7 @@ impl ControlStream {
             0x3 => ControlStream::Fetch,
             0x4 => ControlStream::Probe,
             0x5 => ControlStream::Goaway,
+            0x6 => ControlStream::Track,
             _ => return None,
         };
         kind.exists_in(version).then_some(kind)
@@ -117,6 +123,8 @@ impl ControlStream {
 pub enum DataStream {
     /// Group stream: a GROUP header followed by FRAMEs.
     Group,
+    /// Setup stream (moq-lite-05+): one SETUP, then FIN; one each way.
+    Setup,
 }
 
 impl DataStream {
@@ -124,18 +132,31 @@ impl DataStream {
     pub const fn code(self) -> u64 {
         match self {
             DataStream::Group => 0x0,
+            DataStream::Setup => 0x1,
         }
     }
 
-    /// Writes the stream type (the same in every version).
-    pub fn encode<B: BufMut>(self, _version: Version, buf: &mut B) -> Result<(), EncodeError> {
+    /// Whether `version` defines this stream type.
+    pub const fn exists_in(self, version: Version) -> bool {
+        match self {
+            DataStream::Group => true,
+            DataStream::Setup => version.has_setup_stream(),
+        }
+    }
+
+    /// Writes the stream type; fails if `version` lacks this stream.
+    pub fn encode<B: BufMut>(self, version: Version, buf: &mut B) -> Result<(), EncodeError> {
+        if !self.exists_in(version) {
+            return Err(EncodeError::Version("stream type"));
+        }
         self.code().encode(buf)
     }
 
     /// Reads a stream type; an undefined value is [`StreamType::Unknown`].
-    pub fn decode<B: Buf>(buf: &mut B, _version: Version) -> Result<StreamType<DataStream>, DecodeError> {
+    pub fn decode<B: Buf>(buf: &mut B, version: Version) -> Result<StreamType<DataStream>, DecodeError> {
         Ok(match u64::decode(buf)? {
             0x0 => StreamType::Known(DataStream::Group),
+            0x1 if version.has_setup_stream() => StreamType::Known(DataStream::Setup),
             code => StreamType::Unknown(code),
         })
     }

@@ -214,12 +214,13 @@ impl SubscribeOk {
 impl Message for SubscribeOk {
     const NAME: &'static str = "SUBSCRIBE_OK";
 
-    fn exists_in(_version: Version) -> bool {
-        true
+    fn exists_in(version: Version) -> bool {
+        !version.has_subscribe_end()
     }
 
     fn encode_body(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
         match version {
+            Version::Lite05 => Err(EncodeError::Version(Self::NAME)),
             Version::Lite02 => Ok(()),
             Version::Lite01 => self.priority.encode(buf),
             Version::Lite03 | Version::Lite04 => {
@@ -234,6 +235,7 @@ impl Message for SubscribeOk {
 
     fn decode_body(buf: &mut Bytes, version: Version) -> Result<Self, DecodeError> {
         match version {
+            Version::Lite05 => Err(DecodeError::Invalid("message not defined in this version")),
             Version::Lite02 => Ok(SubscribeOk::default()),
             Version::Lite01 => Ok(SubscribeOk {
                 priority: u8::decode(buf)?,
@@ -276,8 +278,15 @@ pub struct SubscribeDrop {
 }
 
 impl SubscribeDrop {
-    /// The type prefix.
+    /// The type prefix up to -04.
     pub const TYPE: u64 = 0x1;
+    /// The type prefix from -05 on (0x1 became SUBSCRIBE_END).
+    pub const TYPE_05: u64 = 0x2;
+
+    /// The type prefix in `version`.
+    pub const fn type_in(version: Version) -> u64 {
+        if version.has_subscribe_end() { Self::TYPE_05 } else { Self::TYPE }
+    }
 }
 
 impl Message for SubscribeDrop {
@@ -299,6 +308,86 @@ impl Message for SubscribeDrop {
             end: u64::decode(buf)?,
             error: u64::decode(buf)?,
         })
+    }
+
+    fn encode<B: BufMut>(&self, version: Version, buf: &mut B) -> Result<(), EncodeError> {
+        encode_typed(self, Self::type_in(version), version, buf)
+    }
+
+    fn decode<B: Buf>(buf: &mut B, version: Version) -> Result<Self, DecodeError> {
+        decode_typed(buf, Self::type_in(version), version)
+    }
+}
+
+/// SUBSCRIBE_START (-05+, the texts' SUBSCRIBE_OK): the absolute sequence of
+/// the first group the publisher delivers, sent once that is known.
+///
+/// Its [`Message::encode`] / [`Message::decode`] include the type prefix 0x0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SubscribeStart {
+    /// The first group delivered.
+    pub group: u64,
+}
+
+impl SubscribeStart {
+    /// The type prefix.
+    pub const TYPE: u64 = 0x0;
+}
+
+impl Message for SubscribeStart {
+    const NAME: &'static str = "SUBSCRIBE_START";
+
+    fn exists_in(version: Version) -> bool {
+        version.has_subscribe_end()
+    }
+
+    fn encode_body(&self, _version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        self.group.encode(buf)
+    }
+
+    fn decode_body(buf: &mut Bytes, _version: Version) -> Result<Self, DecodeError> {
+        Ok(SubscribeStart { group: u64::decode(buf)? })
+    }
+
+    fn encode<B: BufMut>(&self, version: Version, buf: &mut B) -> Result<(), EncodeError> {
+        encode_typed(self, Self::TYPE, version, buf)
+    }
+
+    fn decode<B: Buf>(buf: &mut B, version: Version) -> Result<Self, DecodeError> {
+        decode_typed(buf, Self::TYPE, version)
+    }
+}
+
+/// SUBSCRIBE_END (-05+): the first group that will never come, **exclusive**
+/// (0: the track produced nothing). The -05 text says inclusive; the shipped
+/// code on both ends sends and reads exclusive (`lite-06-shipped-notes.md`
+/// section 6), and so do we.
+///
+/// Its [`Message::encode`] / [`Message::decode`] include the type prefix 0x1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SubscribeEnd {
+    /// One past the last group delivered or dropped.
+    pub group: u64,
+}
+
+impl SubscribeEnd {
+    /// The type prefix.
+    pub const TYPE: u64 = 0x1;
+}
+
+impl Message for SubscribeEnd {
+    const NAME: &'static str = "SUBSCRIBE_END";
+
+    fn exists_in(version: Version) -> bool {
+        version.has_subscribe_end()
+    }
+
+    fn encode_body(&self, _version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        self.group.encode(buf)
+    }
+
+    fn decode_body(buf: &mut Bytes, _version: Version) -> Result<Self, DecodeError> {
+        Ok(SubscribeEnd { group: u64::decode(buf)? })
     }
 
     fn encode<B: BufMut>(&self, version: Version, buf: &mut B) -> Result<(), EncodeError> {
@@ -340,8 +429,12 @@ fn decode_typed<M: Message, B: Buf>(buf: &mut B, ty: u64, version: Version) -> R
 /// Any message the publisher sends on a Subscribe stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubscribeResponse {
-    /// SUBSCRIBE_OK.
+    /// SUBSCRIBE_OK (up to -04).
     Ok(SubscribeOk),
+    /// SUBSCRIBE_START (-05+).
+    Start(SubscribeStart),
+    /// SUBSCRIBE_END (-05+).
+    End(SubscribeEnd),
     /// SUBSCRIBE_DROP (-03+).
     Drop(SubscribeDrop),
 }
@@ -351,6 +444,8 @@ impl SubscribeResponse {
     pub fn encode<B: BufMut>(&self, version: Version, buf: &mut B) -> Result<(), EncodeError> {
         match self {
             SubscribeResponse::Ok(ok) => ok.encode(version, buf),
+            SubscribeResponse::Start(start) => start.encode(version, buf),
+            SubscribeResponse::End(end) => end.encode(version, buf),
             SubscribeResponse::Drop(drop) => drop.encode(version, buf),
         }
     }
@@ -361,7 +456,23 @@ impl SubscribeResponse {
         if version.uses_setup() {
             return SubscribeOk::decode(buf, version).map(SubscribeResponse::Ok);
         }
-        match u64::decode(buf)? {
+        let ty = u64::decode(buf)?;
+        if version.has_subscribe_end() {
+            // An unknown response type is an error, not skipped (shipped notes, section 6).
+            return match ty {
+                SubscribeStart::TYPE => decode_framed(buf, LengthPrefix::VarInt, |body| {
+                    SubscribeStart::decode_body(body, version).map(SubscribeResponse::Start)
+                }),
+                SubscribeEnd::TYPE => decode_framed(buf, LengthPrefix::VarInt, |body| {
+                    SubscribeEnd::decode_body(body, version).map(SubscribeResponse::End)
+                }),
+                SubscribeDrop::TYPE_05 => decode_framed(buf, LengthPrefix::VarInt, |body| {
+                    SubscribeDrop::decode_body(body, version).map(SubscribeResponse::Drop)
+                }),
+                _ => Err(DecodeError::Invalid("unknown subscribe response type")),
+            };
+        }
+        match ty {
             SubscribeOk::TYPE => decode_framed(buf, LengthPrefix::VarInt, |body| {
                 SubscribeOk::decode_body(body, version).map(SubscribeResponse::Ok)
             }),

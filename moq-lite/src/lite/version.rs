@@ -1,6 +1,6 @@
 //! Protocol versions and how each is negotiated.
 //!
-//! moq-lite-03 and -04 are chosen by ALPN (raw QUIC) or the WebTransport
+//! moq-lite-03, -04 and -05 are chosen by ALPN (raw QUIC) or the WebTransport
 //! `wt-protocol` header, with the version string as the token. moq-lite-01 and
 //! -02 predate that: they share the ALPN `moql` (or no WebTransport protocol)
 //! and pick the version in the SETUP exchange by its 32-bit code, alongside
@@ -24,6 +24,10 @@ pub const DRAFT_14_CODE: u32 = 0xff00_000e;
 /// Declared newest first; [`Version::ALL`] is the order a client offers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Version {
+    /// moq-lite-05: a SETUP uni stream each way, TRACK / TRACK_INFO,
+    /// SUBSCRIBE_START / SUBSCRIBE_END, ANNOUNCE_OK, per-frame timestamps,
+    /// datagrams.
+    Lite05,
     /// moq-lite-04: ANNOUNCE_INTEREST with Exclude Hop, hop ID lists, PROBE
     /// with RTT, GOAWAY.
     Lite04,
@@ -37,13 +41,16 @@ pub enum Version {
 
 impl Version {
     /// Every version, in the order a client prefers them.
-    pub const ALL: [Version; 4] = [Version::Lite04, Version::Lite03, Version::Lite02, Version::Lite01];
+    pub const ALL: [Version; 5] = [
+        Version::Lite05,
+        Version::Lite04, Version::Lite03, Version::Lite02, Version::Lite01];
 
     /// The ALPN token / WebTransport protocol that selects this version:
     /// `moq-lite-04`, `moq-lite-03`, or [`SETUP_ALPN`] for -02 and -01, whose
     /// version is then picked in SETUP.
     pub const fn alpn(self) -> &'static str {
         match self {
+            Version::Lite05 => "moq-lite-05",
             Version::Lite04 => "moq-lite-04",
             Version::Lite03 => "moq-lite-03",
             Version::Lite02 | Version::Lite01 => SETUP_ALPN,
@@ -54,6 +61,7 @@ impl Version {
     /// (the version is chosen later, in SETUP) and for unknown tokens.
     pub fn from_alpn(alpn: &str) -> Option<Version> {
         match alpn {
+            "moq-lite-05" => Some(Version::Lite05),
             "moq-lite-04" => Some(Version::Lite04),
             "moq-lite-03" => Some(Version::Lite03),
             _ => None,
@@ -64,6 +72,7 @@ impl Version {
     /// section "Session"). Only -01 and -02 are offered in SETUP in practice.
     pub const fn code(self) -> u32 {
         match self {
+            Version::Lite05 => 0xff0d_ad05,
             Version::Lite04 => 0xff0d_ad04,
             Version::Lite03 => 0xff0d_ad03,
             Version::Lite02 => 0xff0d_ad02,
@@ -81,11 +90,59 @@ impl Version {
     pub const fn uses_setup(self) -> bool {
         matches!(self, Version::Lite02 | Version::Lite01)
     }
+
+    /// ANNOUNCE_INTEREST carries an Exclude Hop and ANNOUNCE a list of hop
+    /// IDs, not only their count (-04, -05).
+    pub const fn has_hop_ids(self) -> bool {
+        matches!(self, Version::Lite05 | Version::Lite04)
+    }
+
+    /// PROBE carries an RTT after the bitrate (-04+).
+    pub const fn has_probe_rtt(self) -> bool {
+        matches!(self, Version::Lite05 | Version::Lite04)
+    }
+
+    /// The Goaway stream exists (-04+).
+    pub const fn has_goaway(self) -> bool {
+        matches!(self, Version::Lite05 | Version::Lite04)
+    }
+
+    /// Each endpoint opens a unidirectional Setup stream with one SETUP
+    /// message (-05+, lite-05 section "SETUP").
+    pub const fn has_setup_stream(self) -> bool {
+        matches!(self, Version::Lite05)
+    }
+
+    /// Track streams (TRACK / TRACK_INFO) exist, and every track has a
+    /// timescale for its frames' timestamps (-05+).
+    pub const fn has_track_stream(self) -> bool {
+        matches!(self, Version::Lite05)
+    }
+
+    /// Every FRAME starts with a zigzag timestamp delta, and QUIC datagrams
+    /// carry single-frame groups (-05+).
+    pub const fn has_timestamps(self) -> bool {
+        matches!(self, Version::Lite05)
+    }
+
+    /// The publisher answers an Announce stream with ANNOUNCE_OK first, and
+    /// leaves its own hop ID out of the lists that follow (-05+).
+    pub const fn has_announce_ok(self) -> bool {
+        matches!(self, Version::Lite05)
+    }
+
+    /// The Subscribe stream answers with SUBSCRIBE_START, SUBSCRIBE_END
+    /// and SUBSCRIBE_DROP (types 0x0, 0x1, 0x2) instead of SUBSCRIBE_OK, and
+    /// a FIN without SUBSCRIBE_END is an error (-05+).
+    pub const fn has_subscribe_end(self) -> bool {
+        matches!(self, Version::Lite05)
+    }
 }
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Version::Lite05 => "moq-lite-05",
             Version::Lite04 => "moq-lite-04",
             Version::Lite03 => "moq-lite-03",
             Version::Lite02 => "moq-lite-02",
@@ -100,7 +157,10 @@ mod tests {
 
     #[test]
     fn alpn_and_codes() {
+        assert_eq!(Version::from_alpn("moq-lite-05"), Some(Version::Lite05));
         assert_eq!(Version::from_alpn("moq-lite-04"), Some(Version::Lite04));
+        assert_eq!(Version::from_alpn("moq-lite-06-wip"), None);
+        assert_eq!(Version::Lite05.code(), 0xff0dad05);
         assert_eq!(Version::from_alpn("moq-lite-03"), Some(Version::Lite03));
         assert_eq!(Version::from_alpn("moql"), None);
         assert_eq!(Version::from_alpn("moq-00"), None);

@@ -86,6 +86,7 @@ pub struct FrameConsumer {
     group: Arc<GroupShared>,
     index: usize,
     size: u64,
+    timestamp: Option<u64>,
     offset: u64,
     /// Where `offset` was found last time (see `FrameEntry::chunk_at`).
     hint: (usize, u64),
@@ -94,12 +95,19 @@ pub struct FrameConsumer {
 
 impl FrameConsumer {
     /// Made while the caller holds the group's lock, hence `state`.
-    pub(crate) fn new(group: Arc<GroupShared>, state: &mut GroupState, index: usize, size: u64) -> Self {
+    pub(crate) fn new(
+        group: Arc<GroupShared>,
+        state: &mut GroupState,
+        index: usize,
+        size: u64,
+        timestamp: Option<u64>,
+    ) -> Self {
         state.life.add_consumer();
         FrameConsumer {
             group,
             index,
             size,
+            timestamp,
             offset: 0,
             hint: (0, 0),
             slot: None,
@@ -109,6 +117,12 @@ impl FrameConsumer {
     /// The declared size in bytes.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The publisher's timestamp in microseconds, if it set one (see
+    /// [`GroupProducer::write_frame_at`](super::GroupProducer::write_frame_at)).
+    pub fn timestamp(&self) -> Option<u64> {
+        self.timestamp
     }
 
     /// The next chunk as soon as it is written; `None` after the last byte.

@@ -68,7 +68,17 @@ impl GroupProducer {
     /// Appends a whole frame.
     pub fn write_frame(&mut self, payload: Bytes) -> Result<()> {
         let size = payload.len() as u64;
-        self.shared.push_frame(size, Some(payload)).map(|_| ())
+        self.shared.push_frame(size, Some(payload), None).map(|_| ())
+    }
+
+    /// Appends a whole frame stamped `timestamp` (microseconds, the unit
+    /// WebCodecs uses; the origin is the publisher's). moq-lite-05+ carries
+    /// it to subscribers; older versions deliver the payload alone.
+    pub fn write_frame_at(&mut self, payload: Bytes, timestamp: u64) -> Result<()> {
+        let size = payload.len() as u64;
+        self.shared
+            .push_frame(size, Some(payload), Some(timestamp))
+            .map(|_| ())
     }
 
     /// Starts a frame of `size` bytes to be written in chunks.
@@ -76,7 +86,13 @@ impl GroupProducer {
     /// Starting a frame while the previous one is still short aborts the
     /// group with [`Error::WrongSize`].
     pub fn create_frame(&mut self, size: u64) -> Result<FrameProducer> {
-        let index = self.shared.push_frame(size, None)?;
+        self.create_frame_at(size, None)
+    }
+
+    /// [`create_frame`](Self::create_frame) with an optional timestamp
+    /// (microseconds, see [`write_frame_at`](Self::write_frame_at)).
+    pub fn create_frame_at(&mut self, size: u64, timestamp: Option<u64>) -> Result<FrameProducer> {
+        let index = self.shared.push_frame(size, None, timestamp)?;
         Ok(FrameProducer::new(self.shared.clone(), index))
     }
 
@@ -221,8 +237,8 @@ impl GroupConsumer {
         if let Some(err) = state.life.aborted() {
             return Poll::Ready(Err(err.clone()));
         }
-        if let Some(size) = state.frames.get(self.index).map(|f| f.size) {
-            let reader = FrameConsumer::new(self.shared.clone(), &mut state, self.index, size);
+        if let Some((size, timestamp)) = state.frames.get(self.index).map(|f| (f.size, f.timestamp)) {
+            let reader = FrameConsumer::new(self.shared.clone(), &mut state, self.index, size, timestamp);
             self.index += 1;
             return Poll::Ready(Ok(Some(reader)));
         }

@@ -24,6 +24,8 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub(crate) struct FrameEntry {
     pub size: u64,
+    /// The publisher's timestamp in microseconds, if it set one.
+    pub timestamp: Option<u64>,
     pub written: u64,
     /// Chunks as written; collapsed into one on the first whole-frame read.
     pub chunks: Vec<Bytes>,
@@ -145,7 +147,7 @@ impl GroupShared {
 
     /// Appends `size` bytes worth of frame entry after checking every bound.
     /// On a bound violation the group is aborted, so consumers see why.
-    pub fn push_frame(&self, size: u64, first: Option<Bytes>) -> Result<usize> {
+    pub fn push_frame(&self, size: u64, first: Option<Bytes>, timestamp: Option<u64>) -> Result<usize> {
         let (index, over) = {
             let mut state = self.state.lock();
             state.life.check_open()?;
@@ -162,6 +164,7 @@ impl GroupShared {
             let written = first.as_ref().map_or(0, |b| b.len() as u64);
             state.frames.push(FrameEntry {
                 size,
+                timestamp,
                 written,
                 chunks: first.into_iter().filter(|b| !b.is_empty()).collect(),
             });
