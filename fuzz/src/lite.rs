@@ -15,10 +15,11 @@ use std::fmt::Debug;
 use moq_lite::bytes::Bytes;
 use moq_lite::coding::{Decode, DecodeError, Encode, EncodeError};
 use moq_lite::lite::{
-    Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, ClientSetup, ControlStream, DataStream,
-    Extensions, Fetch, FrameHeader, Goaway, Group, HopId, Message, Parameters, Probe, ServerSetup,
-    SessionClient, SessionServer, SessionUpdate, SetupStream, StreamType, Subscribe, SubscribeDrop,
-    SubscribeOk, SubscribeResponse, SubscribeUpdate, Version,
+    Announce, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, ClientSetup, ControlStream, DataStream,
+    Datagram, Extensions, Fetch, FrameHeader, Goaway, Group, HopId, Message, Parameters, Probe, ServerSetup,
+    SessionClient, SessionServer, SessionUpdate, Setup, SetupStream, StreamType, Subscribe, SubscribeDrop,
+    SubscribeEnd, SubscribeOk, SubscribeResponse, SubscribeStart, SubscribeUpdate, TrackInfo, TrackRequest,
+    Version,
 };
 use moq_lite::model::{MAX_PATH_LEN, Path, PathError};
 
@@ -83,6 +84,24 @@ pub fn messages(data: &[u8]) {
     message::<Probe>(data);
     message::<Goaway>(data);
     message::<SessionUpdate>(data);
+    // moq-lite-05.
+    message::<AnnounceOk>(data);
+    message::<SubscribeStart>(data);
+    message::<SubscribeEnd>(data);
+    message::<Setup>(data);
+    message::<TrackRequest>(data);
+    message::<TrackInfo>(data);
+    check(
+        "datagram",
+        data,
+        |d: &Datagram, out| d.encode(out),
+        |c| {
+            // A datagram is the whole buffer: nothing is left after it.
+            let dg = Datagram::decode(Bytes::copy_from_slice(c))?;
+            *c = &[];
+            Ok(dg)
+        },
+    );
     for version in Version::ALL {
         check(
             "SubscribeResponse",
@@ -170,14 +189,17 @@ pub fn streams(data: &[u8]) {
 #[derive(Debug, PartialEq)]
 struct GroupStream {
     group: Group,
-    frames: Vec<Bytes>,
+    /// Each frame's timestamp delta (-05+) and payload.
+    frames: Vec<(i64, Bytes)>,
 }
 
 impl GroupStream {
     fn decode(buf: &mut &[u8], version: Version) -> Result<Self, DecodeError> {
         match DataStream::decode(buf, version)? {
             StreamType::Known(DataStream::Group) => {}
-            StreamType::Unknown(_) => return Err(DecodeError::Invalid("not a group stream")),
+            StreamType::Known(DataStream::Setup) | StreamType::Unknown(_) => {
+                return Err(DecodeError::Invalid("not a group stream"));
+            }
         }
         let group = Group::decode(buf, version)?;
         let mut frames = Vec::new();
@@ -188,7 +210,7 @@ impl GroupStream {
             if buf.len() < size {
                 return Err(DecodeError::Short);
             }
-            frames.push(Bytes::copy_from_slice(&buf[..size]));
+            frames.push((header.delta, Bytes::copy_from_slice(&buf[..size])));
             *buf = &buf[size..];
         }
         Ok(GroupStream { group, frames })
@@ -197,8 +219,13 @@ impl GroupStream {
     fn encode(&self, version: Version, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         DataStream::Group.encode(version, out)?;
         self.group.encode(version, out)?;
-        for frame in &self.frames {
-            FrameHeader::encode_frame(frame, version, out)?;
+        for (delta, frame) in &self.frames {
+            FrameHeader {
+                size: frame.len() as u64,
+                delta: *delta,
+            }
+            .encode(version, out)?;
+            out.extend_from_slice(frame);
         }
         Ok(())
     }
@@ -366,9 +393,9 @@ pub fn seeds() -> Vec<Vec<u8>> {
                     sequence: 8,
                 },
                 frames: vec![
-                    Bytes::from_static(b"hello"),
-                    Bytes::new(),
-                    Bytes::from(vec![7u8; 70]),
+                    (if version.has_timestamps() { 1000 } else { 0 }, Bytes::from_static(b"hello")),
+                    (0, Bytes::new()),
+                    (if version.has_timestamps() { -3 } else { 0 }, Bytes::from(vec![7u8; 70])),
                 ],
             }
             .encode(version, b)

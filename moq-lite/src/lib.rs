@@ -51,7 +51,7 @@ mod session;
 
 pub use session::stream;
 pub use session::{
-    DEFAULT_MAX_ANNOUNCED, Session, SessionConfig, SessionStats, SharedTransport, StatsSnapshot,
+    DEFAULT_MAX_ANNOUNCED, Session, SessionConfig, SessionStats, SharedTransport, StatsSnapshot, read_setup,
 };
 
 pub use error::{Error, Result};

@@ -22,6 +22,11 @@ fn cases() -> Vec<(&'static str, Vec<&'static str>, Version)> {
     for scheme in ["moql", "https"] {
         cases.push((
             scheme,
+            vec!["moq-lite-05", "moq-lite-04", "moq-lite-03", "moql"],
+            Version::Lite05,
+        ));
+        cases.push((
+            scheme,
             vec!["moq-lite-04", "moq-lite-03", "moql"],
             Version::Lite04,
         ));
@@ -426,4 +431,54 @@ async fn a_subscriber_that_stops_reading_pins_a_bounded_number_of_groups() {
     tokio::time::timeout(LIMIT, run)
         .await
         .expect("the publisher never dropped the groups it could not send");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_timestamps_cross_lite05_and_not_lite04() {
+    for (protocols, carried) in [(vec!["moq-lite-05"], true), (vec!["moq-lite-04"], false)] {
+        for scheme in ["moql", "https"] {
+            let run = async {
+                let server_origin = OriginProducer::new();
+                let client_origin = OriginProducer::new();
+                let _pair = pair(
+                    scheme,
+                    &protocols,
+                    (Some(server_origin.consume()), None),
+                    (None, Some(client_origin.clone())),
+                )
+                .await;
+                let broadcast = server_origin.create_broadcast("clock").unwrap();
+                let mut track = broadcast.create_track(Track::new("seconds"));
+                let mut consumer = subscribe(&client_origin, "clock", "seconds").await;
+                // Times in microseconds, going back once, and a frame without one.
+                let mut group = track.append_group().unwrap();
+                group.write_frame_at(Bytes::from_static(b"a"), 1_000_000).unwrap();
+                group.write_frame_at(Bytes::from_static(b"b"), 1_033_000).unwrap();
+                group.write_frame_at(Bytes::from_static(b"c"), 1_016_000).unwrap();
+                group.write_frame(Bytes::from_static(b"d")).unwrap();
+                group.finish().unwrap();
+
+                let mut group = consumer.next_group().await.unwrap().unwrap();
+                let mut got = Vec::new();
+                while let Some(mut frame) = group.next_frame().await.unwrap() {
+                    let timestamp = frame.timestamp();
+                    got.push((frame.read_all().await.unwrap(), timestamp));
+                }
+                let expected: Vec<(Bytes, Option<u64>)> = [
+                    (&b"a"[..], 1_000_000),
+                    (b"b", 1_033_000),
+                    (b"c", 1_016_000),
+                    // Without a timestamp, the previous one is repeated.
+                    (b"d", 1_016_000),
+                ]
+                .into_iter()
+                .map(|(p, t)| (Bytes::from_static(p), carried.then_some(t)))
+                .collect();
+                assert_eq!(got, expected, "{scheme} {protocols:?}");
+            };
+            tokio::time::timeout(LIMIT, run)
+                .await
+                .unwrap_or_else(|_| panic!("{scheme} {protocols:?} timed out"));
+        }
+    }
 }

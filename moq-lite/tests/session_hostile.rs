@@ -540,7 +540,7 @@ async fn frame_shorter_than_its_size() {
             }
             .encode(V, &mut bytes)
             .unwrap();
-            FrameHeader { size: 100 }.encode(V, &mut bytes).unwrap();
+            FrameHeader { size: 100, delta: 0 }.encode(V, &mut bytes).unwrap();
             bytes.extend_from_slice(&[7; 10]);
             uni.write_all(&bytes).await.unwrap();
             uni.finish().unwrap();

@@ -161,7 +161,19 @@ pub async fn handshake<T: Transport>(transport: T) -> Result<Handshake<T>, moq_l
     let pending = match negotiated(&transport)? {
         Negotiated::Lite => {
             let alpn = transport.protocol().unwrap_or_default();
-            Pending::Lite(LiteVersion::from_alpn(alpn).ok_or(moq_lite::Error::UnknownAlpn)?)
+            let version = LiteVersion::from_alpn(alpn).ok_or(moq_lite::Error::UnknownAlpn)?;
+            if version.has_setup_stream() {
+                // -05+: the client's SETUP comes first; its Path is the root on raw QUIC.
+                match moq_lite::read_setup(&transport, version).await {
+                    Ok(setup) => Pending::LiteSetupStream(setup),
+                    Err(err) => {
+                        transport.close(err.code(), &err.to_string());
+                        return Err(err);
+                    }
+                }
+            } else {
+                Pending::Lite(version)
+            }
         }
         Negotiated::Ietf(draft) => Pending::Ietf(ietf::Session::handshake(transport.clone(), draft).await?),
         Negotiated::Setup => match accept_setup(&transport).await {
@@ -192,6 +204,8 @@ enum Pending<T: Transport> {
         recv: T::RecvStream,
         path: Option<String>,
     },
+    /// moq-lite-05+ by ALPN: the client's SETUP read, ours not sent yet.
+    LiteSetupStream(moq_lite::lite::Setup),
     /// An IETF draft.
     Ietf(ietf::ServerHandshake<T>),
 }
@@ -201,6 +215,10 @@ impl<T: Transport> Handshake<T> {
     pub fn version(&self) -> Version {
         match &self.pending {
             Pending::Lite(version) | Pending::LiteSetup { version, .. } => Version::Lite(*version),
+            Pending::LiteSetupStream(_) => match self.transport.protocol().and_then(LiteVersion::from_alpn) {
+                Some(version) => Version::Lite(version),
+                None => Version::Lite(LiteVersion::ALL[0]),
+            },
             Pending::Ietf(h) => Version::Ietf(h.draft()),
         }
     }
@@ -211,6 +229,7 @@ impl<T: Transport> Handshake<T> {
         match &self.pending {
             Pending::Lite(_) => None,
             Pending::LiteSetup { path, .. } => path.as_deref(),
+            Pending::LiteSetupStream(setup) => setup.path.as_deref(),
             Pending::Ietf(h) => h.path(),
         }
     }
@@ -235,6 +254,11 @@ impl<T: Transport> Handshake<T> {
             Pending::Lite(_) => Ok(Session::Lite(
                 moq_lite::Session::accept_with(self.transport, config).await?,
             )),
+            Pending::LiteSetupStream(setup) => Ok(Session::Lite(moq_lite::Session::accept_after_setup(
+                self.transport,
+                config,
+                setup,
+            )?)),
             Pending::LiteSetup {
                 version, send, recv, ..
             } => Ok(Session::Lite(moq_lite::Session::start_after_setup(

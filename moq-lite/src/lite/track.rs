@@ -56,6 +56,20 @@ impl Message for TrackRequest {
 /// second, so timestamps in milliseconds.
 pub const DEFAULT_TIMESCALE: u64 = 1000;
 
+/// The timescale of the model's timestamps (microseconds, as WebCodecs):
+/// what we state in TRACK_INFO, and what received timestamps are scaled to.
+pub const TIMESCALE_MICROS: u64 = 1_000_000;
+
+/// Rescales `timestamp` from `timescale` ticks per second to microseconds,
+/// rounding down and saturating.
+pub fn to_micros(timestamp: u64, timescale: u64) -> u64 {
+    if timescale == TIMESCALE_MICROS || timescale == 0 {
+        return timestamp;
+    }
+    let micros = u128::from(timestamp) * u128::from(TIMESCALE_MICROS) / u128::from(timescale);
+    u64::try_from(micros).unwrap_or(u64::MAX)
+}
+
 /// TRACK_INFO: the publisher's properties of a track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrackInfo {
@@ -147,6 +161,14 @@ mod tests {
         check_message(&micro, Version::Lite05, &[0x07, 0x80, 0x01, 0x00, 0x80, 0x0f, 0x42, 0x40]);
         let zero = [0x04, 0x7f, 0x00, 0x00, 0x00];
         assert!(TrackInfo::decode(&mut &zero[..], Version::Lite05).is_err(), "timescale 0");
+    }
+
+    #[test]
+    fn rescaling() {
+        assert_eq!(to_micros(1033, 1000), 1_033_000);
+        assert_eq!(to_micros(7, TIMESCALE_MICROS), 7);
+        assert_eq!(to_micros(3003, 90_000), 33_366);
+        assert_eq!(to_micros(u64::MAX, 1), u64::MAX);
     }
 
     proptest! {

@@ -25,6 +25,7 @@
 //! `stats` the counters. Messages come from the pure codec in
 //! [`crate::lite`], the group-sending policy from [`crate::delivery`].
 
+mod handshake;
 mod publisher;
 mod shared;
 mod stats;
@@ -32,6 +33,7 @@ pub mod stream;
 pub use shared::SharedTransport;
 mod subscriber;
 
+pub use handshake::read_setup;
 pub use stats::{SessionStats, StatsSnapshot};
 
 use std::sync::Arc;
@@ -43,9 +45,10 @@ use web_transport_trait::Session as Transport;
 use crate::Error;
 use crate::coding::{Decode, Encode};
 use crate::lite::{
-    ClientSetup, ControlStream, DataStream, Goaway, HopId, Message, Parameters, SETUP_ALPN, SETUP_VERSIONS,
-    ServerSetup, SessionUpdate, SetupStream, StreamType, Version,
+    ClientSetup, ControlStream, DataStream, Goaway, HopId, Message, Parameters, Role, SETUP_ALPN, SETUP_VERSIONS,
+    ServerSetup, SessionUpdate, Setup, SetupStream, StreamType, Version,
 };
+use handshake::{OurSetup, PeerSetup};
 use crate::model::{OriginConsumer, OriginProducer, Path};
 use publisher::Publisher;
 use stream::{Reader, StreamError, Writer, transport_error};
@@ -136,7 +139,7 @@ impl Session {
             Some(version) => (version, None),
             None => setup_client(&transport).await?,
         };
-        Ok(Self::start(transport, negotiated, config))
+        Ok(Self::start(transport, negotiated, config, Side::Client(PeerSetup::default())))
     }
 
     /// Starts a server session over an accepted `transport` (see
@@ -157,6 +160,16 @@ impl Session {
     /// [`accept`](Self::accept) with every option.
     pub async fn accept_with<T: Transport>(transport: T, config: SessionConfig) -> Result<Session, Error> {
         let negotiated = match negotiated(&transport)? {
+            Some(version) if version.has_setup_stream() => {
+                let setup = match read_setup(&transport, version).await {
+                    Ok(setup) => setup,
+                    Err(err) => {
+                        transport.close(err.code(), &err.to_string());
+                        return Err(err);
+                    }
+                };
+                return Self::accept_after_setup(transport, config, setup);
+            }
             Some(version) => (version, None),
             None => match setup_server(&transport).await {
                 Ok(negotiated) => negotiated,
@@ -166,13 +179,28 @@ impl Session {
                 }
             },
         };
-        Ok(Self::start(transport, negotiated, config))
+        Ok(Self::start(transport, negotiated, config, Side::Server(PeerSetup::default())))
+    }
+
+    /// Starts a server session on a moq-lite-05+ connection whose client
+    /// SETUP the caller already read with [`read_setup`] (to learn the
+    /// session root from its Path before deciding what to serve).
+    pub fn accept_after_setup<T: Transport>(
+        transport: T,
+        config: SessionConfig,
+        setup: Setup,
+    ) -> Result<Session, Error> {
+        let version = negotiated(&transport)?
+            .filter(|v| v.has_setup_stream())
+            .ok_or(Error::Version)?;
+        Ok(Self::start(transport, (version, None), config, Side::Server(PeerSetup::known(setup))))
     }
 
     fn start<T: Transport>(
         transport: T,
         (version, session_stream): (Version, Option<SessionStream<T>>),
         config: SessionConfig,
+        side: Side,
     ) -> Session {
         let transport = SharedTransport::new(transport);
         let SessionConfig {
@@ -180,8 +208,22 @@ impl Session {
             subscribe,
             hop_id,
             max_announced,
-            raw_quic_url: _,
+            raw_quic_url,
         } = config;
+        let ours = OurSetup {
+            hop: hop_id.and_then(HopId::new).filter(|hop| !hop.is_unknown()),
+            // The Path and Role parameters are the client's (shipped notes, section 4).
+            path: match &side {
+                Side::Client(_) => raw_quic_url.as_ref().map(setup_path),
+                Side::Server(_) => None,
+            },
+            role: match (&side, publish.is_some(), subscribe.is_some()) {
+                (Side::Client(_), true, false) => Role::Publisher,
+                (Side::Client(_), false, true) => Role::Subscriber,
+                _ => Role::Both,
+            },
+        };
+        let peer = side.peer();
         let max_announced = max_announced.unwrap_or(DEFAULT_MAX_ANNOUNCED);
         let hop_id = hop_id.and_then(HopId::new).filter(|hop| !hop.is_unknown());
         tracing::debug!(?version, "session established");
@@ -203,7 +245,8 @@ impl Session {
             hop_id,
             goaway_flag.clone(),
             stats.clone(),
-        );
+        )
+        .with_peer(peer.clone());
         let refused = publisher.refusals();
         let subscriber = subscribe.map(|origin| {
             Subscriber::new(
@@ -225,6 +268,7 @@ impl Session {
                 subscriber,
                 goaway: goaway_flag,
                 fatal: fatal_rx,
+                setup: version.has_setup_stream().then_some((ours, peer)),
             };
             let err = run(runner.clone(), version, halves, session_stream).await;
             tracing::debug!(%err, "session closed");
@@ -278,7 +322,12 @@ impl Session {
             return Err(Error::Version);
         }
         let stream = (Writer::new(send), Reader::new(recv));
-        Ok(Self::start(transport, (version, Some(stream)), config))
+        Ok(Self::start(
+            transport,
+            (version, Some(stream)),
+            config,
+            Side::Server(PeerSetup::default()),
+        ))
     }
 
     /// Waits until the peer refuses what we announce, and says under which
@@ -316,7 +365,7 @@ impl Session {
     /// it) when done draining. Older versions have no GOAWAY:
     /// [`Error::Unsupported`].
     pub async fn goaway(&self, uri: impl Into<String>) -> Result<(), Error> {
-        if self.version != Version::Lite04 {
+        if !self.version.has_goaway() {
             return Err(Error::Unsupported);
         }
         let stream = (self.goaway)(uri.into()).await?;
@@ -344,6 +393,29 @@ impl Drop for Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session").field("version", &self.version).finish()
+    }
+}
+
+/// Which end of the connection we are, and what we know of the peer's
+/// SETUP (-05+).
+enum Side {
+    Client(PeerSetup),
+    Server(PeerSetup),
+}
+
+impl Side {
+    fn peer(&self) -> PeerSetup {
+        match self {
+            Side::Client(peer) | Side::Server(peer) => peer.clone(),
+        }
+    }
+}
+
+/// The Path parameter for a raw QUIC URL: its path and query.
+fn setup_path(url: &url::Url) -> String {
+    match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
     }
 }
 
@@ -426,6 +498,8 @@ struct Halves<T: Transport> {
     goaway: GoawayFlag,
     /// Protocol violations reported by tasks outside the run loop's set.
     fatal: tokio::sync::mpsc::UnboundedReceiver<Error>,
+    /// -05+: our SETUP to send, and where the peer's goes.
+    setup: Option<(OurSetup, PeerSetup)>,
 }
 
 /// Accepts the peer's streams and runs the halves until something fatal
@@ -441,8 +515,21 @@ async fn run<T: Transport>(
         subscriber,
         goaway,
         mut fatal,
+        setup,
     } = halves;
     let mut tasks: JoinSet<Result<(), StreamError>> = JoinSet::new();
+    let peer = setup.as_ref().map(|(_, peer)| peer.clone());
+    if let Some((ours, _)) = setup {
+        let transport = transport.clone();
+        // First, so that the peer (a server waits for it) can start.
+        tasks.spawn(async move {
+            handshake::send_setup(&transport, version, ours)
+                .await
+                .map_err(StreamError::Closed)
+        });
+    }
+    // Datagrams carry groups from -05 on; a transport without them stops this.
+    let mut datagrams = version.has_timestamps() && subscriber.is_some();
     if let Some(subscriber) = &subscriber {
         tasks.spawn(subscriber.clone().run_announce());
     }
@@ -463,9 +550,13 @@ async fn run<T: Transport>(
             },
             accepted = Box::pin(transport.accept_uni()) => match accepted {
                 Ok(recv) => {
-                    tasks.spawn(serve_uni(version, subscriber.clone(), Reader::new(recv)));
+                    tasks.spawn(serve_uni(version, subscriber.clone(), peer.clone(), Reader::new(recv)));
                 }
                 Err(err) => return transport_error(err),
+            },
+            datagram = Box::pin(transport.recv_datagram()), if datagrams => match (datagram, &subscriber) {
+                (Ok(datagram), Some(subscriber)) => subscriber.recv_datagram(datagram),
+                _ => datagrams = false,
             },
             Some(err) = fatal.recv() => {
                 tracing::debug!(%err, "protocol violation");
@@ -524,16 +615,26 @@ async fn serve_bi<T: Transport>(
         ControlStream::Subscribe => Box::pin(publisher.serve_subscribe(writer, reader)).await,
         ControlStream::Fetch => Box::pin(publisher.serve_fetch(writer, reader)).await,
         ControlStream::Probe => Box::pin(publisher.serve_probe(writer, reader)).await,
+        ControlStream::Track => Box::pin(publisher.serve_track(writer, reader)).await,
     }
 }
 
 async fn serve_uni<T: Transport>(
     version: Version,
     subscriber: Option<Subscriber<T>>,
+    peer: Option<PeerSetup>,
     mut reader: Reader<T::RecvStream>,
 ) -> Result<(), StreamError> {
     let kind = reader.decode_required(|b| DataStream::decode(b, version)).await?;
     match (kind, subscriber) {
+        (StreamType::Known(DataStream::Setup), _) => {
+            let setup = handshake::read_setup_message(&mut reader, version).await?;
+            tracing::debug!(?setup, "peer setup");
+            match peer {
+                Some(peer) => peer.set(setup).map_err(StreamError::Protocol),
+                None => Err(StreamError::Protocol(Error::UnexpectedStream)),
+            }
+        }
         (StreamType::Known(DataStream::Group), Some(subscriber)) => subscriber.recv_group(reader).await,
         (StreamType::Known(DataStream::Group), None) => Err(StreamError::Protocol(Error::UnexpectedStream)),
         (StreamType::Unknown(code), _) => {

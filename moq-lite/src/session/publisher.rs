@@ -18,14 +18,15 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use web_transport_trait::{Session, Stats};
 
+use super::handshake::PeerSetup;
 use super::stream::{Reader, StreamError, Writer, transport_error};
 use super::{GoawayFlag, SessionStats};
 use crate::Error;
 use crate::delivery::{InflightGroups, stream_priority};
 use crate::lite::{
-    Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, DEFAULT_MAX_LATENCY, DataStream, Fetch,
-    FrameHeader, Group, HopId, MAX_HOPS, Message, Probe, Subscribe, SubscribeOk, SubscribeResponse,
-    SubscribeUpdate, Version,
+    Announce, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, DEFAULT_MAX_LATENCY, DataStream, Fetch,
+    FrameHeader, FrameTimestamps, Group, HopId, MAX_HOPS, Message, Probe, Subscribe, SubscribeEnd, SubscribeOk,
+    SubscribeResponse, SubscribeStart, SubscribeUpdate, TIMESCALE_MICROS, TrackInfo, TrackRequest, Version,
 };
 use crate::model::{BroadcastConsumer, GroupConsumer, OriginConsumer, Track};
 
@@ -45,6 +46,8 @@ pub(crate) struct Publisher<S: Session> {
     subscribe_ids: Arc<std::sync::Mutex<HashSet<u64>>>,
     /// Announce interests the peer refused what we announced on, with why.
     refused: Arc<tokio::sync::watch::Sender<Vec<(Path, Error)>>>,
+    /// -05+: what the peer said in its SETUP.
+    peer: PeerSetup,
 }
 
 /// How many refusals a session remembers.
@@ -61,6 +64,7 @@ impl<S: Session> Clone for Publisher<S> {
             stats: self.stats.clone(),
             subscribe_ids: self.subscribe_ids.clone(),
             refused: self.refused.clone(),
+            peer: self.peer.clone(),
         }
     }
 }
@@ -83,7 +87,14 @@ impl<S: Session> Publisher<S> {
             stats,
             subscribe_ids: Arc::default(),
             refused: Arc::new(tokio::sync::watch::channel(Vec::new()).0),
+            peer: PeerSetup::default(),
         }
+    }
+
+    /// Reads the peer's SETUP (-05+) from `peer`.
+    pub fn with_peer(mut self, peer: PeerSetup) -> Self {
+        self.peer = peer;
+        self
     }
 
     /// What the peer refused: see [`crate::Session::refused`].
@@ -103,7 +114,10 @@ impl<S: Session> Publisher<S> {
             .into_iter()
             .map(|hop| HopId::new(hop).unwrap_or(HopId::UNKNOWN))
             .collect::<Vec<_>>();
-        hops.extend(self.hop_id);
+        // From -05 our own ID goes once, in ANNOUNCE_OK, not in every list.
+        if !self.version.has_announce_ok() {
+            hops.extend(self.hop_id);
+        }
         (hops.len() <= MAX_HOPS).then_some(hops)
     }
 
@@ -136,11 +150,19 @@ impl<S: Session> Publisher<S> {
 
     async fn announce(
         self,
-        interest: AnnounceInterest,
+        mut interest: AnnounceInterest,
         mut writer: Writer<S::SendStream>,
         mut reader: Reader<S::RecvStream>,
     ) -> Result<(), StreamError> {
         let version = self.version;
+        // -05: an Exclude Hop of 0 means the peer's own ID, from its SETUP.
+        if interest.exclude_hop.is_none() {
+            interest.exclude_hop = self.peer.hop();
+        }
+        let ok = |active_count| AnnounceOk {
+            hop: self.hop_id.unwrap_or(HopId::UNKNOWN),
+            active_count,
+        };
         let Some(mut origin) = self.origin.with_root(interest.prefix.clone()) else {
             // Outside what this peer may see: the answer is "nothing there",
             // not a reset, which deployed peers treat as fatal to the session.
@@ -148,6 +170,9 @@ impl<S: Session> Publisher<S> {
             if version.uses_setup() {
                 let empty = AnnounceInit { suffixes: Vec::new() };
                 writer.encode(|b| empty.encode(version, b)).await?;
+            }
+            if version.has_announce_ok() {
+                writer.encode(|b| ok(0).encode(version, b)).await?;
             }
             reader.finished().await?;
             return writer.finish();
@@ -176,6 +201,42 @@ impl<S: Session> Publisher<S> {
             }
             writer
                 .encode(|b| AnnounceInit { suffixes }.encode(version, b))
+                .await?;
+        }
+
+        if version.has_announce_ok() {
+            // -05: ANNOUNCE_OK counts the initial set, which follows at once.
+            let mut initial: Vec<(Path, Vec<HopId>)> = Vec::new();
+            while let Some(announced) = origin.try_announced() {
+                initial.retain(|(path, _)| *path != announced.path);
+                match announced.broadcast {
+                    Some(broadcast) => match self.announced_hops(&broadcast, interest.exclude_hop) {
+                        Some(hops) => {
+                            withheld.remove(&announced.path);
+                            initial.push((announced.path, hops));
+                        }
+                        None => {
+                            withheld.insert(announced.path);
+                        }
+                    },
+                    None => {
+                        withheld.remove(&announced.path);
+                    }
+                }
+            }
+            writer
+                .encode(|b| {
+                    ok(initial.len() as u64).encode(version, b)?;
+                    for (suffix, hops) in initial {
+                        let msg = Announce {
+                            status: AnnounceStatus::Active,
+                            suffix,
+                            hops,
+                        };
+                        msg.encode(version, b)?;
+                    }
+                    Ok(())
+                })
                 .await?;
         }
 
@@ -250,14 +311,28 @@ impl<S: Session> Publisher<S> {
                 end_group,
             })
         };
-        // Exactly one SUBSCRIBE_OK, even when the start is not known yet (0
-        // on the wire): the text asks for a second one resolving it, but
-        // deployed lite-03/04 subscribers read one and fail on anything
-        // after it, and the reference publisher never sends a second.
-        writer
-            .encode(|b| ok(start, msg.end_group).encode(version, b))
-            .await?;
+        // -05: SUBSCRIBE_START names the first group once it is known (now,
+        // or with the first group to come); SUBSCRIBE_END closes the range.
+        let mut start_sent = false;
+        if version.has_subscribe_end() {
+            if let Some(group) = start {
+                writer
+                    .encode(|b| SubscribeResponse::Start(SubscribeStart { group }).encode(version, b))
+                    .await?;
+                start_sent = true;
+            }
+        } else {
+            // Exactly one SUBSCRIBE_OK, even when the start is not known yet (0
+            // on the wire): the text asks for a second one resolving it, but
+            // deployed lite-03/04 subscribers read one and fail on anything
+            // after it, and the reference publisher never sends a second.
+            writer
+                .encode(|b| ok(start, msg.end_group).encode(version, b))
+                .await?;
+        }
         let _subscribed = Subscribed::new(&self.stats);
+        // One past the newest group we served or passed over (-05's END).
+        let mut end_next = start.unwrap_or(0);
 
         let mut sub = Subscription {
             id: msg.id,
@@ -276,6 +351,13 @@ impl<S: Session> Publisher<S> {
 
         loop {
             if ending && groups.is_empty() {
+                if version.has_subscribe_end() {
+                    if let Some(end) = sub.end {
+                        end_next = end_next.max(end.saturating_add(1));
+                    }
+                    let msg = SubscribeResponse::End(SubscribeEnd { group: end_next });
+                    writer.encode(|b| msg.encode(version, b)).await?;
+                }
                 return writer.finish();
             }
             tokio::select! {
@@ -296,6 +378,11 @@ impl<S: Session> Publisher<S> {
                         self.stats.dropped(skipped - sub.skipped);
                         sub.skipped = skipped;
                         let sequence = group.sequence();
+                        if !start_sent && version.has_subscribe_end() {
+                            let msg = SubscribeResponse::Start(SubscribeStart { group: sequence });
+                            writer.encode(|b| msg.encode(version, b)).await?;
+                            start_sent = true;
+                        }
                         if sub.end.is_some_and(|end| sequence > end) {
                             // Groups past the end arrive: the range is done.
                             ending = true;
@@ -305,6 +392,7 @@ impl<S: Session> Publisher<S> {
                             // Before a start an update moved forward.
                             continue;
                         }
+                        end_next = end_next.max(sequence.saturating_add(1));
                         if self.goaway.is_set() {
                             // After GOAWAY we open no new streams.
                             continue;
@@ -371,6 +459,43 @@ impl<S: Session> Publisher<S> {
                 Ok(())
             }
         }
+    }
+
+    /// A Track stream (-05+): TRACK_INFO for the named track, then FIN; a
+    /// track we cannot serve resets the stream.
+    ///
+    /// Our timestamps are microseconds, so that is the timescale we state;
+    /// the priority is the publisher's where the track is ours. Asking the
+    /// broadcast for the track is what a SUBSCRIBE would do, so a relay
+    /// learns here whether the track exists upstream.
+    pub async fn serve_track(
+        self,
+        mut writer: Writer<S::SendStream>,
+        mut reader: Reader<S::RecvStream>,
+    ) -> Result<(), StreamError> {
+        let version = self.version;
+        let request = reader.decode_required(|b| TrackRequest::decode(b, version)).await?;
+        tracing::debug!(broadcast = %request.broadcast, track = %request.track, "track info");
+        let found = self
+            .origin
+            .consume_broadcast(request.broadcast.clone())
+            .ok_or(Error::NotFound)
+            .and_then(|broadcast| broadcast.subscribe_track(&Track::new(request.track.clone())));
+        let track = match found {
+            Ok(track) => track,
+            Err(err) => {
+                writer.reset(err.code());
+                reader.stop(err.code());
+                return Ok(());
+            }
+        };
+        let info = TrackInfo {
+            priority: track.info().priority,
+            timescale: TIMESCALE_MICROS,
+            ..TrackInfo::default()
+        };
+        writer.encode(|b| info.encode(version, b)).await?;
+        writer.finish()
     }
 
     /// A Probe stream: answer each target with our estimate, and report it
@@ -515,8 +640,18 @@ async fn write_frames<W: web_transport_trait::SendStream>(
     version: Version,
     stats: &SessionStats,
 ) -> Result<(), StreamError> {
+    // -05+: timestamps in microseconds, the timescale our TRACK_INFO states.
+    let mut stamps = FrameTimestamps::default();
     while let Some(mut frame) = group.next_frame().await? {
-        let header = FrameHeader { size: frame.size() };
+        let delta = if version.has_timestamps() {
+            stamps.delta(frame.timestamp()).map_err(|e| StreamError::Closed(Error::from(e)))?
+        } else {
+            0
+        };
+        let header = FrameHeader {
+            size: frame.size(),
+            delta,
+        };
         stats.frame_out(frame.size());
         writer.encode(|b| header.encode(version, b)).await?;
         while let Some(chunk) = frame.read_chunk().await? {

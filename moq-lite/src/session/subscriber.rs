@@ -20,8 +20,9 @@ use super::stream::{Reader, StreamError, Writer, transport_error};
 use super::{GoawayFlag, SessionStats};
 use crate::Error;
 use crate::lite::{
-    Announce, AnnounceInit, AnnounceInterest, AnnounceStatus, ControlStream, DEFAULT_MAX_LATENCY,
-    FrameHeader, Group, HopId, Message, Subscribe, SubscribeResponse, Version,
+    Announce, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, ControlStream, DEFAULT_MAX_LATENCY,
+    Datagram, FrameHeader, FrameTimestamps, Group, HopId, Message, Subscribe, SubscribeResponse,
+    TIMESCALE_MICROS, TrackInfo, TrackRequest, Version, to_micros,
 };
 use crate::model::{BroadcastProducer, BroadcastRequests, OriginProducer, Path, TrackProducer};
 
@@ -33,7 +34,15 @@ const FIN_GRACE: Duration = Duration::from_millis(500);
 /// The largest payload chunk read at once from a group stream.
 const MAX_CHUNK: usize = 64 * 1024;
 
-type Subscriptions = Arc<std::sync::Mutex<HashMap<u64, TrackProducer>>>;
+/// An open subscription, by Subscribe ID: where its groups go, and (-05+)
+/// the timescale of its frames' timestamps.
+#[derive(Clone)]
+struct Subscribed {
+    track: TrackProducer,
+    timescale: u64,
+}
+
+type Subscriptions = Arc<std::sync::Mutex<HashMap<u64, Subscribed>>>;
 
 /// Brings the peer's broadcasts into our origin.
 pub(crate) struct Subscriber<S: Session> {
@@ -71,7 +80,7 @@ impl<S: Session> Clone for Subscriber<S> {
     }
 }
 
-fn lock(subscriptions: &Subscriptions) -> std::sync::MutexGuard<'_, HashMap<u64, TrackProducer>> {
+fn lock(subscriptions: &Subscriptions) -> std::sync::MutexGuard<'_, HashMap<u64, Subscribed>> {
     subscriptions
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -146,6 +155,12 @@ impl<S: Session> Subscriber<S> {
             })
             .await?;
 
+        // -05: ANNOUNCE_OK first; its hop ID belongs at the end of every list.
+        let mut responder = None;
+        if version.has_announce_ok() {
+            let ok = reader.decode_required(|b| AnnounceOk::decode(b, version)).await?;
+            responder = Some(ok.hop).filter(|hop| !hop.is_unknown());
+        }
         let mut active: HashMap<Path, BroadcastProducer> = HashMap::new();
         // Announced paths we ignore (loops through us), so that their end
         // is ignored too.
@@ -173,9 +188,19 @@ impl<S: Session> Subscriber<S> {
         loop {
             tokio::select! {
                 msg = reader.decode(|b| Announce::decode(b, version)) => {
-                    let Some(msg) = msg? else {
+                    let Some(mut msg) = msg? else {
                         return Ok(());
                     };
+                    if msg.status == AnnounceStatus::Active {
+                        msg.hops.extend(responder);
+                    }
+                    // -05: a second active for a live path is a restart.
+                    if version.has_announce_ok() && msg.status == AnnounceStatus::Active {
+                        let was_active = active.remove(&msg.suffix).is_some();
+                        if ignored.remove(&msg.suffix) || was_active {
+                            tracing::debug!(path = %msg.suffix, "announcement restarted");
+                        }
+                    }
                                         let known = active.contains_key(&msg.suffix) || ignored.contains(&msg.suffix);
                     if !known && active.len() + ignored.len() >= self.max_announced {
                         tracing::warn!(max = self.max_announced, "peer announced too many broadcasts");
@@ -255,7 +280,11 @@ impl<S: Session> Subscriber<S> {
     /// every local consumer leaves (then we cancel it).
     async fn run_subscription(self, path: Path, mut track: TrackProducer) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.subscriptions).insert(id, track.clone());
+        let entry = Subscribed {
+            track: track.clone(),
+            timescale: TIMESCALE_MICROS,
+        };
+        lock(&self.subscriptions).insert(id, entry);
         let registered = Registered {
             subscriptions: self.subscriptions.clone(),
             id,
@@ -288,6 +317,14 @@ impl<S: Session> Subscriber<S> {
             // After GOAWAY we open no new streams.
             return Err(StreamError::Closed(Error::Cancel));
         }
+        if version.has_track_stream() {
+            // -05: the track's timescale first (and whether it exists at all),
+            // before any group can arrive.
+            let info = self.track_info(path, track.info().name.clone()).await?;
+            if let Some(entry) = lock(&self.subscriptions).get_mut(&id) {
+                entry.timescale = info.timescale;
+            }
+        }
         let (send, recv) = self
             .transport
             .open_bi()
@@ -312,18 +349,30 @@ impl<S: Session> Subscriber<S> {
             })
             .await?;
 
-        // The first reply must be SUBSCRIBE_OK (section "Subscribe"); later
-        // ones (more OKs, drops) are informational here.
+        // Up to -04 the first reply must be SUBSCRIBE_OK (section
+        // "Subscribe"); later ones (more OKs, drops) are informational here.
+        // From -05 the publisher ends with SUBSCRIBE_END before its FIN.
         let mut first = true;
+        let mut ended = false;
         loop {
             tokio::select! {
                 reply = reader.decode(|b| SubscribeResponse::decode(b, version)) => match reply? {
-                    Some(SubscribeResponse::Drop(_)) if first => {
+                    Some(SubscribeResponse::Drop(_)) if first && !version.has_subscribe_end() => {
                         return Err(StreamError::Protocol(Error::ProtocolViolation));
+                    }
+                    Some(SubscribeResponse::End(end)) => {
+                        tracing::trace!(id, end = end.group, "subscription ends");
+                        ended = true;
                     }
                     Some(reply) => {
                         tracing::trace!(id, ?reply, "subscribe reply");
                         first = false;
+                    }
+                    None if version.has_subscribe_end() && !ended => {
+                        // The track cannot be trusted complete: it errors, the
+                        // session goes on (shipped notes, section 6).
+                        tracing::debug!(id, "subscription finished without SUBSCRIBE_END");
+                        return Err(StreamError::Closed(Error::ProtocolViolation));
                     }
                     None => {
                         writer.finish()?;
@@ -346,13 +395,62 @@ impl<S: Session> Subscriber<S> {
         }
     }
 
+    /// A Track stream (-05+): TRACK, then the publisher's TRACK_INFO. A reset
+    /// (the track does not exist) ends the subscription with its error.
+    async fn track_info(&self, path: &Path, track: String) -> Result<TrackInfo, StreamError> {
+        let version = self.version;
+        let (send, recv) = self
+            .transport
+            .open_bi()
+            .await
+            .map_err(|e| StreamError::Closed(transport_error(e)))?;
+        let mut writer = Writer::new(send);
+        let mut reader = Reader::new(recv);
+        let request = TrackRequest {
+            broadcast: path.clone(),
+            track,
+        };
+        writer
+            .encode(|b| {
+                ControlStream::Track.encode(version, b)?;
+                request.encode(version, b)
+            })
+            .await?;
+        writer.finish()?;
+        let info = reader.decode_required(|b| TrackInfo::decode(b, version)).await?;
+        tracing::trace!(broadcast = %path, ?info, "track info");
+        Ok(info)
+    }
+
+    /// A datagram (-05+): a group of one frame for an open subscription;
+    /// anything else is dropped, as the text says.
+    pub fn recv_datagram(&self, datagram: bytes::Bytes) {
+        let Ok(datagram) = Datagram::decode(datagram) else {
+            tracing::trace!("malformed datagram");
+            return;
+        };
+        let Some(entry) = lock(&self.subscriptions).get(&datagram.subscribe).cloned() else {
+            return;
+        };
+        let Subscribed { mut track, timescale } = entry;
+        let Ok(mut group) = track.create_group(datagram.sequence) else {
+            return;
+        };
+        self.stats.group_in();
+        self.stats.frame_in(datagram.payload.len() as u64);
+        let timestamp = to_micros(datagram.timestamp, timescale);
+        if group.write_frame_at(datagram.payload, timestamp).is_ok() {
+            let _ = group.finish();
+        }
+    }
+
     /// A Group stream from the peer: its frames go into the subscribed
     /// track's cache as they arrive.
     pub async fn recv_group(self, mut reader: Reader<S::RecvStream>) -> Result<(), StreamError> {
         let version = self.version;
         let header = reader.decode_required(|b| Group::decode(b, version)).await?;
-        let track = lock(&self.subscriptions).get(&header.subscribe).cloned();
-        let Some(mut track) = track else {
+        let entry = lock(&self.subscriptions).get(&header.subscribe).cloned();
+        let Some(Subscribed { mut track, timescale }) = entry else {
             // A subscription we already cancelled, most likely.
             reader.stop(Error::NotFound.code());
             return Ok(());
@@ -374,6 +472,7 @@ impl<S: Session> Subscriber<S> {
             }
         };
 
+        let mut stamps = FrameTimestamps::default();
         loop {
             let frame = match reader.decode(|b| FrameHeader::decode(b, version)).await {
                 Ok(Some(frame)) => frame,
@@ -386,7 +485,18 @@ impl<S: Session> Subscriber<S> {
                     return Err(err);
                 }
             };
-            let mut writer = match group.create_frame(frame.size) {
+            let timestamp = if version.has_timestamps() {
+                match stamps.timestamp(frame.delta) {
+                    Ok(timestamp) => Some(to_micros(timestamp, timescale)),
+                    Err(err) => {
+                        group.abort(Error::ProtocolViolation);
+                        return Err(err.into());
+                    }
+                }
+            } else {
+                None
+            };
+            let mut writer = match group.create_frame_at(frame.size, timestamp) {
                 Ok(writer) => writer,
                 Err(err) => {
                     reader.stop(err.code());
