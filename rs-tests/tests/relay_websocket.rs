@@ -138,7 +138,11 @@ async fn the_request_path_is_the_session_root_and_bare_subprotocols_negotiate_in
             },
         )
         .await;
-        assert_eq!(session.version(), VERSIONS[2], "the SETUP path's first choice");
+        assert_eq!(
+            session.version(),
+            moq_transport_compat::Version::Lite(moq_lite::lite::Version::Lite02),
+            "the SETUP path's first choice"
+        );
         let received = OriginProducer::new();
         let (_s, _c) = relay
             .connect(&relay.url("https", "/"), None, Some(&received))
@@ -173,14 +177,18 @@ async fn raw_upgrade(relay: &TestRelay, path: &str, extra: &str) -> (String, tok
 async fn the_server_answers_its_own_preference_and_refuses_what_it_does_not_speak() {
     tokio::time::timeout(LIMIT, async {
         let relay = TestRelay::start(|_| {}).await;
-        // @moq/net's offer: lite-05 (which we lack) first, then lite-04.
+        // An offer of what we speak in an order we do not prefer: IETF
+        // first, lite-04 before lite-05. We answer our own first choice.
         let (head, _s) = raw_upgrade(
             &relay,
             "/anon",
-            "Sec-WebSocket-Protocol: qmux-01.moq-lite-05, qmux-00.moq-lite-05, qmux-01.moqt-17, qmux-01.moq-lite-04, qmux-01\r\n",
+            "Sec-WebSocket-Protocol: qmux-01.moqt-17, qmux-01.moq-lite-04, qmux-00.moq-lite-05, qmux-01.moq-lite-05, qmux-01\r\n",
         )
         .await;
         assert!(head.starts_with("http/1.1 101"), "{head}");
+        assert!(head.contains("sec-websocket-protocol: qmux-01.moq-lite-05\r\n"), "{head}");
+        // @moq/net pinned to lite-04 gets lite-04.
+        let (head, _s) = raw_upgrade(&relay, "/anon", "Sec-WebSocket-Protocol: qmux-01.moq-lite-04, qmux-01\r\n").await;
         assert!(head.contains("sec-websocket-protocol: qmux-01.moq-lite-04\r\n"), "{head}");
         assert!(head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=\r\n"), "{head}");
 

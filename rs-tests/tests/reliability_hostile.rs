@@ -395,8 +395,8 @@ async fn answer(recv: RecvStream) -> Answer {
     .await
     .expect("an answer to SUBSCRIBE");
     match next {
-        Ok(SubscribeResponse::Ok(_)) => Answer::Ok,
-        Ok(SubscribeResponse::Drop(_)) => Answer::Drop,
+        Ok(SubscribeResponse::Ok(_) | SubscribeResponse::Start(_)) => Answer::Ok,
+        Ok(SubscribeResponse::Drop(_) | SubscribeResponse::End(_)) => Answer::Drop,
         Err(code) => Answer::Reset(code),
     }
 }

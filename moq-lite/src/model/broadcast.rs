@@ -439,6 +439,28 @@ impl BroadcastConsumer {
         Ok(consumer)
     }
 
+    /// What the broadcast says of track `name` without subscribing to it (a
+    /// peer asking for a track's properties is not a subscriber): its info
+    /// when the track is here; `None` when it is not but may be requested
+    /// (the producer side serves requests); [`Error::NotFound`] otherwise.
+    pub fn track_info(&self, name: &str) -> Result<Option<Track>> {
+        let state = self.shared.state.lock();
+        match state.life.closed() {
+            None => {}
+            Some(Ok(())) => return Err(Error::NotFound),
+            Some(Err(err)) => return Err(err),
+        }
+        if let Some(track) = state.tracks.get(name).and_then(Weak::upgrade) {
+            if track.is_open() {
+                return Ok(Some(track.info.clone()));
+            }
+        }
+        if state.request_handlers == 0 {
+            return Err(Error::NotFound);
+        }
+        Ok(None)
+    }
+
     fn find_or_request(&self, info: &Track, start: Option<u64>) -> Result<TrackConsumer> {
         let mut state = self.shared.state.lock();
         // A finished broadcast has no tracks left to find.

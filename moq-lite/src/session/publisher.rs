@@ -465,9 +465,11 @@ impl<S: Session> Publisher<S> {
     /// track we cannot serve resets the stream.
     ///
     /// Our timestamps are microseconds, so that is the timescale we state;
-    /// the priority is the publisher's where the track is ours. Asking the
-    /// broadcast for the track is what a SUBSCRIBE would do, so a relay
-    /// learns here whether the track exists upstream.
+    /// the priority is the publisher's where the track is here. Asking is
+    /// not subscribing: nothing is requested upstream and the publisher does
+    /// not see a subscriber (a relay answers a track it would have to ask
+    /// for with the defaults; the SUBSCRIBE that follows learns whether it
+    /// exists).
     pub async fn serve_track(
         self,
         mut writer: Writer<S::SendStream>,
@@ -480,7 +482,7 @@ impl<S: Session> Publisher<S> {
             .origin
             .consume_broadcast(request.broadcast.clone())
             .ok_or(Error::NotFound)
-            .and_then(|broadcast| broadcast.subscribe_track(&Track::new(request.track.clone())));
+            .and_then(|broadcast| broadcast.track_info(&request.track));
         let track = match found {
             Ok(track) => track,
             Err(err) => {
@@ -490,7 +492,7 @@ impl<S: Session> Publisher<S> {
             }
         };
         let info = TrackInfo {
-            priority: track.info().priority,
+            priority: track.map_or(TrackInfo::default().priority, |t| t.priority),
             timescale: TIMESCALE_MICROS,
             ..TrackInfo::default()
         };

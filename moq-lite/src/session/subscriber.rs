@@ -416,8 +416,10 @@ impl<S: Session> Subscriber<S> {
                 request.encode(version, b)
             })
             .await?;
-        writer.finish()?;
+        // Our side stays open until the answer: the shipped publisher reads
+        // an early FIN as a cancel.
         let info = reader.decode_required(|b| TrackInfo::decode(b, version)).await?;
+        writer.finish()?;
         tracing::trace!(broadcast = %path, ?info, "track info");
         Ok(info)
     }
