@@ -15,11 +15,11 @@ use std::fmt::Debug;
 use moq_lite::bytes::Bytes;
 use moq_lite::coding::{Decode, DecodeError, Encode, EncodeError};
 use moq_lite::lite::{
-    Announce, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, ClientSetup, ControlStream, DataStream,
-    Datagram, Extensions, Fetch, FrameHeader, Goaway, Group, HopId, Message, Parameters, Probe, ServerSetup,
-    SessionClient, SessionServer, SessionUpdate, Setup, SetupStream, StreamType, Subscribe, SubscribeDrop,
-    SubscribeEnd, SubscribeOk, SubscribeResponse, SubscribeStart, SubscribeUpdate, TrackInfo, TrackRequest,
-    Version,
+    Announce, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, ClientSetup, ControlStream,
+    DataStream, Datagram, Extensions, Fetch, FrameHeader, Goaway, Group, HopId, Message, Parameters, Probe,
+    ServerSetup, SessionClient, SessionServer, SessionUpdate, Setup, SetupStream, StreamType, Subscribe,
+    SubscribeDrop, SubscribeEnd, SubscribeOk, SubscribeResponse, SubscribeStart, SubscribeUpdate, TrackInfo,
+    TrackRequest, Version,
 };
 use moq_lite::model::{MAX_PATH_LEN, Path, PathError};
 
@@ -393,9 +393,15 @@ pub fn seeds() -> Vec<Vec<u8>> {
                     sequence: 8,
                 },
                 frames: vec![
-                    (if version.has_timestamps() { 1000 } else { 0 }, Bytes::from_static(b"hello")),
+                    (
+                        if version.has_timestamps() { 1000 } else { 0 },
+                        Bytes::from_static(b"hello"),
+                    ),
                     (0, Bytes::new()),
-                    (if version.has_timestamps() { -3 } else { 0 }, Bytes::from(vec![7u8; 70])),
+                    (
+                        if version.has_timestamps() { -3 } else { 0 },
+                        Bytes::from(vec![7u8; 70]),
+                    ),
                 ],
             }
             .encode(version, b)

@@ -160,7 +160,10 @@ fn lite04(c: &mut Criterion) {
     };
     lite_message(&mut group, "group", &header);
 
-    let frame = FrameHeader { size: FRAME_SIZE, delta: 0 };
+    let frame = FrameHeader {
+        size: FRAME_SIZE,
+        delta: 0,
+    };
     bench_pair(
         &mut group,
         "frame_header",

@@ -216,7 +216,9 @@ async fn track_info_states_microseconds_and_unknown_tracks_are_not_found() {
         let track = broadcast.create_track(Track::new("video").with_priority(2));
         let (_server, raw) = h.raw(Some(&origin), None, EMPTY_SETUP).await;
         // Shipped notes, section 13: TRACK room/video.
-        let request = [0x06, 0x0b, 0x04, b'r', b'o', b'o', b'm', 0x05, b'v', b'i', b'd', b'e', b'o'];
+        let request = [
+            0x06, 0x0b, 0x04, b'r', b'o', b'o', b'm', 0x05, b'v', b'i', b'd', b'e', b'o',
+        ];
         let (mut send, mut wire) = open(&raw, &request).await;
         // Priority 2, Ordered 0, max age 5000 ms, timescale 1_000_000; FIN.
         let (bytes, end) = wire.rest().await;
@@ -226,7 +228,9 @@ async fn track_info_states_microseconds_and_unknown_tracks_are_not_found() {
         // Asking is not subscribing.
         assert_eq!(track.consumer_count(), 0);
 
-        let request = [0x06, 0x0b, 0x04, b'r', b'o', b'o', b'm', 0x05, b'a', b'u', b'd', b'i', b'o'];
+        let request = [
+            0x06, 0x0b, 0x04, b'r', b'o', b'o', b'm', 0x05, b'a', b'u', b'd', b'i', b'o',
+        ];
         let (_send, mut wire) = open(&raw, &request).await;
         assert_eq!(wire.end().await, End::Reset(Error::NotFound.code()));
     })
@@ -245,7 +249,10 @@ async fn the_subscriber_asks_track_info_then_takes_datagrams_at_the_tracks_times
         // Announce stream type, ANNOUNCE_REQUEST prefix "", exclude hop 0.
         assert_eq!(&announce.take(4).await[..], [0x01, 0x02, 0x00, 0x00]);
         // ANNOUNCE_OK hop 5, one active: `a` with no hops of its own.
-        announce_tx.write_all(&[0x02, 0x05, 0x01, 0x04, 0x01, 0x01, b'a', 0x00]).await.unwrap();
+        announce_tx
+            .write_all(&[0x02, 0x05, 0x01, 0x04, 0x01, 0x01, b'a', 0x00])
+            .await
+            .unwrap();
 
         let broadcast = loop {
             let next = received.consume().announced().await.unwrap();
@@ -260,8 +267,14 @@ async fn the_subscriber_asks_track_info_then_takes_datagrams_at_the_tracks_times
         // First a Track stream: TRACK a/t, answered with timescale 1000.
         let (mut track_tx, track_rx) = raw.accept_bi().await.unwrap();
         let mut track_wire = Wire::new(track_rx);
-        assert_eq!(&track_wire.take(6).await[..], [0x06, 0x04, 0x01, b'a', 0x01, b't']);
-        track_tx.write_all(&[0x06, 0x7f, 0x00, 0x53, 0x88, 0x43, 0xe8]).await.unwrap();
+        assert_eq!(
+            &track_wire.take(6).await[..],
+            [0x06, 0x04, 0x01, b'a', 0x01, b't']
+        );
+        track_tx
+            .write_all(&[0x06, 0x7f, 0x00, 0x53, 0x88, 0x43, 0xe8])
+            .await
+            .unwrap();
         track_tx.finish().unwrap();
 
         // Then SUBSCRIBE (id 0, a/t).
@@ -279,7 +292,10 @@ async fn the_subscriber_asks_track_info_then_takes_datagrams_at_the_tracks_times
         let mut frame = group.next_frame().await.unwrap().unwrap();
         assert_eq!(frame.timestamp(), Some(1_000_000), "microseconds");
         assert_eq!(frame.read_all().await.unwrap(), Bytes::from_static(b"hi"));
-        assert!(group.next_frame().await.unwrap().is_none(), "one frame per datagram");
+        assert!(
+            group.next_frame().await.unwrap().is_none(),
+            "one frame per datagram"
+        );
 
         // A FIN without SUBSCRIBE_END: the track errors, the session lives.
         sub_tx.finish().unwrap();

@@ -24,7 +24,10 @@ use serde::Deserialize;
 #[command(
     name = "moq-relay",
     version,
-    about = "A Media over QUIC relay (moq-lite and IETF moq-transport)"
+    about = "A Media over QUIC relay (moq-lite and IETF moq-transport)",
+    after_help = "Versions, in order of preference: moq-lite-05, moq-lite-04, moq-lite-03, moq-lite-02 \
+                  and -01 (SETUP), moq-transport-17, -16, -15, -14; over raw QUIC, WebTransport and \
+                  WebSocket (QMux)."
 )]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -267,6 +270,20 @@ fn deserialize_duration<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Durat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_lists_every_version() {
+        use clap::CommandFactory;
+        let help = Config::command().render_long_help().to_string();
+        for version in moq_transport_compat::protocols::VERSIONS {
+            let name = version.name();
+            let short = name.trim_start_matches("moq-transport");
+            assert!(
+                help.contains(&name) || help.contains(short),
+                "{name} missing from --help"
+            );
+        }
+    }
 
     #[test]
     fn durations() {

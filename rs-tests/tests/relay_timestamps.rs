@@ -67,8 +67,12 @@ async fn timestamps_cross_the_relay_to_lite05_and_drop_to_lite04() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             let mut group = track.append_group().unwrap();
-            group.write_frame_at(Bytes::from_static(b"key"), 40_000_000).unwrap();
-            group.write_frame_at(Bytes::from_static(b"delta"), 40_033_366).unwrap();
+            group
+                .write_frame_at(Bytes::from_static(b"key"), 40_000_000)
+                .unwrap();
+            group
+                .write_frame_at(Bytes::from_static(b"delta"), 40_033_366)
+                .unwrap();
             group.finish().unwrap();
 
             let lite05 = next_group(&mut consumers[0]).await;
@@ -83,7 +87,10 @@ async fn timestamps_cross_the_relay_to_lite05_and_drop_to_lite04() {
             let lite04 = next_group(&mut consumers[1]).await;
             assert_eq!(
                 lite04,
-                vec![(Bytes::from_static(b"key"), None), (Bytes::from_static(b"delta"), None)],
+                vec![
+                    (Bytes::from_static(b"key"), None),
+                    (Bytes::from_static(b"delta"), None)
+                ],
                 "{scheme}"
             );
         }

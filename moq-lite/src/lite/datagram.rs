@@ -70,7 +70,10 @@ mod tests {
         }
         // An empty payload is a zero-length frame.
         let dg = Datagram::decode(Bytes::from_static(&[0x01, 0x02, 0x03])).unwrap();
-        assert_eq!((dg.subscribe, dg.sequence, dg.timestamp, dg.payload.len()), (1, 2, 3, 0));
+        assert_eq!(
+            (dg.subscribe, dg.sequence, dg.timestamp, dg.payload.len()),
+            (1, 2, 3, 0)
+        );
     }
 
     proptest! {

@@ -208,7 +208,12 @@ mod tests {
         let mut out = Vec::new();
         for (timestamp, payload) in [(1000, &b"abc"[..]), (1033, &b"x"[..])] {
             let delta = stamps.delta(Some(timestamp)).unwrap();
-            FrameHeader { size: payload.len() as u64, delta }.encode(Version::Lite05, &mut out).unwrap();
+            FrameHeader {
+                size: payload.len() as u64,
+                delta,
+            }
+            .encode(Version::Lite05, &mut out)
+            .unwrap();
             out.extend_from_slice(payload);
         }
         assert_eq!(out, [0x47, 0xd0, 0x03, b'a', b'b', b'c', 0x40, 0x42, 0x01, b'x']);

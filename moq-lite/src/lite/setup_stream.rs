@@ -98,10 +98,16 @@ impl Message for Setup {
             Role::Subscriber => Some(2),
         };
         let hop = self.hop.filter(|hop| !hop.is_unknown());
-        let count = [self.probe.is_some(), self.path.is_some(), role.is_some(), self.cost.is_some(), hop.is_some()]
-            .into_iter()
-            .filter(|present| *present)
-            .count() as u64;
+        let count = [
+            self.probe.is_some(),
+            self.path.is_some(),
+            role.is_some(),
+            self.cost.is_some(),
+            hop.is_some(),
+        ]
+        .into_iter()
+        .filter(|present| *present)
+        .count() as u64;
         count.encode(buf)?;
         if let Some(probe) = self.probe {
             encode_int_param(PROBE, probe, buf)?;
@@ -162,7 +168,9 @@ impl Message for Setup {
                     }
                 }
                 COST => setup.cost = Some(decode_int_value(value)?),
-                HOP => setup.hop = Some(HopId::from_wire(decode_int_value(value)?)).filter(|h| !h.is_unknown()),
+                HOP => {
+                    setup.hop = Some(HopId::from_wire(decode_int_value(value)?)).filter(|h| !h.is_unknown())
+                }
                 // Unknown IDs are ignored: extensions.
                 _ => {}
             }
@@ -208,7 +216,9 @@ mod tests {
     #[test]
     fn unknown_parameters_are_skipped_and_order_is_free() {
         // Hop before Probe, and an unknown ID 0x21 with two bytes.
-        let bytes = [0x0b, 0x03, 0x05, 0x01, 0x07, 0x21, 0x02, 0xaa, 0xbb, 0x01, 0x01, 0x07];
+        let bytes = [
+            0x0b, 0x03, 0x05, 0x01, 0x07, 0x21, 0x02, 0xaa, 0xbb, 0x01, 0x01, 0x07,
+        ];
         let setup = Setup::decode(&mut &bytes[..], Version::Lite05).unwrap();
         assert_eq!(setup.hop, HopId::new(7));
         assert_eq!(setup.probe, Some(2), "a probe level above 2 reads as 2");

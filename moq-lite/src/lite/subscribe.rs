@@ -285,7 +285,11 @@ impl SubscribeDrop {
 
     /// The type prefix in `version`.
     pub const fn type_in(version: Version) -> u64 {
-        if version.has_subscribe_end() { Self::TYPE_05 } else { Self::TYPE }
+        if version.has_subscribe_end() {
+            Self::TYPE_05
+        } else {
+            Self::TYPE
+        }
     }
 }
 
@@ -346,7 +350,9 @@ impl Message for SubscribeStart {
     }
 
     fn decode_body(buf: &mut Bytes, _version: Version) -> Result<Self, DecodeError> {
-        Ok(SubscribeStart { group: u64::decode(buf)? })
+        Ok(SubscribeStart {
+            group: u64::decode(buf)?,
+        })
     }
 
     fn encode<B: BufMut>(&self, version: Version, buf: &mut B) -> Result<(), EncodeError> {
@@ -387,7 +393,9 @@ impl Message for SubscribeEnd {
     }
 
     fn decode_body(buf: &mut Bytes, _version: Version) -> Result<Self, DecodeError> {
-        Ok(SubscribeEnd { group: u64::decode(buf)? })
+        Ok(SubscribeEnd {
+            group: u64::decode(buf)?,
+        })
     }
 
     fn encode<B: BufMut>(&self, version: Version, buf: &mut B) -> Result<(), EncodeError> {

@@ -141,7 +141,9 @@ mod tests {
             broadcast: Path::new("room"),
             track: "video".into(),
         };
-        let expected = [0x0b, 0x04, b'r', b'o', b'o', b'm', 0x05, b'v', b'i', b'd', b'e', b'o'];
+        let expected = [
+            0x0b, 0x04, b'r', b'o', b'o', b'm', 0x05, b'v', b'i', b'd', b'e', b'o',
+        ];
         check_message(&msg, Version::Lite05, &expected);
         assert!(msg.encode(Version::Lite04, &mut Vec::new()).is_err());
     }
@@ -158,9 +160,16 @@ mod tests {
             timescale: 1_000_000,
         };
         // 1_000_000 = 0x800f4240 (four-byte varint).
-        check_message(&micro, Version::Lite05, &[0x07, 0x80, 0x01, 0x00, 0x80, 0x0f, 0x42, 0x40]);
+        check_message(
+            &micro,
+            Version::Lite05,
+            &[0x07, 0x80, 0x01, 0x00, 0x80, 0x0f, 0x42, 0x40],
+        );
         let zero = [0x04, 0x7f, 0x00, 0x00, 0x00];
-        assert!(TrackInfo::decode(&mut &zero[..], Version::Lite05).is_err(), "timescale 0");
+        assert!(
+            TrackInfo::decode(&mut &zero[..], Version::Lite05).is_err(),
+            "timescale 0"
+        );
     }
 
     #[test]

@@ -43,7 +43,11 @@ impl Version {
     /// Every version, in the order a client prefers them.
     pub const ALL: [Version; 5] = [
         Version::Lite05,
-        Version::Lite04, Version::Lite03, Version::Lite02, Version::Lite01];
+        Version::Lite04,
+        Version::Lite03,
+        Version::Lite02,
+        Version::Lite01,
+    ];
 
     /// The ALPN token / WebTransport protocol that selects this version:
     /// `moq-lite-04`, `moq-lite-03`, or [`SETUP_ALPN`] for -02 and -01, whose

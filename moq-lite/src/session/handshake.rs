@@ -50,7 +50,11 @@ pub(crate) struct OurSetup {
 }
 
 /// Opens our Setup stream, writes SETUP and finishes it.
-pub(crate) async fn send_setup<T: Transport>(transport: &T, version: Version, ours: OurSetup) -> Result<(), Error> {
+pub(crate) async fn send_setup<T: Transport>(
+    transport: &T,
+    version: Version,
+    ours: OurSetup,
+) -> Result<(), Error> {
     let send = transport.open_uni().await.map_err(transport_error)?;
     let mut writer = Writer::new(send);
     let setup = Setup {
@@ -86,7 +90,9 @@ pub async fn read_setup<T: Transport>(transport: &T, version: Version) -> Result
             reader.stop(Error::UnexpectedStream.code());
             continue;
         }
-        return read_setup_message(&mut reader, version).await.map_err(|e| e.error().clone());
+        return read_setup_message(&mut reader, version)
+            .await
+            .map_err(|e| e.error().clone());
     }
 }
 

@@ -7,9 +7,14 @@
 //! [`OriginProducer`]. From then on the application only uses the model.
 //!
 //! The version comes from the TLS ALPN (raw QUIC) or the WebTransport
-//! protocol header: `moq-lite-04` and `moq-lite-03` directly; `moql`, or no
-//! protocol at all, means the SETUP path, where CLIENT_SETUP / SERVER_SETUP
-//! pick moq-lite-02 or -01 (see `shared/specs/README.md`, "Negotiation").
+//! protocol header: `moq-lite-05`, `moq-lite-04` and `moq-lite-03` directly;
+//! `moql`, or no protocol at all, means the SETUP path, where CLIENT_SETUP /
+//! SERVER_SETUP pick moq-lite-02 or -01 (see `shared/specs/README.md`,
+//! "Negotiation"). From -05 on each side also sends one SETUP on a Setup
+//! stream (`handshake`): a server waits for the client's before it starts.
+//! What differs between versions is asked of [`Version`]'s capability
+//! methods (`has_track_stream`, `has_subscribe_end`, ...), not of version
+//! numbers.
 //!
 //! Errors: a peer that breaks the protocol gets the session closed with the
 //! error's code ([`Error::code`]) and its text as the reason; an unknown
@@ -19,7 +24,8 @@
 //! The session is generic over the `web-transport-trait` session, so raw QUIC
 //! and WebTransport (both `web_transport_quinn::Session`) share this code.
 //!
-//! Layout: this file negotiates and runs the accept loop; `publisher` and
+//! Layout: this file negotiates and runs the accept loop; `handshake` the
+//! -05 Setup streams; `publisher` and
 //! `subscriber` are the two halves, `stream` the framed reader / writer they
 //! share (public as [`crate::stream`], for other protocol families),
 //! `stats` the counters. Messages come from the pure codec in
@@ -45,11 +51,11 @@ use web_transport_trait::Session as Transport;
 use crate::Error;
 use crate::coding::{Decode, Encode};
 use crate::lite::{
-    ClientSetup, ControlStream, DataStream, Goaway, HopId, Message, Parameters, Role, SETUP_ALPN, SETUP_VERSIONS,
-    ServerSetup, SessionUpdate, Setup, SetupStream, StreamType, Version,
+    ClientSetup, ControlStream, DataStream, Goaway, HopId, Message, Parameters, Role, SETUP_ALPN,
+    SETUP_VERSIONS, ServerSetup, SessionUpdate, Setup, SetupStream, StreamType, Version,
 };
-use handshake::{OurSetup, PeerSetup};
 use crate::model::{OriginConsumer, OriginProducer, Path};
+use handshake::{OurSetup, PeerSetup};
 use publisher::Publisher;
 use stream::{Reader, StreamError, Writer, transport_error};
 use subscriber::Subscriber;
@@ -139,7 +145,12 @@ impl Session {
             Some(version) => (version, None),
             None => setup_client(&transport).await?,
         };
-        Ok(Self::start(transport, negotiated, config, Side::Client(PeerSetup::default())))
+        Ok(Self::start(
+            transport,
+            negotiated,
+            config,
+            Side::Client(PeerSetup::default()),
+        ))
     }
 
     /// Starts a server session over an accepted `transport` (see
@@ -179,7 +190,12 @@ impl Session {
                 }
             },
         };
-        Ok(Self::start(transport, negotiated, config, Side::Server(PeerSetup::default())))
+        Ok(Self::start(
+            transport,
+            negotiated,
+            config,
+            Side::Server(PeerSetup::default()),
+        ))
     }
 
     /// Starts a server session on a moq-lite-05+ connection whose client
@@ -193,7 +209,12 @@ impl Session {
         let version = negotiated(&transport)?
             .filter(|v| v.has_setup_stream())
             .ok_or(Error::Version)?;
-        Ok(Self::start(transport, (version, None), config, Side::Server(PeerSetup::known(setup))))
+        Ok(Self::start(
+            transport,
+            (version, None),
+            config,
+            Side::Server(PeerSetup::known(setup)),
+        ))
     }
 
     fn start<T: Transport>(

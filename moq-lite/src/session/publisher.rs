@@ -24,9 +24,10 @@ use super::{GoawayFlag, SessionStats};
 use crate::Error;
 use crate::delivery::{InflightGroups, stream_priority};
 use crate::lite::{
-    Announce, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, DEFAULT_MAX_LATENCY, DataStream, Fetch,
-    FrameHeader, FrameTimestamps, Group, HopId, MAX_HOPS, Message, Probe, Subscribe, SubscribeEnd, SubscribeOk,
-    SubscribeResponse, SubscribeStart, SubscribeUpdate, TIMESCALE_MICROS, TrackInfo, TrackRequest, Version,
+    Announce, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, DEFAULT_MAX_LATENCY, DataStream,
+    Fetch, FrameHeader, FrameTimestamps, Group, HopId, MAX_HOPS, Message, Probe, Subscribe, SubscribeEnd,
+    SubscribeOk, SubscribeResponse, SubscribeStart, SubscribeUpdate, TIMESCALE_MICROS, TrackInfo,
+    TrackRequest, Version,
 };
 use crate::model::{BroadcastConsumer, GroupConsumer, OriginConsumer, Track};
 
@@ -476,7 +477,9 @@ impl<S: Session> Publisher<S> {
         mut reader: Reader<S::RecvStream>,
     ) -> Result<(), StreamError> {
         let version = self.version;
-        let request = reader.decode_required(|b| TrackRequest::decode(b, version)).await?;
+        let request = reader
+            .decode_required(|b| TrackRequest::decode(b, version))
+            .await?;
         tracing::debug!(broadcast = %request.broadcast, track = %request.track, "track info");
         let found = self
             .origin
@@ -646,7 +649,9 @@ async fn write_frames<W: web_transport_trait::SendStream>(
     let mut stamps = FrameTimestamps::default();
     while let Some(mut frame) = group.next_frame().await? {
         let delta = if version.has_timestamps() {
-            stamps.delta(frame.timestamp()).map_err(|e| StreamError::Closed(Error::from(e)))?
+            stamps
+                .delta(frame.timestamp())
+                .map_err(|e| StreamError::Closed(Error::from(e)))?
         } else {
             0
         };
