@@ -157,6 +157,7 @@ fn lite04(c: &mut Criterion) {
     let header = Group {
         subscribe: 7,
         sequence: 1234,
+        frame_start: 0,
     };
     lite_message(&mut group, "group", &header);
 

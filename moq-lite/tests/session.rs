@@ -22,6 +22,11 @@ fn cases() -> Vec<(&'static str, Vec<&'static str>, Version)> {
     for scheme in ["moql", "https"] {
         cases.push((
             scheme,
+            vec!["moq-lite-06", "moq-lite-05", "moq-lite-04", "moq-lite-03", "moql"],
+            Version::Lite06,
+        ));
+        cases.push((
+            scheme,
             vec!["moq-lite-05", "moq-lite-04", "moq-lite-03", "moql"],
             Version::Lite05,
         ));
@@ -435,7 +440,11 @@ async fn a_subscriber_that_stops_reading_pins_a_bounded_number_of_groups() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frame_timestamps_cross_lite05_and_not_lite04() {
-    for (protocols, carried) in [(vec!["moq-lite-05"], true), (vec!["moq-lite-04"], false)] {
+    for (protocols, carried) in [
+        (vec!["moq-lite-06"], true),
+        (vec!["moq-lite-05"], true),
+        (vec!["moq-lite-04"], false),
+    ] {
         for scheme in ["moql", "https"] {
             let run = async {
                 let server_origin = OriginProducer::new();

@@ -362,6 +362,7 @@ fn stray_group() -> Vec<u8> {
     Group {
         subscribe: 99,
         sequence: 0,
+        frame_start: 0,
     }
     .encode(V, &mut bytes)
     .unwrap();
@@ -537,6 +538,7 @@ async fn frame_shorter_than_its_size() {
             Group {
                 subscribe: msg.id,
                 sequence: 0,
+                frame_start: 0,
             }
             .encode(V, &mut bytes)
             .unwrap();

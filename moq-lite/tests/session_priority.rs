@@ -634,6 +634,7 @@ async fn subscribe_update_reprioritises_new_groups() {
             max_latency: Duration::ZERO,
             start_group: None,
             end_group: None,
+            ..Default::default()
         };
         let mut buf = Vec::new();
         update.encode(V, &mut buf).unwrap();

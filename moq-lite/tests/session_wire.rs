@@ -355,6 +355,7 @@ async fn fetch_returns_frames_then_fin_or_not_found() {
                 track: "video".into(),
                 priority: 0,
                 group,
+                ..Default::default()
             }
             .encode(V, &mut buf)
             .unwrap();

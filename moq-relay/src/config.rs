@@ -25,7 +25,7 @@ use serde::Deserialize;
     name = "moq-relay",
     version,
     about = "A Media over QUIC relay (moq-lite and IETF moq-transport)",
-    after_help = "Versions, in order of preference: moq-lite-05, moq-lite-04, moq-lite-03, moq-lite-02 \
+    after_help = "Versions, in order of preference: moq-lite-06, moq-lite-05, moq-lite-04, moq-lite-03, moq-lite-02 \
                   and -01 (SETUP), moq-transport-17, -16, -15, -14; over raw QUIC, WebTransport and \
                   WebSocket (QMux)."
 )]

@@ -20,6 +20,7 @@ use crate::ietf::stream::{Reader, Writer};
 /// Every protocol string we speak, in the order a client offers them: the
 /// tokens of [`crate::protocols::VERSIONS`] (checked by a test there).
 pub const ALL_PROTOCOLS: &[&str] = &[
+    "moq-lite-06",
     "moq-lite-05",
     "moq-lite-04",
     "moq-lite-03",

@@ -17,6 +17,7 @@ use crate::dispatch::Version;
 /// moq-lite-01 is reachable through the SETUP path only (it shares `moql`
 /// with -02, which the SETUP exchange prefers).
 pub const VERSIONS: &[Version] = &[
+    Version::Lite(LiteVersion::Lite06),
     Version::Lite(LiteVersion::Lite05),
     Version::Lite(LiteVersion::Lite04),
     Version::Lite(LiteVersion::Lite03),

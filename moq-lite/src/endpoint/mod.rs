@@ -53,7 +53,7 @@ pub use web_transport_quinn::{self, quinn};
 /// This is the default of [`ClientConfig::protocols`] and
 /// [`ServerConfig::protocols`]. Other crates (the IETF draft implementation)
 /// extend the list with their own strings (`moqt-17`, `moqt-16`, ...).
-pub const LITE_PROTOCOLS: &[&str] = &["moq-lite-05", "moq-lite-04", "moq-lite-03", "moql"];
+pub const LITE_PROTOCOLS: &[&str] = &["moq-lite-06", "moq-lite-05", "moq-lite-04", "moq-lite-03", "moql"];
 
 /// [`LITE_PROTOCOLS`] as owned strings, ready for a config field.
 pub fn default_protocols() -> Vec<String> {

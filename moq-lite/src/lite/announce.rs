@@ -27,7 +27,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::{Message, Version};
-use crate::coding::{Decode, DecodeError, Encode, EncodeError};
+use crate::coding::{Decode, DecodeError, Encode, EncodeError, LengthPrefix, decode_framed, encode_framed};
 use crate::model::Path;
 
 /// The most hop IDs an ANNOUNCE may carry; longer relay chains are refused.
@@ -107,7 +107,7 @@ impl Message for AnnounceInterest {
 
     fn encode_body(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
         self.prefix.encode(buf)?;
-        if version.has_hop_ids() {
+        if version.has_exclude_hop() {
             match self.exclude_hop {
                 None => 0u64.encode(buf)?,
                 // 0 on the wire means "no filter", so it cannot name the unknown hop.
@@ -122,7 +122,7 @@ impl Message for AnnounceInterest {
 
     fn decode_body(buf: &mut Bytes, version: Version) -> Result<Self, DecodeError> {
         let prefix = Path::decode(buf)?;
-        let exclude_hop = if version.has_hop_ids() {
+        let exclude_hop = if version.has_exclude_hop() {
             Some(HopId::decode(buf)?).filter(|hop| !hop.is_unknown())
         } else {
             None
@@ -175,8 +175,9 @@ pub struct Announce {
 impl Message for Announce {
     const NAME: &'static str = "ANNOUNCE";
 
-    fn exists_in(_version: Version) -> bool {
-        true
+    fn exists_in(version: Version) -> bool {
+        // -06 announces with typed messages: [`AnnounceEvent`].
+        !version.has_typed_announces()
     }
 
     fn encode_body(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
@@ -226,6 +227,141 @@ impl Message for Announce {
             }
         }
         Ok(Announce { status, suffix, hops })
+    }
+}
+
+/// A route's two costs (-06): what pulling the broadcast costs while it
+/// already flows here (warm) and when it does not (cold). Lower wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RouteCost {
+    /// The cost while the broadcast already flows to the announcer.
+    pub warm: u64,
+    /// The cost of starting it.
+    pub cold: u64,
+}
+
+impl RouteCost {
+    /// A varint's largest value: the cost of a route whose cost is unknown
+    /// (what a pre-06 wire gives, cold).
+    pub const UNKNOWN: u64 = (1 << 62) - 1;
+}
+
+/// The typed announcement messages of moq-lite-06, after ANNOUNCE_OK.
+///
+/// Each is `Type (i) | Length (i) | Body`. IDs are implicit: the n-th
+/// ANNOUNCE_START on a stream (from 0) has ID n; END retires it, RESTART
+/// changes its route. An unknown type is skipped by its length and takes no
+/// ID (shipped notes, section 5; the 06 text's Epoch and Ended fields are
+/// not on the shipped wire).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnnounceEvent {
+    /// 0x0 ANNOUNCE_START: a broadcast became active.
+    Start {
+        /// The broadcast path relative to the requested prefix.
+        suffix: Path,
+        /// The relays between the origin and the sender, at most [`MAX_HOPS`].
+        hops: Vec<HopId>,
+        /// The route's costs.
+        cost: RouteCost,
+    },
+    /// 0x1 ANNOUNCE_END: the announcement with this ID ended.
+    End {
+        /// The announcement's implicit ID.
+        id: u64,
+    },
+    /// 0x2 ANNOUNCE_RESTART: the announcement with this ID changed route.
+    Restart {
+        /// The announcement's implicit ID.
+        id: u64,
+        /// The new hop list.
+        hops: Vec<HopId>,
+        /// The new costs.
+        cost: RouteCost,
+    },
+    /// A type this version does not know; its body was skipped.
+    Unknown(u64),
+}
+
+fn encode_hops(hops: &[HopId], buf: &mut BytesMut) -> Result<(), EncodeError> {
+    if hops.len() > MAX_HOPS {
+        return Err(EncodeError::TooLarge("hop count"));
+    }
+    (hops.len() as u64).encode(buf)?;
+    hops.iter().try_for_each(|hop| hop.encode(buf))
+}
+
+fn decode_hops(buf: &mut Bytes) -> Result<Vec<HopId>, DecodeError> {
+    let count = u64::decode(buf)?;
+    if count > MAX_HOPS as u64 {
+        return Err(DecodeError::TooLarge("hop count"));
+    }
+    (0..count).map(|_| HopId::decode(buf)).collect()
+}
+
+impl AnnounceEvent {
+    const START: u64 = 0x0;
+    const END: u64 = 0x1;
+    const RESTART: u64 = 0x2;
+
+    /// Writes the message; only -06 has it.
+    pub fn encode<B: BufMut>(&self, version: Version, buf: &mut B) -> Result<(), EncodeError> {
+        if !version.has_typed_announces() {
+            return Err(EncodeError::Version("ANNOUNCE_START"));
+        }
+        let ty = match self {
+            AnnounceEvent::Start { .. } => Self::START,
+            AnnounceEvent::End { .. } => Self::END,
+            AnnounceEvent::Restart { .. } => Self::RESTART,
+            AnnounceEvent::Unknown(_) => return Err(EncodeError::Invalid("unknown announce type")),
+        };
+        ty.encode(buf)?;
+        encode_framed(buf, LengthPrefix::VarInt, |body| match self {
+            AnnounceEvent::Start { suffix, hops, cost } => {
+                suffix.encode(body)?;
+                encode_hops(hops, body)?;
+                cost.warm.encode(body)?;
+                cost.cold.encode(body)
+            }
+            AnnounceEvent::End { id } => id.encode(body),
+            AnnounceEvent::Restart { id, hops, cost } => {
+                id.encode(body)?;
+                encode_hops(hops, body)?;
+                cost.warm.encode(body)?;
+                cost.cold.encode(body)
+            }
+            AnnounceEvent::Unknown(_) => Ok(()),
+        })
+    }
+
+    /// Reads the next message; an unknown type is skipped whole.
+    pub fn decode<B: Buf>(buf: &mut B, version: Version) -> Result<Self, DecodeError> {
+        if !version.has_typed_announces() {
+            return Err(DecodeError::Invalid("message not defined in this version"));
+        }
+        let ty = u64::decode(buf)?;
+        decode_framed(buf, LengthPrefix::VarInt, |body| match ty {
+            Self::START => Ok(AnnounceEvent::Start {
+                suffix: Path::decode(body)?,
+                hops: decode_hops(body)?,
+                cost: RouteCost {
+                    warm: u64::decode(body)?,
+                    cold: u64::decode(body)?,
+                },
+            }),
+            Self::END => Ok(AnnounceEvent::End { id: u64::decode(body)? }),
+            Self::RESTART => Ok(AnnounceEvent::Restart {
+                id: u64::decode(body)?,
+                hops: decode_hops(body)?,
+                cost: RouteCost {
+                    warm: u64::decode(body)?,
+                    cold: u64::decode(body)?,
+                },
+            }),
+            other => {
+                body.advance(body.remaining());
+                Ok(AnnounceEvent::Unknown(other))
+            }
+        })
     }
 }
 

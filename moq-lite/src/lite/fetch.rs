@@ -6,7 +6,9 @@
 use bytes::{Bytes, BytesMut};
 
 use super::{MAX_NAME_LEN, Message, Version};
-use crate::coding::{Decode, DecodeError, Encode, EncodeError, decode_string, encode_string};
+use crate::coding::{
+    Decode, DecodeError, Encode, EncodeError, decode_opt_seq, decode_string, encode_opt_seq, encode_string,
+};
 use crate::model::Path;
 
 /// FETCH: the broadcast, track and group to download.
@@ -20,6 +22,10 @@ pub struct Fetch {
     pub priority: u8,
     /// The group sequence to fetch.
     pub group: u64,
+    /// -06: the first frame to send.
+    pub frame_start: u64,
+    /// -06: the last frame to send (inclusive); `None` = to the group's end.
+    pub frame_end: Option<u64>,
 }
 
 impl Message for Fetch {
@@ -29,20 +35,37 @@ impl Message for Fetch {
         !version.uses_setup()
     }
 
-    fn encode_body(&self, _version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode_body(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
         self.broadcast.encode(buf)?;
         encode_string(&self.track, MAX_NAME_LEN, "track name", buf)?;
         self.priority.encode(buf)?;
-        self.group.encode(buf)
+        self.group.encode(buf)?;
+        if version.has_frame_bounds() {
+            if self.frame_end.is_some_and(|end| end < self.frame_start) {
+                return Err(EncodeError::Invalid("frame end below frame start"));
+            }
+            self.frame_start.encode(buf)?;
+            encode_opt_seq(self.frame_end, buf)?;
+        }
+        Ok(())
     }
 
-    fn decode_body(buf: &mut Bytes, _version: Version) -> Result<Self, DecodeError> {
-        Ok(Fetch {
+    fn decode_body(buf: &mut Bytes, version: Version) -> Result<Self, DecodeError> {
+        let mut fetch = Fetch {
             broadcast: Path::decode(buf)?,
             track: decode_string(buf, MAX_NAME_LEN, "track name")?,
             priority: u8::decode(buf)?,
             group: u64::decode(buf)?,
-        })
+            ..Default::default()
+        };
+        if version.has_frame_bounds() {
+            fetch.frame_start = u64::decode(buf)?;
+            fetch.frame_end = decode_opt_seq(buf)?;
+            if fetch.frame_end.is_some_and(|end| end < fetch.frame_start) {
+                return Err(DecodeError::Invalid("frame end below frame start"));
+            }
+        }
+        Ok(fetch)
     }
 }
 
@@ -59,6 +82,7 @@ mod tests {
             track: "t".into(),
             priority: 0x80,
             group: 5,
+            ..Default::default()
         };
         #[rustfmt::skip]
         let expected = [
@@ -89,9 +113,10 @@ mod tests {
     proptest! {
         #[test]
         fn round_trips(broadcast in any_path(), track in any_name(), priority in any::<u8>(), group in any_varint()) {
-            let msg = Fetch { broadcast, track, priority, group };
+            let msg = Fetch { broadcast, track, priority, group, ..Default::default() };
             round_trip(&msg, Version::Lite04)?;
             round_trip(&msg, Version::Lite03)?;
+            round_trip(&Fetch { frame_start: group % 5, frame_end: Some(group % 5 + 3), ..msg }, Version::Lite06)?;
         }
 
         #[test]

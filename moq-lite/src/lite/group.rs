@@ -26,6 +26,9 @@ pub struct Group {
     pub subscribe: u64,
     /// The group sequence number.
     pub sequence: u64,
+    /// -06: the index of the first frame on this stream (0 unless the
+    /// subscriber asked to start inside the group).
+    pub frame_start: u64,
 }
 
 impl Message for Group {
@@ -35,15 +38,20 @@ impl Message for Group {
         true
     }
 
-    fn encode_body(&self, _version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode_body(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
         self.subscribe.encode(buf)?;
-        self.sequence.encode(buf)
+        self.sequence.encode(buf)?;
+        if version.has_frame_bounds() {
+            self.frame_start.encode(buf)?;
+        }
+        Ok(())
     }
 
-    fn decode_body(buf: &mut Bytes, _version: Version) -> Result<Self, DecodeError> {
+    fn decode_body(buf: &mut Bytes, version: Version) -> Result<Self, DecodeError> {
         Ok(Group {
             subscribe: u64::decode(buf)?,
             sequence: u64::decode(buf)?,
+            frame_start: if version.has_frame_bounds() { u64::decode(buf)? } else { 0 },
         })
     }
 }
@@ -160,6 +168,7 @@ mod tests {
         let msg = Group {
             subscribe: 3,
             sequence: 300,
+            frame_start: 0,
         };
         #[rustfmt::skip]
         let expected = [
@@ -167,7 +176,7 @@ mod tests {
             0x03,       // subscribe ID 3
             0x41, 0x2c, // sequence 300 (two-byte varint 0x412c)
         ];
-        for v in Version::ALL {
+        for v in Version::ALL.into_iter().filter(|v| !v.has_frame_bounds()) {
             check_message(&msg, v, &expected);
         }
     }
@@ -242,7 +251,8 @@ mod tests {
         fn round_trips(subscribe in any_varint(), sequence in any_varint(), size in any_varint(),
                        delta in -((1i64 << 61) - 1)..(1i64 << 61)) {
             for v in Version::ALL {
-                round_trip(&Group { subscribe, sequence }, v)?;
+                let frame_start = if v.has_frame_bounds() { size } else { 0 };
+                round_trip(&Group { subscribe, sequence, frame_start }, v)?;
                 let delta = if v.has_timestamps() { delta } else { 0 };
                 let mut out = Vec::new();
                 FrameHeader { size, delta }.encode(v, &mut out).unwrap();

@@ -184,7 +184,13 @@ mod tests {
                 |r: Result<(), DecodeError>| assert!(matches!(r, Err(DecodeError::TooLarge(_))), "{v}");
             too_large(Subscribe::decode(&mut &huge[..], v).map(drop));
             too_large(SubscribeUpdate::decode(&mut &huge[..], v).map(drop));
-            too_large(Announce::decode(&mut &huge[..], v).map(drop));
+            if v.has_typed_announces() {
+                let mut typed = vec![0x00];
+                typed.extend_from_slice(huge);
+                too_large(AnnounceEvent::decode(&mut &typed[..], v).map(drop));
+            } else {
+                too_large(Announce::decode(&mut &huge[..], v).map(drop));
+            }
             too_large(AnnounceInterest::decode(&mut &huge[..], v).map(drop));
             too_large(Group::decode(&mut &huge[..], v).map(drop));
             let mut typed = vec![0x00];

@@ -70,6 +70,34 @@ fn decode_tail(buf: &mut Bytes) -> Result<Tail, DecodeError> {
     ))
 }
 
+/// The -06 tail of SUBSCRIBE and SUBSCRIBE_UPDATE: max age, Group Start
+/// as a raw floor (0: none), Group End `+ 1`, Frame Start raw, Frame End
+/// `+ 1` (shipped notes, section 6).
+type Tail06 = (Duration, Option<u64>, Option<u64>, u64, Option<u64>);
+
+fn encode_tail06((latency, start, end, frame_start, frame_end): Tail06, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    if frame_end.is_some() && end.is_none() {
+        return Err(EncodeError::Invalid("a frame end needs a group end"));
+    }
+    encode_latency(latency, buf)?;
+    start.unwrap_or(0).encode(buf)?;
+    encode_opt_seq(end, buf)?;
+    frame_start.encode(buf)?;
+    encode_opt_seq(frame_end, buf)
+}
+
+fn decode_tail06(buf: &mut Bytes) -> Result<Tail06, DecodeError> {
+    let latency = decode_latency(buf)?;
+    let start = Some(u64::decode(buf)?).filter(|floor| *floor != 0);
+    let end = decode_opt_seq(buf)?;
+    let frame_start = u64::decode(buf)?;
+    let frame_end = decode_opt_seq(buf)?;
+    if frame_end.is_some() && end.is_none() {
+        return Err(DecodeError::Invalid("a frame end needs a group end"));
+    }
+    Ok((latency, start, end, frame_start, frame_end))
+}
+
 /// The Max Latency we send when the application sets none: in SUBSCRIBE
 /// (how old a group may get before the publisher abandons it) and in
 /// SUBSCRIBE_OK (the same, for the subscriber).
@@ -102,7 +130,12 @@ pub struct Subscribe {
     /// -03+: the first group to deliver; `None` = the latest.
     pub start_group: Option<u64>,
     /// -03+: the last group to deliver (inclusive); `None` = unbounded.
+    /// On -06 a start of `Some(0)` reads back as `None` (both: no floor).
     pub end_group: Option<u64>,
+    /// -06: the first frame of the start group to deliver.
+    pub frame_start: u64,
+    /// -06: the last frame of the end group (inclusive); needs an end group.
+    pub frame_end: Option<u64>,
 }
 
 impl Message for Subscribe {
@@ -117,7 +150,10 @@ impl Message for Subscribe {
         self.broadcast.encode(buf)?;
         encode_string(&self.track, MAX_NAME_LEN, "track name", buf)?;
         self.priority.encode(buf)?;
-        if !version.uses_setup() {
+        if version.has_frame_bounds() {
+            let tail = (self.max_latency, self.start_group, self.end_group, self.frame_start, self.frame_end);
+            encode_tail06(tail, buf)?;
+        } else if !version.uses_setup() {
             encode_tail(
                 (self.ordered, self.max_latency, self.start_group, self.end_group),
                 buf,
@@ -134,7 +170,9 @@ impl Message for Subscribe {
             priority: u8::decode(buf)?,
             ..Default::default()
         };
-        if !version.uses_setup() {
+        if version.has_frame_bounds() {
+            (msg.max_latency, msg.start_group, msg.end_group, msg.frame_start, msg.frame_end) = decode_tail06(buf)?;
+        } else if !version.uses_setup() {
             (msg.ordered, msg.max_latency, msg.start_group, msg.end_group) = decode_tail(buf)?;
         }
         Ok(msg)
@@ -154,6 +192,10 @@ pub struct SubscribeUpdate {
     pub start_group: Option<u64>,
     /// -03+: the last group to deliver; `None` = unbounded.
     pub end_group: Option<u64>,
+    /// -06: the first frame of the start group to deliver.
+    pub frame_start: u64,
+    /// -06: the last frame of the end group (inclusive).
+    pub frame_end: Option<u64>,
 }
 
 impl Message for SubscribeUpdate {
@@ -165,7 +207,10 @@ impl Message for SubscribeUpdate {
 
     fn encode_body(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
         self.priority.encode(buf)?;
-        if !version.uses_setup() {
+        if version.has_frame_bounds() {
+            let tail = (self.max_latency, self.start_group, self.end_group, self.frame_start, self.frame_end);
+            encode_tail06(tail, buf)?;
+        } else if !version.uses_setup() {
             encode_tail(
                 (self.ordered, self.max_latency, self.start_group, self.end_group),
                 buf,
@@ -179,7 +224,9 @@ impl Message for SubscribeUpdate {
             priority: u8::decode(buf)?,
             ..Default::default()
         };
-        if !version.uses_setup() {
+        if version.has_frame_bounds() {
+            (msg.max_latency, msg.start_group, msg.end_group, msg.frame_start, msg.frame_end) = decode_tail06(buf)?;
+        } else if !version.uses_setup() {
             (msg.ordered, msg.max_latency, msg.start_group, msg.end_group) = decode_tail(buf)?;
         }
         Ok(msg)
@@ -220,7 +267,7 @@ impl Message for SubscribeOk {
 
     fn encode_body(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
         match version {
-            Version::Lite05 => Err(EncodeError::Version(Self::NAME)),
+            Version::Lite06 | Version::Lite05 => Err(EncodeError::Version(Self::NAME)),
             Version::Lite02 => Ok(()),
             Version::Lite01 => self.priority.encode(buf),
             Version::Lite03 | Version::Lite04 => {
@@ -235,7 +282,7 @@ impl Message for SubscribeOk {
 
     fn decode_body(buf: &mut Bytes, version: Version) -> Result<Self, DecodeError> {
         match version {
-            Version::Lite05 => Err(DecodeError::Invalid("message not defined in this version")),
+            Version::Lite06 | Version::Lite05 => Err(DecodeError::Invalid("message not defined in this version")),
             Version::Lite02 => Ok(SubscribeOk::default()),
             Version::Lite01 => Ok(SubscribeOk {
                 priority: u8::decode(buf)?,
@@ -518,6 +565,7 @@ mod tests {
             max_latency: Duration::from_millis(1000),
             start_group: None,
             end_group: Some(9),
+            ..Default::default()
         };
         #[rustfmt::skip]
         let expected = [
@@ -681,8 +729,18 @@ mod tests {
                        ordered in any::<bool>(), max_latency in any_latency(),
                        start_group in any_opt_seq(), end_group in any_opt_seq(),
                        start in any_varint(), end in any_varint(), error in any_varint()) {
-            let sub = Subscribe { id, broadcast, track, priority, ordered, max_latency, start_group, end_group };
-            let update = SubscribeUpdate { priority, ordered, max_latency, start_group, end_group };
+            let sub = Subscribe { id, broadcast, track, priority, ordered, max_latency, start_group, end_group, ..Default::default() };
+            let update = SubscribeUpdate { priority, ordered, max_latency, start_group, end_group, ..Default::default() };
+            // -06: no Ordered byte; a floor of 0 is no floor; frame bounds.
+            let sub06 = Subscribe {
+                ordered: false,
+                start_group: start_group.filter(|s| *s != 0),
+                frame_start: start,
+                frame_end: end_group.map(|_| end),
+                ..sub.clone()
+            };
+            round_trip(&sub06, Version::Lite06)?;
+            round_trip(&SubscribeUpdate { ordered: false, start_group: sub06.start_group, ..update.clone() }, Version::Lite06)?;
             let ok = SubscribeOk { priority, ordered, max_latency, start_group, end_group };
             let drop = SubscribeDrop { start, end, error };
             for v in [Version::Lite04, Version::Lite03] {

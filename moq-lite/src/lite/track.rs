@@ -75,7 +75,8 @@ pub fn to_micros(timestamp: u64, timescale: u64) -> u64 {
 pub struct TrackInfo {
     /// Publisher priority; higher is sent first.
     pub priority: u8,
-    /// -05 only: the publisher delivers older groups first. Written as the
+    /// -05 only (-06 has no such byte; it reads as `false` there): the
+    /// publisher delivers older groups first. Written as the
     /// browser client does (a bool byte); the shipped Rust peer ignores it.
     pub ordered: bool,
     /// How long the publisher keeps a group (whole milliseconds).
@@ -103,21 +104,24 @@ impl Message for TrackInfo {
         version.has_track_stream()
     }
 
-    fn encode_body(&self, _version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode_body(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
         if self.timescale == 0 {
             return Err(EncodeError::Invalid("timescale 0"));
         }
         self.priority.encode(buf)?;
-        self.ordered.encode(buf)?;
+        if !version.has_frame_bounds() {
+            self.ordered.encode(buf)?;
+        }
         let ms = u64::try_from(self.max_age.as_millis()).map_err(|_| EncodeError::TooLarge("max age"))?;
         ms.encode(buf)?;
         self.timescale.encode(buf)
     }
 
-    fn decode_body(buf: &mut Bytes, _version: Version) -> Result<Self, DecodeError> {
+    fn decode_body(buf: &mut Bytes, version: Version) -> Result<Self, DecodeError> {
         let info = TrackInfo {
             priority: u8::decode(buf)?,
-            ordered: bool::decode(buf)?,
+            // -06 has no Ordered byte.
+            ordered: !version.has_frame_bounds() && bool::decode(buf)?,
             max_age: Duration::from_millis(u64::decode(buf)?),
             timescale: u64::decode(buf)?,
         };

@@ -24,6 +24,10 @@ pub const DRAFT_14_CODE: u32 = 0xff00_000e;
 /// Declared newest first; [`Version::ALL`] is the order a client offers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Version {
+    /// moq-lite-06 as shipped (`lite-06-shipped-notes.md`): typed
+    /// announcements with implicit IDs and route costs, frame bounds, Group
+    /// Start as a raw floor, no Ordered byte, no Exclude Hop.
+    Lite06,
     /// moq-lite-05: a SETUP uni stream each way, TRACK / TRACK_INFO,
     /// SUBSCRIBE_START / SUBSCRIBE_END, ANNOUNCE_OK, per-frame timestamps,
     /// datagrams.
@@ -41,7 +45,8 @@ pub enum Version {
 
 impl Version {
     /// Every version, in the order a client prefers them.
-    pub const ALL: [Version; 5] = [
+    pub const ALL: [Version; 6] = [
+        Version::Lite06,
         Version::Lite05,
         Version::Lite04,
         Version::Lite03,
@@ -54,6 +59,7 @@ impl Version {
     /// version is then picked in SETUP.
     pub const fn alpn(self) -> &'static str {
         match self {
+            Version::Lite06 => "moq-lite-06",
             Version::Lite05 => "moq-lite-05",
             Version::Lite04 => "moq-lite-04",
             Version::Lite03 => "moq-lite-03",
@@ -65,6 +71,7 @@ impl Version {
     /// (the version is chosen later, in SETUP) and for unknown tokens.
     pub fn from_alpn(alpn: &str) -> Option<Version> {
         match alpn {
+            "moq-lite-06" => Some(Version::Lite06),
             "moq-lite-05" => Some(Version::Lite05),
             "moq-lite-04" => Some(Version::Lite04),
             "moq-lite-03" => Some(Version::Lite03),
@@ -76,6 +83,7 @@ impl Version {
     /// section "Session"). Only -01 and -02 are offered in SETUP in practice.
     pub const fn code(self) -> u32 {
         match self {
+            Version::Lite06 => 0xff0d_ad06,
             Version::Lite05 => 0xff0d_ad05,
             Version::Lite04 => 0xff0d_ad04,
             Version::Lite03 => 0xff0d_ad03,
@@ -95,57 +103,76 @@ impl Version {
         matches!(self, Version::Lite02 | Version::Lite01)
     }
 
-    /// ANNOUNCE_INTEREST carries an Exclude Hop and ANNOUNCE a list of hop
-    /// IDs, not only their count (-04, -05).
+    /// Announcements carry a list of hop IDs, not only their count (-04+).
     pub const fn has_hop_ids(self) -> bool {
+        matches!(self, Version::Lite06 | Version::Lite05 | Version::Lite04)
+    }
+
+    /// ANNOUNCE_INTEREST carries an Exclude Hop (-04, -05; -06 excludes by
+    /// the peer's SETUP Hop instead).
+    pub const fn has_exclude_hop(self) -> bool {
         matches!(self, Version::Lite05 | Version::Lite04)
     }
 
     /// PROBE carries an RTT after the bitrate (-04+).
     pub const fn has_probe_rtt(self) -> bool {
-        matches!(self, Version::Lite05 | Version::Lite04)
+        matches!(self, Version::Lite06 | Version::Lite05 | Version::Lite04)
     }
 
     /// The Goaway stream exists (-04+).
     pub const fn has_goaway(self) -> bool {
-        matches!(self, Version::Lite05 | Version::Lite04)
+        matches!(self, Version::Lite06 | Version::Lite05 | Version::Lite04)
+    }
+
+    /// Announcements are typed (START, END, RESTART) with implicit IDs and
+    /// two route costs (-06+).
+    pub const fn has_typed_announces(self) -> bool {
+        matches!(self, Version::Lite06)
+    }
+
+    /// SUBSCRIBE, SUBSCRIBE_UPDATE, FETCH and GROUP carry frame bounds, Group
+    /// Start is a raw floor (0: none) instead of `+ 1`, and the Ordered byte
+    /// is gone, from TRACK_INFO too (-06+).
+    pub const fn has_frame_bounds(self) -> bool {
+        matches!(self, Version::Lite06)
     }
 
     /// Each endpoint opens a unidirectional Setup stream with one SETUP
     /// message (-05+, lite-05 section "SETUP").
     pub const fn has_setup_stream(self) -> bool {
-        matches!(self, Version::Lite05)
+        matches!(self, Version::Lite06 | Version::Lite05)
     }
 
     /// Track streams (TRACK / TRACK_INFO) exist, and every track has a
     /// timescale for its frames' timestamps (-05+).
     pub const fn has_track_stream(self) -> bool {
-        matches!(self, Version::Lite05)
+        matches!(self, Version::Lite06 | Version::Lite05)
     }
 
     /// Every FRAME starts with a zigzag timestamp delta, and QUIC datagrams
     /// carry single-frame groups (-05+).
     pub const fn has_timestamps(self) -> bool {
-        matches!(self, Version::Lite05)
+        matches!(self, Version::Lite06 | Version::Lite05)
     }
 
     /// The publisher answers an Announce stream with ANNOUNCE_OK first, and
     /// leaves its own hop ID out of the lists that follow (-05+).
     pub const fn has_announce_ok(self) -> bool {
-        matches!(self, Version::Lite05)
+        matches!(self, Version::Lite06 | Version::Lite05)
     }
 
     /// The Subscribe stream answers with SUBSCRIBE_START, SUBSCRIBE_END
     /// and SUBSCRIBE_DROP (types 0x0, 0x1, 0x2) instead of SUBSCRIBE_OK, and
     /// a FIN without SUBSCRIBE_END is an error (-05+).
     pub const fn has_subscribe_end(self) -> bool {
-        matches!(self, Version::Lite05)
+        matches!(self, Version::Lite06 | Version::Lite05)
     }
 }
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Version::Lite06 => "moq-lite-06",
             Version::Lite05 => "moq-lite-05",
             Version::Lite04 => "moq-lite-04",
             Version::Lite03 => "moq-lite-03",
@@ -163,7 +190,9 @@ mod tests {
     fn alpn_and_codes() {
         assert_eq!(Version::from_alpn("moq-lite-05"), Some(Version::Lite05));
         assert_eq!(Version::from_alpn("moq-lite-04"), Some(Version::Lite04));
-        assert_eq!(Version::from_alpn("moq-lite-06-wip"), None);
+        assert_eq!(Version::from_alpn("moq-lite-06-wip"), None, "an older wire");
+        assert_eq!(Version::from_alpn("moq-lite-06"), Some(Version::Lite06));
+        assert_eq!(Version::Lite06.code(), 0xff0dad06);
         assert_eq!(Version::Lite05.code(), 0xff0dad05);
         assert_eq!(Version::from_alpn("moq-lite-03"), Some(Version::Lite03));
         assert_eq!(Version::from_alpn("moql"), None);

@@ -10,7 +10,7 @@
 //! groups older than the subscriber's max latency are reset, not queued.
 
 use crate::model::Path;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use super::{GoawayFlag, SessionStats};
 use crate::Error;
 use crate::delivery::{InflightGroups, stream_priority};
 use crate::lite::{
-    Announce, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, DEFAULT_MAX_LATENCY, DataStream,
+    Announce, AnnounceEvent, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, RouteCost, DEFAULT_MAX_LATENCY, DataStream,
     Fetch, FrameHeader, FrameTimestamps, Group, HopId, MAX_HOPS, Message, Probe, Subscribe, SubscribeEnd,
     SubscribeOk, SubscribeResponse, SubscribeStart, SubscribeUpdate, TIMESCALE_MICROS, TrackInfo,
     TrackRequest, Version,
@@ -205,6 +205,8 @@ impl<S: Session> Publisher<S> {
                 .await?;
         }
 
+        // -06: the implicit IDs of what this stream announced.
+        let mut ids = AnnounceIds::default();
         if version.has_announce_ok() {
             // -05: ANNOUNCE_OK counts the initial set, which follows at once.
             let mut initial: Vec<(Path, Vec<HopId>)> = Vec::new();
@@ -229,12 +231,7 @@ impl<S: Session> Publisher<S> {
                 .encode(|b| {
                     ok(initial.len() as u64).encode(version, b)?;
                     for (suffix, hops) in initial {
-                        let msg = Announce {
-                            status: AnnounceStatus::Active,
-                            suffix,
-                            hops,
-                        };
-                        msg.encode(version, b)?;
+                        ids.encode(version, suffix, Some(hops), b)?;
                     }
                     Ok(())
                 })
@@ -247,19 +244,18 @@ impl<S: Session> Publisher<S> {
                     let Some(announced) = announced else {
                         return writer.finish();
                     };
-                    let (status, hops) = match announced.broadcast {
+                    let hops = match announced.broadcast {
                         Some(broadcast) => match self.announced_hops(&broadcast, interest.exclude_hop) {
-                            Some(hops) => (AnnounceStatus::Active, hops),
+                            Some(hops) => Some(hops),
                             None => {
                                 withheld.insert(announced.path);
                                 continue;
                             }
                         },
                         None if withheld.remove(&announced.path) => continue,
-                        None => (AnnounceStatus::Ended, Vec::new()),
+                        None => None,
                     };
-                    let msg = Announce { status, suffix: announced.path, hops };
-                    writer.encode(|b| msg.encode(version, b)).await?;
+                    writer.encode(|b| ids.encode(version, announced.path, hops, b)).await?;
                 }
                 done = reader.finished() => return done,
             }
@@ -453,7 +449,9 @@ impl<S: Session> Publisher<S> {
             }
         };
         writer.set_priority(stream_priority(fetch.priority, 0, fetch.group, false));
-        match write_frames(&mut writer, &mut group, version, &self.stats).await {
+        // -06: the frames from Frame Start to Frame End (inclusive).
+        let range = (fetch.frame_start, fetch.frame_end);
+        match write_frames(&mut writer, &mut group, version, &self.stats, range).await {
             Ok(()) => writer.finish(),
             Err(err) => {
                 writer.reset(err.error().code());
@@ -536,6 +534,59 @@ impl<S: Session> Publisher<S> {
     }
 }
 
+/// The announcements of one Announce stream as they go on the wire: -06
+/// names them by implicit IDs (the n-th ANNOUNCE_START is ID n), older
+/// versions by path with a status.
+#[derive(Default)]
+struct AnnounceIds {
+    live: HashMap<Path, u64>,
+    next: u64,
+}
+
+impl AnnounceIds {
+    /// Writes that `suffix` is active with `hops`, or ended (`None`).
+    fn encode(
+        &mut self,
+        version: Version,
+        suffix: Path,
+        hops: Option<Vec<HopId>>,
+        buf: &mut bytes::BytesMut,
+    ) -> Result<(), crate::coding::EncodeError> {
+        if !version.has_typed_announces() {
+            let msg = match hops {
+                Some(hops) => Announce {
+                    status: AnnounceStatus::Active,
+                    suffix,
+                    hops,
+                },
+                None => Announce {
+                    status: AnnounceStatus::Ended,
+                    suffix,
+                    hops: Vec::new(),
+                },
+            };
+            return msg.encode(version, buf);
+        }
+        // Our routes have no price of their own; the receiver adds the link's.
+        let cost = RouteCost::default();
+        let event = match (hops, self.live.get(&suffix).copied()) {
+            // A new route for a live path: a second START would be a violation.
+            (Some(hops), Some(id)) => AnnounceEvent::Restart { id, hops, cost },
+            (Some(hops), None) => {
+                self.live.insert(suffix.clone(), self.next);
+                self.next += 1;
+                AnnounceEvent::Start { suffix, hops, cost }
+            }
+            (None, Some(id)) => {
+                self.live.remove(&suffix);
+                AnnounceEvent::End { id }
+            }
+            (None, None) => return Ok(()),
+        };
+        event.encode(version, buf)
+    }
+}
+
 /// What a subscriber asked for, as updated by SUBSCRIBE_UPDATE.
 struct Subscription {
     id: u64,
@@ -613,7 +664,11 @@ async fn serve_group<S: Session>(
     stats.group_out();
     let mut writer = Writer::new(stream);
     writer.set_priority(priority);
-    let header = Group { subscribe, sequence };
+    let header = Group {
+        subscribe,
+        sequence,
+        frame_start: 0,
+    };
     let transfer = async {
         writer
             .encode(|b| {
@@ -621,7 +676,7 @@ async fn serve_group<S: Session>(
                 header.encode(version, b)
             })
             .await?;
-        write_frames(&mut writer, &mut group, version, &stats).await
+        write_frames(&mut writer, &mut group, version, &stats, (0, None)).await
     };
     let result = tokio::select! {
         result = transfer => result,
@@ -644,10 +699,19 @@ async fn write_frames<W: web_transport_trait::SendStream>(
     group: &mut GroupConsumer,
     version: Version,
     stats: &SessionStats,
+    (first, last): (u64, Option<u64>),
 ) -> Result<(), StreamError> {
     // -05+: timestamps in microseconds, the timescale our TRACK_INFO states.
     let mut stamps = FrameTimestamps::default();
+    let mut index = 0u64;
     while let Some(mut frame) = group.next_frame().await? {
+        index += 1;
+        if index - 1 < first {
+            continue;
+        }
+        if last.is_some_and(|last| index - 1 > last) {
+            break;
+        }
         let delta = if version.has_timestamps() {
             stamps
                 .delta(frame.timestamp())

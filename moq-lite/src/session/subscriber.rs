@@ -20,7 +20,7 @@ use super::stream::{Reader, StreamError, Writer, transport_error};
 use super::{GoawayFlag, SessionStats};
 use crate::Error;
 use crate::lite::{
-    Announce, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, ControlStream, DEFAULT_MAX_LATENCY,
+    Announce, AnnounceEvent, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, ControlStream, DEFAULT_MAX_LATENCY,
     Datagram, FrameHeader, FrameTimestamps, Group, HopId, Message, Subscribe, SubscribeResponse,
     TIMESCALE_MICROS, TrackInfo, TrackRequest, Version, to_micros,
 };
@@ -84,6 +84,68 @@ fn lock(subscriptions: &Subscriptions) -> std::sync::MutexGuard<'_, HashMap<u64,
     subscriptions
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// -06: the paths of the live announcements on one stream, by implicit ID
+/// (the n-th ANNOUNCE_START has ID n).
+#[derive(Default)]
+struct AnnouncedIds {
+    live: HashMap<u64, Path>,
+    next: u64,
+}
+
+impl AnnouncedIds {
+    /// The announcement an event means, in the older form (a restart is a
+    /// second active for the path); `None` for an unknown type, skipped.
+    /// Naming an ID that is not live, or starting a path that is, breaks
+    /// the protocol (shipped notes, section 5).
+    fn apply(&mut self, event: AnnounceEvent) -> Result<Option<Announce>, Error> {
+        Ok(Some(match event {
+            AnnounceEvent::Start { suffix, hops, cost: _ } => {
+                if self.live.values().any(|path| *path == suffix) {
+                    return Err(Error::ProtocolViolation);
+                }
+                self.live.insert(self.next, suffix.clone());
+                self.next += 1;
+                Announce {
+                    status: AnnounceStatus::Active,
+                    suffix,
+                    hops,
+                }
+            }
+            AnnounceEvent::End { id } => Announce {
+                status: AnnounceStatus::Ended,
+                suffix: self.live.remove(&id).ok_or(Error::ProtocolViolation)?,
+                hops: Vec::new(),
+            },
+            AnnounceEvent::Restart { id, hops, cost: _ } => Announce {
+                status: AnnounceStatus::Active,
+                suffix: self.live.get(&id).cloned().ok_or(Error::ProtocolViolation)?,
+                hops,
+            },
+            AnnounceEvent::Unknown(_) => return Ok(None),
+        }))
+    }
+}
+
+/// The next announcement on an Announce stream, whatever the version's
+/// form; `None` at its end.
+async fn next_announce<R: web_transport_trait::RecvStream>(
+    reader: &mut Reader<R>,
+    version: Version,
+    ids: &mut AnnouncedIds,
+) -> Result<Option<Announce>, StreamError> {
+    if !version.has_typed_announces() {
+        return reader.decode(|b| Announce::decode(b, version)).await;
+    }
+    loop {
+        let Some(event) = reader.decode(|b| AnnounceEvent::decode(b, version)).await? else {
+            return Ok(None);
+        };
+        if let Some(msg) = ids.apply(event).map_err(StreamError::Protocol)? {
+            return Ok(Some(msg));
+        }
+    }
 }
 
 /// Removes a subscription from the table however its task ends.
@@ -162,6 +224,8 @@ impl<S: Session> Subscriber<S> {
             responder = Some(ok.hop).filter(|hop| !hop.is_unknown());
         }
         let mut active: HashMap<Path, BroadcastProducer> = HashMap::new();
+        // -06: the live announcements' implicit IDs.
+        let mut ids = AnnouncedIds::default();
         // Announced paths we ignore (loops through us), so that their end
         // is ignored too.
         let mut ignored: HashSet<Path> = HashSet::new();
@@ -187,7 +251,7 @@ impl<S: Session> Subscriber<S> {
         }
         loop {
             tokio::select! {
-                msg = reader.decode(|b| Announce::decode(b, version)) => {
+                msg = next_announce(&mut reader, version, &mut ids) => {
                     let Some(mut msg) = msg? else {
                         return Ok(());
                     };
