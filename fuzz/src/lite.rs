@@ -15,11 +15,11 @@ use std::fmt::Debug;
 use moq_lite::bytes::Bytes;
 use moq_lite::coding::{Decode, DecodeError, Encode, EncodeError};
 use moq_lite::lite::{
-    Announce, AnnounceEvent, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, ClientSetup, ControlStream,
-    DataStream, Datagram, Extensions, Fetch, FrameHeader, Goaway, Group, HopId, Message, Parameters, Probe,
-    ServerSetup, SessionClient, SessionServer, SessionUpdate, Setup, SetupStream, StreamType, Subscribe,
-    SubscribeDrop, SubscribeEnd, SubscribeOk, SubscribeResponse, SubscribeStart, SubscribeUpdate, TrackInfo,
-    TrackRequest, Version,
+    Announce, AnnounceEvent, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, ClientSetup,
+    ControlStream, DataStream, Datagram, Extensions, Fetch, FrameHeader, Goaway, Group, HopId, Message,
+    Parameters, Probe, ServerSetup, SessionClient, SessionServer, SessionUpdate, Setup, SetupStream,
+    StreamType, Subscribe, SubscribeDrop, SubscribeEnd, SubscribeOk, SubscribeResponse, SubscribeStart,
+    SubscribeUpdate, TrackInfo, TrackRequest, Version,
 };
 use moq_lite::model::{MAX_PATH_LEN, Path, PathError};
 

@@ -750,7 +750,13 @@ async fn start_oldest_a_group_or_latest_through_the_relay() {
 
         // moq-lite's SUBSCRIBE start group, IETF AbsoluteStart (draft-14
         // field, draft-17 parameter) and LargestObject.
-        for protocol in ["moq-lite-04", "moq-transport-14", "moq-transport-17"] {
+        for protocol in [
+            "moq-lite-06",
+            "moq-lite-05",
+            "moq-lite-04",
+            "moq-transport-14",
+            "moq-transport-17",
+        ] {
             for (start, count, expected) in [("oldest", 10, 0), ("4", 6, 4), ("latest", 1, 9)] {
                 let count = count.to_string();
                 let args = [

@@ -76,13 +76,13 @@ async fn negotiates_the_first_protocol() {
     let url = Url::parse(&format!("moql://127.0.0.1:{}/room", addr.port())).unwrap();
     let connected = client.connect(&url).await.unwrap();
     assert_eq!(connected.transport, Transport::Quic);
-    assert_eq!(connected.protocol.as_deref(), Some("moq-lite-05"));
+    assert_eq!(connected.protocol.as_deref(), Some("moq-lite-06"));
     assert_eq!(connected.path, "/room");
     assert_eq!(connected.remote, addr);
 
     let accepted = next(&mut accepted).await.unwrap();
     assert_eq!(accepted.transport, Transport::Quic);
-    assert_eq!(accepted.protocol.as_deref(), Some("moq-lite-05"));
+    assert_eq!(accepted.protocol.as_deref(), Some("moq-lite-06"));
     assert_eq!(accepted.path, None, "raw QUIC carries no URL");
     assert_eq!(accepted.remote, client.local_addr().unwrap());
 }

@@ -116,7 +116,7 @@ async fn http_dev_mode_pins_the_served_fingerprint() {
     let url = Url::parse(&format!("http://127.0.0.1:{}/room", addr.port())).unwrap();
     let connected = client.connect(&url).await.unwrap();
     assert_eq!(connected.transport, Transport::WebTransport);
-    assert_eq!(connected.protocol.as_deref(), Some("moq-lite-05"));
+    assert_eq!(connected.protocol.as_deref(), Some("moq-lite-06"));
     assert_eq!(connected.path, "/room");
 
     let accepted = next(&mut accepts).await.unwrap();
@@ -169,7 +169,7 @@ async fn disable_verify_accepts_an_untrusted_certificate() {
     for scheme in ["https", "moql"] {
         let url = Url::parse(&format!("{scheme}://127.0.0.1:{}/room", addr.port())).unwrap();
         let connected = client.connect(&url).await.unwrap();
-        assert_eq!(connected.protocol.as_deref(), Some("moq-lite-05"));
+        assert_eq!(connected.protocol.as_deref(), Some("moq-lite-06"));
     }
 }
 
@@ -256,7 +256,7 @@ async fn pem_files_on_both_sides() {
     });
     let url = Url::parse(&format!("moql://127.0.0.1:{}/room", addr.port())).unwrap();
     let connected = client.connect(&url).await.unwrap();
-    assert_eq!(connected.protocol.as_deref(), Some("moq-lite-05"));
+    assert_eq!(connected.protocol.as_deref(), Some("moq-lite-06"));
     assert!(next(&mut accepts).await.is_ok());
 
     // A missing file names itself in the error.

@@ -72,14 +72,14 @@ async fn path_protocol_and_echo() {
     let url = Url::parse(&format!("https://127.0.0.1:{}/room/a", addr.port())).unwrap();
     let connected = client.connect(&url).await.unwrap();
     assert_eq!(connected.transport, Transport::WebTransport);
-    assert_eq!(connected.protocol.as_deref(), Some("moq-lite-05"));
+    assert_eq!(connected.protocol.as_deref(), Some("moq-lite-06"));
     assert_eq!(connected.path, "/room/a");
 
     let accepted = next(&mut accepts).await.unwrap();
     assert_eq!(accepted.transport, Transport::WebTransport);
-    assert_eq!(accepted.protocol.as_deref(), Some("moq-lite-05"));
+    assert_eq!(accepted.protocol.as_deref(), Some("moq-lite-06"));
     assert_eq!(accepted.path.as_deref(), Some("/room/a"));
-    assert_eq!(generic::Session::protocol(&accepted.session), Some("moq-lite-05"));
+    assert_eq!(generic::Session::protocol(&accepted.session), Some("moq-lite-06"));
 
     // The server echoes one bidi stream.
     let server_session = accepted.session;

@@ -348,7 +348,9 @@ impl AnnounceEvent {
                     cold: u64::decode(body)?,
                 },
             }),
-            Self::END => Ok(AnnounceEvent::End { id: u64::decode(body)? }),
+            Self::END => Ok(AnnounceEvent::End {
+                id: u64::decode(body)?,
+            }),
             Self::RESTART => Ok(AnnounceEvent::Restart {
                 id: u64::decode(body)?,
                 hops: decode_hops(body)?,

@@ -51,7 +51,11 @@ impl Message for Group {
         Ok(Group {
             subscribe: u64::decode(buf)?,
             sequence: u64::decode(buf)?,
-            frame_start: if version.has_frame_bounds() { u64::decode(buf)? } else { 0 },
+            frame_start: if version.has_frame_bounds() {
+                u64::decode(buf)?
+            } else {
+                0
+            },
         })
     }
 }

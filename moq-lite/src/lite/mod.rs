@@ -69,7 +69,9 @@ mod vectors {
 
     #[test]
     fn subscribe_05_and_06() {
-        let head = [0x00, 0x04, b'r', b'o', b'o', b'm', 0x05, b'v', b'i', b'd', b'e', b'o', 0x80];
+        let head = [
+            0x00, 0x04, b'r', b'o', b'o', b'm', 0x05, b'v', b'i', b'd', b'e', b'o', 0x80,
+        ];
         // 05: Ordered 0, max age 0, start 0 (latest), end 0.
         let mut lite05 = vec![0x11];
         lite05.extend_from_slice(&head);
@@ -104,14 +106,23 @@ mod vectors {
     fn subscribe_responses() {
         let start = SubscribeResponse::Start(SubscribeStart { group: 7 });
         let end = SubscribeResponse::End(SubscribeEnd { group: 8 });
-        let drop = SubscribeResponse::Drop(SubscribeDrop { start: 3, end: 4, error: 0x33 });
+        let drop = SubscribeResponse::Drop(SubscribeDrop {
+            start: 3,
+            end: 4,
+            error: 0x33,
+        });
         for v in [Version::Lite05, Version::Lite06] {
             for (msg, bytes) in [
                 (&start, &[0x00, 0x01, 0x07][..]),
                 (&end, &[0x01, 0x01, 0x08][..]),
                 (&drop, &[0x02, 0x03, 0x03, 0x04, 0x33][..]),
             ] {
-                check_bytes(msg, bytes, |m, out| m.encode(v, out), |c| SubscribeResponse::decode(c, v));
+                check_bytes(
+                    msg,
+                    bytes,
+                    |m, out| m.encode(v, out),
+                    |c| SubscribeResponse::decode(c, v),
+                );
             }
             // SUBSCRIBE_OK is gone, and an unknown type is an error.
             assert!(SubscribeOk::default().encode(v, &mut Vec::new()).is_err());
@@ -152,9 +163,12 @@ mod vectors {
         assert!(Announce::decode(&mut &[0x05, 0x02, 0x01, b'a', 0x01, 0x05][..], Version::Lite04).is_err());
         // 06 typed: START `a`, no hops, costs 0/0; END 3; RESTART 3 hops [5] costs 1/2.
         let check = |event: AnnounceEvent, bytes: &[u8]| {
-            check_bytes(&event, bytes, |e, out| e.encode(Version::Lite06, out), |c| {
-                AnnounceEvent::decode(c, Version::Lite06)
-            })
+            check_bytes(
+                &event,
+                bytes,
+                |e, out| e.encode(Version::Lite06, out),
+                |c| AnnounceEvent::decode(c, Version::Lite06),
+            )
         };
         let cost = RouteCost::default();
         check(
@@ -176,7 +190,10 @@ mod vectors {
         );
         // An unknown type is skipped by its length.
         let mut cursor = &[0x09, 0x02, 0xaa, 0xbb, 0x01][..];
-        assert_eq!(AnnounceEvent::decode(&mut cursor, Version::Lite06), Ok(AnnounceEvent::Unknown(9)));
+        assert_eq!(
+            AnnounceEvent::decode(&mut cursor, Version::Lite06),
+            Ok(AnnounceEvent::Unknown(9))
+        );
         assert_eq!(cursor, [0x01]);
         // The untyped ANNOUNCE does not exist in 06.
         assert!(active.encode(Version::Lite06, &mut Vec::new()).is_err());
@@ -198,7 +215,9 @@ mod vectors {
             group: 7,
             ..Default::default()
         };
-        let body = [0x04, b'r', b'o', b'o', b'm', 0x05, b'v', b'i', b'd', b'e', b'o', 0x00, 0x07];
+        let body = [
+            0x04, b'r', b'o', b'o', b'm', 0x05, b'v', b'i', b'd', b'e', b'o', 0x00, 0x07,
+        ];
         let mut lite06 = vec![0x0f];
         lite06.extend_from_slice(&body);
         lite06.extend_from_slice(&[0x00, 0x00]);
@@ -212,6 +231,10 @@ mod vectors {
         bad.extend_from_slice(&[0x03, 0x02]);
         assert!(Fetch::decode(&mut &bad[..], Version::Lite06).is_err());
         // TRACK_INFO defaults: 05 `06 7f 00 53 88 43 e8`, 06 `05 7f 53 88 43 e8`.
-        check_message(&TrackInfo::default(), Version::Lite06, &[0x05, 0x7f, 0x53, 0x88, 0x43, 0xe8]);
+        check_message(
+            &TrackInfo::default(),
+            Version::Lite06,
+            &[0x05, 0x7f, 0x53, 0x88, 0x43, 0xe8],
+        );
     }
 }

@@ -75,7 +75,10 @@ fn decode_tail(buf: &mut Bytes) -> Result<Tail, DecodeError> {
 /// `+ 1` (shipped notes, section 6).
 type Tail06 = (Duration, Option<u64>, Option<u64>, u64, Option<u64>);
 
-fn encode_tail06((latency, start, end, frame_start, frame_end): Tail06, buf: &mut BytesMut) -> Result<(), EncodeError> {
+fn encode_tail06(
+    (latency, start, end, frame_start, frame_end): Tail06,
+    buf: &mut BytesMut,
+) -> Result<(), EncodeError> {
     if frame_end.is_some() && end.is_none() {
         return Err(EncodeError::Invalid("a frame end needs a group end"));
     }
@@ -151,7 +154,13 @@ impl Message for Subscribe {
         encode_string(&self.track, MAX_NAME_LEN, "track name", buf)?;
         self.priority.encode(buf)?;
         if version.has_frame_bounds() {
-            let tail = (self.max_latency, self.start_group, self.end_group, self.frame_start, self.frame_end);
+            let tail = (
+                self.max_latency,
+                self.start_group,
+                self.end_group,
+                self.frame_start,
+                self.frame_end,
+            );
             encode_tail06(tail, buf)?;
         } else if !version.uses_setup() {
             encode_tail(
@@ -171,7 +180,13 @@ impl Message for Subscribe {
             ..Default::default()
         };
         if version.has_frame_bounds() {
-            (msg.max_latency, msg.start_group, msg.end_group, msg.frame_start, msg.frame_end) = decode_tail06(buf)?;
+            (
+                msg.max_latency,
+                msg.start_group,
+                msg.end_group,
+                msg.frame_start,
+                msg.frame_end,
+            ) = decode_tail06(buf)?;
         } else if !version.uses_setup() {
             (msg.ordered, msg.max_latency, msg.start_group, msg.end_group) = decode_tail(buf)?;
         }
@@ -208,7 +223,13 @@ impl Message for SubscribeUpdate {
     fn encode_body(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
         self.priority.encode(buf)?;
         if version.has_frame_bounds() {
-            let tail = (self.max_latency, self.start_group, self.end_group, self.frame_start, self.frame_end);
+            let tail = (
+                self.max_latency,
+                self.start_group,
+                self.end_group,
+                self.frame_start,
+                self.frame_end,
+            );
             encode_tail06(tail, buf)?;
         } else if !version.uses_setup() {
             encode_tail(
@@ -225,7 +246,13 @@ impl Message for SubscribeUpdate {
             ..Default::default()
         };
         if version.has_frame_bounds() {
-            (msg.max_latency, msg.start_group, msg.end_group, msg.frame_start, msg.frame_end) = decode_tail06(buf)?;
+            (
+                msg.max_latency,
+                msg.start_group,
+                msg.end_group,
+                msg.frame_start,
+                msg.frame_end,
+            ) = decode_tail06(buf)?;
         } else if !version.uses_setup() {
             (msg.ordered, msg.max_latency, msg.start_group, msg.end_group) = decode_tail(buf)?;
         }
@@ -282,7 +309,9 @@ impl Message for SubscribeOk {
 
     fn decode_body(buf: &mut Bytes, version: Version) -> Result<Self, DecodeError> {
         match version {
-            Version::Lite06 | Version::Lite05 => Err(DecodeError::Invalid("message not defined in this version")),
+            Version::Lite06 | Version::Lite05 => {
+                Err(DecodeError::Invalid("message not defined in this version"))
+            }
             Version::Lite02 => Ok(SubscribeOk::default()),
             Version::Lite01 => Ok(SubscribeOk {
                 priority: u8::decode(buf)?,

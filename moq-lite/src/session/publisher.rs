@@ -24,10 +24,10 @@ use super::{GoawayFlag, SessionStats};
 use crate::Error;
 use crate::delivery::{InflightGroups, stream_priority};
 use crate::lite::{
-    Announce, AnnounceEvent, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, RouteCost, DEFAULT_MAX_LATENCY, DataStream,
-    Fetch, FrameHeader, FrameTimestamps, Group, HopId, MAX_HOPS, Message, Probe, Subscribe, SubscribeEnd,
-    SubscribeOk, SubscribeResponse, SubscribeStart, SubscribeUpdate, TIMESCALE_MICROS, TrackInfo,
-    TrackRequest, Version,
+    Announce, AnnounceEvent, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, DEFAULT_MAX_LATENCY,
+    DataStream, Fetch, FrameHeader, FrameTimestamps, Group, HopId, MAX_HOPS, Message, Probe, RouteCost,
+    Subscribe, SubscribeEnd, SubscribeOk, SubscribeResponse, SubscribeStart, SubscribeUpdate,
+    TIMESCALE_MICROS, TrackInfo, TrackRequest, Version,
 };
 use crate::model::{BroadcastConsumer, GroupConsumer, OriginConsumer, Track};
 
@@ -280,11 +280,20 @@ impl<S: Session> Publisher<S> {
             return Ok(());
         };
         let info = Track::new(msg.track.clone()).with_priority(msg.priority);
+        // -06: Group Start is a floor, and the start is the oldest group the
+        // subscriber's Max Age still takes (shipped notes, section 6): with
+        // no floor and a Max Age, the oldest we hold; Max Age 0 asks for the
+        // live edge. (We start at the oldest held group, not the oldest
+        // within Max Age: the cache bounds how far back that reaches.)
+        let requested = match msg.start_group {
+            None if version.has_frame_bounds() && !msg.max_latency.is_zero() => Some(0),
+            start => start,
+        };
         let found = self
             .origin
             .consume_broadcast(msg.broadcast.clone())
             .ok_or(Error::NotFound)
-            .and_then(|broadcast| broadcast.subscribe_track_from(&info, msg.start_group));
+            .and_then(|broadcast| broadcast.subscribe_track_from(&info, requested));
         let mut track = match found {
             Ok(track) => track,
             Err(err) => {
@@ -298,7 +307,7 @@ impl<S: Session> Publisher<S> {
         // group now. Only an explicit start filters groups: the consumer
         // already starts at the latest group as of its creation, and more
         // may have arrived since (they are the subscriber's, not skipped).
-        let start = msg.start_group.or(track.latest());
+        let start = requested.or(track.latest());
         let ok = |start_group: Option<u64>, end_group: Option<u64>| {
             SubscribeResponse::Ok(SubscribeOk {
                 priority: publisher_priority,
@@ -308,17 +317,11 @@ impl<S: Session> Publisher<S> {
                 end_group,
             })
         };
-        // -05: SUBSCRIBE_START names the first group once it is known (now,
-        // or with the first group to come); SUBSCRIBE_END closes the range.
+        // -05: SUBSCRIBE_START names the first group delivered, with it (a
+        // requested start may lie before what is held); SUBSCRIBE_END closes
+        // the range.
         let mut start_sent = false;
-        if version.has_subscribe_end() {
-            if let Some(group) = start {
-                writer
-                    .encode(|b| SubscribeResponse::Start(SubscribeStart { group }).encode(version, b))
-                    .await?;
-                start_sent = true;
-            }
-        } else {
+        if !version.has_subscribe_end() {
             // Exactly one SUBSCRIBE_OK, even when the start is not known yet (0
             // on the wire): the text asks for a second one resolving it, but
             // deployed lite-03/04 subscribers read one and fail on anything
@@ -375,11 +378,6 @@ impl<S: Session> Publisher<S> {
                         self.stats.dropped(skipped - sub.skipped);
                         sub.skipped = skipped;
                         let sequence = group.sequence();
-                        if !start_sent && version.has_subscribe_end() {
-                            let msg = SubscribeResponse::Start(SubscribeStart { group: sequence });
-                            writer.encode(|b| msg.encode(version, b)).await?;
-                            start_sent = true;
-                        }
                         if sub.end.is_some_and(|end| sequence > end) {
                             // Groups past the end arrive: the range is done.
                             ending = true;
@@ -390,6 +388,11 @@ impl<S: Session> Publisher<S> {
                             continue;
                         }
                         end_next = end_next.max(sequence.saturating_add(1));
+                        if !start_sent && version.has_subscribe_end() {
+                            let msg = SubscribeResponse::Start(SubscribeStart { group: sequence });
+                            writer.encode(|b| msg.encode(version, b)).await?;
+                            start_sent = true;
+                        }
                         if self.goaway.is_set() {
                             // After GOAWAY we open no new streams.
                             continue;

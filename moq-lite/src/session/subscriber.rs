@@ -20,9 +20,9 @@ use super::stream::{Reader, StreamError, Writer, transport_error};
 use super::{GoawayFlag, SessionStats};
 use crate::Error;
 use crate::lite::{
-    Announce, AnnounceEvent, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, ControlStream, DEFAULT_MAX_LATENCY,
-    Datagram, FrameHeader, FrameTimestamps, Group, HopId, Message, Subscribe, SubscribeResponse,
-    TIMESCALE_MICROS, TrackInfo, TrackRequest, Version, to_micros,
+    Announce, AnnounceEvent, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, ControlStream,
+    DEFAULT_MAX_LATENCY, Datagram, FrameHeader, FrameTimestamps, Group, HopId, Message, Subscribe,
+    SubscribeResponse, TIMESCALE_MICROS, TrackInfo, TrackRequest, Version, to_micros,
 };
 use crate::model::{BroadcastProducer, BroadcastRequests, OriginProducer, Path, TrackProducer};
 
@@ -101,7 +101,11 @@ impl AnnouncedIds {
     /// the protocol (shipped notes, section 5).
     fn apply(&mut self, event: AnnounceEvent) -> Result<Option<Announce>, Error> {
         Ok(Some(match event {
-            AnnounceEvent::Start { suffix, hops, cost: _ } => {
+            AnnounceEvent::Start {
+                suffix,
+                hops,
+                cost: _,
+            } => {
                 if self.live.values().any(|path| *path == suffix) {
                     return Err(Error::ProtocolViolation);
                 }
@@ -401,7 +405,12 @@ impl<S: Session> Subscriber<S> {
             broadcast: path.clone(),
             track: track.info().name.clone(),
             priority: track.info().priority,
-            max_latency: DEFAULT_MAX_LATENCY,
+            // -06: no start floor and a Max Age means "from the oldest group
+            // still fresh"; the live edge is asked for with Max Age 0.
+            max_latency: match track.requested_start() {
+                None if version.has_frame_bounds() => Duration::ZERO,
+                _ => DEFAULT_MAX_LATENCY,
+            },
             start_group: track.requested_start(),
             ..Default::default()
         };
