@@ -125,6 +125,7 @@ fn lite04(c: &mut Criterion) {
         max_latency: Duration::from_millis(2000),
         start_group: None,
         end_group: None,
+        ..Default::default()
     };
     lite_message(&mut group, "subscribe", &subscribe);
 

@@ -230,21 +230,8 @@ impl Message for Announce {
     }
 }
 
-/// A route's two costs (-06): what pulling the broadcast costs while it
-/// already flows here (warm) and when it does not (cold). Lower wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RouteCost {
-    /// The cost while the broadcast already flows to the announcer.
-    pub warm: u64,
-    /// The cost of starting it.
-    pub cold: u64,
-}
-
-impl RouteCost {
-    /// A varint's largest value: the cost of a route whose cost is unknown
-    /// (what a pre-06 wire gives, cold).
-    pub const UNKNOWN: u64 = (1 << 62) - 1;
-}
+/// A route's two costs, as ANNOUNCE_START and ANNOUNCE_RESTART carry them.
+pub use crate::model::RouteCost;
 
 /// The typed announcement messages of moq-lite-06, after ANNOUNCE_OK.
 ///

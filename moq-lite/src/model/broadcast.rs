@@ -34,6 +34,7 @@ use std::task::{Context, Poll};
 use super::lifecycle::{Lifecycle, Status};
 use super::limits::CacheConfig;
 use super::lock::Lock;
+use super::route::RouteCost;
 use super::track::{CacheStats, Track, TrackConsumer, TrackProducer, TrackShared};
 use super::waiter::{WaitSlot, WaiterList};
 use crate::{Error, Result};
@@ -71,6 +72,8 @@ pub(crate) struct BroadcastShared {
     state: Lock<BroadcastState>,
     /// Relays the broadcast came through, nearest the origin first.
     hops: Lock<Vec<u64>>,
+    /// What the route it came over costs (local: nothing).
+    cost: Lock<RouteCost>,
 }
 
 impl BroadcastShared {
@@ -152,6 +155,7 @@ impl BroadcastProducer {
                 on_close: Vec::new(),
             }),
             hops: Lock::new(Vec::new()),
+            cost: Lock::new(RouteCost::LOCAL),
         });
         BroadcastProducer { shared, slot: None }
     }
@@ -171,6 +175,13 @@ impl BroadcastProducer {
     /// produced has none.
     pub fn set_hops(&self, hops: Vec<u64>) {
         *self.shared.hops.lock() = hops;
+    }
+
+    /// Records what the route this broadcast came over costs, before
+    /// publishing it: origins prefer the lowest cold cost, then the fewest
+    /// hops (see [`RouteCost`]). Local broadcasts cost nothing.
+    pub fn set_route_cost(&self, cost: RouteCost) {
+        *self.shared.cost.lock() = cost;
     }
 
     /// Offers an existing track under its name.
@@ -529,6 +540,12 @@ impl BroadcastConsumer {
     /// [`BroadcastProducer::set_hops`]).
     pub fn hops(&self) -> Vec<u64> {
         self.shared.hops.lock().clone()
+    }
+
+    /// What the route this broadcast came over costs (see
+    /// [`BroadcastProducer::set_route_cost`]).
+    pub fn route_cost(&self) -> RouteCost {
+        *self.shared.cost.lock()
     }
 
     /// Whether both handles refer to the same broadcast.

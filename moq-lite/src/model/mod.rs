@@ -27,6 +27,7 @@ mod limits;
 mod lock;
 mod origin;
 mod path;
+mod route;
 mod track;
 mod waiter;
 
@@ -39,4 +40,5 @@ pub use limits::{
 };
 pub use origin::*;
 pub use path::*;
+pub use route::RouteCost;
 pub use track::{CacheStats, Track, TrackConsumer, TrackProducer};

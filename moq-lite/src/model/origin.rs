@@ -9,7 +9,8 @@
 //!
 //! When two broadcasts are published at one path, the newest is the one
 //! consumers get; if it ends, the older one comes back. (In a relay cluster
-//! the one with the fewest hops wins first: see
+//! the cheapest route (see [`super::RouteCost`]), then the one with the
+//! fewest hops, wins first: see
 //! [`BroadcastProducer::set_hops`].) Announcements always alternate per
 //! path: a replacement reads as `ended` then `active`.
 //!
@@ -120,6 +121,8 @@ struct Published {
     id: u64,
     /// Relays between us and the broadcast's producer (fixed at publish).
     hops: usize,
+    /// The route's cold cost (fixed at publish).
+    cost: u64,
     broadcast: BroadcastConsumer,
 }
 
@@ -158,12 +161,13 @@ impl OriginState {
         }
     }
 
-    /// The publication consumers get: the fewest hops (the shortest route
-    /// in a relay cluster), the newest among equals.
+    /// The publication consumers get: the cheapest route (lowest cold
+    /// cost, then fewest hops: the shortest route in a relay cluster), the
+    /// newest among equals.
     fn active(&self, path: &Path) -> Option<&Published> {
         self.broadcasts
             .get(path)
-            .and_then(|v| v.iter().rev().min_by_key(|p| p.hops))
+            .and_then(|v| v.iter().rev().min_by_key(|p| (p.cost, p.hops)))
     }
 }
 
@@ -241,6 +245,7 @@ impl OriginProducer {
             let published = Published {
                 id,
                 hops: broadcast.hops().len(),
+                cost: broadcast.route_cost().cold,
                 broadcast: broadcast.clone(),
             };
             state.broadcasts.entry(path.clone()).or_default().push(published);
@@ -557,6 +562,33 @@ impl std::fmt::Debug for OriginConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RouteCost;
+
+    #[test]
+    fn the_cheapest_route_wins_before_the_shortest() {
+        let origin = OriginProducer::new();
+        // Two hops over cheap links beat one hop over a dear one, and any
+        // priced route beats one of unknown cost (an older wire).
+        let cheap = BroadcastProducer::new();
+        cheap.set_hops(vec![1, 2]);
+        cheap.set_route_cost(RouteCost { warm: 2, cold: 2 });
+        let dear = BroadcastProducer::new();
+        dear.set_hops(vec![3]);
+        dear.set_route_cost(RouteCost { warm: 0, cold: 50 });
+        let unknown = BroadcastProducer::new();
+        unknown.set_route_cost(RouteCost::UNKNOWN);
+        for b in [&unknown, &dear, &cheap] {
+            origin.publish("x", &b.consume()).unwrap();
+        }
+        let active = origin.consume().consume_broadcast("x").unwrap();
+        assert!(active.is_same(&cheap.consume()));
+        drop(cheap);
+        let active = origin.consume().consume_broadcast("x").unwrap();
+        assert!(active.is_same(&dear.consume()));
+        drop(dear);
+        let active = origin.consume().consume_broadcast("x").unwrap();
+        assert_eq!(active.route_cost(), RouteCost::UNKNOWN);
+    }
 
     #[test]
     fn the_shortest_route_wins_and_backups_take_over() {

@@ -38,6 +38,11 @@ impl PeerSetup {
     pub fn hop(&self) -> Option<HopId> {
         self.0.get().and_then(|s| s.hop)
     }
+
+    /// The price the peer declared for pulling over this link, if it did.
+    pub fn cost(&self) -> Option<u64> {
+        self.0.get().and_then(|s| s.cost)
+    }
 }
 
 /// What we say in our SETUP.

@@ -280,6 +280,7 @@ impl Session {
             )
             .with_max_announced(max_announced)
             .with_stats(stats.clone())
+            .with_peer(peer.clone())
         });
         let runner = transport.clone();
         let task = tokio::spawn(async move {

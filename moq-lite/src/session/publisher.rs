@@ -209,14 +209,14 @@ impl<S: Session> Publisher<S> {
         let mut ids = AnnounceIds::default();
         if version.has_announce_ok() {
             // -05: ANNOUNCE_OK counts the initial set, which follows at once.
-            let mut initial: Vec<(Path, Vec<HopId>)> = Vec::new();
+            let mut initial: Vec<(Path, (Vec<HopId>, RouteCost))> = Vec::new();
             while let Some(announced) = origin.try_announced() {
                 initial.retain(|(path, _)| *path != announced.path);
                 match announced.broadcast {
                     Some(broadcast) => match self.announced_hops(&broadcast, interest.exclude_hop) {
                         Some(hops) => {
                             withheld.remove(&announced.path);
-                            initial.push((announced.path, hops));
+                            initial.push((announced.path, (hops, broadcast.route_cost())));
                         }
                         None => {
                             withheld.insert(announced.path);
@@ -230,8 +230,8 @@ impl<S: Session> Publisher<S> {
             writer
                 .encode(|b| {
                     ok(initial.len() as u64).encode(version, b)?;
-                    for (suffix, hops) in initial {
-                        ids.encode(version, suffix, Some(hops), b)?;
+                    for (suffix, route) in initial {
+                        ids.encode(version, suffix, Some(route), b)?;
                     }
                     Ok(())
                 })
@@ -244,9 +244,9 @@ impl<S: Session> Publisher<S> {
                     let Some(announced) = announced else {
                         return writer.finish();
                     };
-                    let hops = match announced.broadcast {
+                    let route = match announced.broadcast {
                         Some(broadcast) => match self.announced_hops(&broadcast, interest.exclude_hop) {
-                            Some(hops) => Some(hops),
+                            Some(hops) => Some((hops, broadcast.route_cost())),
                             None => {
                                 withheld.insert(announced.path);
                                 continue;
@@ -255,7 +255,7 @@ impl<S: Session> Publisher<S> {
                         None if withheld.remove(&announced.path) => continue,
                         None => None,
                     };
-                    writer.encode(|b| ids.encode(version, announced.path, hops, b)).await?;
+                    writer.encode(|b| ids.encode(version, announced.path, route, b)).await?;
                 }
                 done = reader.finished() => return done,
             }
@@ -547,14 +547,17 @@ struct AnnounceIds {
 }
 
 impl AnnounceIds {
-    /// Writes that `suffix` is active with `hops`, or ended (`None`).
+    /// Writes that `suffix` is active with `hops` over a route costing
+    /// `cost`, or ended (`None`).
     fn encode(
         &mut self,
         version: Version,
         suffix: Path,
-        hops: Option<Vec<HopId>>,
+        route: Option<(Vec<HopId>, RouteCost)>,
         buf: &mut bytes::BytesMut,
     ) -> Result<(), crate::coding::EncodeError> {
+        let hops = route.as_ref().map(|(hops, _)| hops.clone());
+        let cost = route.map_or(RouteCost::LOCAL, |(_, cost)| cost);
         if !version.has_typed_announces() {
             let msg = match hops {
                 Some(hops) => Announce {
@@ -570,8 +573,7 @@ impl AnnounceIds {
             };
             return msg.encode(version, buf);
         }
-        // Our routes have no price of their own; the receiver adds the link's.
-        let cost = RouteCost::default();
+        // The route's cost as it reached us; the receiver adds the link's price.
         let event = match (hops, self.live.get(&suffix).copied()) {
             // A new route for a live path: a second START would be a violation.
             (Some(hops), Some(id)) => AnnounceEvent::Restart { id, hops, cost },
@@ -771,5 +773,69 @@ impl Drop for SubscribeId {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(ids: &mut AnnounceIds, version: Version, path: &str, hops: Option<Vec<HopId>>) -> Vec<u8> {
+        let mut buf = bytes::BytesMut::new();
+        let route = hops.map(|hops| (hops, RouteCost::LOCAL));
+        ids.encode(version, Path::new(path), route, &mut buf).unwrap();
+        buf.to_vec()
+    }
+
+    #[test]
+    fn lite06_announcements_carry_the_route_cost() {
+        let mut ids = AnnounceIds::default();
+        let mut buf = bytes::BytesMut::new();
+        let route = (vec![], RouteCost { warm: 2, cold: 300 });
+        ids.encode(Version::Lite06, Path::new("a"), Some(route), &mut buf)
+            .unwrap();
+        // warm 2, cold 300 (0x412c)
+        assert_eq!(&buf[..], [0x00, 0x06, 0x01, b'a', 0x00, 0x02, 0x41, 0x2c]);
+    }
+
+    #[test]
+    fn lite06_announcements_take_implicit_ids() {
+        let mut ids = AnnounceIds::default();
+        let v = Version::Lite06;
+        // START a (ID 0), START b (ID 1), a again (RESTART 0), END b, END a.
+        assert_eq!(
+            encode(&mut ids, v, "a", Some(vec![])),
+            [0x00, 0x05, 0x01, b'a', 0x00, 0x00, 0x00]
+        );
+        assert_eq!(
+            encode(&mut ids, v, "b", Some(vec![])),
+            [0x00, 0x05, 0x01, b'b', 0x00, 0x00, 0x00]
+        );
+        let hop = HopId::from_wire(9);
+        assert_eq!(
+            encode(&mut ids, v, "a", Some(vec![hop])),
+            [0x02, 0x05, 0x00, 0x01, 0x09, 0x00, 0x00]
+        );
+        assert_eq!(encode(&mut ids, v, "b", None), [0x01, 0x01, 0x01]);
+        assert_eq!(encode(&mut ids, v, "a", None), [0x01, 0x01, 0x00]);
+        // Ended already: nothing to say. A new START takes the next ID (2),
+        // which the peer counts too.
+        assert!(encode(&mut ids, v, "a", None).is_empty());
+        assert_eq!(
+            encode(&mut ids, v, "c", Some(vec![])),
+            [0x00, 0x05, 0x01, b'c', 0x00, 0x00, 0x00]
+        );
+        assert_eq!(encode(&mut ids, v, "c", None), [0x01, 0x01, 0x02]);
+    }
+
+    #[test]
+    fn older_versions_announce_by_path() {
+        let mut ids = AnnounceIds::default();
+        let v = Version::Lite05;
+        assert_eq!(
+            encode(&mut ids, v, "a", Some(vec![])),
+            [0x04, 0x01, 0x01, b'a', 0x00]
+        );
+        assert_eq!(encode(&mut ids, v, "a", None), [0x04, 0x00, 0x01, b'a', 0x00]);
     }
 }

@@ -16,12 +16,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use web_transport_trait::Session;
 
+use super::handshake::PeerSetup;
 use super::stream::{Reader, StreamError, Writer, transport_error};
 use super::{GoawayFlag, SessionStats};
 use crate::Error;
 use crate::lite::{
     Announce, AnnounceEvent, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, ControlStream,
-    DEFAULT_MAX_LATENCY, Datagram, FrameHeader, FrameTimestamps, Group, HopId, Message, Subscribe,
+    DEFAULT_MAX_LATENCY, Datagram, FrameHeader, FrameTimestamps, Group, HopId, Message, RouteCost, Subscribe,
     SubscribeResponse, TIMESCALE_MICROS, TrackInfo, TrackRequest, Version, to_micros,
 };
 use crate::model::{BroadcastProducer, BroadcastRequests, OriginProducer, Path, TrackProducer};
@@ -61,6 +62,8 @@ pub(crate) struct Subscriber<S: Session> {
     /// The most broadcasts the peer may have announced at once.
     max_announced: usize,
     stats: Arc<SessionStats>,
+    /// -05+: what the peer said in its SETUP.
+    peer: PeerSetup,
 }
 
 impl<S: Session> Clone for Subscriber<S> {
@@ -76,6 +79,7 @@ impl<S: Session> Clone for Subscriber<S> {
             hop_id: self.hop_id,
             max_announced: self.max_announced,
             stats: self.stats.clone(),
+            peer: self.peer.clone(),
         }
     }
 }
@@ -138,16 +142,21 @@ async fn next_announce<R: web_transport_trait::RecvStream>(
     reader: &mut Reader<R>,
     version: Version,
     ids: &mut AnnouncedIds,
-) -> Result<Option<Announce>, StreamError> {
+) -> Result<Option<(Announce, RouteCost)>, StreamError> {
     if !version.has_typed_announces() {
-        return reader.decode(|b| Announce::decode(b, version)).await;
+        let msg = reader.decode(|b| Announce::decode(b, version)).await?;
+        return Ok(msg.map(|msg| (msg, RouteCost::UNKNOWN)));
     }
     loop {
         let Some(event) = reader.decode(|b| AnnounceEvent::decode(b, version)).await? else {
             return Ok(None);
         };
+        let cost = match &event {
+            AnnounceEvent::Start { cost, .. } | AnnounceEvent::Restart { cost, .. } => *cost,
+            _ => RouteCost::UNKNOWN,
+        };
         if let Some(msg) = ids.apply(event).map_err(StreamError::Protocol)? {
-            return Ok(Some(msg));
+            return Ok(Some((msg, cost)));
         }
     }
 }
@@ -184,7 +193,14 @@ impl<S: Session> Subscriber<S> {
             hop_id,
             max_announced: super::DEFAULT_MAX_ANNOUNCED,
             stats: Arc::default(),
+            peer: PeerSetup::default(),
         }
+    }
+
+    /// Reads the peer's SETUP (-05+) from `peer`.
+    pub fn with_peer(mut self, peer: PeerSetup) -> Self {
+        self.peer = peer;
+        self
     }
 
     /// Counts what this half receives into `stats`.
@@ -248,7 +264,12 @@ impl<S: Session> Subscriber<S> {
                     writer.reset(Error::Bounds.code());
                     return Err(StreamError::Closed(Error::Bounds));
                 }
-                if !self.activate(&mut active, &mut tasks, path.clone(), Vec::new()) {
+                if !self.activate(
+                    &mut active,
+                    &mut tasks,
+                    path.clone(),
+                    (Vec::new(), RouteCost::UNKNOWN),
+                ) {
                     ignored.insert(path);
                 }
             }
@@ -256,9 +277,12 @@ impl<S: Session> Subscriber<S> {
         loop {
             tokio::select! {
                 msg = next_announce(&mut reader, version, &mut ids) => {
-                    let Some(mut msg) = msg? else {
+                    let Some((mut msg, cost)) = msg? else {
                         return Ok(());
                     };
+                    // The price of the link it came over: what the peer declared
+                    // in SETUP, else 1 (shipped notes, section 5).
+                    let cost = cost.plus(self.peer.cost().unwrap_or(1));
                     if msg.status == AnnounceStatus::Active {
                         msg.hops.extend(responder);
                     }
@@ -283,7 +307,7 @@ impl<S: Session> Subscriber<S> {
                         }
                         (AnnounceStatus::Active, false) => {
                             let hops = msg.hops.iter().map(|hop| hop.into_inner()).collect();
-                            if !self.activate(&mut active, &mut tasks, msg.suffix.clone(), hops) {
+                            if !self.activate(&mut active, &mut tasks, msg.suffix.clone(), (hops, cost)) {
                                 ignored.insert(msg.suffix);
                             }
                         }
@@ -311,13 +335,14 @@ impl<S: Session> Subscriber<S> {
         active: &mut HashMap<Path, BroadcastProducer>,
         tasks: &mut JoinSet<()>,
         path: Path,
-        hops: Vec<u64>,
+        (hops, cost): (Vec<u64>, RouteCost),
     ) -> bool {
         tracing::debug!(%path, ?hops, "announced");
         // Requests are served before the broadcast is visible, so that no
         // consumer can find it without a handler (and get NotFound).
         let broadcast = self.origin.new_broadcast();
         broadcast.set_hops(hops);
+        broadcast.set_route_cost(cost);
         let requests = broadcast.requests();
         match self.origin.publish(path.clone(), &broadcast.consume()) {
             Ok(()) => {
@@ -602,5 +627,70 @@ impl<S: Session> Subscriber<S> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lite::RouteCost;
+
+    fn start(path: &str) -> AnnounceEvent {
+        AnnounceEvent::Start {
+            suffix: Path::new(path),
+            hops: vec![],
+            cost: RouteCost::default(),
+        }
+    }
+
+    #[test]
+    fn lite06_ids_name_live_announcements() {
+        let mut ids = AnnouncedIds::default();
+        let a = ids.apply(start("a")).unwrap().unwrap();
+        assert_eq!((a.status, a.suffix), (AnnounceStatus::Active, Path::new("a")));
+        ids.apply(start("b")).unwrap();
+        // An unknown type takes no ID.
+        assert_eq!(ids.apply(AnnounceEvent::Unknown(7)), Ok(None));
+        let restart = AnnounceEvent::Restart {
+            id: 1,
+            hops: vec![HopId::from_wire(3)],
+            cost: RouteCost::default(),
+        };
+        let b = ids.apply(restart).unwrap().unwrap();
+        assert_eq!(
+            (b.status, b.suffix, b.hops),
+            (AnnounceStatus::Active, Path::new("b"), vec![HopId::from_wire(3)])
+        );
+        let ended = ids.apply(AnnounceEvent::End { id: 0 }).unwrap().unwrap();
+        assert_eq!(
+            (ended.status, ended.suffix),
+            (AnnounceStatus::Ended, Path::new("a"))
+        );
+        // The next START is ID 2 (IDs are never reused).
+        ids.apply(start("a")).unwrap();
+        assert!(ids.apply(AnnounceEvent::End { id: 2 }).is_ok());
+    }
+
+    #[test]
+    fn lite06_id_misuse_is_a_protocol_violation() {
+        let mut ids = AnnouncedIds::default();
+        ids.apply(start("a")).unwrap();
+        // A second START for a live path, END or RESTART of an ID not live.
+        assert_eq!(ids.apply(start("a")), Err(Error::ProtocolViolation));
+        assert_eq!(
+            ids.apply(AnnounceEvent::End { id: 5 }),
+            Err(Error::ProtocolViolation)
+        );
+        ids.apply(AnnounceEvent::End { id: 0 }).unwrap();
+        assert_eq!(
+            ids.apply(AnnounceEvent::End { id: 0 }),
+            Err(Error::ProtocolViolation)
+        );
+        let restart = AnnounceEvent::Restart {
+            id: 0,
+            hops: vec![],
+            cost: RouteCost::default(),
+        };
+        assert_eq!(ids.apply(restart), Err(Error::ProtocolViolation));
     }
 }

@@ -118,6 +118,9 @@ impl<T: Transport> Inner<T> {
             return Ok(existing.broadcast.clone());
         }
         let broadcast = origin.new_broadcast();
+        // IETF announcements say nothing of cost: the route's is unknown,
+        // as over moq-lite before -06.
+        broadcast.set_route_cost(moq_lite::model::RouteCost::UNKNOWN);
         let requests = broadcast.requests();
         origin.publish(path.clone(), &broadcast.consume())?;
         let task = tokio::spawn(self.clone().serve_requests(path.clone(), requests));
