@@ -95,6 +95,8 @@ fn lock(subscriptions: &Subscriptions) -> std::sync::MutexGuard<'_, HashMap<u64,
 #[derive(Default)]
 struct AnnouncedIds {
     live: HashMap<u64, Path>,
+    /// The paths of `live`, to refuse a second START in O(1).
+    paths: HashSet<Path>,
     next: u64,
 }
 
@@ -110,7 +112,7 @@ impl AnnouncedIds {
                 hops,
                 cost: _,
             } => {
-                if self.live.values().any(|path| *path == suffix) {
+                if !self.paths.insert(suffix.clone()) {
                     return Err(Error::ProtocolViolation);
                 }
                 self.live.insert(self.next, suffix.clone());
@@ -121,11 +123,15 @@ impl AnnouncedIds {
                     hops,
                 }
             }
-            AnnounceEvent::End { id } => Announce {
-                status: AnnounceStatus::Ended,
-                suffix: self.live.remove(&id).ok_or(Error::ProtocolViolation)?,
-                hops: Vec::new(),
-            },
+            AnnounceEvent::End { id } => {
+                let suffix = self.live.remove(&id).ok_or(Error::ProtocolViolation)?;
+                self.paths.remove(&suffix);
+                Announce {
+                    status: AnnounceStatus::Ended,
+                    suffix,
+                    hops: Vec::new(),
+                }
+            }
             AnnounceEvent::Restart { id, hops, cost: _ } => Announce {
                 status: AnnounceStatus::Active,
                 suffix: self.live.get(&id).cloned().ok_or(Error::ProtocolViolation)?,
