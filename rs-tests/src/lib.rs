@@ -155,6 +155,23 @@ impl TestRelay {
         (session, client)
     }
 
+    /// A session to the relay at `scheme://.../` speaking exactly
+    /// `protocol` (any version, lite or IETF); the client endpoint is
+    /// returned to keep it alive.
+    pub async fn connect_speaking(
+        &self,
+        scheme: &str,
+        protocol: &str,
+        config: moq_lite::SessionConfig,
+    ) -> (moq_transport_compat::Session, Client) {
+        let client = self.client_offering(&[protocol]);
+        let connected = client.connect(&self.url(scheme, "/")).await.expect("connects");
+        let session = moq_transport_compat::connect(connected.session, config)
+            .await
+            .expect("session");
+        (session, client)
+    }
+
     /// `GET path` on the HTTP side: (status line, body).
     pub async fn get(&self, path: &str) -> (String, Vec<u8>) {
         let mut stream = tokio::net::TcpStream::connect(self.http)

@@ -18,12 +18,7 @@ async fn connect(
     protocol: &str,
     config: SessionConfig,
 ) -> (moq_transport_compat::Session, Client) {
-    let client = relay.client_offering(&[protocol]);
-    let connected = client.connect(&relay.url(scheme, "/")).await.expect("connects");
-    let session = moq_transport_compat::connect(connected.session, config)
-        .await
-        .expect("session");
-    (session, client)
+    relay.connect_speaking(scheme, protocol, config).await
 }
 
 fn frame(group: u64, object: u64) -> Bytes {

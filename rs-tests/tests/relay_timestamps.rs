@@ -6,25 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use moq_lite::SessionConfig;
-use moq_lite::endpoint::Client;
 use moq_lite::model::{OriginProducer, Track, TrackConsumer};
 use rs_tests::{TestRelay, subscribe};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-async fn connect(
-    relay: &TestRelay,
-    scheme: &str,
-    protocol: &str,
-    config: SessionConfig,
-) -> (moq_transport_compat::Session, Client) {
-    let client = relay.client_offering(&[protocol]);
-    let connected = client.connect(&relay.url(scheme, "/")).await.expect("connects");
-    let session = moq_transport_compat::connect(connected.session, config)
-        .await
-        .expect("session");
-    (session, client)
-}
 
 /// Every frame of the next group: payload and timestamp.
 async fn next_group(consumer: &mut TrackConsumer) -> Vec<(Bytes, Option<u64>)> {
@@ -49,7 +34,7 @@ async fn timestamps_cross_the_relay_to_lite05_and_drop_to_lite04() {
                 publish: Some(published.consume()),
                 ..Default::default()
             };
-            let (_p, _pc) = connect(&relay, scheme, "moq-lite-05", publish).await;
+            let (_p, _pc) = relay.connect_speaking(scheme, "moq-lite-05", publish).await;
 
             let mut consumers = Vec::new();
             let mut keep = Vec::new();
@@ -59,7 +44,7 @@ async fn timestamps_cross_the_relay_to_lite05_and_drop_to_lite04() {
                     subscribe: Some(received.clone()),
                     ..Default::default()
                 };
-                keep.push(connect(&relay, scheme, protocol, config).await);
+                keep.push(relay.connect_speaking(scheme, protocol, config).await);
                 consumers.push(subscribe(&received, &format!("cam-{scheme}"), "video").await);
             }
             // Both subscriptions reached the publisher (one upstream, shared).

@@ -101,6 +101,100 @@ fn decode_tail06(buf: &mut Bytes) -> Result<Tail06, DecodeError> {
     Ok((latency, start, end, frame_start, frame_end))
 }
 
+/// The delivery fields SUBSCRIBE and SUBSCRIBE_UPDATE share after the
+/// priority, in each version's form: none up to -02, [`encode_tail`]'s in
+/// -03 to -05, [`encode_tail06`]'s from -06.
+#[derive(Default)]
+struct Delivery {
+    ordered: bool,
+    max_latency: Duration,
+    start_group: Option<u64>,
+    end_group: Option<u64>,
+    frame_start: u64,
+    frame_end: Option<u64>,
+}
+
+/// Moves the delivery fields between [`Delivery`] and a message with them.
+macro_rules! delivery_fields {
+    ($msg:ty) => {
+        impl DeliveryFields for $msg {
+            fn delivery(&self) -> Delivery {
+                Delivery {
+                    ordered: self.ordered,
+                    max_latency: self.max_latency,
+                    start_group: self.start_group,
+                    end_group: self.end_group,
+                    frame_start: self.frame_start,
+                    frame_end: self.frame_end,
+                }
+            }
+
+            fn set_delivery(&mut self, d: Delivery) {
+                self.ordered = d.ordered;
+                self.max_latency = d.max_latency;
+                self.start_group = d.start_group;
+                self.end_group = d.end_group;
+                self.frame_start = d.frame_start;
+                self.frame_end = d.frame_end;
+            }
+        }
+    };
+}
+
+trait DeliveryFields {
+    fn delivery(&self) -> Delivery;
+    fn set_delivery(&mut self, delivery: Delivery);
+}
+
+delivery_fields!(Subscribe);
+delivery_fields!(SubscribeUpdate);
+
+impl Delivery {
+    fn of(msg: &impl DeliveryFields) -> Delivery {
+        msg.delivery()
+    }
+
+    fn apply(self, msg: &mut impl DeliveryFields) {
+        msg.set_delivery(self)
+    }
+
+    fn encode(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        if version.has_frame_bounds() {
+            let tail = (
+                self.max_latency,
+                self.start_group,
+                self.end_group,
+                self.frame_start,
+                self.frame_end,
+            );
+            encode_tail06(tail, buf)
+        } else if !version.uses_setup() {
+            encode_tail(
+                (self.ordered, self.max_latency, self.start_group, self.end_group),
+                buf,
+            )
+        } else {
+            Ok(())
+        }
+    }
+
+    fn decode(buf: &mut Bytes, version: Version) -> Result<Delivery, DecodeError> {
+        let mut d = Delivery::default();
+        if version.has_frame_bounds() {
+            (
+                d.max_latency,
+                d.start_group,
+                d.end_group,
+                d.frame_start,
+                d.frame_end,
+            ) = decode_tail06(buf)?;
+        } else if !version.uses_setup() {
+            (d.ordered, d.max_latency, d.start_group, d.end_group) = decode_tail(buf)?;
+        }
+        Ok(d)
+    }
+}
+
 /// The Max Latency we send when the application sets none: in SUBSCRIBE
 /// (how old a group may get before the publisher abandons it) and in
 /// SUBSCRIBE_OK (the same, for the subscriber).
@@ -153,22 +247,7 @@ impl Message for Subscribe {
         self.broadcast.encode(buf)?;
         encode_string(&self.track, MAX_NAME_LEN, "track name", buf)?;
         self.priority.encode(buf)?;
-        if version.has_frame_bounds() {
-            let tail = (
-                self.max_latency,
-                self.start_group,
-                self.end_group,
-                self.frame_start,
-                self.frame_end,
-            );
-            encode_tail06(tail, buf)?;
-        } else if !version.uses_setup() {
-            encode_tail(
-                (self.ordered, self.max_latency, self.start_group, self.end_group),
-                buf,
-            )?;
-        }
-        Ok(())
+        Delivery::of(self).encode(version, buf)
     }
 
     fn decode_body(buf: &mut Bytes, version: Version) -> Result<Self, DecodeError> {
@@ -179,17 +258,7 @@ impl Message for Subscribe {
             priority: u8::decode(buf)?,
             ..Default::default()
         };
-        if version.has_frame_bounds() {
-            (
-                msg.max_latency,
-                msg.start_group,
-                msg.end_group,
-                msg.frame_start,
-                msg.frame_end,
-            ) = decode_tail06(buf)?;
-        } else if !version.uses_setup() {
-            (msg.ordered, msg.max_latency, msg.start_group, msg.end_group) = decode_tail(buf)?;
-        }
+        Delivery::decode(buf, version)?.apply(&mut msg);
         Ok(msg)
     }
 }
@@ -222,22 +291,7 @@ impl Message for SubscribeUpdate {
 
     fn encode_body(&self, version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
         self.priority.encode(buf)?;
-        if version.has_frame_bounds() {
-            let tail = (
-                self.max_latency,
-                self.start_group,
-                self.end_group,
-                self.frame_start,
-                self.frame_end,
-            );
-            encode_tail06(tail, buf)?;
-        } else if !version.uses_setup() {
-            encode_tail(
-                (self.ordered, self.max_latency, self.start_group, self.end_group),
-                buf,
-            )?;
-        }
-        Ok(())
+        Delivery::of(self).encode(version, buf)
     }
 
     fn decode_body(buf: &mut Bytes, version: Version) -> Result<Self, DecodeError> {
@@ -245,17 +299,7 @@ impl Message for SubscribeUpdate {
             priority: u8::decode(buf)?,
             ..Default::default()
         };
-        if version.has_frame_bounds() {
-            (
-                msg.max_latency,
-                msg.start_group,
-                msg.end_group,
-                msg.frame_start,
-                msg.frame_end,
-            ) = decode_tail06(buf)?;
-        } else if !version.uses_setup() {
-            (msg.ordered, msg.max_latency, msg.start_group, msg.end_group) = decode_tail(buf)?;
-        }
+        Delivery::decode(buf, version)?.apply(&mut msg);
         Ok(msg)
     }
 }
@@ -399,89 +443,71 @@ impl Message for SubscribeDrop {
     }
 }
 
-/// SUBSCRIBE_START (-05+, the texts' SUBSCRIBE_OK): the absolute sequence of
-/// the first group the publisher delivers, sent once that is known.
-///
-/// Its [`Message::encode`] / [`Message::decode`] include the type prefix 0x0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SubscribeStart {
-    /// The first group delivered.
-    pub group: u64,
+/// A -05+ reply on a Subscribe stream whose body is one group sequence:
+/// the struct, its type prefix, and its [`Message`] impl (whose `encode` /
+/// `decode` include the prefix).
+macro_rules! group_reply {
+    ($(#[$doc:meta])* $name:ident, $wire:literal, $ty:literal, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        pub struct $name {
+            #[doc = $field]
+            pub group: u64,
+        }
+
+        impl $name {
+            /// The type prefix.
+            pub const TYPE: u64 = $ty;
+        }
+
+        impl Message for $name {
+            const NAME: &'static str = $wire;
+
+            fn exists_in(version: Version) -> bool {
+                version.has_subscribe_end()
+            }
+
+            fn encode_body(&self, _version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
+                self.group.encode(buf)
+            }
+
+            fn decode_body(buf: &mut Bytes, _version: Version) -> Result<Self, DecodeError> {
+                Ok($name {
+                    group: u64::decode(buf)?,
+                })
+            }
+
+            fn encode<B: BufMut>(&self, version: Version, buf: &mut B) -> Result<(), EncodeError> {
+                encode_typed(self, Self::TYPE, version, buf)
+            }
+
+            fn decode<B: Buf>(buf: &mut B, version: Version) -> Result<Self, DecodeError> {
+                decode_typed(buf, Self::TYPE, version)
+            }
+        }
+    };
 }
 
-impl SubscribeStart {
-    /// The type prefix.
-    pub const TYPE: u64 = 0x0;
-}
+group_reply!(
+    /// SUBSCRIBE_START (-05+, the texts' SUBSCRIBE_OK, type 0x0): the
+    /// absolute sequence of the first group the publisher delivers, sent
+    /// with it.
+    SubscribeStart,
+    "SUBSCRIBE_START",
+    0x0,
+    "The first group delivered."
+);
 
-impl Message for SubscribeStart {
-    const NAME: &'static str = "SUBSCRIBE_START";
-
-    fn exists_in(version: Version) -> bool {
-        version.has_subscribe_end()
-    }
-
-    fn encode_body(&self, _version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        self.group.encode(buf)
-    }
-
-    fn decode_body(buf: &mut Bytes, _version: Version) -> Result<Self, DecodeError> {
-        Ok(SubscribeStart {
-            group: u64::decode(buf)?,
-        })
-    }
-
-    fn encode<B: BufMut>(&self, version: Version, buf: &mut B) -> Result<(), EncodeError> {
-        encode_typed(self, Self::TYPE, version, buf)
-    }
-
-    fn decode<B: Buf>(buf: &mut B, version: Version) -> Result<Self, DecodeError> {
-        decode_typed(buf, Self::TYPE, version)
-    }
-}
-
-/// SUBSCRIBE_END (-05+): the first group that will never come, **exclusive**
-/// (0: the track produced nothing). The -05 text says inclusive; the shipped
-/// code on both ends sends and reads exclusive (`lite-06-shipped-notes.md`
-/// section 6), and so do we.
-///
-/// Its [`Message::encode`] / [`Message::decode`] include the type prefix 0x1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SubscribeEnd {
-    /// One past the last group delivered or dropped.
-    pub group: u64,
-}
-
-impl SubscribeEnd {
-    /// The type prefix.
-    pub const TYPE: u64 = 0x1;
-}
-
-impl Message for SubscribeEnd {
-    const NAME: &'static str = "SUBSCRIBE_END";
-
-    fn exists_in(version: Version) -> bool {
-        version.has_subscribe_end()
-    }
-
-    fn encode_body(&self, _version: Version, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        self.group.encode(buf)
-    }
-
-    fn decode_body(buf: &mut Bytes, _version: Version) -> Result<Self, DecodeError> {
-        Ok(SubscribeEnd {
-            group: u64::decode(buf)?,
-        })
-    }
-
-    fn encode<B: BufMut>(&self, version: Version, buf: &mut B) -> Result<(), EncodeError> {
-        encode_typed(self, Self::TYPE, version, buf)
-    }
-
-    fn decode<B: Buf>(buf: &mut B, version: Version) -> Result<Self, DecodeError> {
-        decode_typed(buf, Self::TYPE, version)
-    }
-}
+group_reply!(
+    /// SUBSCRIBE_END (-05+, type 0x1): the first group that will never come,
+    /// **exclusive** (0: the track produced nothing). The -05 text says
+    /// inclusive; the shipped code on both ends sends and reads exclusive
+    /// (`lite-06-shipped-notes.md` section 6), and so do we.
+    SubscribeEnd,
+    "SUBSCRIBE_END",
+    0x1,
+    "One past the last group delivered or dropped."
+);
 
 /// Writes `Type (i)` (from -03 on) and then the length-prefixed body.
 fn encode_typed<M: Message, B: BufMut>(

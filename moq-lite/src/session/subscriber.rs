@@ -221,17 +221,21 @@ impl<S: Session> Subscriber<S> {
         self
     }
 
-    /// Follows the peer's announcements, publishing each active broadcast
-    /// into the origin until it ends (or this stream does: then all end).
-    pub async fn run_announce(self) -> Result<(), StreamError> {
-        let version = self.version;
+    /// A new bidirectional stream to the peer, framed.
+    async fn open_stream(&self) -> Result<(Writer<S::SendStream>, Reader<S::RecvStream>), StreamError> {
         let (send, recv) = self
             .transport
             .open_bi()
             .await
             .map_err(|e| StreamError::Closed(transport_error(e)))?;
-        let mut writer = Writer::new(send);
-        let mut reader = Reader::new(recv);
+        Ok((Writer::new(send), Reader::new(recv)))
+    }
+
+    /// Follows the peer's announcements, publishing each active broadcast
+    /// into the origin until it ends (or this stream does: then all end).
+    pub async fn run_announce(self) -> Result<(), StreamError> {
+        let version = self.version;
+        let (mut writer, mut reader) = self.open_stream().await?;
         let interest = AnnounceInterest {
             prefix: Path::root(),
             exclude_hop: self.hop_id,
@@ -424,13 +428,7 @@ impl<S: Session> Subscriber<S> {
                 entry.timescale = info.timescale;
             }
         }
-        let (send, recv) = self
-            .transport
-            .open_bi()
-            .await
-            .map_err(|e| StreamError::Closed(transport_error(e)))?;
-        let mut writer = Writer::new(send);
-        let mut reader = Reader::new(recv);
+        let (mut writer, mut reader) = self.open_stream().await?;
         let msg = Subscribe {
             id,
             broadcast: path.clone(),
@@ -503,13 +501,7 @@ impl<S: Session> Subscriber<S> {
     /// (the track does not exist) ends the subscription with its error.
     async fn track_info(&self, path: &Path, track: String) -> Result<TrackInfo, StreamError> {
         let version = self.version;
-        let (send, recv) = self
-            .transport
-            .open_bi()
-            .await
-            .map_err(|e| StreamError::Closed(transport_error(e)))?;
-        let mut writer = Writer::new(send);
-        let mut reader = Reader::new(recv);
+        let (mut writer, mut reader) = self.open_stream().await?;
         let request = TrackRequest {
             broadcast: path.clone(),
             track,
