@@ -491,3 +491,43 @@ async fn frame_timestamps_cross_lite05_and_not_lite04() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datagram_groups_cross_lite05_and_06_as_datagrams_and_lite04_as_streams() {
+    for protocols in [vec!["moq-lite-06"], vec!["moq-lite-05"], vec!["moq-lite-04"]] {
+        for scheme in ["moql", "https"] {
+            let run = async {
+                let server_origin = OriginProducer::new();
+                let client_origin = OriginProducer::new();
+                let pair = pair(
+                    scheme,
+                    &protocols,
+                    (Some(server_origin.consume()), None),
+                    (None, Some(client_origin.clone())),
+                )
+                .await;
+                let broadcast = server_origin.create_broadcast("pos").unwrap();
+                let mut track = broadcast.create_track(Track::new("xy"));
+                let mut consumer = subscribe(&client_origin, "pos", "xy").await;
+                while track.is_unused() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let sequence = track.write_datagram(Bytes::from_static(b"1,2"), 5_000).unwrap();
+                let mut group = consumer.next_group().await.unwrap().unwrap();
+                assert_eq!(group.sequence(), sequence);
+                let carried = protocols[0] != "moq-lite-04";
+                // Kept a datagram on the far side (a relay would forward it as one).
+                assert_eq!(group.is_datagram(), carried, "{scheme} {protocols:?}");
+                let mut frame = group.next_frame().await.unwrap().unwrap();
+                assert_eq!(frame.timestamp(), carried.then_some(5_000));
+                assert_eq!(frame.read_all().await.unwrap(), Bytes::from_static(b"1,2"));
+                assert!(group.next_frame().await.unwrap().is_none());
+                let sent = pair.server.stats().snapshot();
+                assert_eq!(sent.groups_out, 1, "{scheme} {protocols:?}");
+            };
+            tokio::time::timeout(LIMIT, run)
+                .await
+                .unwrap_or_else(|_| panic!("{scheme} {protocols:?} timed out"));
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! Frame timestamps through the relay: a moq-lite-05 publisher's timestamps
-//! reach a moq-lite-05 subscriber unchanged, and a moq-lite-04 subscriber
-//! gets the same payloads without them (its wire has no place for them).
+//! reach moq-lite-05 and -06 subscribers unchanged, and a moq-lite-04
+//! subscriber gets the same payloads without them (its wire has no place
+//! for them).
 
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ async fn next_group(consumer: &mut TrackConsumer) -> Vec<(Bytes, Option<u64>)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timestamps_cross_the_relay_to_lite05_and_drop_to_lite04() {
+async fn timestamps_cross_the_relay_to_lite05_and_06_and_drop_to_lite04() {
     tokio::time::timeout(LIMIT, async {
         let relay = TestRelay::start(|_| {}).await;
         for scheme in ["moqt", "https"] {
@@ -38,7 +39,7 @@ async fn timestamps_cross_the_relay_to_lite05_and_drop_to_lite04() {
 
             let mut consumers = Vec::new();
             let mut keep = Vec::new();
-            for protocol in ["moq-lite-05", "moq-lite-04"] {
+            for protocol in ["moq-lite-05", "moq-lite-06", "moq-lite-04"] {
                 let received = OriginProducer::new();
                 let config = SessionConfig {
                     subscribe: Some(received.clone()),
@@ -60,16 +61,17 @@ async fn timestamps_cross_the_relay_to_lite05_and_drop_to_lite04() {
                 .unwrap();
             group.finish().unwrap();
 
-            let lite05 = next_group(&mut consumers[0]).await;
-            assert_eq!(
-                lite05,
-                vec![
-                    (Bytes::from_static(b"key"), Some(40_000_000)),
-                    (Bytes::from_static(b"delta"), Some(40_033_366)),
-                ],
-                "{scheme}"
-            );
-            let lite04 = next_group(&mut consumers[1]).await;
+            for consumer in &mut consumers[..2] {
+                assert_eq!(
+                    next_group(consumer).await,
+                    vec![
+                        (Bytes::from_static(b"key"), Some(40_000_000)),
+                        (Bytes::from_static(b"delta"), Some(40_033_366)),
+                    ],
+                    "{scheme}"
+                );
+            }
+            let lite04 = next_group(&mut consumers[2]).await;
             assert_eq!(
                 lite04,
                 vec![

@@ -203,6 +203,12 @@ impl GroupConsumer {
         self.shared.sequence
     }
 
+    /// Whether the group was published as a datagram (see
+    /// [`TrackProducer::write_datagram`](super::TrackProducer::write_datagram)).
+    pub fn is_datagram(&self) -> bool {
+        self.shared.datagram.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Index of the next frame this consumer will read.
     pub fn position(&self) -> usize {
         self.index

@@ -117,6 +117,8 @@ pub(crate) struct GroupShared {
     pub state: Lock<GroupState>,
     /// Frames fully written, readable without the lock (for `latest_frame` peeks).
     pub complete: AtomicU64,
+    /// A group of one frame meant for a datagram (set before anyone sees it).
+    pub datagram: std::sync::atomic::AtomicBool,
 }
 
 impl GroupShared {
@@ -132,6 +134,7 @@ impl GroupShared {
                 payload: 0,
             }),
             complete: AtomicU64::new(0),
+            datagram: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

@@ -28,6 +28,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::cache::{CacheOwner, TrackCache};
@@ -173,10 +174,48 @@ impl TrackProducer {
     }
 
     fn create_locked(&self, state: &mut TrackState, sequence: u64) -> Result<GroupProducer> {
+        self.create_marked(state, sequence, false)
+    }
+
+    /// Creates group `sequence`, marked as a datagram or not before any
+    /// consumer can see it.
+    fn create_marked(&self, state: &mut TrackState, sequence: u64, datagram: bool) -> Result<GroupProducer> {
         state.life.check_open()?;
         let group = state.cache.insert(sequence, Instant::now())?;
+        group
+            .datagram
+            .store(datagram, std::sync::atomic::Ordering::Release);
         state.life.wake_readers();
         Ok(GroupProducer::from_shared(group))
+    }
+
+    /// Publishes `payload` as the next group, of one frame stamped
+    /// `timestamp` (microseconds), to go as a QUIC datagram where it can:
+    /// to moq-lite-05+ subscribers, best effort (a datagram lost on the
+    /// way, or larger than the path takes, is not sent again; the session
+    /// counts it as dropped). Older versions and IETF subscribers get it as
+    /// an ordinary group. Returns the group's sequence.
+    pub fn write_datagram(&mut self, payload: Bytes, timestamp: u64) -> Result<u64> {
+        self.datagram(None, payload, timestamp)
+    }
+
+    /// [`write_datagram`](Self::write_datagram) as group `sequence` (a
+    /// session receiving a datagram, or a relay forwarding one).
+    pub fn insert_datagram(&mut self, sequence: u64, payload: Bytes, timestamp: u64) -> Result<()> {
+        self.datagram(Some(sequence), payload, timestamp).map(drop)
+    }
+
+    fn datagram(&mut self, sequence: Option<u64>, payload: Bytes, timestamp: u64) -> Result<u64> {
+        let mut group = {
+            let mut state = self.shared.state.lock();
+            let sequence = sequence.unwrap_or_else(|| state.cache.next_sequence());
+            self.create_marked(&mut state, sequence, true)?
+        };
+        // Written outside the track's lock: a frame may make the cache evict.
+        group.write_frame_at(payload, timestamp)?;
+        let sequence = group.sequence();
+        group.finish()?;
+        Ok(sequence)
     }
 
     /// Sequence of the latest group, if any.

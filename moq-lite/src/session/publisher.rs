@@ -646,6 +646,11 @@ async fn serve_group<S: Session>(
     stats: Arc<SessionStats>,
 ) -> u64 {
     let sequence = group.sequence();
+    // A transport without datagrams (max size 0) carries it as a stream.
+    if version.has_timestamps() && group.is_datagram() && transport.max_datagram_size() > 0 {
+        send_datagram(&transport, subscribe, &mut group, &stats).await;
+        return sequence;
+    }
     // If the cache evicts (aborts) the group while we wait for stream credit
     // or flow control, give it up at once rather than pin its memory.
     let mut watch = group.clone();
@@ -695,6 +700,49 @@ async fn serve_group<S: Session>(
         Err(err) => writer.reset(err.error().code()),
     }
     sequence
+}
+
+/// Sends a datagram group (-05+) as one QUIC datagram: `Subscribe ID |
+/// Sequence | Timestamp | Payload`, the timestamp in microseconds (our
+/// timescale). Best effort, as the shipped code does: one that does not fit
+/// the path's datagram size, or that the transport refuses, is dropped and
+/// counted, never turned into a stream (shipped notes, section 11).
+async fn send_datagram<S: Session>(
+    transport: &S,
+    subscribe: u64,
+    group: &mut GroupConsumer,
+    stats: &SessionStats,
+) {
+    let sequence = group.sequence();
+    let frame = match group.next_frame().await {
+        Ok(Some(mut frame)) => {
+            let timestamp = frame.timestamp().unwrap_or(0);
+            frame.read_all().await.map(|payload| (timestamp, payload))
+        }
+        Ok(None) | Err(_) => return,
+    };
+    let Ok((timestamp, payload)) = frame else {
+        return;
+    };
+    let size = payload.len() as u64;
+    let datagram = crate::lite::Datagram {
+        subscribe,
+        sequence,
+        timestamp,
+        payload,
+    };
+    let mut buf = bytes::BytesMut::new();
+    if datagram.encode(&mut buf).is_err() || buf.len() > transport.max_datagram_size() {
+        stats.dropped(1);
+        return;
+    }
+    match transport.send_datagram(buf.freeze()) {
+        Ok(()) => {
+            stats.group_out();
+            stats.frame_out(size);
+        }
+        Err(_) => stats.dropped(1),
+    }
 }
 
 /// Copies every frame of `group` to `writer`, chunk by chunk, without copying

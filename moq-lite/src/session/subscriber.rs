@@ -531,14 +531,15 @@ impl<S: Session> Subscriber<S> {
             return;
         };
         let Subscribed { mut track, timescale } = entry;
-        let Ok(mut group) = track.create_group(datagram.sequence) else {
-            return;
-        };
-        self.stats.group_in();
-        self.stats.frame_in(datagram.payload.len() as u64);
+        let size = datagram.payload.len() as u64;
         let timestamp = to_micros(datagram.timestamp, timescale);
-        if group.write_frame_at(datagram.payload, timestamp).is_ok() {
-            let _ = group.finish();
+        // Kept a datagram: a relay forwards it as one.
+        if track
+            .insert_datagram(datagram.sequence, datagram.payload, timestamp)
+            .is_ok()
+        {
+            self.stats.group_in();
+            self.stats.frame_in(size);
         }
     }
 
