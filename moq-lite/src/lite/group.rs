@@ -74,8 +74,9 @@ pub struct FrameHeader {
     pub delta: i64,
 }
 
-/// The largest timestamp delta a varint holds once zigzag coded.
-const MAX_DELTA: i64 = (1 << 61) - 1;
+/// The timestamp deltas a varint holds once zigzag coded: zigzag maps
+/// -2^61 ..= 2^61 - 1 onto 0 ..= 2^62 - 1.
+const DELTAS: std::ops::RangeInclusive<i64> = -(1 << 61)..=(1 << 61) - 1;
 
 fn zigzag(n: i64) -> u64 {
     ((n << 1) ^ (n >> 63)) as u64
@@ -89,7 +90,7 @@ impl FrameHeader {
     /// Writes the header of a frame of `size` bytes.
     pub fn encode<B: BufMut>(&self, version: Version, buf: &mut B) -> Result<(), EncodeError> {
         if version.has_timestamps() {
-            if !(-MAX_DELTA..=MAX_DELTA).contains(&self.delta) {
+            if !DELTAS.contains(&self.delta) {
                 return Err(EncodeError::TooLarge("timestamp delta"));
             }
             zigzag(self.delta).encode(buf)?;
@@ -240,6 +241,15 @@ mod tests {
         let second = FrameHeader::decode(&mut cursor, Version::Lite05).unwrap();
         assert_eq!(stamps.timestamp(second.delta), Ok(1033));
 
+        // The extremes: zigzag 2^62 - 1 is -2^61, and it re-encodes.
+        let mut cursor: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00];
+        let far = FrameHeader::decode(&mut cursor, Version::Lite05).unwrap();
+        assert_eq!(far.delta, -(1 << 61));
+        let mut out = Vec::new();
+        far.encode(Version::Lite05, &mut out).unwrap();
+        assert_eq!(out, [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00]);
+        assert!(FrameHeader { size: 0, delta: 1 << 61 }.encode(Version::Lite05, &mut out).is_err());
+
         // Going back in time is allowed (zigzag 3 = -2), below zero is not.
         let mut cursor: &[u8] = &[0x03, 0x00];
         let back = FrameHeader::decode(&mut cursor, Version::Lite05).unwrap();
@@ -253,7 +263,7 @@ mod tests {
     proptest! {
         #[test]
         fn round_trips(subscribe in any_varint(), sequence in any_varint(), size in any_varint(),
-                       delta in -((1i64 << 61) - 1)..(1i64 << 61)) {
+                       delta in -(1i64 << 61)..(1i64 << 61)) {
             for v in Version::ALL {
                 let frame_start = if v.has_frame_bounds() { size } else { 0 };
                 round_trip(&Group { subscribe, sequence, frame_start }, v)?;
