@@ -5,7 +5,10 @@
 //! unidirectional stream. How those streams compete for the connection is the
 //! same policy whatever the wire format: [`stream_priority`] orders them, and
 //! at most [`MAX_INFLIGHT_GROUPS`] are in flight per subscription, tracked by
-//! [`InflightGroups`], which also says which to reset when they fall behind.
+//! [`InflightGroups`], which also says which to reset when they fall behind:
+//! by arrival age ([`InflightGroups::expire`]) and, where frames carry
+//! timestamps (moq-lite-05+), by media age
+//! ([`InflightGroups::expire_by_timestamp`]), whichever comes first.
 //!
 //! This module is pure: no I/O, no protocol messages.
 
@@ -116,6 +119,40 @@ impl<T> InflightGroups<T> {
             .collect()
     }
 
+    /// Media-time expiry (moq-lite-05 "Expiration", timestamp age): the
+    /// groups still in flight whose first frame is more than `max_latency`
+    /// older, in timestamps, than the first frame of the newest group that
+    /// has one; `first` reads a group's first timestamp (microseconds).
+    /// Groups without a timestamp never expire this way; 0 means no limit.
+    pub fn expire_by_timestamp(
+        &mut self,
+        max_latency: Duration,
+        first: impl Fn(&T) -> Option<u64>,
+    ) -> Vec<T> {
+        if max_latency.is_zero() {
+            return Vec::new();
+        }
+        let Some((newest, newest_ts)) = self
+            .groups
+            .iter()
+            .rev()
+            .find_map(|(&sequence, (_, handle))| first(handle).map(|ts| (sequence, ts)))
+        else {
+            return Vec::new();
+        };
+        let limit = u64::try_from(max_latency.as_micros()).unwrap_or(u64::MAX);
+        let expired: Vec<u64> = self
+            .groups
+            .range(..newest)
+            .filter(|(_, (_, handle))| first(handle).is_some_and(|ts| newest_ts.saturating_sub(ts) > limit))
+            .map(|(&sequence, _)| sequence)
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|sequence| self.remove(sequence))
+            .collect()
+    }
+
     /// Drops the groups older than `newest` that were sent more than
     /// `max_latency` before `now` (when `newest` arrived); zero means no
     /// limit. Returns them, oldest first, to reset.
@@ -213,5 +250,29 @@ mod tests {
         assert!(inflight.expire(4, start + latency, latency).is_empty());
         assert_eq!(inflight.expire(4, now + latency, latency), vec![2, 3]);
         assert!(inflight.is_empty());
+    }
+
+    #[test]
+    fn timestamp_age_expires_media_old_groups_however_recent_their_arrival() {
+        let now = Instant::now();
+        let mut inflight = InflightGroups::new();
+        // (sequence, first timestamp in microseconds), all sent just now.
+        for (sequence, ts) in [
+            (1, Some(0)),
+            (2, Some(1_500_000)),
+            (3, None),
+            (4, Some(2_000_000)),
+            (5, None),
+        ] {
+            inflight.insert(sequence, now, (sequence, ts));
+        }
+        let first = |&(_, ts): &(u64, Option<u64>)| ts;
+        // Newest with a timestamp: group 4 at 2 s. Limit 1 s: group 1 (2 s
+        // older) goes; 2 (0.5 s) stays; 3 has none; 4 and 5 are not older.
+        let dropped = inflight.expire_by_timestamp(Duration::from_secs(1), first);
+        assert_eq!(dropped, vec![(1, Some(0))]);
+        assert_eq!(inflight.len(), 4);
+        // Zero is no limit.
+        assert!(inflight.expire_by_timestamp(Duration::ZERO, first).is_empty());
     }
 }

@@ -248,7 +248,14 @@ mod tests {
         let mut out = Vec::new();
         far.encode(Version::Lite05, &mut out).unwrap();
         assert_eq!(out, [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00]);
-        assert!(FrameHeader { size: 0, delta: 1 << 61 }.encode(Version::Lite05, &mut out).is_err());
+        assert!(
+            FrameHeader {
+                size: 0,
+                delta: 1 << 61
+            }
+            .encode(Version::Lite05, &mut out)
+            .is_err()
+        );
 
         // Going back in time is allowed (zigzag 3 = -2), below zero is not.
         let mut cursor: &[u8] = &[0x03, 0x00];

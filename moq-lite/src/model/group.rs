@@ -203,6 +203,12 @@ impl GroupConsumer {
         self.shared.sequence
     }
 
+    /// The first frame's timestamp (microseconds), once the first frame
+    /// exists and has one.
+    pub fn first_timestamp(&self) -> Option<u64> {
+        self.shared.state.lock().frames.first().and_then(|f| f.timestamp)
+    }
+
     /// Whether the group was published as a datagram (see
     /// [`TrackProducer::write_datagram`](super::TrackProducer::write_datagram)).
     pub fn is_datagram(&self) -> bool {

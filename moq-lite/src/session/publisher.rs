@@ -345,7 +345,8 @@ impl<S: Session> Publisher<S> {
             skipped: 0,
         };
         let mut groups: JoinSet<u64> = JoinSet::new();
-        let mut inflight: InflightGroups<AbortHandle> = InflightGroups::new();
+        // Each group's task, and the group (for its first timestamp).
+        let mut inflight: InflightGroups<(AbortHandle, GroupConsumer)> = InflightGroups::new();
         // An end before the start is an empty range: every group is accounted for.
         let mut ending = sub.range_is_empty();
 
@@ -398,11 +399,16 @@ impl<S: Session> Publisher<S> {
                             continue;
                         }
                         let now = Instant::now();
+                        // Expired by arrival age, or (-05+) by media age.
                         let mut dropped = inflight.expire(sequence, now, sub.max_latency);
+                        if version.has_timestamps() {
+                            dropped.extend(inflight.expire_by_timestamp(sub.max_latency, |(_, g)| g.first_timestamp()));
+                        }
                         dropped.extend(inflight.make_room());
                         self.stats.dropped(dropped.len() as u64);
                         // Aborting drops the task's Writer, which resets the stream.
-                        dropped.iter().for_each(AbortHandle::abort);
+                        dropped.iter().for_each(|(task, _)| task.abort());
+                        let watched = group.clone();
                         let task = serve_group(
                             self.transport.clone(),
                             version,
@@ -411,7 +417,7 @@ impl<S: Session> Publisher<S> {
                             group,
                             self.stats.clone(),
                         );
-                        inflight.insert(sequence, now, groups.spawn(task));
+                        inflight.insert(sequence, now, (groups.spawn(task), watched));
                         ending = sub.end == Some(sequence);
                     }
                     Ok(None) => ending = true,
@@ -613,7 +619,11 @@ impl Subscription {
     /// before it still in flight; an earlier one applies to groups still to
     /// come (those already passed are not sent again). A start of 0 (none)
     /// keeps the current one.
-    fn update(&mut self, update: SubscribeUpdate, inflight: &mut InflightGroups<AbortHandle>) {
+    fn update(
+        &mut self,
+        update: SubscribeUpdate,
+        inflight: &mut InflightGroups<(AbortHandle, GroupConsumer)>,
+    ) {
         self.priority = update.priority;
         self.ordered = update.ordered;
         self.max_latency = update.max_latency;
@@ -621,7 +631,10 @@ impl Subscription {
         if let Some(start) = update.start_group {
             self.start = Some(start);
             // Aborting drops the task's Writer, which resets the stream.
-            inflight.drop_before(start).iter().for_each(AbortHandle::abort);
+            inflight
+                .drop_before(start)
+                .iter()
+                .for_each(|(task, _)| task.abort());
         }
     }
 
