@@ -1,4 +1,5 @@
-//! Wire-level tests of the session layer, moq-lite-05.
+//! Wire-level tests of the session layer, moq-lite-05 (and -06 where the
+//! two differ).
 //!
 //! One side is our session; the other is a bare raw-QUIC connection (ALPN
 //! `moq-lite-05`) whose bytes the test writes and reads itself, spelled out
@@ -34,17 +35,23 @@ struct Harness {
     server: Server,
     client: Client,
     url: Url,
+    alpn: &'static str,
 }
 
 impl Harness {
     fn new() -> Self {
+        Self::speaking("moq-lite-05")
+    }
+
+    fn speaking(alpn: &'static str) -> Self {
         let server = loopback::server();
         let port = server.local_addr().unwrap().port();
-        let client = loopback::client_offering(&server, &["moq-lite-05"]);
+        let client = loopback::client_offering(&server, &[alpn]);
         Harness {
             server,
             client,
             url: Url::parse(&format!("moql://127.0.0.1:{port}/")).unwrap(),
+            alpn,
         }
     }
 
@@ -66,14 +73,14 @@ impl Harness {
         };
         let connect = async {
             let connected = self.client.connect(&self.url).await.expect("connects");
-            assert_eq!(connected.protocol.as_deref(), Some("moq-lite-05"));
+            assert_eq!(connected.protocol.as_deref(), Some(self.alpn));
             let mut send = connected.session.open_uni().await.unwrap();
             send.write_all(setup).await.unwrap();
             send.finish().unwrap();
             connected.session
         };
         let (server, raw) = tokio::join!(accept, connect);
-        assert_eq!(server.version(), moq_lite::lite::Version::Lite05);
+        assert_eq!(server.version().alpn(), self.alpn);
         (server, raw)
     }
 }
@@ -300,6 +307,54 @@ async fn the_subscriber_asks_track_info_then_takes_datagrams_at_the_tracks_times
         // A FIN without SUBSCRIBE_END: the track errors, the session lives.
         sub_tx.finish().unwrap();
         assert_eq!(consumer.closed().await, Err(Error::ProtocolViolation));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn lite06_frame_bounds_and_typed_announcements() {
+    limit(async {
+        let h = Harness::speaking("moq-lite-06");
+        let origin = OriginProducer::new();
+        let broadcast = origin.create_broadcast("room").unwrap();
+        let mut track = broadcast.create_track(Track::new("video"));
+        for sequence in 0..=7 {
+            let mut group = track.create_group(sequence).unwrap();
+            for frame in [&b"f0"[..], b"f1", b"f2"] {
+                group.write_frame_at(Bytes::from_static(frame), 0).unwrap();
+            }
+            group.finish().unwrap();
+        }
+        let (_server, raw) = h.raw(Some(&origin), None, EMPTY_SETUP).await;
+        let setup = raw.accept_uni().await.unwrap();
+        assert_eq!(Wire::new(setup).rest().await.1, End::Fin);
+
+        // ANNOUNCE_REQUEST prefix "" (no Exclude Hop in 06): ANNOUNCE_OK, then
+        // ANNOUNCE_START `room` (implicit ID 0), no hops, costs 0 / 0.
+        let (_a, mut announce) = open(&raw, &[0x01, 0x01, 0x00]).await;
+        assert_eq!(&announce.take(3).await[..], [0x02, 0x00, 0x01]);
+        assert_eq!(
+            &announce.take(10).await[..],
+            [0x00, 0x08, 0x04, b'r', b'o', b'o', b'm', 0x00, 0x00, 0x00]
+        );
+
+        // SUBSCRIBE id 0, room/video, priority 0x80, max age 0, Group Start 7
+        // (a raw floor), Group End 7 (+1: 8), Frame Start 1, Frame End 1 (+1: 2).
+        #[rustfmt::skip]
+        let subscribe = [
+            0x02, 0x12, 0x00, 0x04, b'r', b'o', b'o', b'm', 0x05, b'v', b'i', b'd', b'e', b'o',
+            0x80, 0x00, 0x07, 0x08, 0x01, 0x02,
+        ];
+        let (_send, mut reply) = open(&raw, &subscribe).await;
+        assert_eq!(&reply.take(3).await[..], [0x00, 0x01, 0x07], "SUBSCRIBE_START 7");
+        let recv = raw.accept_uni().await.unwrap();
+        let (bytes, end) = Wire::new(recv).rest().await;
+        // GROUP sub 0, sequence 7, Frame Start 1; then frame 1 only (delta 0).
+        assert_eq!(&bytes[..], [0x00, 0x03, 0x00, 0x07, 0x01, 0x00, 0x02, b'f', b'1']);
+        assert_eq!(end, End::Fin);
+        // The range is done: SUBSCRIBE_END 8, then FIN.
+        assert_eq!(&reply.take(3).await[..], [0x01, 0x01, 0x08]);
+        assert_eq!(reply.end().await, End::Fin);
     })
     .await
 }

@@ -342,6 +342,8 @@ impl<S: Session> Publisher<S> {
             max_latency: msg.max_latency,
             start: msg.start_group,
             end: msg.end_group,
+            frame_start: msg.frame_start,
+            frame_end: msg.frame_end,
             skipped: 0,
         };
         let mut groups: JoinSet<u64> = JoinSet::new();
@@ -416,6 +418,7 @@ impl<S: Session> Publisher<S> {
                             sub.stream_priority(sequence),
                             group,
                             self.stats.clone(),
+                            sub.frames(sequence),
                         );
                         inflight.insert(sequence, now, (groups.spawn(task), watched));
                         ending = sub.end == Some(sequence);
@@ -609,6 +612,9 @@ struct Subscription {
     /// update moved it); `None`: wherever the track consumer started.
     start: Option<u64>,
     end: Option<u64>,
+    /// -06: the first frame of the start group, the last of the end group.
+    frame_start: u64,
+    frame_end: Option<u64>,
     /// The track consumer's skip count last time we looked.
     skipped: u64,
 }
@@ -628,14 +634,33 @@ impl Subscription {
         self.ordered = update.ordered;
         self.max_latency = update.max_latency;
         self.end = update.end_group;
+        self.frame_end = update.frame_end;
         if let Some(start) = update.start_group {
             self.start = Some(start);
+            self.frame_start = update.frame_start;
             // Aborting drops the task's Writer, which resets the stream.
             inflight
                 .drop_before(start)
                 .iter()
                 .for_each(|(task, _)| task.abort());
         }
+    }
+
+    /// The frames of group `sequence` to send (-06 frame bounds): from
+    /// Frame Start in the start group, up to Frame End in the end group,
+    /// whole otherwise (shipped notes, section 6).
+    fn frames(&self, sequence: u64) -> (u64, Option<u64>) {
+        let first = if self.start == Some(sequence) {
+            self.frame_start
+        } else {
+            0
+        };
+        let last = if self.end == Some(sequence) {
+            self.frame_end
+        } else {
+            None
+        };
+        (first, last)
     }
 
     /// Whether the range from the start to the end holds no group.
@@ -657,6 +682,7 @@ async fn serve_group<S: Session>(
     priority: i32,
     mut group: GroupConsumer,
     stats: Arc<SessionStats>,
+    (first, last): (u64, Option<u64>),
 ) -> u64 {
     let sequence = group.sequence();
     // A transport without datagrams (max size 0) carries it as a stream.
@@ -690,7 +716,7 @@ async fn serve_group<S: Session>(
     let header = Group {
         subscribe,
         sequence,
-        frame_start: 0,
+        frame_start: first,
     };
     let transfer = async {
         writer
@@ -699,7 +725,7 @@ async fn serve_group<S: Session>(
                 header.encode(version, b)
             })
             .await?;
-        write_frames(&mut writer, &mut group, version, &stats, (0, None)).await
+        write_frames(&mut writer, &mut group, version, &stats, (first, last)).await
     };
     let result = tokio::select! {
         result = transfer => result,
