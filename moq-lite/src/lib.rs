@@ -51,7 +51,8 @@ mod session;
 
 pub use session::stream;
 pub use session::{
-    DEFAULT_MAX_ANNOUNCED, Session, SessionConfig, SessionStats, SharedTransport, StatsSnapshot, read_setup,
+    Codes, DEFAULT_MAX_ANNOUNCED, Session, SessionConfig, SessionStats, SharedTransport, StatsSnapshot,
+    read_setup,
 };
 
 pub use error::{Error, Result};

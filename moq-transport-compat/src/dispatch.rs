@@ -245,7 +245,14 @@ impl<T: Transport> Handshake<T> {
                 let err = ietf::SessionError::from_lite(err);
                 (err.code.code() as u32, err.reason)
             }
-            _ => (err.code(), err.to_string()),
+            // moq-lite-05+ peers read moq-net 0.3's session close registry.
+            _ => match self.version() {
+                Version::Lite(v) => (
+                    moq_lite::Codes::for_version(v).session_out(err.code()),
+                    err.to_string(),
+                ),
+                Version::Ietf(_) => (err.code(), err.to_string()),
+            },
         };
         self.transport.close(code, &reason);
     }

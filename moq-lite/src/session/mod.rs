@@ -31,11 +31,13 @@
 //! `stats` the counters. Messages come from the pure codec in
 //! [`crate::lite`], the group-sending policy from [`crate::delivery`].
 
+mod codes;
 mod handshake;
 mod publisher;
 mod shared;
 mod stats;
 pub mod stream;
+pub use codes::Codes;
 pub use shared::SharedTransport;
 mod subscriber;
 
@@ -223,7 +225,8 @@ impl Session {
         config: SessionConfig,
         side: Side,
     ) -> Session {
-        let transport = SharedTransport::new(transport);
+        // From -05 the peer speaks moq-net 0.3's error registries.
+        let transport = SharedTransport::with_codes(transport, Codes::for_version(version));
         let SessionConfig {
             publish,
             subscribe,
@@ -292,7 +295,7 @@ impl Session {
                 fatal: fatal_rx,
                 setup: version.has_setup_stream().then_some((ours, peer)),
             };
-            let err = run(runner.clone(), version, halves, session_stream).await;
+            let err = run::<_, T>(runner.clone(), version, halves, session_stream).await;
             tracing::debug!(%err, "session closed");
             runner.close(err.code(), &err.to_string());
             let _ = tx.send(Some(err));
@@ -526,11 +529,13 @@ struct Halves<T: Transport> {
 
 /// Accepts the peer's streams and runs the halves until something fatal
 /// happens; returns why the session ended.
-async fn run<T: Transport>(
+/// `U` is the unwrapped transport, on which the SETUP path's session stream
+/// was opened before the session began.
+async fn run<T: Transport, U: Transport>(
     transport: T,
     version: Version,
     halves: Halves<T>,
-    session_stream: Option<SessionStream<T>>,
+    session_stream: Option<SessionStream<U>>,
 ) -> Error {
     let Halves {
         publisher,
@@ -556,7 +561,7 @@ async fn run<T: Transport>(
         tasks.spawn(subscriber.clone().run_announce());
     }
     if let Some((writer, reader)) = session_stream {
-        tasks.spawn(serve_session_stream::<T>(version, writer, reader));
+        tasks.spawn(serve_session_stream::<U>(version, writer, reader));
     }
     loop {
         // The accept futures are boxed: this task lives as long as the
