@@ -531,3 +531,73 @@ async fn datagram_groups_cross_lite05_and_06_as_datagrams_and_lite04_as_streams(
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_costs_add_the_link_price_on_lite06() {
+    // (protocol, the client's configured link cost, the cost each side reads)
+    for (protocol, link_cost, expected) in [
+        (
+            "moq-lite-06",
+            Some(5),
+            moq_lite::model::RouteCost { warm: 5, cold: 5 },
+        ),
+        (
+            "moq-lite-06",
+            None,
+            moq_lite::model::RouteCost { warm: 1, cold: 1 },
+        ),
+        (
+            "moq-lite-05",
+            Some(5),
+            moq_lite::model::RouteCost {
+                warm: 5,
+                cold: moq_lite::model::RouteCost::MAX,
+            },
+        ),
+    ] {
+        let run = async {
+            let (server, client, url) = endpoints("moql", &[protocol]);
+            let (server_out, server_in) = (OriginProducer::new(), OriginProducer::new());
+            let (client_out, client_in) = (OriginProducer::new(), OriginProducer::new());
+            let _a = server_out.create_broadcast("from-server").unwrap();
+            let _b = client_out.create_broadcast("from-client").unwrap();
+            let accept = async {
+                let accepted = server.accept().await.unwrap().accept().await.unwrap();
+                let config = moq_lite::SessionConfig {
+                    publish: Some(server_out.consume()),
+                    subscribe: Some(server_in.clone()),
+                    ..Default::default()
+                };
+                Session::accept_with(accepted.session, config).await.unwrap()
+            };
+            let connect = async {
+                let connected = client.connect(&url).await.unwrap();
+                let config = moq_lite::SessionConfig {
+                    publish: Some(client_out.consume()),
+                    subscribe: Some(client_in.clone()),
+                    link_cost,
+                    ..Default::default()
+                };
+                Session::connect_with(connected.session, config).await.unwrap()
+            };
+            let _sessions = tokio::join!(accept, connect);
+            // The server priced the client's route with the client's declared
+            // Cost; the client priced the server's with its own.
+            for (origin, path) in [(&server_in, "from-client"), (&client_in, "from-server")] {
+                let mut announced = origin.consume();
+                let broadcast = loop {
+                    let next = announced.announced().await.unwrap();
+                    if let Some(b) = next.broadcast.filter(|_| next.path == Path::new(path)) {
+                        break b;
+                    }
+                };
+                assert_eq!(
+                    broadcast.route_cost(),
+                    expected,
+                    "{protocol} {link_cost:?} {path}"
+                );
+            }
+        };
+        tokio::time::timeout(LIMIT, run).await.expect("timed out");
+    }
+}

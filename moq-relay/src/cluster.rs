@@ -57,7 +57,7 @@ pub(crate) struct ClusterConfig {
 
 /// Keeps a link to `peer` up for as long as the task lives.
 pub(crate) async fn link(peer: Url, config: ClusterConfig, shared: Arc<Shared>, hop_id: u64) {
-    let mut url = peer.clone();
+    let (mut url, cost) = link_cost(&peer);
     if let Some(token) = &config.token {
         url.query_pairs_mut().append_pair("jwt", token);
     }
@@ -77,7 +77,7 @@ pub(crate) async fn link(peer: Url, config: ClusterConfig, shared: Arc<Shared>, 
     let mut backoff = MIN_BACKOFF;
     loop {
         let started = tokio::time::Instant::now();
-        match dial(&client, &url, &shared, hop_id).await {
+        match dial(&client, &url, &shared, hop_id, cost).await {
             Ok(session) => {
                 tracing::info!(%peer, "cluster link up");
                 let reason = session.closed().await;
@@ -93,14 +93,58 @@ pub(crate) async fn link(peer: Url, config: ClusterConfig, shared: Arc<Shared>, 
     }
 }
 
-async fn dial(client: &Client, url: &Url, shared: &Shared, hop_id: u64) -> anyhow::Result<Session> {
+/// A peer URL's `?cost=N` (the link's price for route choice, as the
+/// reference relay takes it), and the URL without it.
+fn link_cost(peer: &Url) -> (Url, Option<u64>) {
+    let mut cost = None;
+    let kept: Vec<(String, String)> = peer
+        .query_pairs()
+        .filter(|(k, v)| {
+            if k == "cost" {
+                cost = v.parse().ok();
+                false
+            } else {
+                true
+            }
+        })
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut url = peer.clone();
+    url.set_query(None);
+    if !kept.is_empty() {
+        url.query_pairs_mut().extend_pairs(kept);
+    }
+    (url, cost)
+}
+
+async fn dial(
+    client: &Client,
+    url: &Url,
+    shared: &Shared,
+    hop_id: u64,
+    cost: Option<u64>,
+) -> anyhow::Result<Session> {
     let connected = client.connect(url).await?;
     let config = SessionConfig {
         publish: Some(shared.origin.consume()),
         subscribe: Some(shared.origin.clone()),
         hop_id: Some(hop_id),
         max_announced: Some(shared.max_announced),
+        link_cost: cost,
         ..Default::default()
     };
     Ok(Session::connect_with(connected.session, config).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_comes_off_the_peer_url() {
+        let (url, cost) = link_cost(&Url::parse("https://b.example:4443/?cost=5&x=1").unwrap());
+        assert_eq!((url.as_str(), cost), ("https://b.example:4443/?x=1", Some(5)));
+        let (url, cost) = link_cost(&Url::parse("https://b.example/").unwrap());
+        assert_eq!((url.as_str(), cost), ("https://b.example/", None));
+    }
 }

@@ -126,7 +126,9 @@ pub struct Config {
     pub auth_public: Vec<String>,
 
     /// Another relay to link with (repeatable): this relay dials it and keeps
-    /// the link up; broadcasts then flow both ways across the cluster.
+    /// the link up; broadcasts then flow both ways across the cluster. A
+    /// `?cost=N` on the URL prices the link (moq-lite-06): routes are chosen
+    /// by total cost first, then by hop count; unpriced links cost 1.
     #[arg(
         long = "cluster-connect",
         env = "MOQ_RELAY_CLUSTER_CONNECT",

@@ -52,6 +52,8 @@ pub(crate) struct OurSetup {
     pub path: Option<String>,
     /// Client only: the directions we wired.
     pub role: Role,
+    /// Client only: the price of pulling over this link.
+    pub cost: Option<u64>,
 }
 
 /// Opens our Setup stream, writes SETUP and finishes it.
@@ -67,7 +69,7 @@ pub(crate) async fn send_setup<T: Transport>(
         probe: Some(1),
         path: ours.path,
         role: ours.role,
-        cost: None,
+        cost: ours.cost,
         hop: ours.hop,
     };
     writer

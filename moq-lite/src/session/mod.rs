@@ -120,6 +120,11 @@ pub struct SessionConfig {
     /// over WebTransport, where the CONNECT request carries both (PATH there
     /// is an error), and on servers. moq-lite sessions do not use it.
     pub raw_quic_url: Option<url::Url>,
+    /// The price of pulling over this link, for route choice in relay
+    /// clusters (moq-lite-06): added to the cost of every route the peer
+    /// announces to us, and, from a client, declared in SETUP so that the
+    /// peer adds it to ours. `None`: the peer's declared price, else 1.
+    pub link_cost: Option<u64>,
 }
 
 /// Default for [`SessionConfig::max_announced`].
@@ -233,12 +238,18 @@ impl Session {
             hop_id,
             max_announced,
             raw_quic_url,
+            link_cost,
         } = config;
         let ours = OurSetup {
             hop: hop_id.and_then(HopId::new).filter(|hop| !hop.is_unknown()),
             // The Path and Role parameters are the client's (shipped notes, section 4).
             path: match &side {
                 Side::Client(_) => raw_quic_url.as_ref().map(setup_path),
+                Side::Server(_) => None,
+            },
+            // Cost is the client's to declare (shipped notes, section 4).
+            cost: match &side {
+                Side::Client(_) => link_cost,
                 Side::Server(_) => None,
             },
             role: match (&side, publish.is_some(), subscribe.is_some()) {
@@ -284,6 +295,7 @@ impl Session {
             .with_max_announced(max_announced)
             .with_stats(stats.clone())
             .with_peer(peer.clone())
+            .with_link_cost(link_cost)
         });
         let runner = transport.clone();
         let task = tokio::spawn(async move {

@@ -64,6 +64,8 @@ pub(crate) struct Subscriber<S: Session> {
     stats: Arc<SessionStats>,
     /// -05+: what the peer said in its SETUP.
     peer: PeerSetup,
+    /// Our price for this link, if configured (else the peer's, else 1).
+    link_cost: Option<u64>,
 }
 
 impl<S: Session> Clone for Subscriber<S> {
@@ -80,6 +82,7 @@ impl<S: Session> Clone for Subscriber<S> {
             max_announced: self.max_announced,
             stats: self.stats.clone(),
             peer: self.peer.clone(),
+            link_cost: self.link_cost,
         }
     }
 }
@@ -200,7 +203,14 @@ impl<S: Session> Subscriber<S> {
             max_announced: super::DEFAULT_MAX_ANNOUNCED,
             stats: Arc::default(),
             peer: PeerSetup::default(),
+            link_cost: None,
         }
+    }
+
+    /// Prices this link at `cost` (see `SessionConfig::link_cost`).
+    pub fn with_link_cost(mut self, cost: Option<u64>) -> Self {
+        self.link_cost = cost;
+        self
     }
 
     /// Reads the peer's SETUP (-05+) from `peer`.
@@ -290,9 +300,10 @@ impl<S: Session> Subscriber<S> {
                     let Some((mut msg, cost)) = msg? else {
                         return Ok(());
                     };
-                    // The price of the link it came over: what the peer declared
-                    // in SETUP, else 1 (shipped notes, section 5).
-                    let cost = cost.plus(self.peer.cost().unwrap_or(1));
+                    // The price of the link it came over: ours if configured,
+                    // else what the peer declared in SETUP, else 1 (shipped
+                    // notes, section 5).
+                    let cost = cost.plus(self.link_cost.or(self.peer.cost()).unwrap_or(1));
                     if msg.status == AnnounceStatus::Active {
                         msg.hops.extend(responder);
                     }
