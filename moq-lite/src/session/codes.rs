@@ -40,6 +40,12 @@ pub enum Codes {
 /// The first application code, in every registry: `64 + n`.
 const APP: u32 = 64;
 
+/// Stream codes of the table that the stream registry leaves unassigned
+/// (it assigns 0x0-0x5, 0x12, 0x30-0x39): sent and read as they are.
+/// Unauthorized, version, unexpected stream, bounds, duplicate, unexpected
+/// message, unsupported, too many parameters, invalid role, unknown ALPN.
+const PASSED_THROUGH: [u32; 10] = [6, 9, 10, 11, 12, 16, 17, 19, 20, 21];
+
 impl Codes {
     /// The codes a moq-lite version's peers use: the registries from -05 on.
     pub const fn for_version(version: Version) -> Codes {
@@ -51,18 +57,24 @@ impl Codes {
     }
 
     /// A stream reset / stop code we send, from [`Error::code`].
+    ///
+    /// Meanings the registry lacks but our peers act on (a refused announce
+    /// stream: [`Error::Bounds`], [`Error::Unauthorized`]) keep their table
+    /// number where the registry leaves that number unassigned
+    /// ([`PASSED_THROUGH`]): a moq-net peer reads them as unknown, ours as
+    /// what they mean.
     pub fn stream_out(self, code: u32) -> u32 {
-        if self == Codes::Table || code >= APP {
+        if self == Codes::Table || code >= APP || PASSED_THROUGH.contains(&code) {
             return code;
         }
         match Error::from_code(code.into()) {
             Error::Cancel => 0x1,
             Error::Timeout => 0x2,
             // Session-scoped reasons end a stream as "session closed".
-            Error::Closed | Error::Unauthorized | Error::ProtocolViolation => 0x3,
+            Error::Closed | Error::ProtocolViolation => 0x3,
             Error::Dropped => 0x5,
             Error::Decode => 0x12,
-            Error::CacheFull | Error::Bounds => 0x32,
+            Error::CacheFull => 0x32,
             Error::NotFound => 0x33,
             Error::Old => 0x34,
             Error::WrongSize => 0x37,
@@ -72,7 +84,7 @@ impl Codes {
 
     /// A stream reset / stop code we received, as an [`Error::code`].
     pub fn stream_in(self, code: u32) -> u32 {
-        if self == Codes::Table || code >= APP {
+        if self == Codes::Table || code >= APP || PASSED_THROUGH.contains(&code) {
             return code;
         }
         let err = match code {
@@ -120,7 +132,8 @@ impl Codes {
             return code;
         }
         let err = match code {
-            0x0 => Error::Closed,
+            // "No error": the session was let go, as our Cancel says.
+            0x0 => Error::Cancel,
             0x1 => Error::Transport,
             0x2 => Error::Unauthorized,
             0x3 => Error::ProtocolViolation,
@@ -170,6 +183,9 @@ mod tests {
             Error::Old,
             Error::WrongSize,
             Error::App(7),
+            Error::Unauthorized,
+            Error::Bounds,
+            Error::Duplicate,
         ] {
             let wire = r.stream_out(err.code());
             assert_eq!(
@@ -181,7 +197,10 @@ mod tests {
         // Numbers from the shipped notes, section 12.
         assert_eq!(r.stream_out(Error::Cancel.code()), 0x1);
         assert_eq!(r.stream_out(Error::NotFound.code()), 0x33);
-        assert_eq!(r.stream_out(Error::Unauthorized.code()), 0x3);
+        assert_eq!(r.stream_out(Error::ProtocolViolation.code()), 0x3);
+        // Ours, where the registry has nothing: kept (0x6, 0xb are unassigned there).
+        assert_eq!(r.stream_out(Error::Unauthorized.code()), 6);
+        assert_eq!(r.stream_out(Error::Bounds.code()), 11);
         assert_eq!(r.stream_out(Error::App(3).code()), 67);
         // Unknown numbers are not trusted.
         assert_eq!(
@@ -190,7 +209,7 @@ mod tests {
         );
         // Session closes.
         for err in [
-            Error::Closed,
+            Error::Cancel,
             Error::Unauthorized,
             Error::ProtocolViolation,
             Error::Timeout,
