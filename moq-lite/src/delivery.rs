@@ -147,7 +147,12 @@ impl<T> InflightGroups<T> {
             .filter(|(_, (_, handle))| first(handle).is_some_and(|ts| newest_ts.saturating_sub(ts) > limit))
             .map(|(&sequence, _)| sequence)
             .collect();
-        expired
+        self.remove_all(expired)
+    }
+
+    /// Removes `sequences`, returning what they held, in that order.
+    fn remove_all(&mut self, sequences: Vec<u64>) -> Vec<T> {
+        sequences
             .into_iter()
             .filter_map(|sequence| self.remove(sequence))
             .collect()
@@ -166,10 +171,7 @@ impl<T> InflightGroups<T> {
             .filter(|(_, (sent, _))| now.saturating_duration_since(*sent) > max_latency)
             .map(|(&sequence, _)| sequence)
             .collect();
-        expired
-            .into_iter()
-            .filter_map(|sequence| self.remove(sequence))
-            .collect()
+        self.remove_all(expired)
     }
 }
 

@@ -97,6 +97,39 @@ async fn subscribe(origin: &OriginProducer, path: &str, track: &str) -> TrackCon
     }
 }
 
+/// A server session publishing `path` / `name`, and a client session
+/// subscribed to it, on loopback.
+struct Served {
+    pair: Pair,
+    /// The server's and the client's origins, alive as long as the test.
+    _origins: (OriginProducer, OriginProducer),
+    _broadcast: moq_lite::model::BroadcastProducer,
+    track: moq_lite::model::TrackProducer,
+    consumer: TrackConsumer,
+}
+
+async fn served(scheme: &str, protocols: &[&str], path: &str, name: &str) -> Served {
+    let server_origin = OriginProducer::new();
+    let client_origin = OriginProducer::new();
+    let pair = pair(
+        scheme,
+        protocols,
+        (Some(server_origin.consume()), None),
+        (None, Some(client_origin.clone())),
+    )
+    .await;
+    let broadcast = server_origin.create_broadcast(path).unwrap();
+    let track = broadcast.create_track(Track::new(name));
+    let consumer = subscribe(&client_origin, path, name).await;
+    Served {
+        pair,
+        _origins: (server_origin, client_origin),
+        _broadcast: broadcast,
+        track,
+        consumer,
+    }
+}
+
 /// Reads `count` groups, returning each group's frames by sequence.
 async fn read_groups(track: &mut TrackConsumer, count: usize) -> BTreeMap<u64, Vec<Bytes>> {
     let mut groups = BTreeMap::new();
@@ -447,18 +480,9 @@ async fn frame_timestamps_cross_lite05_and_not_lite04() {
     ] {
         for scheme in ["moql", "https"] {
             let run = async {
-                let server_origin = OriginProducer::new();
-                let client_origin = OriginProducer::new();
-                let _pair = pair(
-                    scheme,
-                    &protocols,
-                    (Some(server_origin.consume()), None),
-                    (None, Some(client_origin.clone())),
-                )
-                .await;
-                let broadcast = server_origin.create_broadcast("clock").unwrap();
-                let mut track = broadcast.create_track(Track::new("seconds"));
-                let mut consumer = subscribe(&client_origin, "clock", "seconds").await;
+                // Bound whole: the sessions live as long as `served`.
+                let mut served = served(scheme, &protocols, "clock", "seconds").await;
+                let (track, consumer) = (&mut served.track, &mut served.consumer);
                 // Times in microseconds, going back once, and a frame without one.
                 let mut group = track.append_group().unwrap();
                 group.write_frame_at(Bytes::from_static(b"a"), 1_000_000).unwrap();
@@ -497,18 +521,8 @@ async fn datagram_groups_cross_lite05_and_06_as_datagrams_and_lite04_as_streams(
     for protocols in [vec!["moq-lite-06"], vec!["moq-lite-05"], vec!["moq-lite-04"]] {
         for scheme in ["moql", "https"] {
             let run = async {
-                let server_origin = OriginProducer::new();
-                let client_origin = OriginProducer::new();
-                let pair = pair(
-                    scheme,
-                    &protocols,
-                    (Some(server_origin.consume()), None),
-                    (None, Some(client_origin.clone())),
-                )
-                .await;
-                let broadcast = server_origin.create_broadcast("pos").unwrap();
-                let mut track = broadcast.create_track(Track::new("xy"));
-                let mut consumer = subscribe(&client_origin, "pos", "xy").await;
+                let mut served = served(scheme, &protocols, "pos", "xy").await;
+                let (pair, track, consumer) = (&served.pair, &mut served.track, &mut served.consumer);
                 while track.is_unused() {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
