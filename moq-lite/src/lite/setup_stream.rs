@@ -133,6 +133,11 @@ impl Message for Setup {
     }
 
     fn decode_body(buf: &mut Bytes, _version: Version) -> Result<Self, DecodeError> {
+        // The body is already whole here (within the reader's message bound);
+        // SETUP has a tighter one, as the shipped code has.
+        if buf.remaining() > MAX_SETUP_SIZE {
+            return Err(DecodeError::TooLarge("SETUP"));
+        }
         let count = u64::decode(buf)?;
         if count > MAX_SETUP_PARAMETERS {
             return Err(DecodeError::TooLarge("SETUP parameter count"));
@@ -238,6 +243,14 @@ mod tests {
         assert!(Setup::decode(&mut &many[..], Version::Lite05).is_err());
         // Not in -04.
         assert!(Setup::default().encode(Version::Lite04, &mut Vec::new()).is_err());
+        // A body past 64 KiB, however well formed inside.
+        let mut big = vec![0x80, 0x01, 0x00, 0x01]; // length 65 537, one parameter
+        big.extend_from_slice(&[0x21, 0x80, 0x00, 0xff, 0xfa]); // unknown ID, 65 530 bytes
+        big.resize(4 + 65_537, 0);
+        assert_eq!(
+            Setup::decode(&mut &big[..], Version::Lite05),
+            Err(DecodeError::TooLarge("SETUP"))
+        );
     }
 
     proptest! {
