@@ -100,11 +100,13 @@ impl SubscribeOptions {
     }
 }
 
-/// The last frame written: (group, frames of it written).
+/// The last frame written: (group, frames of it written), and how many
+/// groups were passed over without being written.
 #[derive(Debug, Default, Clone, Copy)]
 struct Position {
     group: Option<u64>,
     frames: u64,
+    skipped: u64,
 }
 
 /// How reading the track stopped.
@@ -174,8 +176,16 @@ async fn read_broadcast<W: AsyncWrite + Unpin>(
             // the subscriber asked for more than it got.
             Stop::Done => match options.count {
                 Some(count) if stats.frames() < count => anyhow::bail!(
-                    "the track ended after {} of the {count} frames asked for ({})",
+                    "the track ended after {} of the {count} frames asked for{} ({})",
                     stats.frames(),
+                    skipped_note(position.skipped),
+                    connection.url
+                ),
+                // Everything asked for arrived, but not everything sent:
+                // a gap is a failure the user must hear of.
+                _ if position.skipped > 0 => anyhow::bail!(
+                    "{} group(s) of the track never arrived and were skipped ({})",
+                    position.skipped,
                     connection.url
                 ),
                 _ => return Ok(()),
@@ -277,9 +287,28 @@ async fn read<W: AsyncWrite + Unpin>(
         };
         let group = if ready {
             let group = pending.pop_first().map(|(_, g)| g);
-            if let (Some(e), Some(g)) = (expected, &group) {
-                if g.sequence() > e {
-                    tracing::debug!(from = e, to = g.sequence(), "skipping missing groups");
+            if let Some(g) = &group {
+                // Where the track should continue: after the last group, or
+                // at the group asked for. (`oldest` is whatever is held.)
+                let from = match (expected, options.start) {
+                    (Some(e), _) => Some(e),
+                    (None, Start::Group(n)) => Some(n),
+                    (None, _) => None,
+                };
+                if let Some(from) = from.filter(|&from| g.sequence() > from) {
+                    position.skipped += g.sequence() - from;
+                    match expected {
+                        Some(_) => tracing::warn!(
+                            "groups {from}..{} did not arrive; skipping them",
+                            g.sequence() - 1
+                        ),
+                        None => tracing::warn!(
+                            "groups {from}..{} are no longer held by the relay or the publisher; \
+                             starting at group {}",
+                            g.sequence() - 1,
+                            g.sequence()
+                        ),
+                    }
                 }
             }
             group
@@ -380,6 +409,14 @@ async fn read<W: AsyncWrite + Unpin>(
                 return Ok(Stop::Done);
             }
         }
+    }
+}
+
+/// ", N groups skipped" for an error message, or nothing.
+fn skipped_note(skipped: u64) -> String {
+    match skipped {
+        0 => String::new(),
+        n => format!(", {n} group(s) skipped"),
     }
 }
 

@@ -788,6 +788,62 @@ async fn start_oldest_a_group_or_latest_through_the_relay() {
     .expect("timed out");
 }
 
+/// `--start N` older than what the relay and the publisher still hold:
+/// the subscriber gets what there is, says which groups are gone, and exits
+/// non-zero, over moq-lite and IETF.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_older_than_anything_held_is_reported() {
+    tokio::time::timeout(LIMIT, async {
+        use moq_lite::model::{CacheConfig, GROUP_OVERHEAD, Track, TrackProducer};
+        let relay = relay().await;
+        let url = http(&relay);
+        // A publisher whose own cache keeps its last three groups only.
+        let origin = OriginProducer::new();
+        let broadcast = origin.new_broadcast();
+        let config = CacheConfig {
+            max_bytes: 3 * (GROUP_OVERHEAD + 128),
+            ..Default::default()
+        };
+        let mut track = TrackProducer::with_cache(Track::new("data"), config);
+        broadcast.insert_track(&track);
+        for i in 0..10 {
+            let mut group = track.append_group().unwrap();
+            group.write_frame(format!("line{i}").into()).unwrap();
+            group.finish().unwrap();
+        }
+        origin.publish("old", &broadcast.consume()).unwrap();
+        let (_session, _client) = relay.connect(&relay.url("moql", "/"), Some(&origin), None).await;
+        for protocol in ["moq-lite-06", "moq-lite-04", "moq-transport-17"] {
+            let args = [
+                "subscribe",
+                &url,
+                "old",
+                "--protocol",
+                protocol,
+                "--start",
+                "2",
+                "--count",
+                "3",
+            ];
+            let (status, out, stderr) = Moq::spawn(&args).finish().await;
+            assert!(!status.success(), "{protocol}: {stderr}");
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                "line7\nline8\nline9\n",
+                "{protocol}: {stderr}"
+            );
+            assert!(
+                stderr.contains("groups 2..6 are no longer held"),
+                "{protocol}: {stderr}"
+            );
+            assert!(stderr.contains("5 group(s)"), "{protocol}: {stderr}");
+        }
+        drop(track);
+    })
+    .await
+    .expect("timed out");
+}
+
 /// A relay that checks tokens refuses a publisher without one, and an IETF
 /// publisher's broadcast outside its token's grant: `moq publish` says so
 /// and exits non-zero, even when all its input was read before the refusal
