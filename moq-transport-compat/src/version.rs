@@ -2,7 +2,7 @@
 //!
 //! Draft-14 is chosen with ALPN `moq-00` or through the SETUP path, where it
 //! is the version code 0xff00000e in CLIENT_SETUP / SERVER_SETUP. Drafts 15,
-//! 16 and 17 are chosen by ALPN only (`moqt-15`, `moqt-16`, `moqt-17`); their
+//! 16, 17 and 18 are chosen by ALPN only (`moqt-15` .. `moqt-18`); their
 //! setup messages carry no version.
 
 /// One IETF moq-transport draft.
@@ -17,11 +17,15 @@ pub enum Draft {
     /// draft-ietf-moq-transport-17: new varint, uni control streams, one
     /// bidirectional stream per request.
     D17,
+    /// draft-ietf-moq-transport-18: no required requests, SUBSCRIBE_NAMESPACE
+    /// split from SUBSCRIBE_TRACKS, PUBLISH_OK as REQUEST_OK, delta-coded
+    /// fetch IDs, the FIRST_OBJECT subgroup bit, padding, 7-byte integers.
+    D18,
 }
 
 impl Draft {
     /// Every draft, oldest first.
-    pub const ALL: [Draft; 4] = [Draft::D14, Draft::D15, Draft::D16, Draft::D17];
+    pub const ALL: [Draft; 5] = [Draft::D14, Draft::D15, Draft::D16, Draft::D17, Draft::D18];
 
     /// The ALPN token (and WebTransport protocol string) that selects this draft.
     pub const fn alpn(self) -> &'static str {
@@ -30,6 +34,7 @@ impl Draft {
             Draft::D15 => "moqt-15",
             Draft::D16 => "moqt-16",
             Draft::D17 => "moqt-17",
+            Draft::D18 => "moqt-18",
         }
     }
 
@@ -59,15 +64,18 @@ impl Draft {
             Draft::D15 => 15,
             Draft::D16 => 16,
             Draft::D17 => 17,
+            Draft::D18 => 18,
         }
     }
 
     /// The integer every field is written with: QUIC varints until draft-16,
-    /// the leading-ones [`moq_lite::coding::Vi64`] from draft-17.
+    /// the leading-ones [`moq_lite::coding::Vi64`] from draft-17, with its
+    /// 7-byte form from draft-18.
     pub const fn ints(self) -> moq_lite::coding::IntEncoding {
         match self {
             Draft::D14 | Draft::D15 | Draft::D16 => moq_lite::coding::IntEncoding::Quic,
             Draft::D17 => moq_lite::coding::IntEncoding::Vi64,
+            Draft::D18 => moq_lite::coding::IntEncoding::Vi64Full,
         }
     }
 
@@ -83,6 +91,39 @@ impl Draft {
     /// closing a request's stream says it.
     pub const fn request_streams(self) -> bool {
         self.at_least(Draft::D17)
+    }
+
+    /// Whether requests carry a Required Request ID Delta and wait for the
+    /// request it names (draft-17 only; draft-18 removed it).
+    pub const fn required_request_ids(self) -> bool {
+        matches!(self, Draft::D17)
+    }
+
+    /// Whether SUBSCRIBE_NAMESPACE (0x50, namespaces only) and
+    /// SUBSCRIBE_TRACKS (0x51, PUBLISH for each track) are separate requests
+    /// (draft-18 onwards; before, one 0x11 with Subscribe Options).
+    pub const fn split_namespace_requests(self) -> bool {
+        self.at_least(Draft::D18)
+    }
+
+    /// Whether PUBLISH is accepted with REQUEST_OK rather than PUBLISH_OK,
+    /// and REQUEST_OK carries Track Properties and REQUEST_ERROR a Redirect
+    /// (draft-18 onwards).
+    pub const fn request_ok_for_publish(self) -> bool {
+        self.at_least(Draft::D18)
+    }
+
+    /// Whether a control-stream GOAWAY carries a Request ID (draft-18 only:
+    /// draft-19 removed it again).
+    pub const fn goaway_request_id(self) -> bool {
+        matches!(self, Draft::D18)
+    }
+
+    /// Whether fetch objects carry Group and Object ID deltas, subgroup
+    /// headers a FIRST_OBJECT bit (0x40), and padding streams and datagrams
+    /// exist (draft-18 onwards).
+    pub const fn data_plane_18(self) -> bool {
+        self.at_least(Draft::D18)
     }
 
     /// Whether SUBSCRIBE_NAMESPACE opens its own bidirectional stream,
@@ -118,5 +159,7 @@ mod tests {
         assert_eq!(Draft::from_setup_code(0xff00000f), None);
         assert_eq!(Draft::D15.setup_code(), None);
         assert_eq!(Draft::D17.to_string(), "draft-ietf-moq-transport-17");
+        assert_eq!(Draft::from_alpn("moqt-18"), Some(Draft::D18));
+        assert!(Draft::D17.required_request_ids() && !Draft::D18.required_request_ids());
     }
 }

@@ -26,8 +26,11 @@ pub enum IntEncoding {
     /// QUIC's varint: at most 2^62 - 1 (moq-lite up to -06, IETF drafts 14 to 16).
     #[default]
     Quic,
-    /// The leading-ones integer: any `u64` (IETF draft-17 on, moq-lite-07).
+    /// The leading-ones integer: any `u64` (IETF draft-17, moq-lite-07); its
+    /// 7-byte form is invalid.
     Vi64,
+    /// The leading-ones integer with its 7-byte form (IETF draft-18 on).
+    Vi64Full,
 }
 
 impl IntEncoding {
@@ -37,6 +40,10 @@ impl IntEncoding {
         match self {
             IntEncoding::Quic => VarInt::try_from(v)?.encode(buf),
             IntEncoding::Vi64 => Vi64(v).encode(buf),
+            IntEncoding::Vi64Full => {
+                Vi64(v).encode_18(buf);
+                Ok(())
+            }
         }
     }
 
@@ -46,6 +53,7 @@ impl IntEncoding {
         match self {
             IntEncoding::Quic => u64::decode(buf),
             IntEncoding::Vi64 => Ok(Vi64::decode(buf)?.0),
+            IntEncoding::Vi64Full => Ok(Vi64::decode_18(buf)?.0),
         }
     }
 
@@ -113,7 +121,7 @@ mod tests {
 
     #[test]
     fn bounded_bytes() {
-        for ints in [IntEncoding::Quic, IntEncoding::Vi64] {
+        for ints in [IntEncoding::Quic, IntEncoding::Vi64, IntEncoding::Vi64Full] {
             let mut c: &[u8] = &[0x05, b'a'];
             assert_eq!(ints.get_bytes(&mut c, 16, "b"), Err(DecodeError::Short));
             let mut out = Vec::new();

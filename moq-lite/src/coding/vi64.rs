@@ -15,10 +15,13 @@
 //! | `11111110` | 8     | 56         |
 //! | `11111111` | 9     | 64         |
 //!
-//! The 7-byte form does not exist: a first byte `1111110x` (0xfc, 0xfd) is
-//! invalid. The text names only `11111100`; 0xfd has the same six leading
-//! ones and a zero, so it is refused too. Encoding picks the shortest form;
-//! decoding accepts over-long forms (the draft's own `0x8025` = 37 example).
+//! In draft-17 the 7-byte form does not exist: a first byte `1111110x` (0xfc,
+//! 0xfd) is invalid. The text names only `11111100`; 0xfd has the same six
+//! leading ones and a zero, so it is refused too. Draft-18 (section
+//! "Variable-Length Integers") adds it: `1111110` then 49 value bits; the
+//! `*_18` methods speak that form ([`super::IntEncoding::Vi64Full`]).
+//! Encoding picks the shortest form; decoding accepts over-long forms (the
+//! draft's own `0x8025` = 37 example).
 //!
 //! Note: the draft's example `0xdd7f3e7d` = 494,878,333 contradicts its table
 //! (`0xdd` starts a 3-byte integer, 1,933,118). We follow the table; the
@@ -55,6 +58,37 @@ impl Vi64 {
         }
     }
 
+    /// How many bytes the shortest draft-18 encoding takes: 1 to 9 (the
+    /// 7-byte form included).
+    pub const fn size_18(self) -> usize {
+        match self.size() {
+            8 if self.0 < 1 << 49 => 7,
+            n => n,
+        }
+    }
+
+    /// The encoded length announced by a first byte in draft-18, where every
+    /// first byte is valid.
+    pub const fn len_from_first_18(first: u8) -> usize {
+        match first.leading_ones() {
+            n @ 0..=7 => n as usize + 1,
+            _ => 9,
+        }
+    }
+
+    /// Writes the shortest draft-18 form (7 bytes for 2^42 ..= 2^49 - 1).
+    pub fn encode_18<B: BufMut>(self, buf: &mut B) {
+        write(self.0, self.size_18(), buf)
+    }
+
+    /// Reads a draft-18 integer: any first byte is valid.
+    pub fn decode_18<B: Buf>(buf: &mut B) -> Result<Self, DecodeError> {
+        let Some(&first) = buf.chunk().first() else {
+            return Err(DecodeError::Short);
+        };
+        read(Vi64::len_from_first_18(first), buf)
+    }
+
     /// The encoded length announced by a first byte, or `None` for the
     /// invalid 0xfc / 0xfd.
     pub const fn len_from_first(first: u8) -> Option<usize> {
@@ -74,24 +108,7 @@ impl Vi64 {
 
 impl Encode for Vi64 {
     fn encode<B: BufMut>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        let v = self.0;
-        match self.size() {
-            9 => {
-                buf.put_u8(0xff);
-                buf.put_u64(v);
-            }
-            8 => {
-                buf.put_u8(0xfe);
-                // 56 bits: the low 7 bytes of v.
-                buf.put_slice(&v.to_be_bytes()[1..]);
-            }
-            n => {
-                // n bytes, n - 1 leading ones then a zero in the first byte.
-                let prefix: u64 = !(0xffu64 >> (n - 1)) & 0xff;
-                let word = (prefix << (8 * (n - 1))) | v;
-                buf.put_slice(&word.to_be_bytes()[8 - n..]);
-            }
-        }
+        write(self.0, self.size(), buf);
         Ok(())
     }
 }
@@ -102,27 +119,53 @@ impl Decode for Vi64 {
             return Err(DecodeError::Short);
         };
         let len = Vi64::len_from_first(first).ok_or(DecodeError::Invalid("vi64 first byte 0xfc/0xfd"))?;
-        if buf.remaining() < len {
-            return Err(DecodeError::Short);
-        }
-        let mut bytes = [0u8; 9];
-        buf.copy_to_slice(&mut bytes[..len]);
-        let v = match len {
-            9 => u64::from_be_bytes(bytes[1..9].try_into().expect("8 bytes")),
-            8 => {
-                let mut w = [0u8; 8];
-                w[1..].copy_from_slice(&bytes[1..8]);
-                u64::from_be_bytes(w)
-            }
-            n => {
-                let mut w = [0u8; 8];
-                w[8 - n..].copy_from_slice(&bytes[..n]);
-                // Clear the n leading prefix bits (n - 1 ones and a zero).
-                u64::from_be_bytes(w) & ((1u64 << (7 * n)) - 1)
-            }
-        };
-        Ok(Vi64(v))
+        read(len, buf)
     }
+}
+
+/// Writes `v` in `n` bytes (`n` at least the shortest size).
+fn write<B: BufMut>(v: u64, n: usize, buf: &mut B) {
+    match n {
+        9 => {
+            buf.put_u8(0xff);
+            buf.put_u64(v);
+        }
+        8 => {
+            buf.put_u8(0xfe);
+            // 56 bits: the low 7 bytes of v.
+            buf.put_slice(&v.to_be_bytes()[1..]);
+        }
+        n => {
+            // n bytes, n - 1 leading ones then a zero in the first byte.
+            let prefix: u64 = !(0xffu64 >> (n - 1)) & 0xff;
+            let word = (prefix << (8 * (n - 1))) | v;
+            buf.put_slice(&word.to_be_bytes()[8 - n..]);
+        }
+    }
+}
+
+/// Reads an integer of `len` bytes (its first byte already told the length).
+fn read<B: Buf>(len: usize, buf: &mut B) -> Result<Vi64, DecodeError> {
+    if buf.remaining() < len {
+        return Err(DecodeError::Short);
+    }
+    let mut bytes = [0u8; 9];
+    buf.copy_to_slice(&mut bytes[..len]);
+    let v = match len {
+        9 => u64::from_be_bytes(bytes[1..9].try_into().expect("8 bytes")),
+        8 => {
+            let mut w = [0u8; 8];
+            w[1..].copy_from_slice(&bytes[1..8]);
+            u64::from_be_bytes(w)
+        }
+        n => {
+            let mut w = [0u8; 8];
+            w[8 - n..].copy_from_slice(&bytes[..n]);
+            // Clear the n leading prefix bits (n - 1 ones and a zero).
+            u64::from_be_bytes(w) & ((1u64 << (7 * n)) - 1)
+        }
+    };
+    Ok(Vi64(v))
 }
 
 #[cfg(test)]
@@ -195,7 +238,49 @@ mod tests {
         assert_eq!(dec(&[0xff, 0, 0]), Err(DecodeError::Short));
     }
 
+    fn enc18(v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        Vi64(v).encode_18(&mut out);
+        out
+    }
+
+    fn dec18(bytes: &[u8]) -> Result<(u64, usize), DecodeError> {
+        let mut c = bytes;
+        let v = Vi64::decode_18(&mut c)?.0;
+        Ok((v, bytes.len() - c.len()))
+    }
+
+    // Draft-18's example table adds the 7-byte form and fixes the 4-byte one.
+    #[test]
+    fn draft18_examples() {
+        let b = [0xfc, 0x89, 0x98, 0xab, 0xc6, 0x6b, 0xc0];
+        assert_eq!(dec18(&b), Ok((151_288_809_941_952, 7)));
+        assert_eq!(enc18(151_288_809_941_952), b);
+        assert_eq!(dec18(&[0xed, 0x7f, 0x3e, 0x7d]), Ok((226_442_877, 4)));
+        // 0xfd: the 49th value bit set.
+        assert_eq!(dec18(&[0xfd, 0, 0, 0, 0, 0, 0]), Ok((1 << 48, 7)));
+        assert_eq!(enc18(1 << 42), [0xfc, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00]);
+        assert_eq!(enc18((1 << 49) - 1), [0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(enc18(1 << 49), [0xfe, 0x02, 0, 0, 0, 0, 0, 0]);
+        // What draft-17 writes, draft-18 reads.
+        for v in [0, 127, 1 << 42, 1 << 56, u64::MAX] {
+            assert_eq!(dec18(&enc(v)), Ok((v, enc(v).len())));
+        }
+        // ...but not the other way round.
+        assert!(matches!(dec(&enc18(1 << 42)), Err(DecodeError::Invalid(_))));
+    }
+
     proptest! {
+        #[test]
+        fn round_trip_18(v in any::<u64>()) {
+            let bytes = enc18(v);
+            prop_assert_eq!(bytes.len(), Vi64(v).size_18());
+            prop_assert_eq!(dec18(&bytes), Ok((v, bytes.len())));
+            for n in 0..bytes.len() {
+                prop_assert_eq!(dec18(&bytes[..n]), Err(DecodeError::Short));
+            }
+        }
+
         #[test]
         fn round_trip(v in any::<u64>()) {
             let bytes = enc(v);

@@ -89,8 +89,12 @@ moq_lite::wire_enum! {
         PublishBlocked = 0x0f,
         /// GOAWAY.
         Goaway = 0x10,
-        /// SUBSCRIBE_NAMESPACE.
+        /// SUBSCRIBE_NAMESPACE (14 to 17, with Subscribe Options from 16).
         SubscribeNamespace = 0x11,
+        /// SUBSCRIBE_NAMESPACE (18+): namespaces only.
+        SubscribeNamespace18 = 0x50,
+        /// SUBSCRIBE_TRACKS (18+): a PUBLISH for each track under a prefix.
+        SubscribeTracks = 0x51,
         /// SUBSCRIBE_NAMESPACE_OK (14 only).
         SubscribeNamespaceOk = 0x12,
         /// SUBSCRIBE_NAMESPACE_ERROR (14 only).
@@ -182,7 +186,9 @@ pub enum ControlMessage {
     PublishNamespaceDone(PublishNamespaceDone),
     /// PUBLISH_NAMESPACE_CANCEL (0x0C, drafts 14 to 16).
     PublishNamespaceCancel(PublishNamespaceCancel),
-    /// SUBSCRIBE_NAMESPACE (0x11).
+    /// SUBSCRIBE_NAMESPACE (0x11 to draft-17; 0x50 from 18), and from
+    /// draft-18 SUBSCRIBE_TRACKS (0x51): the same request with Subscribe
+    /// Options [`SubscribeOptions::Publish`].
     SubscribeNamespace(SubscribeNamespace),
     /// SUBSCRIBE_NAMESPACE_OK (0x12, draft-14 only; REQUEST_OK later).
     SubscribeNamespaceOk(RequestOk),
@@ -234,6 +240,9 @@ impl ControlMessage {
             ControlMessage::Unsubscribe(_) => (T::Unsubscribe, pre17),
             ControlMessage::PublishDone(_) => (T::PublishDone, true),
             ControlMessage::Publish(_) => (T::Publish, true),
+            // Draft-18: PUBLISH is answered with REQUEST_OK (same body: the
+            // parameters, then no Track Properties).
+            ControlMessage::PublishOk(_) if draft.request_ok_for_publish() => (T::RequestOk, true),
             ControlMessage::PublishOk(_) => (T::PublishOk, true),
             ControlMessage::PublishError(_) => (T::PublishError, draft == D14),
             ControlMessage::Fetch(_) => (T::Fetch, true),
@@ -247,6 +256,13 @@ impl ControlMessage {
             ControlMessage::PublishNamespaceError(_) => (T::Namespace, draft == D14),
             ControlMessage::PublishNamespaceDone(_) => (T::PublishNamespaceDone, pre17),
             ControlMessage::PublishNamespaceCancel(_) => (T::PublishNamespaceCancel, pre17),
+            ControlMessage::SubscribeNamespace(m) if draft.split_namespace_requests() => {
+                match m.subscribe_options {
+                    SubscribeOptions::Namespace => (T::SubscribeNamespace18, true),
+                    SubscribeOptions::Publish => (T::SubscribeTracks, true),
+                    SubscribeOptions::Both => (T::SubscribeNamespace18, false),
+                }
+            }
             ControlMessage::SubscribeNamespace(_) => (T::SubscribeNamespace, true),
             ControlMessage::SubscribeNamespaceOk(_) => (T::SubscribeNamespaceOk, draft == D14),
             ControlMessage::SubscribeNamespaceError(_) => (T::SubscribeNamespaceError, draft == D14),
@@ -334,7 +350,17 @@ impl ControlMessage {
             T::PublishNamespaceCancel if pre17 => {
                 M::PublishNamespaceCancel(MessageBody::decode_body(b, draft)?)
             }
-            T::SubscribeNamespace => M::SubscribeNamespace(MessageBody::decode_body(b, draft)?),
+            T::SubscribeNamespace if !draft.split_namespace_requests() => {
+                M::SubscribeNamespace(MessageBody::decode_body(b, draft)?)
+            }
+            T::SubscribeNamespace18 | T::SubscribeTracks if draft.split_namespace_requests() => {
+                let mut m: SubscribeNamespace = MessageBody::decode_body(b, draft)?;
+                m.subscribe_options = match MessageType::from(ty) {
+                    T::SubscribeTracks => SubscribeOptions::Publish,
+                    _ => SubscribeOptions::Namespace,
+                };
+                M::SubscribeNamespace(m)
+            }
             T::SubscribeNamespaceOk if d14 => M::SubscribeNamespaceOk(MessageBody::decode_body(b, draft)?),
             T::SubscribeNamespaceError if d14 => {
                 M::SubscribeNamespaceError(MessageBody::decode_body(b, draft)?)

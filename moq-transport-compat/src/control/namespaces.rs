@@ -163,7 +163,10 @@ impl SubscribeOptions {
     }
 }
 
-/// SUBSCRIBE_NAMESPACE (0x11; SUBSCRIBE_ANNOUNCES before -14).
+/// SUBSCRIBE_NAMESPACE (0x11; SUBSCRIBE_ANNOUNCES before -14). From draft-18
+/// the options are the message type: SUBSCRIBE_NAMESPACE (0x50) is
+/// [`SubscribeOptions::Namespace`], SUBSCRIBE_TRACKS (0x51)
+/// [`SubscribeOptions::Publish`]; `Both` has no draft-18 form.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SubscribeNamespace {
     /// This request's ID.
@@ -183,7 +186,8 @@ impl MessageBody for SubscribeNamespace {
         put_vi(draft, self.request_id, buf)?;
         put_required(draft, self.request_id, self.required_request_id_delta, buf)?;
         self.prefix.encode(draft, NamespaceRole::Prefix, buf)?;
-        if draft >= Draft::D16 {
+        // Draft-18 says it with the message type (0x50 / 0x51) instead.
+        if draft >= Draft::D16 && !draft.split_namespace_requests() {
             put_vi(draft, self.subscribe_options.code(), buf)?;
         }
         encode_parameters(&self.parameters, draft, buf)
@@ -193,7 +197,7 @@ impl MessageBody for SubscribeNamespace {
         let request_id = get_vi(buf, draft)?;
         let required_request_id_delta = get_required(draft, request_id, buf)?;
         let prefix = TrackNamespace::decode(buf, draft, NamespaceRole::Prefix)?;
-        let subscribe_options = if draft >= Draft::D16 {
+        let subscribe_options = if draft >= Draft::D16 && !draft.split_namespace_requests() {
             SubscribeOptions::from_code(get_vi(buf, draft)?)
                 .ok_or(DecodeError::Invalid("subscribe options"))?
         } else {

@@ -22,6 +22,7 @@ use moq_lite::coding::{DecodeError, EncodeError};
 use crate::Draft;
 use crate::common::{Location, SubscriptionFilter};
 use crate::kvp::{KeyValuePair, KeyValuePairs, MAX_KEY_VALUE_LEN, MAX_KEY_VALUE_PAIRS, Value};
+use crate::namespace::{NamespaceRole, TrackNamespace};
 use crate::varint::{get_bytes, get_len, get_u8, get_vi, put_bytes, put_vi};
 
 /// Message parameters: key-value pairs in memory, see the module docs.
@@ -30,17 +31,22 @@ pub type Parameters = KeyValuePairs;
 moq_lite::wire_enum! {
     /// Message parameter types.
     pub enum MessageParameter {
-        /// DELIVERY_TIMEOUT (varint, ms).
+        /// DELIVERY_TIMEOUT (varint, ms); OBJECT_DELIVERY_TIMEOUT from draft-18.
         DeliveryTimeout = 0x02,
         /// AUTHORIZATION_TOKEN (bytes: a Token structure).
         AuthorizationToken = 0x03,
         /// MAX_CACHE_DURATION (varint, ms) in drafts 14 and 15; draft-17's
         /// RENDEZVOUS_TIMEOUT (varint, ms) has the same code.
         MaxCacheDuration = 0x04,
+        /// SUBGROUP_DELIVERY_TIMEOUT (draft-18+, varint ms).
+        SubgroupDeliveryTimeout = 0x06,
         /// EXPIRES (draft-15+, varint ms).
         Expires = 0x08,
         /// LARGEST_OBJECT (draft-15+, a Location).
         LargestObject = 0x09,
+        /// FILL_TIMEOUT (draft-18+, varint ms): how long a relay may spend
+        /// fetching upstream for a FETCH.
+        FillTimeout = 0x0a,
         /// PUBLISHER_PRIORITY (draft-15 only; a track extension from draft-16).
         PublisherPriority = 0x0e,
         /// FORWARD (draft-15+, 0 or 1).
@@ -55,6 +61,9 @@ moq_lite::wire_enum! {
         DynamicGroups = 0x30,
         /// NEW_GROUP_REQUEST (draft-15+, varint).
         NewGroupRequest = 0x32,
+        /// TRACK_NAMESPACE_PREFIX (draft-18+, a Track Namespace): a new
+        /// prefix for a namespace subscription, in REQUEST_UPDATE.
+        TrackNamespacePrefix = 0x34,
     }
 }
 
@@ -63,23 +72,30 @@ impl MessageParameter {
     pub const RENDEZVOUS_TIMEOUT: MessageParameter = MessageParameter::MaxCacheDuration;
 }
 
-/// The value form of a draft-17 message parameter.
+/// The value form of a draft-17+ message parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form17 {
     U8,
     VarInt,
     Location,
     Prefixed,
+    /// A Track Namespace as it is everywhere else (count, then each field
+    /// length-prefixed), with no length of its own: draft-18 section
+    /// "TRACK_NAMESPACE_PREFIX" says it "uses the Track Namespace encoding".
+    Namespace,
 }
 
-fn form17(key: u64) -> Option<Form17> {
+fn form17(key: u64, draft: Draft) -> Option<Form17> {
     use MessageParameter as P;
+    let d18 = draft.at_least(Draft::D18);
     Some(match P::from(key) {
         P::DeliveryTimeout | P::MaxCacheDuration | P::Expires | P::NewGroupRequest => Form17::VarInt,
+        P::SubgroupDeliveryTimeout | P::FillTimeout if d18 => Form17::VarInt,
+        P::TrackNamespacePrefix if d18 => Form17::Namespace,
         P::AuthorizationToken | P::SubscriptionFilter => Form17::Prefixed,
         P::LargestObject => Form17::Location,
         P::Forward | P::SubscriberPriority | P::GroupOrder => Form17::U8,
-        P::PublisherPriority | P::DynamicGroups | P::Unknown(_) => return None,
+        _ => return None,
     })
 }
 
@@ -102,7 +118,7 @@ pub fn encode_parameters<B: BufMut>(
     for p in sorted {
         put_vi(draft, p.key - prev, buf)?;
         prev = p.key;
-        let form = form17(p.key).ok_or(EncodeError::Invalid("unknown draft-17 message parameter"))?;
+        let form = form17(p.key, draft).ok_or(EncodeError::Invalid("unknown draft-17 message parameter"))?;
         match (form, &p.value) {
             (Form17::U8, Value::Int(v)) => {
                 let v = u8::try_from(*v).map_err(|_| EncodeError::Invalid("uint8 parameter over 255"))?;
@@ -119,6 +135,15 @@ pub fn encode_parameters<B: BufMut>(
             }
             (Form17::Prefixed, Value::Bytes(b)) => {
                 put_bytes(draft, b, MAX_KEY_VALUE_LEN, "parameter value", buf)?
+            }
+            (Form17::Namespace, Value::Bytes(b)) => {
+                let mut c = b.clone();
+                TrackNamespace::decode(&mut c, draft, NamespaceRole::Prefix)
+                    .map_err(|_| EncodeError::Invalid("namespace parameter"))?;
+                if c.has_remaining() {
+                    return Err(EncodeError::Invalid("namespace parameter"));
+                }
+                buf.put_slice(b);
             }
             _ => {
                 return Err(EncodeError::Invalid(
@@ -143,7 +168,9 @@ pub fn decode_parameters<B: Buf>(buf: &mut B, draft: Draft) -> Result<Parameters
             .checked_add(get_vi(buf, draft)?)
             .ok_or(DecodeError::Invalid("parameter type delta overflows"))?;
         prev = key;
-        let value = match form17(key).ok_or(DecodeError::Invalid("unknown draft-17 message parameter"))? {
+        let value = match form17(key, draft)
+            .ok_or(DecodeError::Invalid("unknown draft-17 message parameter"))?
+        {
             Form17::U8 => Value::Int(get_u8(buf)? as u64),
             Form17::VarInt => Value::Int(get_vi(buf, draft)?),
             Form17::Location => {
@@ -155,6 +182,14 @@ pub fn decode_parameters<B: Buf>(buf: &mut B, draft: Draft) -> Result<Parameters
                 Value::Bytes(raw.freeze())
             }
             Form17::Prefixed => Value::Bytes(get_bytes(buf, draft, MAX_KEY_VALUE_LEN, "parameter value")?),
+            Form17::Namespace => {
+                // Kept as its wire bytes, like a Location.
+                let mut raw = BytesMut::new();
+                TrackNamespace::decode(buf, draft, NamespaceRole::Prefix)?
+                    .encode(draft, NamespaceRole::Prefix, &mut raw)
+                    .map_err(|_| DecodeError::Invalid("namespace"))?;
+                Value::Bytes(raw.freeze())
+            }
         };
         out.push(KeyValuePair { key, value });
     }
@@ -281,8 +316,40 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn draft18_parameters() {
+        let mut p = Parameters::new();
+        p.set_int(MessageParameter::DeliveryTimeout.code(), 5000);
+        p.set_int(MessageParameter::SubgroupDeliveryTimeout.code(), 9000);
+        p.set_int(MessageParameter::FillTimeout.code(), 32);
+        let mut out = Vec::new();
+        encode_parameters(&p, Draft::D18, &mut out).unwrap();
+        #[rustfmt::skip]
+        assert_eq!(out, [
+            0x03,
+            0x02, 0x93, 0x88, // OBJECT_DELIVERY_TIMEOUT 5000
+            0x04, 0xa3, 0x28, // delta 4: SUBGROUP_DELIVERY_TIMEOUT 9000
+            0x04, 0x20,       // delta 4: FILL_TIMEOUT 32
+        ]);
+        assert_eq!(decode_parameters(&mut &out[..], Draft::D18), Ok(p.clone()));
+        // Neither exists in draft-17.
+        assert!(encode_parameters(&p, Draft::D17, &mut Vec::new()).is_err());
+        // TRACK_NAMESPACE_PREFIX ("ns"): the namespace with no length of its own.
+        let bytes = [0x01, 0x34, 0x01, 0x02, b'n', b's'];
+        let back = decode_parameters(&mut &bytes[..], Draft::D18).unwrap();
+        assert_eq!(
+            back.get_bytes(MessageParameter::TrackNamespacePrefix.code())
+                .map(|b| &b[..]),
+            Some(&bytes[2..])
+        );
+        let mut out = Vec::new();
+        encode_parameters(&back, Draft::D18, &mut out).unwrap();
+        assert_eq!(out, bytes);
+        assert!(decode_parameters(&mut &bytes[..], Draft::D17).is_err());
+    }
+
+    #[test]
     fn filter_parameter() {
-        for d in [Draft::D15, Draft::D16, Draft::D17] {
+        for d in [Draft::D15, Draft::D16, Draft::D17, Draft::D18] {
             let mut p = Parameters::new();
             let f = SubscriptionFilter::AbsoluteStart(Location::new(1, 2));
             set_filter(&mut p, f, d).unwrap();

@@ -136,6 +136,18 @@ impl MessageBody for PublishOk {
     }
 }
 
+/// Draft-18 answers PUBLISH with REQUEST_OK: its parameters are the
+/// PUBLISH_OK's.
+impl From<super::RequestOk> for PublishOk {
+    fn from(ok: super::RequestOk) -> Self {
+        PublishOk {
+            request_id: ok.request_id,
+            parameters: ok.parameters,
+            ..Default::default()
+        }
+    }
+}
+
 /// PUBLISH_DONE (0x0B): the publisher has finished a subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PublishDone {

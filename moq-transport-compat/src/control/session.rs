@@ -1,7 +1,10 @@
 //! Session-wide messages: GOAWAY, MAX_REQUEST_ID, REQUESTS_BLOCKED.
 //!
 //! MAX_REQUEST_ID and REQUESTS_BLOCKED exist in drafts 14 to 16 (draft-17
-//! removed request flow control). Draft-17 adds a Timeout to GOAWAY.
+//! removed request flow control). Draft-17 adds a Timeout to GOAWAY; draft-18
+//! adds a Request ID on the control stream (the smallest request of the
+//! receiver's that may not have been processed; absent on a request stream,
+//! known only from the length), and draft-19 removes it again.
 
 use bytes::{Bytes, BytesMut};
 use moq_lite::coding::{DecodeError, EncodeError};
@@ -20,6 +23,10 @@ pub struct GoAway {
     pub uri: String,
     /// Milliseconds before the sender closes (draft-17; 0 otherwise).
     pub timeout: u64,
+    /// Draft-18, control stream: the smallest of the receiver's Request IDs
+    /// the sender did not or might not process. `None` on a request stream
+    /// and in other drafts.
+    pub request_id: Option<u64>,
 }
 
 impl MessageBody for GoAway {
@@ -27,6 +34,9 @@ impl MessageBody for GoAway {
         put_string(draft, &self.uri, MAX_GOAWAY_URI_LEN, "GOAWAY URI", buf)?;
         if draft >= Draft::D17 {
             put_vi(draft, self.timeout, buf)?;
+        }
+        if let (true, Some(id)) = (draft.goaway_request_id(), self.request_id) {
+            put_vi(draft, id, buf)?;
         }
         Ok(())
     }
@@ -38,7 +48,15 @@ impl MessageBody for GoAway {
         } else {
             0
         };
-        Ok(GoAway { uri, timeout })
+        let request_id = match draft.goaway_request_id() && !buf.is_empty() {
+            true => Some(get_vi(buf, draft)?),
+            false => None,
+        };
+        Ok(GoAway {
+            uri,
+            timeout,
+            request_id,
+        })
     }
 }
 
@@ -93,6 +111,7 @@ mod tests {
         let m = M::GoAway(GoAway {
             uri: "moqt://b".into(),
             timeout: 0,
+            request_id: None,
         });
         #[rustfmt::skip]
         let d14 = [
@@ -106,9 +125,20 @@ mod tests {
         let m = M::GoAway(GoAway {
             uri: String::new(),
             timeout: 200,
+            request_id: None,
         });
         // draft-17: type 0x10, length 3, empty URI, Timeout 200 (vi64 0x8000 | 200)
         check(&m, Draft::D17, &[0x10, 0x00, 0x03, 0x00, 0x80, 0xc8]);
+        // draft-18 on a request stream: the same bytes.
+        check(&m, Draft::D18, &[0x10, 0x00, 0x03, 0x00, 0x80, 0xc8]);
+        // draft-18 on the control stream, from a server (timeout 5000 =
+        // vi64 0x9388): Request ID 0, the client's first.
+        let m = M::GoAway(GoAway {
+            uri: String::new(),
+            timeout: 5000,
+            request_id: Some(0),
+        });
+        check(&m, Draft::D18, &[0x10, 0x00, 0x04, 0x00, 0x93, 0x88, 0x00]);
         // A URI length over 8192 is refused from the length alone.
         let mut c: &[u8] = &[0x10, 0x00, 0x04, 0x80, 0x00, 0x20, 0x01];
         assert!(matches!(
@@ -149,7 +179,7 @@ mod tests {
         #[test]
         fn round_trips(uri in "[a-z:/]{0,20}", a in any::<u64>(), b in 0u64..1 << 62) {
             for d in Draft::ALL {
-                round_trip(&M::GoAway(GoAway { uri: uri.clone(), timeout: a }), d)?;
+                round_trip(&M::GoAway(GoAway { uri: uri.clone(), timeout: a, request_id: None }), d)?;
                 round_trip(&M::MaxRequestId(MaxRequestId { request_id: b }), d)?;
                 round_trip(&M::RequestsBlocked(RequestsBlocked { max_request_id: b }), d)?;
             }

@@ -48,14 +48,15 @@ pub struct Subscribe {
     pub parameters: Parameters,
 }
 
-/// Writes the draft-17 Required Request ID Delta, checking 2 × delta ≤ Request ID.
+/// Writes the draft-17 Required Request ID Delta, checking 2 × delta ≤
+/// Request ID (draft-18 removed the field: nothing is written).
 pub(crate) fn put_required(
     draft: Draft,
     request_id: u64,
     delta: u64,
     buf: &mut BytesMut,
 ) -> Result<(), EncodeError> {
-    if draft >= Draft::D17 {
+    if draft.required_request_ids() {
         if delta.checked_mul(2).is_none_or(|d| d > request_id) {
             return Err(EncodeError::Invalid(
                 "required request ID delta beyond request ID",
@@ -68,7 +69,7 @@ pub(crate) fn put_required(
 
 /// Reads the draft-17 Required Request ID Delta (0 before draft-17).
 pub(crate) fn get_required(draft: Draft, request_id: u64, buf: &mut Bytes) -> Result<u64, DecodeError> {
-    if draft < Draft::D17 {
+    if !draft.required_request_ids() {
         return Ok(0);
     }
     let delta = get_vi(buf, draft)?;

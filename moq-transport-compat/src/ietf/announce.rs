@@ -124,6 +124,7 @@ impl<T: Transport> Inner<T> {
         let namespaces = m.subscribe_options.wants_namespaces();
         let _solicited = namespaces.then(|| Solicited::register(self.clone(), prefix.clone()));
         let ok = RequestOk {
+            track_properties: Default::default(),
             request_id: m.request_id,
             parameters: Parameters::new(),
         };
@@ -169,6 +170,7 @@ impl<T: Transport> Inner<T> {
                         // Nothing to change in what we send: acknowledge it.
                         self.peer_request(u.request_id).map_err(StreamError::Protocol)?;
                         let ok = ControlMessage::RequestOk(RequestOk {
+                            track_properties: Default::default(),
                             request_id: m.request_id,
                             parameters: Parameters::new(),
                         });

@@ -116,6 +116,7 @@ impl<T: Transport> Inner<T> {
                 // (PUBLISH_NAMESPACE); the tracks under the prefix are
                 // pushed with PUBLISH (push.rs).
                 let ok = RequestOk {
+                    track_properties: Default::default(),
                     request_id: m.request_id,
                     parameters: Parameters::new(),
                 };
@@ -203,6 +204,7 @@ impl<T: Transport> Inner<T> {
             // are still answered once.
             if draft > Draft::D14 {
                 self.send(ControlMessage::RequestOk(RequestOk {
+                    track_properties: Default::default(),
                     request_id: reply_id,
                     parameters: Parameters::new(),
                 }));
@@ -292,6 +294,7 @@ impl<T: Transport> Inner<T> {
                 );
             }
             self.send(ControlMessage::RequestOk(RequestOk {
+                track_properties: Default::default(),
                 request_id: reply_id,
                 parameters,
             }));

@@ -159,6 +159,7 @@ impl<T: Transport> Inner<T> {
             }
         };
         let error = |code, retry_interval, reason: &str| RequestError {
+            redirect: Default::default(),
             request_id: id,
             error_code: code,
             retry_interval,

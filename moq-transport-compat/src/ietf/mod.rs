@@ -269,6 +269,7 @@ impl Session {
         let _ = self.ctl.send(ControlMessage::GoAway(GoAway {
             uri: uri.into(),
             timeout: 0,
+            request_id: None,
         }));
     }
 
@@ -525,6 +526,7 @@ impl<T: Transport> Inner<T> {
 
     fn request_error(&self, request_id: u64, failure: RequestFailure, reason: &str) -> RequestError {
         RequestError {
+            redirect: Default::default(),
             request_id,
             error_code: failure.code(self.draft),
             retry_interval: 0,

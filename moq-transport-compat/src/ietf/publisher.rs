@@ -430,6 +430,7 @@ impl<T: Transport> Inner<T> {
                     );
                 }
                 self.send(ControlMessage::RequestOk(RequestOk {
+                    track_properties: Default::default(),
                     request_id: m.request_id,
                     parameters,
                 }));

@@ -104,6 +104,7 @@ impl<T: Transport> Inner<T> {
         };
         let ok = match reply {
             ControlMessage::PublishOk(ok) => ok,
+            ControlMessage::RequestOk(ok) if draft.request_ok_for_publish() => ok.into(),
             ControlMessage::PublishError(err) | ControlMessage::RequestError(err) => {
                 tracing::debug!(?namespace, code = err.error_code, reason = %err.reason, "PUBLISH refused");
                 return;

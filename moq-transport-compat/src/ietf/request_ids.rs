@@ -145,6 +145,12 @@ impl RequestIds {
         Ok(None)
     }
 
+    /// The peer's next Request ID: the smallest one we have not seen and
+    /// will not have processed (draft-18's GOAWAY Request ID).
+    pub fn peer_next(&self) -> u64 {
+        self.peer_next
+    }
+
     /// Whether `id` is a request the peer has made.
     pub fn peer_used(&self, id: u64) -> bool {
         if id % 2 != self.peer_next % 2 || id >= self.peer_next {

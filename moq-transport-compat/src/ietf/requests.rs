@@ -150,7 +150,15 @@ impl<T: Transport> Inner<T> {
         while let Some(msg) = rx.recv().await {
             tracing::trace!(?msg, "request out");
             match msg {
-                M::GoAway(_) => control.encode(|b| msg.encode(self.draft, b)).await?,
+                M::GoAway(mut goaway) => {
+                    // Draft-18: name the first of the peer's requests we will
+                    // not process (everything already read is processed).
+                    if self.draft.goaway_request_id() {
+                        goaway.request_id = Some(self.lock().ids.peer_next());
+                    }
+                    let msg = M::GoAway(goaway);
+                    control.encode(|b| msg.encode(self.draft, b)).await?
+                }
                 M::MaxRequestId(_) | M::RequestsBlocked(_) => {}
                 M::Unsubscribe(Unsubscribe { request_id }) | M::FetchCancel(FetchCancel { request_id }) => {
                     self.route(request_id, RouteCmd::Reset)
@@ -462,6 +470,7 @@ impl<T: Transport> Inner<T> {
             // Written here, not routed: the router takes a REQUEST_ERROR for
             // the answer to the request itself, and ends the stream.
             let error = ControlMessage::RequestError(RequestError {
+                redirect: Default::default(),
                 request_id: id,
                 error_code: code,
                 retry_interval,

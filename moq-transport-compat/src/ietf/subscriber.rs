@@ -146,6 +146,7 @@ impl<T: Transport> Inner<T> {
             Ok(path) => {
                 tracing::debug!(%path, "peer published a namespace");
                 self.send(ControlMessage::RequestOk(RequestOk {
+                    track_properties: Default::default(),
                     request_id: m.request_id,
                     parameters: Parameters::new(),
                 }));
