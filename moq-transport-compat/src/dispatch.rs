@@ -2,7 +2,7 @@
 //!
 //! [`accept`] / [`connect`] look at the negotiated protocol (TLS ALPN or
 //! WebTransport protocol): `moq-lite-04` / `moq-lite-03` run moq-lite;
-//! `moqt-17` / `moqt-16` / `moqt-15` / `moq-00` run the IETF session; `moql` or no
+//! `moqt-18` .. `moqt-15` / `moq-00` run the IETF session; `moql` or no
 //! protocol means the SETUP path, where CLIENT_SETUP's versions choose
 //! between moq-lite-02 / -01 and draft-14 (0xff00000e). The result is one
 //! [`Session`] handle, so applications never branch on the protocol.
@@ -25,6 +25,7 @@ pub const ALL_PROTOCOLS: &[&str] = &[
     "moq-lite-04",
     "moq-lite-03",
     "moql",
+    "moqt-18",
     "moqt-17",
     "moqt-16",
     "moqt-15",
@@ -32,7 +33,7 @@ pub const ALL_PROTOCOLS: &[&str] = &[
 ];
 
 /// The protocol strings of the IETF drafts this crate's session speaks.
-pub const IETF_PROTOCOLS: &[&str] = &["moqt-17", "moqt-16", "moqt-15", "moq-00"];
+pub const IETF_PROTOCOLS: &[&str] = &["moqt-18", "moqt-17", "moqt-16", "moqt-15", "moq-00"];
 
 /// [`ALL_PROTOCOLS`] as owned strings, for `ClientConfig::protocols` /
 /// `ServerConfig::protocols`.

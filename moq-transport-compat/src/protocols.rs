@@ -22,6 +22,7 @@ pub const VERSIONS: &[Version] = &[
     Version::Lite(LiteVersion::Lite04),
     Version::Lite(LiteVersion::Lite03),
     Version::Lite(LiteVersion::Lite02),
+    Version::Ietf(Draft::D18),
     Version::Ietf(Draft::D17),
     Version::Ietf(Draft::D16),
     Version::Ietf(Draft::D15),

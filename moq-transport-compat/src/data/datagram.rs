@@ -107,6 +107,12 @@ impl ObjectDatagram {
         Ok(())
     }
 
+    /// Whether `datagram` is draft-18 padding, to be dropped unread
+    /// (section "Padding").
+    pub fn is_padding(datagram: &[u8], draft: Draft) -> bool {
+        draft.data_plane_18() && get_vi(&mut &datagram[..], draft) == Ok(super::PADDING_DATAGRAM_TYPE)
+    }
+
     /// Reads a whole datagram; an undefined type is [`DecodeError::Invalid`].
     pub fn decode<B: Buf>(buf: &mut B, draft: Draft) -> Result<Self, DecodeError> {
         let ty = get_vi(buf, draft)?;
@@ -201,6 +207,17 @@ mod tests {
         assert!(ObjectDatagram::decode(&mut &[0x22, 0, 0, 0, 0, 0][..], Draft::D16).is_err());
         // Extensions flag with an empty block.
         assert!(ObjectDatagram::decode(&mut &[0x01, 0, 0, 0, 0, 0][..], Draft::D14).is_err());
+    }
+
+    #[test]
+    fn d18_padding() {
+        let padding = [0xf0, 0x13, 0x2b, 0x3e, 0x29, 0x00, 0x00];
+        assert!(ObjectDatagram::is_padding(&padding, Draft::D18));
+        assert!(!ObjectDatagram::is_padding(&padding, Draft::D17));
+        assert!(!ObjectDatagram::is_padding(&[0x00, 0x01, 0x02, 0x03], Draft::D18));
+        assert!(!ObjectDatagram::is_padding(&[], Draft::D18));
+        // Not an object datagram: what reaches `decode` is refused.
+        assert!(ObjectDatagram::decode(&mut &padding[..], Draft::D18).is_err());
     }
 
     #[test]

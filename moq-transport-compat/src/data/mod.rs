@@ -31,6 +31,12 @@ pub const FETCH_HEADER_TYPE: u64 = 0x05;
 /// The draft-17 control stream type (the SETUP message type).
 pub const SETUP_STREAM_TYPE: u64 = 0x2f00;
 
+/// The draft-18 padding stream type: what follows is to be discarded.
+pub const PADDING_STREAM_TYPE: u64 = 0x132b_3e28;
+
+/// The draft-18 padding datagram type: the datagram is to be discarded.
+pub const PADDING_DATAGRAM_TYPE: u64 = 0x132b_3e29;
+
 /// The header at the start of a unidirectional stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamHeader {
@@ -43,6 +49,9 @@ pub enum StreamHeader {
     /// whole, run [`crate::control::ControlMessage::decode`] on the stream
     /// from its first byte instead.
     Setup,
+    /// Draft-18+: padding (section "Padding"); read and discard the rest,
+    /// or stop it: neither touches any MoQ state.
+    Padding,
     /// A type this draft does not define: reset the stream (drafts 14 to 17
     /// say close the session; real deployments reset just the stream).
     Unknown(u64),
@@ -56,6 +65,8 @@ impl StreamHeader {
             StreamHeader::Fetch(h) => h.encode(draft, buf),
             StreamHeader::Setup if draft.request_streams() => put_vi(draft, SETUP_STREAM_TYPE, buf),
             StreamHeader::Setup => Err(EncodeError::Version("SETUP stream is draft-17 only")),
+            StreamHeader::Padding if draft.data_plane_18() => put_vi(draft, PADDING_STREAM_TYPE, buf),
+            StreamHeader::Padding => Err(EncodeError::Version("padding streams are draft-18+")),
             StreamHeader::Unknown(_) => Err(EncodeError::Invalid("unknown stream type")),
         }
     }
@@ -68,6 +79,7 @@ impl StreamHeader {
                 request_id: get_vi(buf, draft)?,
             }),
             SETUP_STREAM_TYPE if draft.request_streams() => StreamHeader::Setup,
+            PADDING_STREAM_TYPE if draft.data_plane_18() => StreamHeader::Padding,
             ty => match SubgroupHeader::decode_after_type(ty, buf, draft)? {
                 Some(h) => StreamHeader::Subgroup(h),
                 None => StreamHeader::Unknown(ty),
@@ -120,6 +132,19 @@ mod tests {
         );
         // In QUIC varints 0xaf starts a 4-byte integer: not SETUP before -17.
         assert!(StreamHeader::Setup.encode(Draft::D16, &mut Vec::new()).is_err());
+        // draft-18 padding: 0x132B3E28 is a five-byte vi64; unknown in -17.
+        let padding = [0xf0, 0x13, 0x2b, 0x3e, 0x28];
+        let mut out = Vec::new();
+        StreamHeader::Padding.encode(Draft::D18, &mut out).unwrap();
+        assert_eq!(out, padding);
+        assert_eq!(
+            StreamHeader::decode(&mut &padding[..], Draft::D18),
+            Ok(StreamHeader::Padding)
+        );
+        assert_eq!(
+            StreamHeader::decode(&mut &padding[..], Draft::D17),
+            Ok(StreamHeader::Unknown(PADDING_STREAM_TYPE))
+        );
     }
 
     proptest! {

@@ -5,8 +5,11 @@
 //! bits 0x06 the Subgroup ID mode (0: zero, 1: the first object's ID, 2:
 //! explicit field, 3: reserved); 0x08 the subgroup holds the group's last
 //! object; 0x20 (draft-15+) no Publisher Priority field, inherit the
-//! subscription's. Draft-14 defines 0x10-0x15 and 0x18-0x1D; draft-15 adds
-//! 0x30-0x35 and 0x38-0x3D. Other values are not subgroup headers.
+//! subscription's; 0x40 (draft-18+, FIRST_OBJECT) the stream starts at the
+//! subgroup's first object ever published (clear: partway through). Draft-14
+//! defines 0x10-0x15 and 0x18-0x1D; draft-15 adds 0x30-0x35 and 0x38-0x3D;
+//! draft-18 the same again with 0x40 set (0x50-0x5D, 0x70-0x7D). Other
+//! values are not subgroup headers.
 //!
 //! Within a subgroup, object IDs are delta-coded in every draft: the first
 //! object writes its ID, each later one `ID - previous ID - 1`.
@@ -47,11 +50,15 @@ pub struct SubgroupHeader {
     pub extensions: bool,
     /// Whether the last object before FIN is the group's last object.
     pub end_of_group: bool,
+    /// Draft-18+: the stream starts at the subgroup's first object
+    /// (FIRST_OBJECT). Earlier drafts have no bit for it: nothing is
+    /// written, and a header read is taken to start there.
+    pub first_object: bool,
 }
 
 impl SubgroupHeader {
-    /// The stream type this header is written with.
-    pub fn type_code(&self) -> u64 {
+    /// The stream type this header is written with in `draft`.
+    pub fn type_code(&self, draft: Draft) -> u64 {
         let mode = match self.subgroup_id {
             SubgroupId::Zero => 0,
             SubgroupId::FirstObject => 1,
@@ -65,6 +72,11 @@ impl SubgroupHeader {
             } else {
                 0
             }
+            | if self.first_object && draft.data_plane_18() {
+                0x40
+            } else {
+                0
+            }
     }
 
     /// Writes the header, type first.
@@ -72,7 +84,7 @@ impl SubgroupHeader {
         if draft == Draft::D14 && self.publisher_priority.is_none() {
             return Err(EncodeError::Version("draft-14 subgroups always carry a priority"));
         }
-        put_vi(draft, self.type_code(), buf)?;
+        put_vi(draft, self.type_code(draft), buf)?;
         put_vi(draft, self.track_alias, buf)?;
         put_vi(draft, self.group_id, buf)?;
         if let SubgroupId::Explicit(id) = self.subgroup_id {
@@ -91,8 +103,12 @@ impl SubgroupHeader {
         buf: &mut B,
         draft: Draft,
     ) -> Result<Option<Self>, DecodeError> {
-        let max = if draft == Draft::D14 { 0x1f } else { 0x3f };
-        if ty > max || ty & 0x10 == 0 || ty & 0xc0 != 0 || (ty >> 1) & 0x3 == 3 {
+        let max = match draft {
+            Draft::D14 => 0x1f,
+            d if d.data_plane_18() => 0x7f,
+            _ => 0x3f,
+        };
+        if ty > max || ty & 0x10 == 0 || (ty >> 1) & 0x3 == 3 {
             return Ok(None);
         }
         let track_alias = get_vi(buf, draft)?;
@@ -110,6 +126,7 @@ impl SubgroupHeader {
             publisher_priority,
             extensions: ty & 0x01 != 0,
             end_of_group: ty & 0x08 != 0,
+            first_object: ty & 0x40 != 0 || !draft.data_plane_18(),
         }))
     }
 
@@ -241,7 +258,9 @@ mod tests {
     #[test]
     fn every_header_type() {
         for d in Draft::ALL {
-            for ty in (0u64..0x40).filter(|&t| t != 0x05) {
+            // One byte: QUIC varints stop at 0x3f, vi64 at 0x7f.
+            let top = if d.request_streams() { 0x80 } else { 0x40 };
+            for ty in (0u64..top).filter(|&t| t != 0x05) {
                 let mut bytes = vec![ty as u8, 0x02, 0x05]; // type, alias 2, group 5
                 let mode = (ty >> 1) & 3;
                 if mode == 2 {
@@ -250,7 +269,10 @@ mod tests {
                 if ty & 0x20 == 0 {
                     bytes.push(0x80); // priority 128
                 }
-                let valid = ty & 0x10 != 0 && mode != 3 && (d > Draft::D14 || ty < 0x20);
+                let valid = ty & 0x10 != 0
+                    && mode != 3
+                    && (d > Draft::D14 || ty < 0x20)
+                    && (d.data_plane_18() || ty < 0x40);
                 let got = StreamHeader::decode(&mut &bytes[..], d).unwrap();
                 if !valid {
                     assert_eq!(got, StreamHeader::Unknown(ty), "{ty:#x} in {d}");
@@ -259,7 +281,8 @@ mod tests {
                 let StreamHeader::Subgroup(h) = got else {
                     panic!("{ty:#x}")
                 };
-                assert_eq!(h.type_code(), ty);
+                assert_eq!(h.type_code(d), ty);
+                assert_eq!(h.first_object, ty & 0x40 != 0 || !d.data_plane_18());
                 assert_eq!(h.track_alias, 2);
                 assert_eq!(h.group_id, 5);
                 assert_eq!(h.extensions, ty & 1 == 1);
@@ -287,6 +310,7 @@ mod tests {
             publisher_priority: Some(0),
             extensions: true,
             end_of_group: false,
+            first_object: true,
         };
         let mut ext = KeyValuePairs::new();
         ext.set_int(4, 2_186_796_243);
@@ -370,6 +394,7 @@ mod tests {
             publisher_priority: None,
             extensions: false,
             end_of_group: true,
+            first_object: true,
         };
         // 0x3A: 0x10 | mode 1 << 1 | end of group 0x08 | no priority 0x20; alias 1, group 9
         assert_eq!(header_bytes(&h, Draft::D15), [0x3a, 0x01, 0x09]);
@@ -412,6 +437,7 @@ mod tests {
             publisher_priority: Some(3),
             extensions: false,
             end_of_group: false,
+            first_object: true,
         };
         // type 0x10, alias 200 as vi64 0x80c8, group 1, priority 3
         assert_eq!(header_bytes(&h, Draft::D17), [0x10, 0x80, 0xc8, 0x01, 0x03]);
@@ -428,6 +454,46 @@ mod tests {
         assert_eq!(out, [0x64, 0x01, b'x']);
     }
 
+    // Draft-18 section "Subgroup Header": FIRST_OBJECT (0x40) says the
+    // stream starts at the subgroup's first object; it changes no encoding.
+    #[test]
+    fn d18_first_object() {
+        let h = SubgroupHeader {
+            track_alias: 1,
+            group_id: 5,
+            subgroup_id: SubgroupId::Zero,
+            publisher_priority: Some(0x80),
+            extensions: false,
+            end_of_group: true,
+            first_object: true,
+        };
+        let mut out = header_bytes(&h, Draft::D18);
+        // 0x58 = 0x10 | END_OF_GROUP 0x08 | FIRST_OBJECT 0x40; draft-17 has no bit.
+        assert_eq!(out, [0x58, 0x01, 0x05, 0x80]);
+        assert_eq!(header_bytes(&h, Draft::D17), [0x18, 0x01, 0x05, 0x80]);
+        let mut w = SubgroupWriter::new(&h);
+        for (id, payload) in [(0, &b"hi"[..]), (1, b"!")] {
+            let obj = SubgroupObject {
+                object_id: id,
+                extensions: KeyValuePairs::new(),
+                content: ObjectContent::Payload(Bytes::copy_from_slice(payload)),
+            };
+            w.encode(&obj, Draft::D18, &mut out).unwrap();
+        }
+        assert_eq!(out, [0x58, 0x01, 0x05, 0x80, 0x00, 0x02, b'h', b'i', 0x00, 0x01, b'!']);
+        // Partway through the subgroup: the bit is clear.
+        let partway = SubgroupHeader {
+            first_object: false,
+            ..h
+        };
+        assert_eq!(header_bytes(&partway, Draft::D18), [0x18, 0x01, 0x05, 0x80]);
+        let StreamHeader::Subgroup(back) = StreamHeader::decode(&mut &[0x18, 0x01, 0x05, 0x80][..], Draft::D18).unwrap()
+        else {
+            panic!("not a subgroup")
+        };
+        assert!(!back.first_object);
+    }
+
     fn any_object() -> impl Strategy<Value = (u64, KeyValuePairs, Option<Vec<u8>>, u8)> {
         (
             0u64..1000,
@@ -442,7 +508,7 @@ mod tests {
         fn round_trips(objs in proptest::collection::vec(any_object(), 0..5), ext in any::<bool>()) {
             for d in Draft::ALL {
                 let h = SubgroupHeader { track_alias: 1, group_id: 2, subgroup_id: SubgroupId::Explicit(3),
-                    publisher_priority: Some(4), extensions: ext, end_of_group: false };
+                    publisher_priority: Some(4), extensions: ext, end_of_group: false, first_object: true };
                 let mut id = 0u64;
                 let mut written = Vec::new();
                 let mut out = Vec::new();

@@ -204,7 +204,7 @@ impl<T: Transport> Inner<T> {
             writer
                 .encode(|b| StreamHeader::Fetch(FetchHeader { request_id: id }).encode(draft, b))
                 .await?;
-            let mut fetch = FetchWriter::new();
+            let mut fetch = FetchWriter::descending(descending);
             for (group, object, payload) in objects {
                 self.stats.frame_out(payload.len() as u64);
                 let item = FetchItem::Object(FetchObject {

@@ -370,6 +370,7 @@ impl<T: Transport> Inner<T> {
             publisher_priority: Some(PUBLISHER_PRIORITY),
             extensions: false,
             end_of_group: false,
+            first_object: skip == 0,
         };
         writer.encode(|b| header.encode(draft, b)).await?;
         let mut objects = SubgroupWriter::new(&header);

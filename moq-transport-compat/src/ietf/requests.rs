@@ -53,8 +53,15 @@ use crate::control::{
     ControlMessage, Decoded, FetchCancel, PublishDone, PublishNamespaceDone, RequestError, Unsubscribe,
 };
 
-/// Stream error code we reset and stop request streams with.
-const CANCELLED: u32 = 0x0;
+/// The stream error code we reset and stop request streams with: draft-18
+/// applies the stream reset registry to request streams (CANCELLED, 0x1);
+/// draft-17 names no code there and we keep the 0x0 it has always seen.
+fn cancelled(draft: crate::Draft) -> u32 {
+    match draft.data_plane_18() {
+        true => 0x1,
+        false => 0x0,
+    }
+}
 
 /// What the router asks of a request stream.
 pub(super) enum RouteCmd {
@@ -254,8 +261,8 @@ impl<T: Transport> Inner<T> {
                 Dependency::Go => return self.subscribe_namespace_stream((writer, reader), m).await,
                 Dependency::Refuse(error) => error,
                 Dependency::Cancelled => {
-                    writer.reset(CANCELLED);
-                    reader.stop(CANCELLED);
+                    writer.reset(cancelled(self.draft));
+                    reader.stop(cancelled(self.draft));
                     return Ok(());
                 }
             };
@@ -293,8 +300,8 @@ impl<T: Transport> Inner<T> {
                 Dependency::Go => self.deliver17(id, msg).map_err(StreamError::Protocol)?,
                 Dependency::Refuse(error) => self.send(ControlMessage::RequestError(error)),
                 Dependency::Cancelled => {
-                    writer.reset(CANCELLED);
-                    reader.stop(CANCELLED);
+                    writer.reset(cancelled(self.draft));
+                    reader.stop(cancelled(self.draft));
                     return Ok(());
                 }
             }
@@ -373,8 +380,8 @@ impl<T: Transport> Inner<T> {
                         sent_all = true;
                     }
                     Some(RouteCmd::Reset) | None => {
-                        writer.reset(CANCELLED);
-                        reader.stop(CANCELLED);
+                        writer.reset(cancelled(self.draft));
+                        reader.stop(cancelled(self.draft));
                         return Ok(());
                     }
                 },
@@ -416,7 +423,7 @@ impl<T: Transport> Inner<T> {
                     Err(StreamError::Closed(_)) => {
                         // RESET_STREAM: the peer cancelled the request.
                         self.peer_cancelled(id, kind, incoming)?;
-                        writer.reset(CANCELLED);
+                        writer.reset(cancelled(self.draft));
                         return Ok(());
                     }
                     Err(err) => return Err(err),
@@ -424,9 +431,9 @@ impl<T: Transport> Inner<T> {
                 _ = writer.closed() => {
                     // STOP_SENDING: the peer cancelled the request.
                     self.peer_cancelled(id, kind, incoming)?;
-                    writer.reset(CANCELLED);
+                    writer.reset(cancelled(self.draft));
                     if reading {
-                        reader.stop(CANCELLED);
+                        reader.stop(cancelled(self.draft));
                     }
                     return Ok(());
                 }

@@ -449,6 +449,11 @@ impl<T: Transport> Inner<T> {
         let header = reader.decode_required(|b| StreamHeader::decode(b, draft)).await?;
         let header = match header {
             StreamHeader::Subgroup(h) => h,
+            StreamHeader::Padding => {
+                // Draft-18 "Padding": discard; stopping it is allowed.
+                reader.stop(0x1);
+                return Ok(());
+            }
             other => {
                 // Fetch streams (we send no FETCH) and unknown types: reset just this stream.
                 tracing::debug!(?other, "unexpected stream type");
@@ -546,6 +551,9 @@ impl<T: Transport> Inner<T> {
             let Ok(mut datagram) = self.transport.recv_datagram().await else {
                 return Ok(());
             };
+            if ObjectDatagram::is_padding(&datagram, draft) {
+                continue;
+            }
             let obj = ObjectDatagram::decode(&mut datagram, draft)?;
             let Some(mut track) = self.lock().aliases.get(&obj.track_alias).cloned() else {
                 continue;
