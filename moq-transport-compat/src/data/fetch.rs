@@ -201,11 +201,9 @@ impl FetchWriter {
                 };
                 let object = match flags & 0x0c {
                     // Same group, not the next object: the gap.
-                    0x04 => obj
-                        .object_id
-                        .checked_sub(prev.object)
-                        .filter(|&d| d > 0)
-                        .ok_or(EncodeError::Invalid("fetch object IDs must increase within a group"))?,
+                    0x04 => obj.object_id.checked_sub(prev.object).filter(|&d| d > 0).ok_or(
+                        EncodeError::Invalid("fetch object IDs must increase within a group"),
+                    )?,
                     _ => obj.object_id,
                 };
                 (group, object)
@@ -563,7 +561,10 @@ mod tests {
         for i in &desc {
             w.encode(i, Draft::D18, &mut out).unwrap();
         }
-        assert_eq!(out, [0x1c, 0x02, 0x00, 0x80, 0x01, b'a', 0x0c, 0x00, 0x00, 0x01, b'b']);
+        assert_eq!(
+            out,
+            [0x1c, 0x02, 0x00, 0x80, 0x01, b'a', 0x0c, 0x00, 0x00, 0x01, b'b']
+        );
         let mut r = FetchReader::descending(true);
         let mut buf = Bytes::from(out);
         assert_eq!(r.decode(&mut buf, Draft::D18), Ok(desc[0].clone()));
@@ -574,9 +575,15 @@ mod tests {
         let mut r = FetchReader::descending(true);
         let mut buf = Bytes::from_static(&[0x1c, 0x00, 0x00, 0x80, 0x00, 0x0c, 0x00, 0x00, 0x00]);
         r.decode(&mut buf, Draft::D18).unwrap();
-        assert!(matches!(r.decode(&mut buf, Draft::D18), Err(DecodeError::Invalid(_))));
+        assert!(matches!(
+            r.decode(&mut buf, Draft::D18),
+            Err(DecodeError::Invalid(_))
+        ));
         let bytes = Bytes::from_static(&[0x1c, 0x01, 0x00, 0x80, 0x00, 0x04, 0x00, 0x00]);
-        assert!(matches!(decode_fetch_items(bytes, Draft::D18), Err(DecodeError::Invalid(_))));
+        assert!(matches!(
+            decode_fetch_items(bytes, Draft::D18),
+            Err(DecodeError::Invalid(_))
+        ));
     }
 
     fn encode_try(items: &[FetchItem], d: Draft) -> Result<Vec<u8>, EncodeError> {

@@ -480,14 +480,18 @@ mod tests {
             };
             w.encode(&obj, Draft::D18, &mut out).unwrap();
         }
-        assert_eq!(out, [0x58, 0x01, 0x05, 0x80, 0x00, 0x02, b'h', b'i', 0x00, 0x01, b'!']);
+        assert_eq!(
+            out,
+            [0x58, 0x01, 0x05, 0x80, 0x00, 0x02, b'h', b'i', 0x00, 0x01, b'!']
+        );
         // Partway through the subgroup: the bit is clear.
         let partway = SubgroupHeader {
             first_object: false,
             ..h
         };
         assert_eq!(header_bytes(&partway, Draft::D18), [0x18, 0x01, 0x05, 0x80]);
-        let StreamHeader::Subgroup(back) = StreamHeader::decode(&mut &[0x18, 0x01, 0x05, 0x80][..], Draft::D18).unwrap()
+        let StreamHeader::Subgroup(back) =
+            StreamHeader::decode(&mut &[0x18, 0x01, 0x05, 0x80][..], Draft::D18).unwrap()
         else {
             panic!("not a subgroup")
         };

@@ -131,10 +131,15 @@ impl<T: Transport> Inner<T> {
         writer
             .encode(|b| ControlMessage::RequestOk(ok).encode(draft, b))
             .await?;
-        // Subscribe Options PUBLISH or BOTH: offer the tracks too (push.rs),
-        // for as long as this stream is open. With a stream per request (draft-17) PUBLISH is not pushed.
+        // Subscribe Options PUBLISH or BOTH (draft-18: SUBSCRIBE_TRACKS):
+        // offer the tracks too (push.rs), each PUBLISH on its own stream
+        // from draft-17, for as long as this stream is open. Draft-17's
+        // option is not served (its PUBLISH streams were never tested
+        // against a peer); draft-18 made it a request of its own.
         let mut pusher = JoinSet::new();
-        if m.subscribe_options.wants_publish() && !draft.request_streams() {
+        if m.subscribe_options.wants_publish()
+            && (!draft.request_streams() || draft.split_namespace_requests())
+        {
             pusher.spawn(self.clone().push_tracks(prefix.clone()));
         }
         let mut origin = origin;

@@ -58,6 +58,8 @@ pub enum RequestFailure {
     Uninterested,
     /// UNAUTHORIZED: the session's grant does not cover the request.
     Unauthorized,
+    /// TIMEOUT (15+): no publisher came within the RENDEZVOUS_TIMEOUT.
+    Timeout,
 }
 
 impl RequestFailure {
@@ -69,6 +71,8 @@ impl RequestFailure {
         match (draft, self) {
             (_, F::InternalError) => 0x0,
             (_, F::NotSupported) => 0x3,
+            // Draft-14 has no TIMEOUT; its SUBSCRIBE_ERROR 0x2 is TIMEOUT too.
+            (_, F::Timeout) => 0x2,
             // 0x1 in every draft's tables (draft-14 per message, 15+ REQUEST_ERROR).
             (_, F::Unauthorized) => 0x1,
             (Draft::D14, F::DoesNotExist) => 0x4,

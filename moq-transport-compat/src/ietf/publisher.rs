@@ -32,6 +32,10 @@ pub(super) struct Wanted {
 /// omitted ... the default value is 128").
 const DEFAULT_SUBSCRIBER_PRIORITY: u8 = 128;
 
+/// The longest a SUBSCRIBE waits for a publisher, whatever its
+/// RENDEZVOUS_TIMEOUT asks ("The relay MAY use a shorter timeout").
+const MAX_RENDEZVOUS: Duration = Duration::from_secs(30);
+
 impl Wanted {
     /// From a SUBSCRIBE: its fields in draft-14, its parameters after.
     fn of(m: &Subscribe, start: Option<Location>, end: Option<u64>, draft: Draft) -> Self {
@@ -131,6 +135,35 @@ impl<T: Transport> Inner<T> {
         None
     }
 
+    /// Waits up to `wait` for the track of `m` to have a publisher, then
+    /// answers it as if it had just arrived, or with TIMEOUT.
+    async fn rendezvous(self: Arc<Self>, mut m: Subscribe, start: Option<u64>, wait: Duration) {
+        let Some(mut origin) = self.publish.clone() else {
+            return;
+        };
+        let found = tokio::time::timeout(wait, async {
+            loop {
+                if self.find_track_from(&m.namespace, &m.name, start).is_some() {
+                    return true;
+                }
+                if origin.announced().await.is_none() {
+                    return false;
+                }
+            }
+        })
+        .await;
+        if found == Ok(true) {
+            let code = MessageParameter::RENDEZVOUS_TIMEOUT.code();
+            m.parameters.0.retain(|p| p.key != code);
+            if let Err(err) = self.on_subscribe(m) {
+                let _ = self.fatal.send(err);
+            }
+            return;
+        }
+        let err = self.request_error(m.request_id, RequestFailure::Timeout, "no publisher came in time");
+        self.send(ControlMessage::RequestError(err));
+    }
+
     pub(super) fn on_subscribe(self: &Arc<Self>, m: Subscribe) -> Result<(), SessionError> {
         let draft = self.draft;
         let filter = match draft {
@@ -148,8 +181,26 @@ impl<T: Transport> Inner<T> {
             _ => None,
         };
         let Some(mut track) = self.find_track_from(&m.namespace, &m.name, explicit) else {
-            let err = self.request_error(m.request_id, RequestFailure::DoesNotExist, "track does not exist");
-            self.send(ControlMessage::RequestError(err));
+            // Draft-17 section "RENDEZVOUS TIMEOUT Parameter": hold the
+            // SUBSCRIBE for a publisher to appear, for at most the time asked.
+            let wait = match draft.request_streams() {
+                true => m.parameters.get_int(MessageParameter::RENDEZVOUS_TIMEOUT.code()),
+                false => None,
+            };
+            match wait.filter(|&ms| ms > 0) {
+                Some(ms) => {
+                    let wait = Duration::from_millis(ms).min(MAX_RENDEZVOUS);
+                    tokio::spawn(self.clone().rendezvous(m, explicit, wait));
+                }
+                None => {
+                    let err = self.request_error(
+                        m.request_id,
+                        RequestFailure::DoesNotExist,
+                        "track does not exist",
+                    );
+                    self.send(ControlMessage::RequestError(err));
+                }
+            }
             return Ok(());
         };
         // LargestObject delivers the whole group the consumer starts on, so

@@ -1,4 +1,5 @@
-//! Pushing tracks to a namespace subscriber with PUBLISH (drafts 14 to 16).
+//! Pushing tracks to a namespace subscriber with PUBLISH (drafts 14 to 16,
+//! and SUBSCRIBE_TRACKS from draft-18).
 //!
 //! A relay "MUST forward PUBLISH_NAMESPACE or PUBLISH messages to all
 //! matching subscribers" (draft-16 section "Relays"): a peer that sent
@@ -8,8 +9,9 @@
 //! publisher created or pushed to us, not those made on demand), each with a
 //! PUBLISH. Once the peer answers PUBLISH_OK, the track is served exactly as a
 //! SUBSCRIBE is, under the alias we chose; PUBLISH_ERROR / REQUEST_ERROR
-//! leaves it alone. Draft-17 puts every request on its own stream and is not
-//! pushed to.
+//! leaves it alone. From draft-18 each PUBLISH opens its own request stream
+//! and is answered with REQUEST_OK; draft-17's SUBSCRIBE_NAMESPACE option is
+//! not served.
 
 use super::*;
 
