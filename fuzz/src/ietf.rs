@@ -222,6 +222,7 @@ pub fn seeds() -> Vec<Vec<u8>> {
             publisher_priority: Some(3),
             extensions: false,
             end_of_group: true,
+            first_object: true,
         };
         let objects = vec![
             SubgroupObject {

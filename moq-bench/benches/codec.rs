@@ -317,6 +317,7 @@ fn ietf(c: &mut Criterion, draft: Draft, group_name: &str) {
         publisher_priority: Some(PUBLISHER_PRIORITY),
         extensions: false,
         end_of_group: false,
+        first_object: true,
     };
     bench_pair(
         &mut group,

@@ -342,6 +342,7 @@ async fn goaway_sent_and_received() {
             "{reply:?}"
         );
         raw.send(ControlMessage::GoAway(GoAway {
+            request_id: None,
             uri: String::new(),
             timeout: 0,
         }))
@@ -468,6 +469,7 @@ async fn subscriber_discovers_namespaces_with_subscribe_namespace() {
         let mut announced = client_origin.consume();
         for msg in [
             ControlMessage::RequestOk(RequestOk {
+                track_properties: Default::default(),
                 request_id: 0,
                 parameters: KeyValuePairs::new(),
             }),

@@ -183,6 +183,7 @@ async fn draft17_publish_blocked_is_not_a_violation() {
             ControlMessage::RequestOk(RequestOk {
                 request_id: 0,
                 parameters: KeyValuePairs::new(),
+                track_properties: KeyValuePairs::new(),
             }),
             ControlMessage::Namespace(Namespace {
                 suffix: ns("found/it"),

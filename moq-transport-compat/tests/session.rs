@@ -353,6 +353,7 @@ async fn objects_outside_subgroup_zero_are_dropped() {
                 publisher_priority: Some(0),
                 extensions: false,
                 end_of_group: false,
+                first_object: true,
             };
             let mut objects = SubgroupWriter::new(&header);
             writer.encode(|b| header.encode(draft, b)).await.unwrap();

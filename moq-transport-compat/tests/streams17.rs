@@ -495,6 +495,7 @@ async fn our_subscribe_stream_ends_after_the_peers_final_response() {
             ControlMessage::RequestOk(RequestOk {
                 request_id: 0,
                 parameters: KeyValuePairs::new(),
+                track_properties: KeyValuePairs::new(),
             }),
         )
         .await;
@@ -571,6 +572,7 @@ async fn our_publish_namespace_is_withdrawn_by_reset() {
             ControlMessage::RequestOk(RequestOk {
                 request_id: 0,
                 parameters: KeyValuePairs::new(),
+                track_properties: KeyValuePairs::new(),
             }),
         )
         .await;

@@ -330,7 +330,10 @@ impl ControlMessage {
             T::Unsubscribe if pre17 => M::Unsubscribe(MessageBody::decode_body(b, draft)?),
             T::PublishDone => M::PublishDone(MessageBody::decode_body(b, draft)?),
             T::Publish => M::Publish(MessageBody::decode_body(b, draft)?),
-            T::PublishOk => M::PublishOk(MessageBody::decode_body(b, draft)?),
+            // Draft-18's table still lists 0x1E, as an alias of REQUEST_OK
+            // (its layout); draft-19 reserves it.
+            T::PublishOk if draft == D18 => M::RequestOk(MessageBody::decode_body(b, draft)?),
+            T::PublishOk if !draft.request_ok_for_publish() => M::PublishOk(MessageBody::decode_body(b, draft)?),
             T::PublishError if d14 => M::PublishError(MessageBody::decode_body(b, draft)?),
             T::Fetch => M::Fetch(MessageBody::decode_body(b, draft)?),
             T::FetchOk => M::FetchOk(MessageBody::decode_body(b, draft)?),

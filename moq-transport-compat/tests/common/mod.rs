@@ -476,6 +476,7 @@ pub async fn write_subgroup(raw: &Raw, alias: u64, group: u64, objects: u64) {
         .unwrap();
     let mut writer = Writer::new(send);
     let header = SubgroupHeader {
+        first_object: true,
         track_alias: alias,
         group_id: group,
         subgroup_id: SubgroupId::Zero,
