@@ -2,7 +2,7 @@
 //!
 //! [`accept`] / [`connect`] look at the negotiated protocol (TLS ALPN or
 //! WebTransport protocol): `moq-lite-04` / `moq-lite-03` run moq-lite;
-//! `moqt-18` .. `moqt-15` / `moq-00` run the IETF session; `moql` or no
+//! `moqt-22` .. `moqt-15` / `moq-00` run the IETF session; `moql` or no
 //! protocol means the SETUP path, where CLIENT_SETUP's versions choose
 //! between moq-lite-02 / -01 and draft-14 (0xff00000e). The result is one
 //! [`Session`] handle, so applications never branch on the protocol.
@@ -25,6 +25,10 @@ pub const ALL_PROTOCOLS: &[&str] = &[
     "moq-lite-04",
     "moq-lite-03",
     "moql",
+    "moqt-22",
+    "moqt-21",
+    "moqt-20",
+    "moqt-19",
     "moqt-18",
     "moqt-17",
     "moqt-16",
@@ -33,7 +37,9 @@ pub const ALL_PROTOCOLS: &[&str] = &[
 ];
 
 /// The protocol strings of the IETF drafts this crate's session speaks.
-pub const IETF_PROTOCOLS: &[&str] = &["moqt-18", "moqt-17", "moqt-16", "moqt-15", "moq-00"];
+pub const IETF_PROTOCOLS: &[&str] = &[
+    "moqt-22", "moqt-21", "moqt-20", "moqt-19", "moqt-18", "moqt-17", "moqt-16", "moqt-15", "moq-00",
+];
 
 /// [`ALL_PROTOCOLS`] as owned strings, for `ClientConfig::protocols` /
 /// `ServerConfig::protocols`.

@@ -2,8 +2,9 @@
 //!
 //! Draft-14 is chosen with ALPN `moq-00` or through the SETUP path, where it
 //! is the version code 0xff00000e in CLIENT_SETUP / SERVER_SETUP. Drafts 15,
-//! 16, 17 and 18 are chosen by ALPN only (`moqt-15` .. `moqt-18`); their
-//! setup messages carry no version.
+//! 16 to 22 are chosen by ALPN only (`moqt-15` .. `moqt-22`); their setup
+//! messages carry no version. Draft-21 is the draft-20 wire (an editorial
+//! revision) under its own ALPN.
 
 /// One IETF moq-transport draft.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -21,11 +22,32 @@ pub enum Draft {
     /// split from SUBSCRIBE_TRACKS, PUBLISH_OK as REQUEST_OK, delta-coded
     /// fetch IDs, the FIRST_OBJECT subgroup bit, padding, 7-byte integers.
     D18,
+    /// draft-ietf-moq-transport-19: GOAWAY without a Request ID, range
+    /// filters, a requester's FIN no longer cancels.
+    D19,
+    /// draft-ietf-moq-transport-20: FETCH takes its range from
+    /// LOCATION_FILTER (counted fields), fills replace joining FETCH,
+    /// FETCH_OK's End Location is inclusive.
+    D20,
+    /// draft-ietf-moq-transport-21: the draft-20 wire under its own ALPN.
+    D21,
+    /// draft-ietf-moq-transport-22: LOCATION_FILTER with an explicit type.
+    D22,
 }
 
 impl Draft {
     /// Every draft, oldest first.
-    pub const ALL: [Draft; 5] = [Draft::D14, Draft::D15, Draft::D16, Draft::D17, Draft::D18];
+    pub const ALL: [Draft; 9] = [
+        Draft::D14,
+        Draft::D15,
+        Draft::D16,
+        Draft::D17,
+        Draft::D18,
+        Draft::D19,
+        Draft::D20,
+        Draft::D21,
+        Draft::D22,
+    ];
 
     /// The ALPN token (and WebTransport protocol string) that selects this draft.
     pub const fn alpn(self) -> &'static str {
@@ -35,6 +57,10 @@ impl Draft {
             Draft::D16 => "moqt-16",
             Draft::D17 => "moqt-17",
             Draft::D18 => "moqt-18",
+            Draft::D19 => "moqt-19",
+            Draft::D20 => "moqt-20",
+            Draft::D21 => "moqt-21",
+            Draft::D22 => "moqt-22",
         }
     }
 
@@ -65,6 +91,10 @@ impl Draft {
             Draft::D16 => 16,
             Draft::D17 => 17,
             Draft::D18 => 18,
+            Draft::D19 => 19,
+            Draft::D20 => 20,
+            Draft::D21 => 21,
+            Draft::D22 => 22,
         }
     }
 
@@ -75,7 +105,7 @@ impl Draft {
         match self {
             Draft::D14 | Draft::D15 | Draft::D16 => moq_lite::coding::IntEncoding::Quic,
             Draft::D17 => moq_lite::coding::IntEncoding::Vi64,
-            Draft::D18 => moq_lite::coding::IntEncoding::Vi64Full,
+            _ => moq_lite::coding::IntEncoding::Vi64Full,
         }
     }
 
@@ -126,6 +156,34 @@ impl Draft {
         self.at_least(Draft::D18)
     }
 
+    /// Whether a requester's FIN on its request stream cancels the request
+    /// (drafts 17 and 18; from 19 only a reset or STOP_SENDING cancels, and
+    /// a FIN is a graceful end of that side).
+    pub const fn fin_cancels(self) -> bool {
+        !self.at_least(Draft::D19)
+    }
+
+    /// Whether the range filter parameters (0x25 to 0x29) exist (draft-19
+    /// onwards).
+    pub const fn range_filters(self) -> bool {
+        self.at_least(Draft::D19)
+    }
+
+    /// Whether LOCATION_FILTER is the counted-field form of draft-20 (or
+    /// the typed form of draft-22), FETCH carries its range in it instead of
+    /// a Fetch Type, FETCH_OK's End Location is inclusive, SUBSCRIBE can ask
+    /// for a fill (FILL_PARAMETERS), and PUBLISH_STATE_NOTIFY exists
+    /// (draft-20 onwards).
+    pub const fn filtered_fetch(self) -> bool {
+        self.at_least(Draft::D20)
+    }
+
+    /// Whether LOCATION_FILTER starts with a Location Filter Type and has no
+    /// length of its own (draft-22 onwards).
+    pub const fn typed_location_filter(self) -> bool {
+        self.at_least(Draft::D22)
+    }
+
     /// Whether SUBSCRIBE_NAMESPACE opens its own bidirectional stream,
     /// answered with NAMESPACE / NAMESPACE_DONE (draft-16 onwards).
     pub const fn namespace_streams(self) -> bool {
@@ -161,5 +219,8 @@ mod tests {
         assert_eq!(Draft::D17.to_string(), "draft-ietf-moq-transport-17");
         assert_eq!(Draft::from_alpn("moqt-18"), Some(Draft::D18));
         assert!(Draft::D17.required_request_ids() && !Draft::D18.required_request_ids());
+        assert_eq!(Draft::from_alpn("moqt-22"), Some(Draft::D22));
+        assert!(Draft::D18.goaway_request_id() && !Draft::D19.goaway_request_id());
+        assert!(Draft::D21.filtered_fetch() && !Draft::D21.typed_location_filter());
     }
 }

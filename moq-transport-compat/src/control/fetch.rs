@@ -7,6 +7,9 @@
 //! Track Extensions in draft-16. FETCH_CANCEL is gone in draft-17 (reset the
 //! request stream instead). A standalone End Location is "the end plus one":
 //! an Object of 0 requests the whole End group; the codec carries it as is.
+//! Draft-20 drops the Fetch Type and joining: a FETCH names a track and
+//! its LOCATION_FILTER parameter the range ([`FetchType::Filtered`]), and
+//! FETCH_OK's End Location becomes inclusive.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use moq_lite::coding::{DecodeError, EncodeError};
@@ -47,6 +50,14 @@ pub enum FetchType {
         /// The first group.
         joining_start: u64,
     },
+    /// Draft-20+: a track, its range in the LOCATION_FILTER parameter
+    /// (none: the whole track up to the largest object).
+    Filtered {
+        /// The track namespace.
+        namespace: TrackNamespace,
+        /// The track name.
+        name: Bytes,
+    },
 }
 
 impl Default for FetchType {
@@ -83,27 +94,41 @@ impl MessageBody for Fetch {
             buf.put_u8(self.subscriber_priority);
             buf.put_u8(check_group_order(self.group_order, true)?);
         }
-        match &self.fetch_type {
-            FetchType::Standalone {
-                namespace,
-                name,
-                start,
-                end,
-            } => {
+        match (&self.fetch_type, draft.filtered_fetch()) {
+            (FetchType::Filtered { namespace, name }, true) => {
+                namespace.encode(draft, NamespaceRole::Namespace, buf)?;
+                put_track_name(draft, namespace, name, buf)?;
+            }
+            (FetchType::Filtered { .. }, false) => {
+                return Err(EncodeError::Version("a FETCH without a Fetch Type is draft-20+"));
+            }
+            (_, true) => return Err(EncodeError::Version("draft-20 FETCH has no Fetch Type")),
+            (
+                FetchType::Standalone {
+                    namespace,
+                    name,
+                    start,
+                    end,
+                },
+                false,
+            ) => {
                 put_vi(draft, 0x1, buf)?;
                 namespace.encode(draft, NamespaceRole::Namespace, buf)?;
                 put_track_name(draft, namespace, name, buf)?;
                 start.encode(draft, buf)?;
                 end.encode(draft, buf)?;
             }
-            FetchType::RelativeJoining {
-                joining_request_id,
-                joining_start,
-            }
-            | FetchType::AbsoluteJoining {
-                joining_request_id,
-                joining_start,
-            } => {
+            (
+                FetchType::RelativeJoining {
+                    joining_request_id,
+                    joining_start,
+                }
+                | FetchType::AbsoluteJoining {
+                    joining_request_id,
+                    joining_start,
+                },
+                false,
+            ) => {
                 let code = if matches!(self.fetch_type, FetchType::RelativeJoining { .. }) {
                     0x2
                 } else {
@@ -125,8 +150,17 @@ impl MessageBody for Fetch {
             subscriber_priority = get_u8(buf)?;
             group_order = get_group_order(buf, true)?;
         }
-        let fetch_type = match get_vi(buf, draft)? {
-            0x1 => {
+        let code = match draft.filtered_fetch() {
+            true => None,
+            false => Some(get_vi(buf, draft)?),
+        };
+        let fetch_type = match code {
+            None => {
+                let namespace = TrackNamespace::decode(buf, draft, NamespaceRole::Namespace)?;
+                let name = get_track_name(buf, draft, &namespace)?;
+                FetchType::Filtered { namespace, name }
+            }
+            Some(0x1) => {
                 let namespace = TrackNamespace::decode(buf, draft, NamespaceRole::Namespace)?;
                 let name = get_track_name(buf, draft, &namespace)?;
                 FetchType::Standalone {
@@ -136,7 +170,7 @@ impl MessageBody for Fetch {
                     end: Location::decode(buf, draft)?,
                 }
             }
-            code @ (0x2 | 0x3) => {
+            Some(code @ (0x2 | 0x3)) => {
                 let joining_request_id = get_vi(buf, draft)?;
                 let joining_start = get_vi(buf, draft)?;
                 if code == 0x2 {
@@ -173,7 +207,8 @@ pub struct FetchOk {
     pub group_order: u8,
     /// Whether End Location is the track's final object.
     pub end_of_track: bool,
-    /// The largest object covered, plus one object (see the drafts).
+    /// The largest object covered, plus one object (Object 0: the whole
+    /// group) up to draft-19; the last object covered from draft-20.
     pub end_location: Location,
     /// Parameters.
     pub parameters: Parameters,

@@ -95,6 +95,8 @@ moq_lite::wire_enum! {
         SubscribeNamespace18 = 0x50,
         /// SUBSCRIBE_TRACKS (18+): a PUBLISH for each track under a prefix.
         SubscribeTracks = 0x51,
+        /// PUBLISH_STATE_NOTIFY (20+): the publisher's state of a subscription.
+        PublishStateNotify = 0x22,
         /// SUBSCRIBE_NAMESPACE_OK (14 only).
         SubscribeNamespaceOk = 0x12,
         /// SUBSCRIBE_NAMESPACE_ERROR (14 only).
@@ -200,8 +202,10 @@ pub enum ControlMessage {
     Namespace(Namespace),
     /// NAMESPACE_DONE (0x0E, 16+).
     NamespaceDone(NamespaceDone),
-    /// PUBLISH_BLOCKED (0x0F, 17).
+    /// PUBLISH_BLOCKED (0x0F, 17 and 18); PUBLISH_SKIPPED from 19.
     PublishBlocked(PublishBlocked),
+    /// PUBLISH_STATE_NOTIFY (0x22, 20+).
+    PublishStateNotify(PublishStateNotify),
 }
 
 /// What [`ControlMessage::decode`] found.
@@ -270,6 +274,7 @@ impl ControlMessage {
             ControlMessage::Namespace(_) => (T::Namespace, draft >= D16),
             ControlMessage::NamespaceDone(_) => (T::NamespaceDone, draft >= D16),
             ControlMessage::PublishBlocked(_) => (T::PublishBlocked, draft.request_streams()),
+            ControlMessage::PublishStateNotify(_) => (T::PublishStateNotify, draft.filtered_fetch()),
         }
     }
 
@@ -306,6 +311,7 @@ impl ControlMessage {
             ControlMessage::Namespace(m) => m.encode_body(draft, b),
             ControlMessage::NamespaceDone(m) => m.encode_body(draft, b),
             ControlMessage::PublishBlocked(m) => m.encode_body(draft, b),
+            ControlMessage::PublishStateNotify(m) => m.encode_body(draft, b),
         }
     }
 
@@ -333,7 +339,9 @@ impl ControlMessage {
             // Draft-18's table still lists 0x1E, as an alias of REQUEST_OK
             // (its layout); draft-19 reserves it.
             T::PublishOk if draft == D18 => M::RequestOk(MessageBody::decode_body(b, draft)?),
-            T::PublishOk if !draft.request_ok_for_publish() => M::PublishOk(MessageBody::decode_body(b, draft)?),
+            T::PublishOk if !draft.request_ok_for_publish() => {
+                M::PublishOk(MessageBody::decode_body(b, draft)?)
+            }
             T::PublishError if d14 => M::PublishError(MessageBody::decode_body(b, draft)?),
             T::Fetch => M::Fetch(MessageBody::decode_body(b, draft)?),
             T::FetchOk => M::FetchOk(MessageBody::decode_body(b, draft)?),
@@ -347,6 +355,9 @@ impl ControlMessage {
                 M::PublishBlocked(MessageBody::decode_body(b, draft)?)
             }
             T::PublishNamespace => M::PublishNamespace(MessageBody::decode_body(b, draft)?),
+            T::PublishStateNotify if draft.filtered_fetch() => {
+                M::PublishStateNotify(MessageBody::decode_body(b, draft)?)
+            }
             T::Namespace if d14 => M::PublishNamespaceError(MessageBody::decode_body(b, draft)?),
             T::Namespace if draft >= D16 => M::Namespace(MessageBody::decode_body(b, draft)?),
             T::PublishNamespaceDone if pre17 => M::PublishNamespaceDone(MessageBody::decode_body(b, draft)?),

@@ -53,10 +53,24 @@ moq_lite::wire_enum! {
         Forward = 0x10,
         /// SUBSCRIBER_PRIORITY (draft-15+, 0 to 255).
         SubscriberPriority = 0x20,
-        /// SUBSCRIPTION_FILTER (draft-15+, a Subscription Filter).
+        /// SUBSCRIPTION_FILTER (draft-15+, a Subscription Filter);
+        /// LOCATION_FILTER from draft-19 (see [`SubscriptionFilter`]).
         SubscriptionFilter = 0x21,
         /// GROUP_ORDER (draft-15+, 1 or 2).
         GroupOrder = 0x22,
+        /// FILL_PARAMETERS (draft-20+, length-prefixed parameters): the
+        /// SUBSCRIBE also asks for a fill of what precedes its start.
+        FillParameters = 0x23,
+        /// SUBGROUP_FILTER (draft-19+, a length-prefixed range filter).
+        SubgroupFilter = 0x25,
+        /// OBJECTID_FILTER (draft-19+, a length-prefixed range filter).
+        ObjectIdFilter = 0x26,
+        /// PRIORITY_FILTER (draft-19+, a length-prefixed range filter).
+        PriorityFilter = 0x27,
+        /// OBJECT_PROPERTY_FILTER (draft-19+, a length-prefixed range filter).
+        ObjectPropertyFilter = 0x28,
+        /// TRACK_PROPERTY_FILTER (draft-19+, a length-prefixed range filter).
+        TrackPropertyFilter = 0x29,
         /// DYNAMIC_GROUPS (draft-15 only; a track extension from draft-16).
         DynamicGroups = 0x30,
         /// NEW_GROUP_REQUEST (draft-15+, varint).
@@ -64,6 +78,9 @@ moq_lite::wire_enum! {
         /// TRACK_NAMESPACE_PREFIX (draft-18+, a Track Namespace): a new
         /// prefix for a namespace subscription, in REQUEST_UPDATE.
         TrackNamespacePrefix = 0x34,
+        /// INCLUDE_PROPERTIES (draft-20+, 0 or 1): whether the answer should
+        /// carry Track Properties.
+        IncludeProperties = 0x35,
     }
 }
 
@@ -83,12 +100,26 @@ enum Form17 {
     /// length-prefixed), with no length of its own: draft-18 section
     /// "TRACK_NAMESPACE_PREFIX" says it "uses the Track Namespace encoding".
     Namespace,
+    /// Draft-22's LOCATION_FILTER: a Location Filter Type then the fields it
+    /// names, with no length of its own.
+    TypedFilter,
+}
+
+impl MessageParameter {
+    /// Whether this is one of draft-19's range filters (0x25 to 0x29).
+    pub fn is_range_filter(self) -> bool {
+        matches!(self.code(), 0x25..=0x29)
+    }
 }
 
 fn form17(key: u64, draft: Draft) -> Option<Form17> {
     use MessageParameter as P;
     let d18 = draft.at_least(Draft::D18);
     Some(match P::from(key) {
+        P::SubscriptionFilter if draft.typed_location_filter() => Form17::TypedFilter,
+        p if p.is_range_filter() && draft.range_filters() => Form17::Prefixed,
+        P::FillParameters if draft.filtered_fetch() => Form17::Prefixed,
+        P::IncludeProperties if draft.filtered_fetch() => Form17::U8,
         P::DeliveryTimeout | P::MaxCacheDuration | P::Expires | P::NewGroupRequest => Form17::VarInt,
         P::SubgroupDeliveryTimeout | P::FillTimeout if d18 => Form17::VarInt,
         P::TrackNamespacePrefix if d18 => Form17::Namespace,
@@ -136,6 +167,15 @@ pub fn encode_parameters<B: BufMut>(
             (Form17::Prefixed, Value::Bytes(b)) => {
                 put_bytes(draft, b, MAX_KEY_VALUE_LEN, "parameter value", buf)?
             }
+            (Form17::TypedFilter, Value::Bytes(b)) => {
+                let mut c = b.clone();
+                SubscriptionFilter::decode_value(&mut c, draft)
+                    .map_err(|_| EncodeError::Invalid("location filter parameter"))?;
+                if c.has_remaining() {
+                    return Err(EncodeError::Invalid("location filter parameter"));
+                }
+                buf.put_slice(b);
+            }
             (Form17::Namespace, Value::Bytes(b)) => {
                 let mut c = b.clone();
                 TrackNamespace::decode(&mut c, draft, NamespaceRole::Prefix)
@@ -182,6 +222,13 @@ pub fn decode_parameters<B: Buf>(buf: &mut B, draft: Draft) -> Result<Parameters
                 Value::Bytes(raw.freeze())
             }
             Form17::Prefixed => Value::Bytes(get_bytes(buf, draft, MAX_KEY_VALUE_LEN, "parameter value")?),
+            Form17::TypedFilter => {
+                let mut raw = BytesMut::new();
+                SubscriptionFilter::decode_value(buf, draft)?
+                    .encode_value(draft, &mut raw)
+                    .map_err(|_| DecodeError::Invalid("location filter"))?;
+                Value::Bytes(raw.freeze())
+            }
             Form17::Namespace => {
                 // Kept as its wire bytes, like a Location.
                 let mut raw = BytesMut::new();
@@ -222,24 +269,24 @@ pub fn set_location(
     Ok(())
 }
 
-/// Reads the SUBSCRIPTION_FILTER parameter for `draft`.
+/// Reads the SUBSCRIPTION_FILTER / LOCATION_FILTER parameter for `draft`.
 pub fn filter(params: &Parameters, draft: Draft) -> Result<Option<SubscriptionFilter>, DecodeError> {
     let Some(b) = params.get_bytes(MessageParameter::SubscriptionFilter.code()) else {
         return Ok(None);
     };
     let mut c: Bytes = b.clone();
-    let f =
-        SubscriptionFilter::decode(&mut c, draft).map_err(|_| DecodeError::Invalid("filter parameter"))?;
+    let f = SubscriptionFilter::decode_value(&mut c, draft)
+        .map_err(|_| DecodeError::Invalid("filter parameter"))?;
     if c.has_remaining() {
         return Err(DecodeError::Invalid("filter parameter longer than its filter"));
     }
     Ok(Some(f))
 }
 
-/// Sets the SUBSCRIPTION_FILTER parameter for `draft`.
+/// Sets the SUBSCRIPTION_FILTER / LOCATION_FILTER parameter for `draft`.
 pub fn set_filter(params: &mut Parameters, f: SubscriptionFilter, draft: Draft) -> Result<(), EncodeError> {
     let mut raw = BytesMut::new();
-    f.encode(draft, &mut raw)?;
+    f.encode_value(draft, &mut raw)?;
     params.set_bytes(MessageParameter::SubscriptionFilter.code(), raw.freeze());
     Ok(())
 }

@@ -136,6 +136,27 @@ impl MessageBody for PublishOk {
     }
 }
 
+/// PUBLISH_STATE_NOTIFY (0x22, draft-20+): on a subscription's stream, the
+/// publisher tells its state (LARGEST_OBJECT, FORWARD, LOCATION_FILTER);
+/// nothing answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PublishStateNotify {
+    /// Parameters.
+    pub parameters: Parameters,
+}
+
+impl MessageBody for PublishStateNotify {
+    fn encode_body(&self, draft: Draft, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        encode_parameters(&self.parameters, draft, buf)
+    }
+
+    fn decode_body(buf: &mut Bytes, draft: Draft) -> Result<Self, DecodeError> {
+        Ok(PublishStateNotify {
+            parameters: decode_parameters(buf, draft)?,
+        })
+    }
+}
+
 /// Draft-18 answers PUBLISH with REQUEST_OK: its parameters are the
 /// PUBLISH_OK's.
 impl From<super::RequestOk> for PublishOk {

@@ -36,6 +36,40 @@ use crate::varint::{get_u8, get_vi, put_vi};
 pub const END_OF_NON_EXISTENT_RANGE: u64 = 0x8c;
 /// End of Unknown Range (draft-16+).
 pub const END_OF_UNKNOWN_RANGE: u64 = 0x10c;
+/// End of Timed-Out Range (draft-20+).
+pub const END_OF_TIMED_OUT_RANGE: u64 = 0x20c;
+
+/// What an End of Range marker says of the objects it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeStatus {
+    /// 0x8C: they do not exist.
+    NonExistent,
+    /// 0x10C: their status is unknown.
+    Unknown,
+    /// 0x20C (draft-20+): the relay's FILL_TIMEOUT ran out before it knew.
+    TimedOut,
+}
+
+impl RangeStatus {
+    /// The Serialization Flags value.
+    pub const fn code(self) -> u64 {
+        match self {
+            RangeStatus::NonExistent => END_OF_NON_EXISTENT_RANGE,
+            RangeStatus::Unknown => END_OF_UNKNOWN_RANGE,
+            RangeStatus::TimedOut => END_OF_TIMED_OUT_RANGE,
+        }
+    }
+
+    /// The marker a Serialization Flags value is in `draft`, if any.
+    pub fn from_code(code: u64, draft: Draft) -> Option<Self> {
+        match code {
+            END_OF_NON_EXISTENT_RANGE if draft >= Draft::D16 => Some(RangeStatus::NonExistent),
+            END_OF_UNKNOWN_RANGE if draft >= Draft::D16 => Some(RangeStatus::Unknown),
+            END_OF_TIMED_OUT_RANGE if draft.filtered_fetch() => Some(RangeStatus::TimedOut),
+            _ => None,
+        }
+    }
+}
 
 /// One object in a fetch response.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -62,12 +96,12 @@ pub enum FetchItem {
     /// An object.
     Object(FetchObject),
     /// Draft-16+: every object after the previous item, up to and including
-    /// `location`, does not exist (`unknown` false) or has unknown status.
+    /// `location`, is as `status` says.
     EndOfRange {
         /// The last location covered.
         location: Location,
-        /// 0x10C (unknown) rather than 0x8C (non-existent).
-        unknown: bool,
+        /// What the marker says of them.
+        status: RangeStatus,
     },
 }
 
@@ -127,16 +161,11 @@ impl FetchWriter {
         buf: &mut B,
     ) -> Result<(), EncodeError> {
         let obj = match item {
-            FetchItem::EndOfRange { location, unknown } => {
-                if draft < Draft::D16 {
-                    return Err(EncodeError::Version("End of Range is draft-16+"));
+            FetchItem::EndOfRange { location, status } => {
+                if RangeStatus::from_code(status.code(), draft).is_none() {
+                    return Err(EncodeError::Version("End of Range marker not in this draft"));
                 }
-                let flags = if *unknown {
-                    END_OF_UNKNOWN_RANGE
-                } else {
-                    END_OF_NON_EXISTENT_RANGE
-                };
-                put_vi(draft, flags, buf)?;
+                put_vi(draft, status.code(), buf)?;
                 location.encode(draft, buf)?;
                 self.prior.location = Some(*location);
                 return Ok(());
@@ -291,13 +320,10 @@ impl FetchReader {
         } else {
             get_vi(c, draft)?
         };
-        if draft >= Draft::D16 && (flags == END_OF_NON_EXISTENT_RANGE || flags == END_OF_UNKNOWN_RANGE) {
+        if let Some(status) = RangeStatus::from_code(flags, draft) {
             let location = Location::decode(c, draft)?;
             self.prior.location = Some(location);
-            return Ok(FetchItem::EndOfRange {
-                location,
-                unknown: flags == END_OF_UNKNOWN_RANGE,
-            });
+            return Ok(FetchItem::EndOfRange { location, status });
         }
         let reserved = if draft == Draft::D15 { 0xc0 } else { !0x7f };
         if flags & reserved != 0 {
@@ -494,12 +520,12 @@ mod tests {
         let items = [
             FetchItem::EndOfRange {
                 location: Location::new(0, 4),
-                unknown: false,
+                status: RangeStatus::NonExistent,
             },
             obj(0, None, 5, b"d"),
             FetchItem::EndOfRange {
                 location: Location::new(2, 0),
-                unknown: true,
+                status: RangeStatus::Unknown,
             },
         ];
         #[rustfmt::skip]
@@ -514,6 +540,17 @@ mod tests {
         // draft-17: the same with vi64 (0x8C and 0x10C are two-byte vi64s: 0x808c, 0x810c).
         #[rustfmt::skip]
         check(&items, Draft::D17, &[0x80, 0x8c, 0x00, 0x04, 0x50, 0x07, 0x01, b'd', 0x81, 0x0c, 0x02, 0x00]);
+        // draft-20 adds End of Timed-Out Range (0x20C, vi64 0x820c).
+        let timed_out = [FetchItem::EndOfRange {
+            location: Location::new(5, 3),
+            status: RangeStatus::TimedOut,
+        }];
+        check(&timed_out, Draft::D20, &[0x82, 0x0c, 0x05, 0x03]);
+        assert!(
+            FetchWriter::new()
+                .encode(&timed_out[0], Draft::D19, &mut Vec::new())
+                .is_err()
+        );
         // No status in -16 fetch objects.
         let st = FetchItem::Object(FetchObject {
             content: ObjectContent::Status(ObjectStatus::EndOfGroup),
@@ -602,7 +639,12 @@ mod tests {
             for d in Draft::ALL {
                 let items: Vec<FetchItem> = objs.iter().map(|(g, s, o, p, payload, eor)| {
                     if *eor && d >= Draft::D16 {
-                        FetchItem::EndOfRange { location: Location::new(*g, *o), unknown: *p == 0 }
+                        let status = match p {
+                            0 => RangeStatus::Unknown,
+                            1 if d.filtered_fetch() => RangeStatus::TimedOut,
+                            _ => RangeStatus::NonExistent,
+                        };
+                        FetchItem::EndOfRange { location: Location::new(*g, *o), status }
                     } else {
                         let subgroup_id = if d >= Draft::D16 { *s } else { Some(s.unwrap_or(*o)) };
                         FetchItem::Object(FetchObject { group_id: *g, subgroup_id, object_id: *o, publisher_priority: *p,

@@ -143,8 +143,13 @@ impl<T: Transport> Inner<T> {
             pusher.spawn(self.clone().push_tracks(prefix.clone()));
         }
         let mut origin = origin;
+        // Draft-19 "Graceful Request Stream Closure": a FIN is no longer a
+        // cancel; only a reset (or STOP_SENDING) ends the subscription.
+        let mut reading = true;
         loop {
             tokio::select! {
+                // After the peer's FIN (draft-19), its STOP_SENDING cancels.
+                _ = writer.closed(), if !reading => return Ok(()),
                 announced = origin.announced(), if namespaces => {
                     let Some(announced) = announced else { return writer.finish() };
                     let Some(suffix) = announced.path.strip_prefix(&prefix) else { continue };
@@ -169,8 +174,9 @@ impl<T: Transport> Inner<T> {
                     };
                     writer.encode(|b| msg.encode(draft, b)).await?;
                 }
-                msg = reader.decode(|b| ControlMessage::decode(b, draft)) => match msg? {
-                    None => return writer.finish(),
+                msg = reader.decode(|b| ControlMessage::decode(b, draft)), if reading => match msg? {
+                    None if draft.fin_cancels() => return writer.finish(),
+                    None => reading = false,
                     Some(Decoded::Message(ControlMessage::RequestUpdate(u))) if draft.request_streams() => {
                         // Nothing to change in what we send: acknowledge it.
                         self.peer_request(u.request_id).map_err(StreamError::Protocol)?;

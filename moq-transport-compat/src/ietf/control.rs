@@ -153,6 +153,9 @@ impl<T: Transport> Inner<T> {
                 // there is nothing to fall back to.
                 tracing::debug!(suffix = ?m.suffix, name = ?m.name, "peer is blocked from publishing a track");
             }
+            // Draft-20: the publisher's state of one of our subscriptions;
+            // it asks nothing of us, and the objects tell us the same.
+            M::PublishStateNotify(m) => tracing::trace!(?m, "publisher state"),
             M::Namespace(_) | M::NamespaceDone(_) => {
                 return Err(SessionError::protocol(
                     "message not allowed on the control stream",
@@ -235,13 +238,20 @@ impl<T: Transport> Inner<T> {
                     .map(|p| p.min(255) as u8),
             ),
         };
+        if filter.is_some() {
+            new.end_object = None;
+        }
         match filter {
             Some(SubscriptionFilter::AbsoluteStart(start)) => (new.start, new.end) = (Some(start), None),
             Some(SubscriptionFilter::AbsoluteRange { start, end_group }) => {
                 (new.start, new.end) = (Some(start), Some(end_group))
             }
+            Some(SubscriptionFilter::AbsoluteEnd { start, end }) => {
+                (new.start, new.end, new.end_object) = (Some(start), Some(end.group), Some(end.object))
+            }
             // Relative filters keep the start: they name where a new
-            // subscription begins, and this one has begun.
+            // subscription begins, and this one has begun. No filter
+            // (draft-20, Length 0) removes the end.
             Some(_) => new.end = None,
             None => {}
         }

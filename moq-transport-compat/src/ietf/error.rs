@@ -60,6 +60,8 @@ pub enum RequestFailure {
     Unauthorized,
     /// TIMEOUT (15+): no publisher came within the RENDEZVOUS_TIMEOUT.
     Timeout,
+    /// INVALID_FILTER (19+): a range filter beyond what we accept.
+    InvalidFilter,
 }
 
 impl RequestFailure {
@@ -73,6 +75,7 @@ impl RequestFailure {
             (_, F::NotSupported) => 0x3,
             // Draft-14 has no TIMEOUT; its SUBSCRIBE_ERROR 0x2 is TIMEOUT too.
             (_, F::Timeout) => 0x2,
+            (_, F::InvalidFilter) => 0x36,
             // 0x1 in every draft's tables (draft-14 per message, 15+ REQUEST_ERROR).
             (_, F::Unauthorized) => 0x1,
             (Draft::D14, F::DoesNotExist) => 0x4,

@@ -1,6 +1,9 @@
 //! FETCH served from the track cache: standalone, relative and absolute
-//! joining, ascending or descending, on one unidirectional stream per
-//! request, objects that exist only (an open group is not waited for).
+//! joining, and from draft-20 a range given by LOCATION_FILTER; ascending or
+//! descending, on one unidirectional stream per request, objects that exist
+//! only (an open group is not waited for). Draft-20's fills (a SUBSCRIBE's
+//! FILL_PARAMETERS) are the same stream under the SUBSCRIBE's Request ID,
+//! without FETCH_OK.
 
 use super::*;
 
@@ -17,6 +20,29 @@ impl<T: Transport> Inner<T> {
             }
         };
         let (track, start, end) = match m.fetch_type {
+            FetchType::Filtered { namespace, name } => {
+                let Some(track) = self.find_track(&namespace, &name) else {
+                    self.send(error(RequestFailure::DoesNotExist, "track does not exist"));
+                    return Ok(());
+                };
+                if self.refuse_range_filters(id, &m.parameters) {
+                    return Ok(());
+                }
+                let filter = crate::control::filter(&m.parameters, self.draft)
+                    .map_err(|e| SessionError::protocol(e.to_string()))?
+                    .unwrap_or(SubscriptionFilter::Unfiltered);
+                // "If no Objects have been published for the track or Start
+                // Location is greater than the Largest Object": INVALID_RANGE.
+                let range = largest_location(&track).and_then(|largest| fetch_range(filter, largest));
+                let Some((start, end)) = range else {
+                    self.send(error(
+                        RequestFailure::InvalidRange,
+                        "nothing published in the range",
+                    ));
+                    return Ok(());
+                };
+                (track, start, end)
+            }
             FetchType::Standalone {
                 namespace,
                 name,
@@ -113,6 +139,41 @@ impl<T: Transport> Inner<T> {
         Ok(())
     }
 
+    /// Draft-20 "Fill Semantics": the objects of `track` before the
+    /// subscription's start, as FILL_PARAMETERS (`fill`, the raw value: a
+    /// parameter block) selects them (its LOCATION_FILTER, else the
+    /// subscription's `filter`, evaluated as a FETCH's), on a fetch stream
+    /// under the SUBSCRIBE's Request ID `id`. No stream when the range is
+    /// empty or starts after the largest object.
+    pub(super) fn fill(
+        self: &Arc<Self>,
+        id: u64,
+        track: &TrackConsumer,
+        fill: &Bytes,
+        filter: SubscriptionFilter,
+    ) -> Result<(), SessionError> {
+        let draft = self.draft;
+        let inner = crate::control::decode_parameters(&mut fill.clone(), draft)
+            .map_err(|e| SessionError::protocol(format!("FILL_PARAMETERS: {e}")))?;
+        let filter = crate::control::filter(&inner, draft)
+            .map_err(|e| SessionError::protocol(format!("FILL_PARAMETERS: {e}")))?
+            .unwrap_or(filter);
+        let descending = inner.get_int(MessageParameter::GroupOrder.code())
+            == Some(crate::common::group_order::DESCENDING as u64);
+        let Some((start, end)) = largest_location(track).and_then(|largest| fetch_range(filter, largest))
+        else {
+            return Ok(());
+        };
+        let (objects, _) = cached_objects(track, start, end, descending);
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(err) = this.write_fetch_stream(id, objects, descending).await {
+                tracing::debug!(?err, "fill stream ended early");
+            }
+        });
+        Ok(())
+    }
+
     /// Answers a FETCH from the cache: groups `start.group..=end.0`, objects
     /// from `start.object` in the first, up to `end.1` (inclusive; `None`:
     /// the whole group) in the last. Only what is published now: "Objects
@@ -130,33 +191,7 @@ impl<T: Transport> Inner<T> {
         let _done = self.fetch_guard17(id);
         let draft = self.draft;
         let largest = largest_location(&track);
-        let mut objects = Vec::new();
-        // Whether the last group asked for was sent up to its end.
-        let mut last_group_whole = false;
-        for seq in start.group..=end.0 {
-            let Some(mut group) = track.group(seq) else {
-                continue;
-            };
-            let last = if seq == end.0 { end.1 } else { None };
-            let first = if seq == start.group { start.object } else { 0 };
-            let mut index = 0u64;
-            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            while last.is_none_or(|l| index <= l) {
-                match group.poll_read_frame(&mut cx) {
-                    std::task::Poll::Ready(Ok(Some(payload))) => {
-                        if index >= first {
-                            objects.push((seq, index, payload));
-                        }
-                        index += 1;
-                    }
-                    std::task::Poll::Ready(Ok(None)) => {
-                        last_group_whole = seq == end.0;
-                        break;
-                    }
-                    _ => break,
-                }
-            }
-        }
+        let (objects, end_group_frames) = cached_objects(&track, start, end, descending);
         if objects.is_empty() && draft == Draft::D14 {
             // Draft-14: "If no Objects exist in the requested range, the
             // publisher returns FETCH_ERROR with code NO_OBJECTS" (later
@@ -166,22 +201,31 @@ impl<T: Transport> Inner<T> {
             self.lock().fetches.remove(&id);
             return;
         }
-        if descending {
-            // Stable: objects stay ascending within their group.
-            objects.sort_by_key(|(g, _, _)| std::cmp::Reverse(*g));
-        }
-        // FETCH_OK's End Location ({{message-fetch-ok}}): the largest object
-        // plus one where the request reached past it; the requested group
-        // with object 0 where a whole group was asked for and sent to its
-        // end; otherwise what was requested. (End Object: last + 1, 0 = the
-        // whole group, as in the request.)
-        let requested = Location::new(end.0, end.1.map_or(0, |o| o + 1));
         let beyond = largest
             .is_none_or(|l| end.0 > l.group || (end.0 == l.group && end.1.is_none_or(|o| o > l.object)));
-        let end_location = match (largest, end.1) {
-            (Some(_), None) if last_group_whole => requested,
-            (Some(l), _) if beyond => Location::new(l.group, l.object + 1),
-            _ => requested,
+        let end_location = match draft.filtered_fetch() {
+            // Draft-20 ({{message-fetch-ok}}: "the end of the range covered
+            // by the FETCH response", inclusive as draft-22 says): what was
+            // asked, or the largest object where that came first.
+            true => match (largest, end.1) {
+                (Some(l), _) if beyond => l,
+                (_, Some(o)) => Location::new(end.0, o),
+                (_, None) => Location::new(end.0, end_group_frames.unwrap_or(1).saturating_sub(1)),
+            },
+            // FETCH_OK's End Location up to draft-19: the largest object
+            // plus one where the request reached past it; the requested
+            // group with object 0 where a whole group was asked for and
+            // sent to its end; otherwise what was requested. (End Object:
+            // last + 1, 0 = the whole group, as in the request.)
+            false => {
+                let requested = Location::new(end.0, end.1.map_or(0, |o| o + 1));
+                let last_group_whole = end.1.is_none() && end_group_frames.is_some_and(|n| n > 0);
+                match (largest, end.1) {
+                    (Some(_), None) if last_group_whole => requested,
+                    (Some(l), _) if beyond => Location::new(l.group, l.object + 1),
+                    _ => requested,
+                }
+            }
         };
         self.send(ControlMessage::FetchOk(FetchOk {
             request_id: id,
@@ -194,35 +238,177 @@ impl<T: Transport> Inner<T> {
             parameters: Parameters::new(),
             track_extensions: KeyValuePairs::new(),
         }));
-        let result: Result<(), StreamError> = async {
-            let send = self
-                .transport
-                .open_uni()
-                .await
-                .map_err(|e| StreamError::Closed(transport_error(e)))?;
-            let mut writer = Writer::new(send);
-            writer
-                .encode(|b| StreamHeader::Fetch(FetchHeader { request_id: id }).encode(draft, b))
-                .await?;
-            let mut fetch = FetchWriter::descending(descending);
-            for (group, object, payload) in objects {
-                self.stats.frame_out(payload.len() as u64);
-                let item = FetchItem::Object(FetchObject {
-                    group_id: group,
-                    subgroup_id: Some(0),
-                    object_id: object,
-                    publisher_priority: PUBLISHER_PRIORITY,
-                    extensions: KeyValuePairs::new(),
-                    content: ObjectContent::Payload(payload),
-                });
-                writer.encode(|b| fetch.encode(&item, draft, b)).await?;
-            }
-            writer.finish_acked().await
-        }
-        .await;
-        if let Err(err) = result {
+        if let Err(err) = self.write_fetch_stream(id, objects, descending).await {
             tracing::debug!(?err, "fetch stream ended early");
         }
         self.lock().fetches.remove(&id);
+    }
+
+    /// Writes `objects` on a new fetch stream for request `id`.
+    async fn write_fetch_stream(
+        &self,
+        id: u64,
+        objects: Vec<(u64, u64, Bytes)>,
+        descending: bool,
+    ) -> Result<(), StreamError> {
+        let draft = self.draft;
+        let send = self
+            .transport
+            .open_uni()
+            .await
+            .map_err(|e| StreamError::Closed(transport_error(e)))?;
+        let mut writer = Writer::new(send);
+        writer
+            .encode(|b| StreamHeader::Fetch(FetchHeader { request_id: id }).encode(draft, b))
+            .await?;
+        let mut fetch = FetchWriter::descending(descending);
+        for (group, object, payload) in objects {
+            self.stats.frame_out(payload.len() as u64);
+            let item = FetchItem::Object(FetchObject {
+                group_id: group,
+                subgroup_id: Some(0),
+                object_id: object,
+                publisher_priority: PUBLISHER_PRIORITY,
+                extensions: KeyValuePairs::new(),
+                content: ObjectContent::Payload(payload),
+            });
+            writer.encode(|b| fetch.encode(&item, draft, b)).await?;
+        }
+        writer.finish_acked().await
+    }
+}
+
+/// The objects of `track` cached now in `start ..= end` (`end.1`: the last
+/// object of group `end.0`, `None` the whole group), groups in the order
+/// asked, objects ascending within each; and how many objects group `end.0`
+/// holds now, if it is there.
+fn cached_objects(
+    track: &TrackConsumer,
+    start: Location,
+    end: (u64, Option<u64>),
+    descending: bool,
+) -> (Vec<(u64, u64, Bytes)>, Option<u64>) {
+    let mut objects = Vec::new();
+    let mut end_group_frames = None;
+    for seq in start.group..=end.0 {
+        let Some(mut group) = track.group(seq) else {
+            continue;
+        };
+        let last = if seq == end.0 { end.1 } else { None };
+        let first = if seq == start.group { start.object } else { 0 };
+        let mut index = 0u64;
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        while last.is_none_or(|l| index <= l) {
+            match group.poll_read_frame(&mut cx) {
+                std::task::Poll::Ready(Ok(Some(payload))) => {
+                    if index >= first {
+                        objects.push((seq, index, payload));
+                    }
+                    index += 1;
+                }
+                _ => break,
+            }
+        }
+        if seq == end.0 {
+            end_group_frames = Some(index);
+        }
+    }
+    if descending {
+        // Stable: objects stay ascending within their group.
+        objects.sort_by_key(|(g, _, _)| std::cmp::Reverse(*g));
+    }
+    (objects, end_group_frames)
+}
+
+/// Draft-20 "Location Filters" evaluated for a FETCH (or a fill) against the
+/// `largest` object: the range `(start, (end group, end object))`, never past
+/// `largest` (an open end is `largest`); `None` when it starts after it.
+pub(super) fn fetch_range(
+    filter: SubscriptionFilter,
+    largest: Location,
+) -> Option<(Location, (u64, Option<u64>))> {
+    use SubscriptionFilter as F;
+    let to_largest = (largest.group, Some(largest.object));
+    let (start, end) = match filter {
+        F::Unfiltered => (Location::new(0, 0), to_largest),
+        F::NextGroupStart => (Location::new(largest.group.checked_add(1)?, 0), to_largest),
+        F::RelativeStart(n) => (
+            Location::new((largest.group + 1).saturating_sub(n), 0),
+            to_largest,
+        ),
+        F::LargestObject => (
+            Location::new(largest.group, largest.object.checked_add(1)?),
+            to_largest,
+        ),
+        F::AbsoluteStart(s) => (s, to_largest),
+        F::AbsoluteRange { start, end_group } if end_group < largest.group => (start, (end_group, None)),
+        F::AbsoluteRange { start, .. } => (start, to_largest),
+        F::AbsoluteEnd { start, end } if end < largest => (start, (end.group, Some(end.object))),
+        F::AbsoluteEnd { start, .. } => (start, to_largest),
+    };
+    (start <= largest && start.group <= end.0).then_some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetch_ranges_stop_at_the_largest_object() {
+        use SubscriptionFilter as F;
+        let largest = Location::new(5, 2);
+        let l = |g, o| Location::new(g, o);
+        assert_eq!(fetch_range(F::Unfiltered, largest), Some((l(0, 0), (5, Some(2)))));
+        assert_eq!(
+            fetch_range(F::RelativeStart(1), largest),
+            Some((l(5, 0), (5, Some(2))))
+        );
+        assert_eq!(
+            fetch_range(F::RelativeStart(9), largest),
+            Some((l(0, 0), (5, Some(2))))
+        );
+        assert_eq!(fetch_range(F::NextGroupStart, largest), None);
+        assert_eq!(fetch_range(F::LargestObject, largest), None);
+        assert_eq!(fetch_range(F::AbsoluteStart(l(6, 0)), largest), None);
+        assert_eq!(
+            fetch_range(
+                F::AbsoluteRange {
+                    start: l(1, 1),
+                    end_group: 3
+                },
+                largest
+            ),
+            Some((l(1, 1), (3, None)))
+        );
+        assert_eq!(
+            fetch_range(
+                F::AbsoluteRange {
+                    start: l(1, 1),
+                    end_group: 7
+                },
+                largest
+            ),
+            Some((l(1, 1), (5, Some(2))))
+        );
+        assert_eq!(
+            fetch_range(
+                F::AbsoluteEnd {
+                    start: l(1, 1),
+                    end: l(5, 1)
+                },
+                largest
+            ),
+            Some((l(1, 1), (5, Some(1))))
+        );
+        assert_eq!(
+            fetch_range(
+                F::AbsoluteEnd {
+                    start: l(1, 1),
+                    end: l(5, 9)
+                },
+                largest
+            ),
+            Some((l(1, 1), (5, Some(2))))
+        );
     }
 }

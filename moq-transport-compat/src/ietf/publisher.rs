@@ -20,6 +20,9 @@ pub(super) struct Wanted {
     pub start: Option<Location>,
     /// The last group to send, inclusive; `None`: open ended.
     pub end: Option<u64>,
+    /// Draft-20+: the last object of the `end` group, inclusive; `None`:
+    /// the whole group.
+    pub end_object: Option<u64>,
     /// The Forward State: at 0 no objects are sent.
     pub forward: bool,
     /// Subscriber Priority: a lower value is sent first.
@@ -74,6 +77,7 @@ impl Wanted {
         Wanted {
             start,
             end,
+            end_object: None,
             forward,
             subscriber_priority,
             ascending: order == crate::common::group_order::ASCENDING,
@@ -170,14 +174,18 @@ impl<T: Transport> Inner<T> {
             Draft::D14 => m.filter,
             _ => crate::control::filter(&m.parameters, draft)
                 .map_err(|e| SessionError::protocol(e.to_string()))?
-                .unwrap_or_default(),
+                .unwrap_or(SubscriptionFilter::absent(draft)),
         };
+        if self.refuse_range_filters(m.request_id, &m.parameters) {
+            return Ok(());
+        }
         // A start in the past reaches the publisher of a track requested
         // upstream (the cache serves what it holds).
         let explicit = match filter {
-            SubscriptionFilter::AbsoluteStart(s) | SubscriptionFilter::AbsoluteRange { start: s, .. } => {
-                Some(s.group)
-            }
+            SubscriptionFilter::AbsoluteStart(s)
+            | SubscriptionFilter::AbsoluteRange { start: s, .. }
+            | SubscriptionFilter::AbsoluteEnd { start: s, .. } => Some(s.group),
+            SubscriptionFilter::Unfiltered => Some(0),
             _ => None,
         };
         let Some(mut track) = self.find_track_from(&m.namespace, &m.name, explicit) else {
@@ -212,11 +220,25 @@ impl<T: Transport> Inner<T> {
             SubscriptionFilter::LargestObject => largest_before(&track),
             _ => largest_location(&track),
         };
+        let mut end_object = None;
         let (start, end) = match filter {
             SubscriptionFilter::LargestObject => {
                 (largest.map(|l| Location::new(l.group, l.object + 1)), None)
             }
             SubscriptionFilter::NextGroupStart => (largest.map(|l| Location::new(l.group + 1, 0)), None),
+            // Draft-20: {Largest.Group + 1 - n, 0}, clamped at group 0.
+            SubscriptionFilter::RelativeStart(n) => (
+                Some(Location::new(
+                    largest.map_or(0, |l| (l.group + 1).saturating_sub(n)),
+                    0,
+                )),
+                None,
+            ),
+            SubscriptionFilter::Unfiltered => (Some(Location::new(0, 0)), None),
+            SubscriptionFilter::AbsoluteEnd { start, end } => {
+                end_object = Some(end.object);
+                (Some(start), Some(end.group))
+            }
             SubscriptionFilter::AbsoluteStart(s) => (Some(s), None),
             SubscriptionFilter::AbsoluteRange { start, end_group } => {
                 if end_group < start.group {
@@ -238,7 +260,8 @@ impl<T: Transport> Inner<T> {
         if let Some(start) = start {
             track.restart_from(start.group);
         }
-        let wanted = Wanted::of(&m, start, end, draft);
+        let mut wanted = Wanted::of(&m, start, end, draft);
+        wanted.end_object = end_object;
         let alias = {
             let mut state = self.lock();
             let alias = state.next_alias;
@@ -270,8 +293,31 @@ impl<T: Transport> Inner<T> {
             parameters,
             track_extensions: KeyValuePairs::new(),
         }));
+        // Draft-20 "Fill Semantics": what precedes the start, on a fetch
+        // stream under this SUBSCRIBE's Request ID.
+        if let Some(fill) = m.parameters.get_bytes(MessageParameter::FillParameters.code()) {
+            if draft.filtered_fetch() && wanted.forward {
+                self.fill(m.request_id, &track, fill, filter)?;
+            }
+        }
         self.serve(m.request_id, alias, track, largest, largest_object, wanted);
         Ok(())
+    }
+
+    /// Draft-19 range filters: we declare no MAX_FILTER_RANGES, so the
+    /// limit is 0 and any range in a request exceeds it: REQUEST_ERROR
+    /// INVALID_FILTER ("Range Filters"). An empty one says "no filter".
+    pub(super) fn refuse_range_filters(&self, id: u64, parameters: &Parameters) -> bool {
+        let ranged = self.draft.range_filters()
+            && parameters.0.iter().any(|p| {
+                MessageParameter::from(p.key).is_range_filter()
+                    && p.value != moq_lite::coding::Value::Bytes(Bytes::new())
+            });
+        if ranged {
+            let err = self.request_error(id, RequestFailure::InvalidFilter, "no range filters are accepted");
+            self.send(ControlMessage::RequestError(err));
+        }
+        ranged
     }
 
     /// Serves `track` to the peer under request `id` and `alias` (after
@@ -313,6 +359,11 @@ impl<T: Transport> Inner<T> {
         mut wanted: watch::Receiver<Wanted>,
     ) {
         let track_priority = track.info().priority;
+        // Draft-20: "A publisher does not end a subscription solely because
+        // the Largest Object advances past the end of the current Location
+        // Filter" (and SUBSCRIPTION_ENDED is gone): past the end it sends
+        // nothing more, until the track ends or an update moves the range.
+        let range_ends = !self.draft.filtered_fetch();
         let mut groups = JoinSet::new();
         // Group streams in flight, by sequence: a subscriber that stops
         // reading pins what they hold, so they are bounded as in moq-lite
@@ -329,7 +380,10 @@ impl<T: Transport> Inner<T> {
                         let seq = group.sequence();
                         let w = *wanted.borrow();
                         if w.end.is_some_and(|e| seq > e) {
-                            break (DoneCode::SubscriptionEnded, "end of range");
+                            if range_ends {
+                                break (DoneCode::SubscriptionEnded, "end of range");
+                            }
+                            continue;
                         }
                         last = last.max(Some(seq));
                         if w.start.is_some_and(|s| seq < s.group) || !w.forward {
@@ -346,13 +400,14 @@ impl<T: Transport> Inner<T> {
                             self.stats.dropped(1);
                         }
                         let priority = w.stream_priority(track_priority, seq);
-                        let send = self.clone().send_group(alias, group, skip, priority);
+                        let last = w.end_object.filter(|_| w.end == Some(seq));
+                        let send = self.clone().send_group(alias, group, skip, last, priority);
                         let task = groups.spawn(async move {
                             send.await;
                             seq
                         });
                         inflight.insert(seq, tokio::time::Instant::now(), task);
-                        if w.end == Some(seq) {
+                        if w.end == Some(seq) && range_ends {
                             break (DoneCode::SubscriptionEnded, "end of range");
                         }
                     }
@@ -370,7 +425,7 @@ impl<T: Transport> Inner<T> {
                 // An update narrowed the end to a group already seen.
                 Ok(()) = wanted.changed() => {
                     let end = wanted.borrow().end;
-                    if end.is_some_and(|e| last.is_some_and(|l| l >= e)) {
+                    if range_ends && end.is_some_and(|e| last.is_some_and(|l| l >= e)) {
                         break (DoneCode::SubscriptionEnded, "end of range");
                     }
                 }
@@ -391,18 +446,25 @@ impl<T: Transport> Inner<T> {
         alias: u64,
         mut group: GroupConsumer,
         skip: u64,
+        last: Option<u64>,
         priority: i32,
     ) {
-        if let Err(err) = self.send_group_inner(alias, &mut group, skip, priority).await {
+        if let Err(err) = self
+            .send_group_inner(alias, &mut group, skip, last, priority)
+            .await
+        {
             tracing::debug!(?err, "group stream ended early");
         }
     }
 
+    /// Sends objects `skip..` of `group` (up to `last`, inclusive, when
+    /// given) on a subgroup stream.
     pub(super) async fn send_group_inner(
         &self,
         alias: u64,
         group: &mut GroupConsumer,
         skip: u64,
+        last: Option<u64>,
         priority: i32,
     ) -> Result<(), StreamError> {
         let draft = self.draft;
@@ -427,6 +489,9 @@ impl<T: Transport> Inner<T> {
         let mut objects = SubgroupWriter::new(&header);
         let mut index = 0u64;
         loop {
+            if last.is_some_and(|l| index > l) {
+                return writer.finish_acked().await;
+            }
             match group.read_frame().await {
                 Ok(Some(payload)) => {
                     if index >= skip {

@@ -174,6 +174,8 @@ impl<T: Transport> Inner<T> {
                 // by cancelling the request", and §Request Cancellation
                 // cancels with RESET_STREAM / STOP_SENDING.
                 M::PublishNamespaceDone(m) => self.route(m.request_id, RouteCmd::Reset),
+                // An update of a request travels on that request's stream.
+                M::RequestUpdate(ref u) => self.route(u.existing_request_id, RouteCmd::Msg(msg)),
                 msg => {
                     if let Some(id) = request_id(&msg) {
                         let (tx, cmds) = mpsc::unbounded_channel();

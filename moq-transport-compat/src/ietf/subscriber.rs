@@ -408,7 +408,9 @@ impl<T: Transport> Inner<T> {
             return Ok(());
         }
         let mut parameters = Parameters::new();
-        if draft > Draft::D14 {
+        // Draft-20 moved the subscription's parameters to PUBLISH (PUBLISH_OK
+        // carries EXPIRES alone): forwarding is what the PUBLISH said.
+        if draft > Draft::D14 && !draft.filtered_fetch() {
             parameters.set_int(MessageParameter::Forward.code(), 1);
         }
         self.send(ControlMessage::PublishOk(PublishOk {
@@ -419,6 +421,21 @@ impl<T: Transport> Inner<T> {
             filter: SubscriptionFilter::LargestObject,
             parameters,
         }));
+        // Draft-20: a PUBLISH with FORWARD 0 sends nothing until asked;
+        // the track is here to be read, so ask (REQUEST_UPDATE on its stream).
+        if draft.filtered_fetch() && m.parameters.get_int(MessageParameter::Forward.code()) == Some(0) {
+            let id = self.lock().ids.take(u64::MAX);
+            if let Take::Id(id) = id {
+                let mut parameters = Parameters::new();
+                parameters.set_int(MessageParameter::Forward.code(), 1);
+                self.send(ControlMessage::RequestUpdate(crate::control::RequestUpdate {
+                    request_id: id,
+                    existing_request_id: m.request_id,
+                    parameters,
+                    ..Default::default()
+                }));
+            }
+        }
         let this = self.clone();
         let (id, alias) = (m.request_id, m.track_alias);
         tokio::spawn(async move { this.follow(id, alias, track, done_rx, Demand::Pushed).await });
@@ -475,7 +492,18 @@ impl<T: Transport> Inner<T> {
                 id
             }
         };
-        if subgroup != 0 {
+        // Draft-18: a stream without FIRST_OBJECT may start partway through
+        // its group. Frames are objects 0, 1, 2... in the model, so a group
+        // whose head is missing cannot be held: it is dropped, as a stream
+        // of another sub-group is.
+        let mut headless = false;
+        if !header.first_object && subgroup == 0 {
+            if first.is_none() {
+                first = reader.decode(|b| objects.decode(b, draft)).await?;
+            }
+            headless = first.as_ref().is_some_and(|obj| obj.object_id != 0);
+        }
+        if subgroup != 0 || headless {
             // Counted among the subscription's streams (PUBLISH_DONE's Stream
             // Count includes them), once its alias is known.
             if self.track_for(header.track_alias).await.is_some() {
@@ -490,7 +518,8 @@ impl<T: Transport> Inner<T> {
                 subgroup,
                 group = header.group_id,
                 count,
-                "dropped objects outside sub-group 0"
+                headless,
+                "dropped objects outside sub-group 0, or of a group joined partway"
             );
             return Ok(());
         }
