@@ -406,7 +406,19 @@ impl ControlMessage {
     pub fn decode<B: Buf>(buf: &mut B, draft: Draft) -> Result<Decoded, DecodeError> {
         let ty = get_vi(buf, draft)?;
         decode_framed(buf, LengthPrefix::U16, |body| {
-            match Self::decode_body(ty, body, draft)? {
+            let whole = body.clone();
+            let first = Self::decode_body(ty, body, draft);
+            if draft.request_streams() && (first.is_err() || body.has_remaining()) {
+                // A deployed deviation: LARGEST_OBJECT with a length (see
+                // `params::with_prefixed_locations`).
+                let mut again = whole;
+                let retry = params::with_prefixed_locations(|| Self::decode_body(ty, &mut again, draft));
+                if let (Ok(Some(m)), false) = (retry, again.has_remaining()) {
+                    *body = again;
+                    return Ok(Decoded::Message(m));
+                }
+            }
+            match first? {
                 Some(m) => Ok(Decoded::Message(m)),
                 None => Ok(Decoded::Unknown {
                     message_type: ty,
@@ -477,6 +489,37 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    // SUBSCRIBE_OK (draft-20): alias 4, LARGEST_OBJECT {5, 2}, Track
+    // Properties TIMESCALE 90000 (0x08), DEFAULT_PUBLISHER_PRIORITY 64 (0x0E),
+    // DEFAULT_PUBLISHER_GROUP_ORDER 2 (0x22). The texts write the Location
+    // bare; @moq/net 0.3.4 with a length: both read the same.
+    #[test]
+    fn largest_object_bare_or_with_a_length() {
+        #[rustfmt::skip]
+        let bare = [0x04, 0x00, 0x0d, 0x04, 0x01, 0x09, 0x05, 0x02, 0x08, 0xc1, 0x5f, 0x90, 0x06, 0x40, 0x14, 0x02];
+        #[rustfmt::skip]
+        let with_length = [0x04, 0x00, 0x0e, 0x04, 0x01, 0x09, 0x02, 0x05, 0x02, 0x08, 0xc1, 0x5f, 0x90, 0x06, 0x40, 0x14, 0x02];
+        let mut ok = SubscribeOk {
+            track_alias: 4,
+            ..Default::default()
+        };
+        set_location(
+            &mut ok.parameters,
+            MessageParameter::LargestObject.code(),
+            crate::common::Location::new(5, 2),
+            Draft::D20,
+        )
+        .unwrap();
+        ok.track_extensions.set_int(0x08, 90_000);
+        ok.track_extensions.set_int(0x0e, 64);
+        ok.track_extensions.set_int(0x22, 2);
+        check(&ControlMessage::SubscribeOk(ok.clone()), Draft::D20, &bare);
+        assert_eq!(
+            ControlMessage::decode(&mut &with_length[..], Draft::D20),
+            Ok(Decoded::Message(ControlMessage::SubscribeOk(ok)))
+        );
     }
 
     #[test]

@@ -28,6 +28,25 @@ use crate::varint::{get_bytes, get_len, get_u8, get_vi, put_bytes, put_vi};
 /// Message parameters: key-value pairs in memory, see the module docs.
 pub type Parameters = KeyValuePairs;
 
+thread_local! {
+    /// Whether Location values are read with a length before them (see
+    /// [`with_prefixed_locations`]).
+    static PREFIXED_LOCATIONS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` reading draft-17+ Location parameters (LARGEST_OBJECT) as a
+/// length then the Location. The texts give the Location bare, and so do
+/// the reference implementation and aiomoqt; the browser client @moq/net
+/// 0.3.4 writes a length first (the key-value rule for odd types), so a
+/// message that does not parse bare is tried this way once
+/// ([`super::ControlMessage::decode`]).
+pub(crate) fn with_prefixed_locations<R>(f: impl FnOnce() -> R) -> R {
+    PREFIXED_LOCATIONS.with(|p| p.set(true));
+    let result = f();
+    PREFIXED_LOCATIONS.with(|p| p.set(false));
+    result
+}
+
 moq_lite::wire_enum! {
     /// Message parameter types.
     pub enum MessageParameter {
@@ -216,7 +235,17 @@ pub fn decode_parameters<B: Buf>(buf: &mut B, draft: Draft) -> Result<Parameters
             Form17::Location => {
                 // Capture the two varints' bytes as they are on the wire.
                 let mut raw = BytesMut::new();
-                let loc = Location::decode(buf, draft)?;
+                let loc = match PREFIXED_LOCATIONS.with(|p| p.get()) {
+                    true => {
+                        let mut value = get_bytes(buf, draft, MAX_KEY_VALUE_LEN, "parameter value")?;
+                        let loc = Location::decode(&mut value, draft)?;
+                        if value.has_remaining() {
+                            return Err(DecodeError::Invalid("location parameter longer than a location"));
+                        }
+                        loc
+                    }
+                    false => Location::decode(buf, draft)?,
+                };
                 loc.encode(draft, &mut raw)
                     .map_err(|_| DecodeError::Invalid("location"))?;
                 Value::Bytes(raw.freeze())

@@ -501,7 +501,8 @@ impl<T: Transport> Inner<T> {
             if first.is_none() {
                 first = reader.decode(|b| objects.decode(b, draft)).await?;
             }
-            headless = first.as_ref().is_some_and(|obj| obj.object_id != 0);
+            // (A stream with no object at all starts nothing either.)
+            headless = first.as_ref().is_none_or(|obj| obj.object_id != 0);
         }
         if subgroup != 0 || headless {
             // Counted among the subscription's streams (PUBLISH_DONE's Stream
