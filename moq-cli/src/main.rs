@@ -37,7 +37,7 @@ struct Global {
     tls_root: Vec<PathBuf>,
 
     /// Force one protocol version: moq-lite-06, moq-lite-05, moq-lite-04, moq-lite-03, moq-lite-02,
-    /// moq-transport-14, -15, -16, -17 (IETF).
+    /// moq-transport-14 .. -22 (IETF).
     #[arg(long, global = true, value_name = "NAME")]
     protocol: Option<Protocol>,
 

@@ -26,8 +26,8 @@ use serde::Deserialize;
     version,
     about = "A Media over QUIC relay (moq-lite and IETF moq-transport)",
     after_help = "Versions, in order of preference: moq-lite-06, moq-lite-05, moq-lite-04, moq-lite-03, moq-lite-02 \
-                  and -01 (SETUP), moq-transport-17, -16, -15, -14; over raw QUIC, WebTransport and \
-                  WebSocket (QMux)."
+                  and -01 (SETUP), moq-transport-22, -21, -20, -19, -18, -17, -16, -15, -14; over raw QUIC, \
+                  WebTransport and WebSocket (QMux)."
 )]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {

@@ -26,6 +26,8 @@ mod request;
 mod session;
 mod setup;
 mod subscribe;
+#[cfg(test)]
+mod vectors;
 
 pub use fetch::*;
 pub use namespaces::*;
