@@ -361,7 +361,7 @@ enum Dialled {
 #[derive(Clone)]
 pub enum Link {
     /// Raw QUIC or WebTransport.
-    Quic(Box<moq_lite::endpoint::web_transport_quinn::Session>),
+    Quic(Box<moq_lite::endpoint::QuicSession>),
     /// QMux over WebSocket.
     WebSocket(Box<moq_lite::endpoint::websocket::Session>),
 }

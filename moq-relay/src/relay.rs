@@ -422,7 +422,7 @@ async fn serve_quic(incoming: Incoming, shared: Arc<Shared>, id: u64, slot: Slot
             return;
         }
     };
-    let connection = (*accepted.session).clone();
+    let connection = (**accepted.session).clone();
     let link = Link {
         remote,
         transport: accepted.transport,
