@@ -370,7 +370,7 @@ impl Link {
     /// Closes the connection cleanly (code 0).
     pub fn close(&self) {
         match self {
-            Link::Quic(session) => session.close(0, b"done"),
+            Link::Quic(session) => web_transport_trait::Session::close(&**session, 0, "done"),
             Link::WebSocket(session) => web_transport_trait::Session::close(&**session, 0, "done"),
         }
     }

@@ -20,8 +20,8 @@ use quinn::{IdleTimeout, VarInt};
 /// | `idle_timeout` | 10 s | a live viewer notices a stall after a few seconds; two lost keep-alives still fit |
 /// | `max_bidi_streams` | 128 | bidi streams are control requests (subscribe, announce): one per track subscribed |
 /// | `max_uni_streams` | 256 | one uni stream per group in flight: live tracks have one or two each |
-/// | `initial_bidi_streams` | 16 | where the bidi limit starts: quinn keeps state for every stream the peer may open, so granting the maximums up front was most of an idle connection's memory (128/256 ~17 KiB). The limit doubles once half of it is in use ([`super::QuicSession`]) |
-/// | `initial_uni_streams` | 16 | the same for uni streams: a session with a few tracks never needs more; a burst of groups raises it within a round trip or two |
+/// | `initial_bidi_streams` | 8 | where the bidi limit starts: quinn keeps state for every stream the peer may open, so granting the maximums up front was most of an idle connection's memory (128/256 ~17 KiB; 16/16 ~1.6 KiB, 8/8 ~0.8 KiB). The limit doubles once half of it is in use ([`super::QuicSession`]). Not lower: a WebTransport peer's HTTP/3 streams (the CONNECT stream; up to three uni control streams) count against it unseen, and half the limit must stay reachable by the session's own streams |
+/// | `initial_uni_streams` | 8 | the same for uni streams: an idle session needs one or two; a burst of groups raises it one doubling per round trip (8 to 256 in five) |
 /// | `stream_receive_window` | 1 MiB | a keyframe group fits in one round trip; ~80 Mbit/s per stream at 100 ms RTT |
 /// | `receive_window` | 4 MiB | bounds the unread data buffered per connection; ~330 Mbit/s at 100 ms RTT |
 /// | `send_window` | 4 MiB | bounds the unacknowledged data buffered per connection, same reasoning |
@@ -63,8 +63,8 @@ impl Default for QuicConfig {
             idle_timeout: Some(Duration::from_secs(10)),
             max_bidi_streams: 128,
             max_uni_streams: 256,
-            initial_bidi_streams: 16,
-            initial_uni_streams: 16,
+            initial_bidi_streams: 8,
+            initial_uni_streams: 8,
             stream_receive_window: 1024 * 1024,
             receive_window: 4 * 1024 * 1024,
             send_window: 4 * 1024 * 1024,

@@ -7,7 +7,7 @@
 //! `web_transport_trait::Session`, only its accepted streams carry a
 //! handle that counts them closed when dropped.
 
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BufMut, Bytes};
@@ -200,6 +200,21 @@ impl QuicSendStream {
     }
 }
 
+// The quinn stream, for what the trait does not cover (`stopped`, ids).
+impl Deref for QuicSendStream {
+    type Target = web_transport_quinn::SendStream;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl DerefMut for QuicSendStream {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
+
 impl std::fmt::Debug for QuicSendStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.inner.fmt(f)
@@ -216,6 +231,20 @@ pub struct QuicRecvStream {
 impl QuicRecvStream {
     fn new(inner: web_transport_quinn::RecvStream, held: Option<Arc<Held>>) -> Self {
         Self { inner, _held: held }
+    }
+}
+
+impl Deref for QuicRecvStream {
+    type Target = web_transport_quinn::RecvStream;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl DerefMut for QuicRecvStream {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
     }
 }
 
