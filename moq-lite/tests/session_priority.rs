@@ -214,7 +214,14 @@ impl Harness {
             &server,
             ClientConfig {
                 protocols: vec!["moq-lite-04".into()],
-                quic,
+                // The client takes streams by hand, on the bare session,
+                // which never raises its limits: it grants the maximums
+                // from the start, so that only priority orders the groups.
+                quic: QuicConfig {
+                    initial_bidi_streams: quic.max_bidi_streams,
+                    initial_uni_streams: quic.max_uni_streams,
+                    ..quic
+                },
                 ..Default::default()
             },
         );
