@@ -203,7 +203,7 @@ async fn send(
                 conns.spawn(async move {
                     match incoming.accept().await {
                         Ok(accepted) => {
-                            let conn: quinn::Connection = (*accepted.session).clone();
+                            let conn: quinn::Connection = (**accepted.session).clone();
                             if let Err(err) = feed(conn, rx).await {
                                 stats.error("baseline send", err);
                             }
@@ -274,7 +274,7 @@ async fn receive(
     let begin = Instant::now();
     let client = Client::new(config)?;
     let connected = client.connect(url).await?;
-    let conn: quinn::Connection = (*connected.session).clone();
+    let conn: quinn::Connection = (**connected.session).clone();
     stats.record_setup(begin.elapsed().as_micros() as u64);
     stats.connections_opened.fetch_add(1, Ordering::Relaxed);
     stats.connections_up.fetch_add(1, Ordering::Relaxed);

@@ -361,7 +361,7 @@ enum Dialled {
 #[derive(Clone)]
 pub enum Link {
     /// Raw QUIC or WebTransport.
-    Quic(Box<moq_lite::endpoint::web_transport_quinn::Session>),
+    Quic(Box<moq_lite::endpoint::QuicSession>),
     /// QMux over WebSocket.
     WebSocket(Box<moq_lite::endpoint::websocket::Session>),
 }
@@ -370,7 +370,7 @@ impl Link {
     /// Closes the connection cleanly (code 0).
     pub fn close(&self) {
         match self {
-            Link::Quic(session) => session.close(0, b"done"),
+            Link::Quic(session) => web_transport_trait::Session::close(&**session, 0, "done"),
             Link::WebSocket(session) => web_transport_trait::Session::close(&**session, 0, "done"),
         }
     }

@@ -615,3 +615,109 @@ async fn route_costs_add_the_link_price_on_lite06() {
         tokio::time::timeout(LIMIT, run).await.expect("timed out");
     }
 }
+
+/// Streams in flight past the initial concurrent-stream limit (8): 200
+/// groups held open at once (ten tracks of twenty, none finished), so every
+/// one needs its own stream open at the same time. The receiving side must
+/// raise its limit as they come, in both directions and over both
+/// transports, or the later groups never arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_in_flight_past_the_initial_stream_limit_all_arrive() {
+    const TRACKS: u64 = 10;
+    const GROUPS: u64 = 20;
+    for scheme in ["moql", "https"] {
+        for client_publishes in [false, true] {
+            let run = async {
+                let (server, client, url) = endpoints(scheme, &["moq-lite-06"]);
+                let publisher = OriginProducer::new();
+                let subscriber = OriginProducer::new();
+                let (server_origins, client_origins) = if client_publishes {
+                    (
+                        (None, Some(subscriber.clone())),
+                        (Some(publisher.consume()), None),
+                    )
+                } else {
+                    (
+                        (Some(publisher.consume()), None),
+                        (None, Some(subscriber.clone())),
+                    )
+                };
+                let accept = async {
+                    let accepted = server.accept().await.unwrap().accept().await.unwrap();
+                    let raw = accepted.session.clone();
+                    let session = Session::accept(accepted.session, server_origins.0, server_origins.1);
+                    (session.await.unwrap(), raw)
+                };
+                let connect = async {
+                    let connected = client.connect(&url).await.unwrap();
+                    let raw = connected.session.clone();
+                    let session = Session::connect(connected.session, client_origins.0, client_origins.1);
+                    (session.await.unwrap(), raw)
+                };
+                let ((_server_session, server_raw), (_client_session, client_raw)) =
+                    tokio::join!(accept, connect);
+                let (sending, receiving) = if client_publishes {
+                    (client_raw, server_raw)
+                } else {
+                    (server_raw, client_raw)
+                };
+                let quic = moq_lite::endpoint::QuicConfig::default();
+                let initial = (quic.initial_bidi_streams.into(), quic.initial_uni_streams.into());
+                assert_eq!(receiving.stream_limits(), initial, "the initial limits");
+                assert!(
+                    TRACKS * GROUPS > initial.1 * 16,
+                    "the test needs several doublings"
+                );
+
+                let broadcast = publisher.create_broadcast("b").unwrap();
+                let mut tracks = Vec::new();
+                let mut consumers = Vec::new();
+                for t in 0..TRACKS {
+                    let name = format!("t{t}");
+                    tracks.push(broadcast.create_track(Track::new(name.as_str())));
+                    consumers.push(subscribe(&subscriber, "b", &name).await);
+                }
+                // Each subscription has reached the publisher.
+                for track in &tracks {
+                    while track.is_unused() {
+                        tokio::task::yield_now().await;
+                    }
+                }
+
+                // Open every group and keep it open: one stream each.
+                let mut open = Vec::new();
+                for g in 0..GROUPS {
+                    for (t, track) in tracks.iter_mut().enumerate() {
+                        let mut group = track.append_group().unwrap();
+                        group.write_frame(Bytes::from(format!("{t}/{g}"))).unwrap();
+                        open.push(group);
+                    }
+                }
+
+                // Newest first, as live delivery sends them: any order.
+                for (t, consumer) in consumers.iter_mut().enumerate() {
+                    let mut got = BTreeMap::new();
+                    for _ in 0..GROUPS {
+                        let mut group = consumer.next_group().await.unwrap().expect("track open");
+                        let frame = group.read_frame().await.unwrap().expect("a frame");
+                        got.insert(group.sequence(), frame);
+                    }
+                    let expected: BTreeMap<u64, Bytes> = (0..GROUPS)
+                        .map(|g| (g, Bytes::from(format!("{t}/{g}"))))
+                        .collect();
+                    assert_eq!(got, expected, "{scheme} track {t}");
+                }
+                let (_, uni) = receiving.stream_limits();
+                assert!(uni >= TRACKS * GROUPS, "{scheme}: uni limit {uni}");
+                // Ten SUBSCRIBE streams open at once raised the publisher's
+                // bidirectional limit too.
+                let (bidi, _) = sending.stream_limits();
+                assert!(bidi > initial.0, "{scheme}: bidi limit {bidi}");
+                drop(open);
+            };
+            tokio::time::timeout(LIMIT, run)
+                .await
+                .unwrap_or_else(|_| panic!("{scheme}, client publishes: {client_publishes}: timed out"));
+        }
+    }
+}

@@ -199,7 +199,7 @@ struct Harness {
     client: Client,
     relay: Relay,
     /// The server's transport, for its statistics.
-    server_wt: Mutex<Option<Wt>>,
+    server_wt: Mutex<Option<moq_lite::endpoint::QuicSession>>,
     /// What the server publishes.
     origin: OriginProducer,
 }
@@ -214,7 +214,14 @@ impl Harness {
             &server,
             ClientConfig {
                 protocols: vec!["moq-lite-04".into()],
-                quic,
+                // The client takes streams by hand, on the bare session,
+                // which never raises its limits: it grants the maximums
+                // from the start, so that only priority orders the groups.
+                quic: QuicConfig {
+                    initial_bidi_streams: quic.max_bidi_streams,
+                    initial_uni_streams: quic.max_uni_streams,
+                    ..quic
+                },
                 ..Default::default()
             },
         );
@@ -241,7 +248,8 @@ impl Harness {
         let connect = async {
             let connected = self.client.connect(&url).await.expect("connects");
             assert_eq!(connected.protocol.as_deref(), Some("moq-lite-04"));
-            connected.session
+            // Driven by hand, on quinn's own stream types.
+            connected.session.into_inner()
         };
         let (server, raw) = tokio::join!(accept, connect);
         assert_eq!(server.version(), V);

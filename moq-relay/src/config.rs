@@ -87,7 +87,8 @@ pub struct Config {
     pub quic_keep_alive: Duration,
 
     /// Concurrent bidirectional streams a peer may open (subscriptions,
-    /// announce interests, fetches).
+    /// announce interests, fetches), at most: a connection is granted 8
+    /// (or this, if lower) at first, doubled as it uses them.
     #[arg(
         long = "quic-max-bidi-streams",
         env = "MOQ_RELAY_QUIC_MAX_BIDI_STREAMS",
@@ -95,7 +96,9 @@ pub struct Config {
     )]
     pub quic_max_bidi_streams: u32,
 
-    /// Concurrent unidirectional streams a peer may open (groups in flight).
+    /// Concurrent unidirectional streams a peer may open (groups in flight),
+    /// at most: a connection is granted 8 (or this, if lower) at first,
+    /// doubled as it uses them.
     #[arg(
         long = "quic-max-uni-streams",
         env = "MOQ_RELAY_QUIC_MAX_UNI_STREAMS",

@@ -17,7 +17,9 @@ use moq_lite::SessionConfig;
 use moq_transport_compat::Session;
 
 use crate::cluster::ClusterConfig;
-use moq_lite::endpoint::{Incoming, QuicConfig, Server, ServerConfig, ServerTls, Transport, websocket};
+use moq_lite::endpoint::{
+    Accepted, Incoming, QuicConfig, QuicSession, Server, ServerConfig, ServerTls, Transport, websocket,
+};
 use moq_lite::model::{OriginConsumer, OriginProducer};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -282,7 +284,9 @@ impl Relay {
                         continue;
                     };
                     next_id += 1;
-                    sessions.spawn(serve_quic(incoming, shared.clone(), next_id, slot));
+                    // Boxed: an async fn keeps its arguments for its whole
+                    // life, and this one lives as long as the session.
+                    sessions.spawn(serve_quic(Box::new(incoming), shared.clone(), next_id, slot));
                 }
                 Some(upgrade) = upgraded.recv() => {
                     next_id += 1;
@@ -409,12 +413,12 @@ struct Link {
     bytes: ByteCounter,
 }
 
-async fn serve_quic(incoming: Incoming, shared: Arc<Shared>, id: u64, slot: Slot) {
+async fn serve_quic(incoming: Box<Incoming>, shared: Arc<Shared>, id: u64, slot: Slot) {
     let remote = incoming.remote();
     // Setup futures are boxed: a task's state is as large as the largest
     // future it ever awaits, and an idle session would carry the QUIC and
     // WebTransport handshakes' size for its whole life otherwise.
-    let accepted = match Box::pin(incoming.accept()).await {
+    let accepted = match Box::pin(unbox(incoming).accept()).await {
         Ok(accepted) => accepted,
         Err(err) => {
             shared.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
@@ -422,7 +426,15 @@ async fn serve_quic(incoming: Incoming, shared: Arc<Shared>, id: u64, slot: Slot
             return;
         }
     };
-    let connection = (*accepted.session).clone();
+    let (session, link) = quic_link(accepted, remote);
+    serve(session, link, shared, id, slot).await
+}
+
+/// The session of an accepted QUIC connection, boxed for [`serve`], and
+/// where it came from. A function of its own, so that `accepted` is gone
+/// (not kept beside the running session) when it returns.
+fn quic_link(accepted: Accepted, remote: SocketAddr) -> (Box<QuicSession>, Link) {
+    let connection = (**accepted.session).clone();
     let link = Link {
         remote,
         transport: accepted.transport,
@@ -435,7 +447,7 @@ async fn serve_quic(incoming: Incoming, shared: Arc<Shared>, id: u64, slot: Slot
             (stats.udp_rx.bytes, stats.udp_tx.bytes)
         }),
     };
-    serve(accepted.session, link, shared, id, slot).await
+    (Box::new(accepted.session), link)
 }
 
 async fn serve_websocket(upgrade: crate::http::Upgrade, shared: Arc<Shared>, id: u64) {
@@ -468,7 +480,7 @@ async fn serve_websocket(upgrade: crate::http::Upgrade, shared: Arc<Shared>, id:
         request: Some((upgrade.path, upgrade.query)),
         bytes: Box::new(move || (counts.received(), counts.sent())),
     };
-    serve(session, link, shared, id, upgrade.slot).await
+    serve(Box::new(session), link, shared, id, upgrade.slot).await
 }
 
 /// SETUP and authorization: the running session and what the token
@@ -534,10 +546,22 @@ async fn admit<T: web_transport_trait::Session>(
     }
 }
 
+/// The value out of `boxed`, the box freed now: moving out with `*boxed`
+/// would free it only when `boxed` goes out of scope, at the end of the
+/// session.
+#[allow(clippy::boxed_local)] // the box is the point: it is freed here
+fn unbox<T>(boxed: Box<T>) -> T {
+    *boxed
+}
+
 /// Runs one session, whatever its transport: SETUP, authorization, then
 /// the session until it ends.
+///
+/// The transport comes boxed: an async fn's arguments stay in its state
+/// for as long as it runs, and a transport is several hundred bytes that
+/// the running session (which has its own handle) no longer needs here.
 async fn serve<T: web_transport_trait::Session>(
-    transport: T,
+    transport: Box<T>,
     link: Link,
     shared: Arc<Shared>,
     id: u64,
@@ -546,7 +570,7 @@ async fn serve<T: web_transport_trait::Session>(
     let remote = link.remote;
     // Boxed: the setup's futures are large, and this task lives as long as
     // the session; only what the running session needs stays inline.
-    let Some((session, access, _slot)) = Box::pin(admit(transport, &link, &shared, slot)).await else {
+    let Some((session, access, _slot)) = Box::pin(admit(unbox(transport), &link, &shared, slot)).await else {
         return;
     };
     tracing::info!(%remote, transport = %link.transport, version = ?session.version(), root = %access.root, "session");

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use moq_lite::endpoint::web_transport_quinn::SendStream;
+use moq_lite::endpoint::QuicSendStream as SendStream;
+// The trait methods: streams come back in the session's own types.
 use moq_lite::model::{OriginProducer, Path, Track};
 use moq_transport_compat::control::{
     ControlMessage, Decoded, Fetch, FetchType, Namespace, PublishDone, PublishNamespace, RequestError,
@@ -18,6 +19,7 @@ use moq_transport_compat::control::{
 use moq_transport_compat::data::{FetchItem, FetchReader, ObjectContent, StreamHeader};
 use moq_transport_compat::ietf::stream::{MAX_OBJECT_BUFFERED, Reader, StreamError, Writer};
 use moq_transport_compat::{Draft, KeyValuePairs, Location, SubscriptionFilter};
+use web_transport_trait::Session as _;
 
 /// Draft-17 REQUEST_ERROR codes.
 const TIMEOUT: u64 = 0x2;

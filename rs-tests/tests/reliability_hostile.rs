@@ -200,7 +200,7 @@ async fn raw(relay: &TestRelay, alpn: &str) -> (Wt, Client) {
     let client = raw_client(relay, alpn);
     let connected = client.connect(&relay.url("moql", "/")).await.expect("connects");
     assert_eq!(connected.protocol.as_deref(), Some(alpn));
-    (connected.session, client)
+    (connected.session.into_inner(), client)
 }
 
 /// The application close code in `err`, if the peer closed with one.

@@ -26,7 +26,7 @@ use web_transport_quinn::{
 };
 
 use super::{
-    ALPN_H3, EndpointError, QuicConfig, Result, Transport,
+    ALPN_H3, EndpointError, QuicConfig, QuicSession, Result, Transport,
     cert::load_certs,
     default_protocols,
     fetch::fetch_fingerprints,
@@ -115,6 +115,8 @@ pub struct Client {
     endpoint: quinn::Endpoint,
     provider: Arc<CryptoProvider>,
     transport: Arc<quinn::TransportConfig>,
+    /// The stream limits every session starts with and grows to.
+    quic: QuicConfig,
     protocols: Vec<String>,
     disable_verify: bool,
     timeout: Duration,
@@ -130,8 +132,9 @@ pub struct Client {
 #[derive(Debug)]
 pub struct Connected {
     /// The session; for raw QUIC a [`Session::raw`] wrapper, so that both
-    /// transports present the same `web_transport_trait::Session`.
-    pub session: Session,
+    /// transports present the same `web_transport_trait::Session`, whose
+    /// stream limits grow with use.
+    pub session: QuicSession,
     /// The negotiated protocol: the ALPN for raw QUIC, the server's
     /// `wt-protocol` for WebTransport; `None` if none was negotiated (use the
     /// SETUP exchange).
@@ -179,6 +182,7 @@ impl Client {
             endpoint,
             provider,
             transport,
+            quic: config.quic,
             protocols: config.protocols,
             disable_verify: tls.disable_verify,
             timeout: config.timeout,
@@ -266,7 +270,7 @@ impl Client {
             let protocol = session.protocol().map(str::to_string);
             tracing::debug!(%url, %remote, ?protocol, "connected raw QUIC");
             return Ok(Connected {
-                session,
+                session: QuicSession::new(session, &self.quic),
                 protocol,
                 path,
                 remote,
@@ -301,7 +305,7 @@ impl Client {
         tracing::debug!(%url, %remote, ?protocol, "connected WebTransport");
 
         Ok(Connected {
-            session,
+            session: QuicSession::new(session, &self.quic),
             protocol,
             path,
             remote,

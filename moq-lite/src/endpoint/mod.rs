@@ -31,8 +31,10 @@ mod client;
 mod error;
 mod fetch;
 mod quic_config;
+mod quic_session;
 mod server;
 mod sni;
+mod stream_limit;
 mod transport;
 mod verify;
 pub mod websocket;
@@ -41,7 +43,9 @@ pub use cert::{Certificate, fingerprint, fingerprint_hex, generate_self_signed, 
 pub use client::{Client, ClientConfig, ClientTls, Connected};
 pub use error::{EndpointError, Result};
 pub use quic_config::QuicConfig;
+pub use quic_session::{QuicRecvStream, QuicSendStream, QuicSession};
 pub use server::{Accepted, Incoming, PemFiles, Server, ServerConfig, ServerTls};
+pub use stream_limit::StreamLimit;
 pub use transport::Transport;
 
 /// The QUIC and WebTransport crates under these helpers, for callers that

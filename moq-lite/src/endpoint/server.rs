@@ -34,7 +34,7 @@ use rustls::sign::CertifiedKey;
 use web_transport_quinn::{Session, http::StatusCode, proto::ConnectResponse};
 
 use super::{
-    ALPN_H3, Certificate, EndpointError, QuicConfig, Result, Transport, default_protocols,
+    ALPN_H3, Certificate, EndpointError, QuicConfig, QuicSession, Result, Transport, default_protocols,
     generate_self_signed, provider, sni::SniResolver,
 };
 
@@ -106,6 +106,8 @@ impl Default for ServerConfig {
 struct Shared {
     protocols: Vec<String>,
     handshake_timeout: Duration,
+    /// The stream limits every session starts with and grows to.
+    quic: QuicConfig,
 }
 
 /// A server accepting raw QUIC and WebTransport sessions on one UDP port.
@@ -174,6 +176,7 @@ impl Server {
             shared: Arc::new(Shared {
                 protocols,
                 handshake_timeout: config.handshake_timeout,
+                quic: config.quic,
             }),
         })
     }
@@ -279,7 +282,7 @@ impl Incoming {
         if alpn.as_deref() != Some(ALPN_H3) {
             tracing::debug!(%remote, ?alpn, "accepted raw QUIC");
             return Ok(Accepted {
-                session: Session::raw(conn),
+                session: QuicSession::new(Session::raw(conn), &self.shared.quic),
                 protocol: alpn,
                 path: None,
                 remote,
@@ -316,7 +319,7 @@ impl Incoming {
 
         tracing::debug!(%remote, ?protocol, %path, "accepted WebTransport");
         Ok(Accepted {
-            session,
+            session: QuicSession::new(session, &self.shared.quic),
             protocol,
             path: Some(path),
             remote,
@@ -329,8 +332,9 @@ impl Incoming {
 #[derive(Debug)]
 pub struct Accepted {
     /// The session; for raw QUIC a [`Session::raw`] wrapper, so that both
-    /// transports present the same `web_transport_trait::Session`.
-    pub session: Session,
+    /// transports present the same `web_transport_trait::Session`, whose
+    /// stream limits grow with use.
+    pub session: QuicSession,
     /// The negotiated protocol: the ALPN for raw QUIC, the `wt-protocol` for
     /// WebTransport; `None` if none was negotiated (use the SETUP exchange).
     pub protocol: Option<String>,

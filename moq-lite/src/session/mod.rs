@@ -32,6 +32,7 @@
 //! [`crate::lite`], the group-sending policy from [`crate::delivery`].
 
 mod codes;
+mod events;
 mod handshake;
 mod publisher;
 mod shared;
@@ -46,7 +47,6 @@ pub use stats::{SessionStats, StatsSnapshot};
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinSet};
 use web_transport_trait::Session as Transport;
 
@@ -76,19 +76,57 @@ impl GoawayFlag {
     }
 }
 
+/// Where tasks the session's run loop does not own (subscriptions live
+/// under their broadcast) report a protocol violation, which must still
+/// close the session. Only the first counts: the session ends with it.
+///
+/// Not a channel: a tokio mpsc channel is about 1 KiB (cache-padded
+/// halves, a block of slots) and every session has one, idle or not.
+#[derive(Clone, Default)]
+pub(crate) struct Fatal(Arc<FatalInner>);
+
+#[derive(Default)]
+struct FatalInner {
+    first: std::sync::Mutex<Option<Error>>,
+    reported: tokio::sync::Notify,
+}
+
+impl Fatal {
+    /// Reports `err`; ignored if one was reported already.
+    pub fn report(&self, err: Error) {
+        let mut first = self.0.first.lock().unwrap_or_else(|e| e.into_inner());
+        if first.is_none() {
+            *first = Some(err);
+            // A permit if the run loop is not waiting: it then wakes at once.
+            self.0.reported.notify_one();
+        }
+    }
+
+    /// The first violation reported, once there is one.
+    async fn wait(&self) -> Error {
+        loop {
+            if let Some(err) = self.0.first.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                return err;
+            }
+            self.0.reported.notified().await;
+        }
+    }
+}
+
 /// A running moq-lite session.
 ///
 /// Dropping it closes the connection.
 pub struct Session {
     version: Version,
-    closed: watch::Receiver<Option<Error>>,
+    /// How the session ended and what the peer refused, shared with its
+    /// tasks.
+    events: Arc<events::Events>,
     close: Arc<dyn Fn(&Error) + Send + Sync>,
     goaway: Arc<dyn Fn(String) -> GoawayFuture + Send + Sync>,
     /// The open Goaway stream, kept until the session ends (its FIN would
     /// tell the peer we are done draining).
     goaway_stream: std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
     stats: Arc<SessionStats>,
-    refused: watch::Receiver<Vec<(Path, Error)>>,
     task: AbortHandle,
 }
 
@@ -262,10 +300,9 @@ impl Session {
         let max_announced = max_announced.unwrap_or(DEFAULT_MAX_ANNOUNCED);
         let hop_id = hop_id.and_then(HopId::new).filter(|hop| !hop.is_unknown());
         tracing::debug!(?version, "session established");
-        let (tx, rx) = watch::channel(None);
         let goaway_flag = GoawayFlag::default();
         let stats = Arc::new(SessionStats::default());
-        let (fatal, fatal_rx) = tokio::sync::mpsc::unbounded_channel();
+        let fatal = Fatal::default();
         // Publishing nothing still answers the peer the way a publisher with
         // nothing would: an Announce stream lists no broadcasts and stays
         // open, a SUBSCRIBE gets NotFound, PROBE gets estimates. Resetting
@@ -282,14 +319,14 @@ impl Session {
             stats.clone(),
         )
         .with_peer(peer.clone());
-        let refused = publisher.refusals();
+        let events = publisher.events();
         let subscriber = subscribe.map(|origin| {
             Subscriber::new(
                 transport.clone(),
                 version,
                 origin,
                 hop_id,
-                fatal,
+                fatal.clone(),
                 goaway_flag.clone(),
             )
             .with_max_announced(max_announced)
@@ -297,21 +334,23 @@ impl Session {
             .with_peer(peer.clone())
             .with_link_cost(link_cost)
         });
-        let runner = transport.clone();
-        let task = tokio::spawn(async move {
-            let _nothing = nothing;
-            let halves = Halves {
-                publisher,
-                subscriber,
-                goaway: goaway_flag,
-                fatal: fatal_rx,
-                setup: version.has_setup_stream().then_some((ours, peer)),
-            };
-            let err = run::<_, T>(runner.clone(), version, halves, session_stream).await;
-            tracing::debug!(%err, "session closed");
-            runner.close(err.code(), &err.to_string());
-            let _ = tx.send(Some(err));
-        });
+        let halves = Halves {
+            publisher,
+            subscriber,
+            goaway: goaway_flag,
+            fatal,
+            setup: version.has_setup_stream().then_some((ours, peer)),
+        };
+        let task = tokio::spawn(drive::<_, T>(
+            transport.clone(),
+            version,
+            halves,
+            // Boxed: only SETUP-path sessions have one, and the task keeps
+            // room for it for the session's life.
+            session_stream.map(Box::new),
+            events::CloseOnDrop(events.clone()),
+            nothing,
+        ));
         let closer = transport.clone();
         let goaway = move |uri: String| -> GoawayFuture {
             let transport = transport.clone();
@@ -332,12 +371,11 @@ impl Session {
         };
         Session {
             version,
-            closed: rx,
+            events,
             close: Arc::new(move |err: &Error| closer.close(err.code(), &err.to_string())),
             goaway: Arc::new(goaway),
             goaway_stream: std::sync::Mutex::new(None),
             stats,
-            refused,
             task: task.abort_handle(),
         }
     }
@@ -374,11 +412,7 @@ impl Session {
     /// announcement, so a broadcast the peer merely ignores is not reported.
     /// Refusals before the call count; pending forever if none comes.
     pub async fn refused(&self) -> (Path, Error) {
-        let mut refused = self.refused.clone();
-        match refused.wait_for(|r| !r.is_empty()).await {
-            Ok(list) => list[0].clone(),
-            Err(_) => std::future::pending().await,
-        }
+        self.events.refused().await
     }
 
     /// What this session has carried so far.
@@ -412,11 +446,7 @@ impl Session {
 
     /// Waits until the session ends, and says why.
     pub async fn closed(&self) -> Error {
-        let mut closed = self.closed.clone();
-        match closed.wait_for(Option::is_some).await {
-            Ok(err) => err.clone().unwrap_or(Error::Closed),
-            Err(_) => Error::Closed,
-        }
+        self.events.closed().await
     }
 }
 
@@ -534,9 +564,38 @@ struct Halves<T: Transport> {
     subscriber: Option<Subscriber<T>>,
     goaway: GoawayFlag,
     /// Protocol violations reported by tasks outside the run loop's set.
-    fatal: tokio::sync::mpsc::UnboundedReceiver<Error>,
+    fatal: Fatal,
     /// -05+: our SETUP to send, and where the peer's goes.
     setup: Option<(OurSetup, PeerSetup)>,
+}
+
+/// The session's task: [`run`], then closing the transport with the reason
+/// and telling the [`Session`] handle.
+///
+/// The task lives as long as the session, so it holds the halves once and
+/// [`run`] borrows them, rather than each layer keeping its own copy (they
+/// were most of an idle session's task). Not an async fn: one of those
+/// keeps each argument twice (as passed, and rebound inside), an `async
+/// move` block only as captured.
+#[allow(clippy::manual_async_fn)]
+fn drive<T: Transport, U: Transport>(
+    transport: T,
+    version: Version,
+    mut halves: Halves<T>,
+    mut session_stream: Option<Box<SessionStream<U>>>,
+    // Ends the handle's wait with the reason, or with `Closed` if this
+    // task panics.
+    closed: events::CloseOnDrop,
+    nothing: OriginProducer,
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        // Serves the peer "nothing" when we publish nothing (see `start`).
+        let _nothing = &nothing;
+        let err = run::<T, U>(&transport, version, &mut halves, &mut session_stream).await;
+        tracing::debug!(%err, "session closed");
+        transport.close(err.code(), &err.to_string());
+        closed.0.close(err);
+    }
 }
 
 /// Accepts the peer's streams and runs the halves until something fatal
@@ -544,37 +603,37 @@ struct Halves<T: Transport> {
 /// `U` is the unwrapped transport, on which the SETUP path's session stream
 /// was opened before the session began.
 async fn run<T: Transport, U: Transport>(
-    transport: T,
+    transport: &T,
     version: Version,
-    halves: Halves<T>,
-    session_stream: Option<SessionStream<U>>,
+    halves: &mut Halves<T>,
+    session_stream: &mut Option<Box<SessionStream<U>>>,
 ) -> Error {
+    let mut tasks: JoinSet<Step> = JoinSet::new();
+    let peer = halves.setup.as_ref().map(|(_, peer)| peer.clone());
+    if let Some((ours, _)) = halves.setup.take() {
+        let transport = transport.clone();
+        // First, so that the peer (a server waits for it) can start.
+        tasks.spawn(done(async move {
+            handshake::send_setup(&transport, version, ours)
+                .await
+                .map_err(StreamError::Closed)
+        }));
+    }
+    // Datagrams carry groups from -05 on; a transport without them stops this.
+    let mut datagrams = version.has_timestamps() && halves.subscriber.is_some();
+    if let Some(subscriber) = &halves.subscriber {
+        tasks.spawn(done(subscriber.clone().run_announce()));
+    }
+    if let Some((writer, reader)) = session_stream.take().map(|stream| *stream) {
+        tasks.spawn(done(serve_session_stream::<U>(version, writer, reader)));
+    }
     let Halves {
         publisher,
         subscriber,
         goaway,
-        mut fatal,
-        setup,
+        fatal,
+        ..
     } = halves;
-    let mut tasks: JoinSet<Result<(), StreamError>> = JoinSet::new();
-    let peer = setup.as_ref().map(|(_, peer)| peer.clone());
-    if let Some((ours, _)) = setup {
-        let transport = transport.clone();
-        // First, so that the peer (a server waits for it) can start.
-        tasks.spawn(async move {
-            handshake::send_setup(&transport, version, ours)
-                .await
-                .map_err(StreamError::Closed)
-        });
-    }
-    // Datagrams carry groups from -05 on; a transport without them stops this.
-    let mut datagrams = version.has_timestamps() && subscriber.is_some();
-    if let Some(subscriber) = &subscriber {
-        tasks.spawn(subscriber.clone().run_announce());
-    }
-    if let Some((writer, reader)) = session_stream {
-        tasks.spawn(serve_session_stream::<U>(version, writer, reader));
-    }
     loop {
         // The accept futures are boxed: this task lives as long as the
         // session, and its state would otherwise hold both inline (several
@@ -589,25 +648,28 @@ async fn run<T: Transport, U: Transport>(
             },
             accepted = Box::pin(transport.accept_uni()) => match accepted {
                 Ok(recv) => {
-                    tasks.spawn(serve_uni(version, subscriber.clone(), peer.clone(), Reader::new(recv)));
+                    tasks.spawn(done(serve_uni(version, subscriber.clone(), peer.clone(), Reader::new(recv))));
                 }
                 Err(err) => return transport_error(err),
             },
-            datagram = Box::pin(transport.recv_datagram()), if datagrams => match (datagram, &subscriber) {
+            datagram = Box::pin(transport.recv_datagram()), if datagrams => match (datagram, &*subscriber) {
                 (Ok(datagram), Some(subscriber)) => subscriber.recv_datagram(datagram),
                 _ => datagrams = false,
             },
-            Some(err) = fatal.recv() => {
+            err = fatal.wait() => {
                 tracing::debug!(%err, "protocol violation");
                 return err;
             }
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => match joined {
                 Ok(Err(StreamError::Protocol(err))) => {
                     tracing::debug!(%err, "protocol violation");
                     return err;
                 }
                 Ok(Err(StreamError::Closed(err))) => tracing::trace!(%err, "stream closed"),
-                Ok(Ok(())) => {}
+                Ok(Ok(Some(rest))) => {
+                    tasks.spawn(done(rest));
+                }
+                Ok(Ok(None)) => {}
                 Err(join) if join.is_panic() => {
                     tracing::error!("session task panicked");
                     return Error::ProtocolViolation;
@@ -618,44 +680,66 @@ async fn run<T: Transport, U: Transport>(
     }
 }
 
-async fn serve_bi<T: Transport>(
+/// The rest of a stream's work, once its type is known: run as a task of
+/// its own, so that the first task (sized for reading the type, and holding
+/// what any kind of stream needs) is freed rather than kept beside it for
+/// the stream's life. An Announce stream lives as long as the session.
+type Rest = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StreamError>> + Send>>;
+
+/// What a task of the run loop ends with: done, or [`Rest`] to run next.
+type Step = Result<Option<Rest>, StreamError>;
+
+/// Reads a bidirectional stream's type and hands back what serves it.
+// Not an async fn, so that the task keeps its arguments once (see `drive`).
+#[allow(clippy::manual_async_fn)]
+fn serve_bi<T: Transport>(
     version: Version,
     publisher: Publisher<T>,
     goaway: GoawayFlag,
     (mut writer, mut reader): (Writer<T::SendStream>, Reader<T::RecvStream>),
-) -> Result<(), StreamError> {
-    let kind = reader
-        .decode_required(|b| ControlStream::decode(b, version))
-        .await?;
-    let kind = match kind {
-        StreamType::Known(kind) => kind,
-        StreamType::Unknown(code) => {
-            // Extensions are probed with new stream types: reset just this one.
-            tracing::debug!(code, "unknown stream type");
-            writer.reset(Error::UnexpectedStream.code());
-            reader.stop(Error::UnexpectedStream.code());
-            return Ok(());
-        }
-    };
-    match kind {
-        ControlStream::Goaway => {
-            let msg = reader.decode_required(|b| Goaway::decode(b, version)).await?;
-            tracing::info!(uri = %msg.uri, "peer is going away");
-            goaway.set();
-            // The peer finishes the stream when it is ready to terminate.
-            reader.finished().await?;
-            Err(StreamError::Protocol(Error::Cancel))
-        }
-        ControlStream::Session => Err(StreamError::Protocol(Error::UnexpectedStream)),
-        // Boxed, so that each stream's task is the size of what it runs
-        // rather than of the largest of them: an Announce stream lives as
-        // long as the session, idle or not.
-        ControlStream::Announce => Box::pin(publisher.serve_announce(writer, reader)).await,
-        ControlStream::Subscribe => Box::pin(publisher.serve_subscribe(writer, reader)).await,
-        ControlStream::Fetch => Box::pin(publisher.serve_fetch(writer, reader)).await,
-        ControlStream::Probe => Box::pin(publisher.serve_probe(writer, reader)).await,
-        ControlStream::Track => Box::pin(publisher.serve_track(writer, reader)).await,
+) -> impl std::future::Future<Output = Step> {
+    async move {
+        let kind = reader
+            .decode_required(|b| ControlStream::decode(b, version))
+            .await?;
+        let kind = match kind {
+            StreamType::Known(kind) => kind,
+            StreamType::Unknown(code) => {
+                // Extensions are probed with new stream types: reset just this one.
+                tracing::debug!(code, "unknown stream type");
+                writer.reset(Error::UnexpectedStream.code());
+                reader.stop(Error::UnexpectedStream.code());
+                return Ok(None);
+            }
+        };
+        let rest: Rest = match kind {
+            ControlStream::Goaway => {
+                let msg = reader.decode_required(|b| Goaway::decode(b, version)).await?;
+                tracing::info!(uri = %msg.uri, "peer is going away");
+                goaway.set();
+                // The peer finishes the stream when it is ready to terminate.
+                reader.finished().await?;
+                return Err(StreamError::Protocol(Error::Cancel));
+            }
+            ControlStream::Session => return Err(StreamError::Protocol(Error::UnexpectedStream)),
+            // Each its own box, so that each stream's task is the size of
+            // what it runs rather than of the largest of them.
+            ControlStream::Announce => Box::pin(publisher.serve_announce(writer, reader)),
+            ControlStream::Subscribe => Box::pin(publisher.serve_subscribe(writer, reader)),
+            ControlStream::Fetch => Box::pin(publisher.serve_fetch(writer, reader)),
+            ControlStream::Probe => Box::pin(publisher.serve_probe(writer, reader)),
+            ControlStream::Track => Box::pin(publisher.serve_track(writer, reader)),
+        };
+        Ok(Some(rest))
     }
+}
+
+/// A task of the run loop that leaves nothing to run next.
+fn done(
+    task: impl std::future::Future<Output = Result<(), StreamError>>,
+) -> impl std::future::Future<Output = Step> {
+    use futures::FutureExt;
+    task.map(|result| result.map(|()| None))
 }
 
 async fn serve_uni<T: Transport>(

@@ -18,6 +18,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use web_transport_trait::{Session, Stats};
 
+use super::events::Events;
 use super::handshake::PeerSetup;
 use super::stream::{Reader, StreamError, Writer, transport_error};
 use super::{GoawayFlag, SessionStats};
@@ -45,8 +46,9 @@ pub(crate) struct Publisher<S: Session> {
     stats: Arc<SessionStats>,
     /// Subscribe IDs of the subscriptions open now.
     subscribe_ids: Arc<std::sync::Mutex<HashSet<u64>>>,
-    /// Announce interests the peer refused what we announced on, with why.
-    refused: Arc<tokio::sync::watch::Sender<Vec<(Path, Error)>>>,
+    /// Where announce interests the peer refused what we announced on go,
+    /// with why.
+    events: Arc<Events>,
     /// -05+: what the peer said in its SETUP.
     peer: PeerSetup,
 }
@@ -64,7 +66,7 @@ impl<S: Session> Clone for Publisher<S> {
             goaway: self.goaway.clone(),
             stats: self.stats.clone(),
             subscribe_ids: self.subscribe_ids.clone(),
-            refused: self.refused.clone(),
+            events: self.events.clone(),
             peer: self.peer.clone(),
         }
     }
@@ -87,7 +89,7 @@ impl<S: Session> Publisher<S> {
             goaway,
             stats,
             subscribe_ids: Arc::default(),
-            refused: Arc::new(tokio::sync::watch::channel(Vec::new()).0),
+            events: Arc::default(),
             peer: PeerSetup::default(),
         }
     }
@@ -98,9 +100,10 @@ impl<S: Session> Publisher<S> {
         self
     }
 
-    /// What the peer refused: see [`crate::Session::refused`].
-    pub fn refusals(&self) -> tokio::sync::watch::Receiver<Vec<(Path, Error)>> {
-        self.refused.subscribe()
+    /// The session's events, which this publisher's refusals go to: see
+    /// [`crate::Session::refused`].
+    pub fn events(&self) -> Arc<Events> {
+        self.events.clone()
     }
 
     /// The hop list to announce for `broadcast`, or `None` to keep it from
@@ -124,140 +127,147 @@ impl<S: Session> Publisher<S> {
 
     /// An Announce stream: replay what is active under the prefix, then
     /// every change, until either side closes the stream.
-    pub async fn serve_announce(
+    // Not an async fn (nor is `announce`): an async fn keeps each argument
+    // twice, as passed and rebound, for as long as it runs, and an Announce
+    // stream runs as long as the session.
+    #[allow(clippy::manual_async_fn)]
+    pub fn serve_announce(
         self,
         writer: Writer<S::SendStream>,
         mut reader: Reader<S::RecvStream>,
-    ) -> Result<(), StreamError> {
-        let version = self.version;
-        let interest = reader
-            .decode_required(|b| AnnounceInterest::decode(b, version))
-            .await?;
-        let prefix = interest.prefix.clone();
-        let refused = self.refused.clone();
-        let result = self.announce(interest, writer, reader).await;
-        // A peer that ends the stream with Bounds (we announced more than it
-        // takes) or Unauthorized refused what we announce under `prefix`.
-        if let Err(StreamError::Closed(err @ (Error::Bounds | Error::Unauthorized))) = &result {
-            tracing::warn!(%prefix, %err, "the peer refused our announcements");
-            refused.send_modify(|list| {
-                if list.len() < MAX_REFUSALS {
-                    list.push((prefix, err.clone()));
-                }
-            });
+    ) -> impl std::future::Future<Output = Result<(), StreamError>> {
+        async move {
+            let version = self.version;
+            let interest = reader
+                .decode_required(|b| AnnounceInterest::decode(b, version))
+                .await?;
+            let prefix = interest.prefix.clone();
+            let events = self.events.clone();
+            let result = self.announce(interest, writer, reader).await;
+            // A peer that ends the stream with Bounds (we announced more than it
+            // takes) or Unauthorized refused what we announce under `prefix`.
+            if let Err(StreamError::Closed(err @ (Error::Bounds | Error::Unauthorized))) = &result {
+                tracing::warn!(%prefix, %err, "the peer refused our announcements");
+                events.refuse(prefix, err.clone(), MAX_REFUSALS);
+            }
+            result
         }
-        result
     }
 
-    async fn announce(
+    #[allow(clippy::manual_async_fn)]
+    fn announce(
         self,
         mut interest: AnnounceInterest,
         mut writer: Writer<S::SendStream>,
         mut reader: Reader<S::RecvStream>,
-    ) -> Result<(), StreamError> {
-        let version = self.version;
-        // -05: an Exclude Hop of 0 means the peer's own ID, from its SETUP.
-        if interest.exclude_hop.is_none() {
-            interest.exclude_hop = self.peer.hop();
-        }
-        let ok = |active_count| AnnounceOk {
-            hop: self.hop_id.unwrap_or(HopId::UNKNOWN),
-            active_count,
-        };
-        let Some(mut origin) = self.origin.with_root(interest.prefix.clone()) else {
-            // Outside what this peer may see: the answer is "nothing there",
-            // not a reset, which deployed peers treat as fatal to the session.
-            tracing::debug!(prefix = %interest.prefix, "announce interest outside our origin");
-            if version.uses_setup() {
-                let empty = AnnounceInit { suffixes: Vec::new() };
-                writer.encode(|b| empty.encode(version, b)).await?;
+    ) -> impl std::future::Future<Output = Result<(), StreamError>> {
+        async move {
+            let version = self.version;
+            // -05: an Exclude Hop of 0 means the peer's own ID, from its SETUP.
+            if interest.exclude_hop.is_none() {
+                interest.exclude_hop = self.peer.hop();
             }
-            if version.has_announce_ok() {
-                writer.encode(|b| ok(0).encode(version, b)).await?;
-            }
-            reader.finished().await?;
-            return writer.finish();
-        };
-        // Paths whose active broadcast we keep from this peer, so that their
-        // end is not announced either (statuses must alternate).
-        let mut withheld = HashSet::new();
-        tracing::debug!(prefix = %interest.prefix, "announce interest");
-
-        if version.uses_setup() {
-            // -01/02 open with ANNOUNCE_INIT: the whole active set at once.
-            let mut suffixes = Vec::new();
-            while let Some(announced) = origin.try_announced() {
-                match announced.broadcast {
-                    Some(broadcast) if self.announced_hops(&broadcast, interest.exclude_hop).is_some() => {
-                        suffixes.push(announced.path)
-                    }
-                    Some(_) => {
-                        withheld.insert(announced.path);
-                    }
-                    None => {
-                        withheld.remove(&announced.path);
-                        suffixes.retain(|p| *p != announced.path)
-                    }
+            let ok = |active_count| AnnounceOk {
+                hop: self.hop_id.unwrap_or(HopId::UNKNOWN),
+                active_count,
+            };
+            let Some(mut origin) = self.origin.with_root(interest.prefix.clone()) else {
+                // Outside what this peer may see: the answer is "nothing there",
+                // not a reset, which deployed peers treat as fatal to the session.
+                tracing::debug!(prefix = %interest.prefix, "announce interest outside our origin");
+                if version.uses_setup() {
+                    let empty = AnnounceInit { suffixes: Vec::new() };
+                    writer.encode(|b| empty.encode(version, b)).await?;
                 }
-            }
-            writer
-                .encode(|b| AnnounceInit { suffixes }.encode(version, b))
-                .await?;
-        }
+                if version.has_announce_ok() {
+                    writer.encode(|b| ok(0).encode(version, b)).await?;
+                }
+                reader.finished().await?;
+                return writer.finish();
+            };
+            // Paths whose active broadcast we keep from this peer, so that their
+            // end is not announced either (statuses must alternate).
+            let mut withheld = HashSet::new();
+            tracing::debug!(prefix = %interest.prefix, "announce interest");
 
-        // -06: the implicit IDs of what this stream announced.
-        let mut ids = AnnounceIds::default();
-        if version.has_announce_ok() {
-            // -05: ANNOUNCE_OK counts the initial set, which follows at once.
-            let mut initial: Vec<(Path, (Vec<HopId>, RouteCost))> = Vec::new();
-            while let Some(announced) = origin.try_announced() {
-                initial.retain(|(path, _)| *path != announced.path);
-                match announced.broadcast {
-                    Some(broadcast) => match self.announced_hops(&broadcast, interest.exclude_hop) {
-                        Some(hops) => {
-                            withheld.remove(&announced.path);
-                            initial.push((announced.path, (hops, broadcast.route_cost())));
+            if version.uses_setup() {
+                // -01/02 open with ANNOUNCE_INIT: the whole active set at once.
+                let mut suffixes = Vec::new();
+                while let Some(announced) = origin.try_announced() {
+                    match announced.broadcast {
+                        Some(broadcast)
+                            if self.announced_hops(&broadcast, interest.exclude_hop).is_some() =>
+                        {
+                            suffixes.push(announced.path)
                         }
-                        None => {
+                        Some(_) => {
                             withheld.insert(announced.path);
                         }
-                    },
-                    None => {
-                        withheld.remove(&announced.path);
+                        None => {
+                            withheld.remove(&announced.path);
+                            suffixes.retain(|p| *p != announced.path)
+                        }
                     }
                 }
+                writer
+                    .encode(|b| AnnounceInit { suffixes }.encode(version, b))
+                    .await?;
             }
-            writer
-                .encode(|b| {
-                    ok(initial.len() as u64).encode(version, b)?;
-                    for (suffix, route) in initial {
-                        ids.encode(version, suffix, Some(route), b)?;
-                    }
-                    Ok(())
-                })
-                .await?;
-        }
 
-        loop {
-            tokio::select! {
-                announced = origin.announced() => {
-                    let Some(announced) = announced else {
-                        return writer.finish();
-                    };
-                    let route = match announced.broadcast {
+            // -06: the implicit IDs of what this stream announced.
+            let mut ids = AnnounceIds::default();
+            if version.has_announce_ok() {
+                // -05: ANNOUNCE_OK counts the initial set, which follows at once.
+                let mut initial: Vec<(Path, (Vec<HopId>, RouteCost))> = Vec::new();
+                while let Some(announced) = origin.try_announced() {
+                    initial.retain(|(path, _)| *path != announced.path);
+                    match announced.broadcast {
                         Some(broadcast) => match self.announced_hops(&broadcast, interest.exclude_hop) {
-                            Some(hops) => Some((hops, broadcast.route_cost())),
+                            Some(hops) => {
+                                withheld.remove(&announced.path);
+                                initial.push((announced.path, (hops, broadcast.route_cost())));
+                            }
                             None => {
                                 withheld.insert(announced.path);
-                                continue;
                             }
                         },
-                        None if withheld.remove(&announced.path) => continue,
-                        None => None,
-                    };
-                    writer.encode(|b| ids.encode(version, announced.path, route, b)).await?;
+                        None => {
+                            withheld.remove(&announced.path);
+                        }
+                    }
                 }
-                done = reader.finished() => return done,
+                writer
+                    .encode(|b| {
+                        ok(initial.len() as u64).encode(version, b)?;
+                        for (suffix, route) in initial {
+                            ids.encode(version, suffix, Some(route), b)?;
+                        }
+                        Ok(())
+                    })
+                    .await?;
+            }
+
+            loop {
+                tokio::select! {
+                    announced = origin.announced() => {
+                        let Some(announced) = announced else {
+                            return writer.finish();
+                        };
+                        let route = match announced.broadcast {
+                            Some(broadcast) => match self.announced_hops(&broadcast, interest.exclude_hop) {
+                                Some(hops) => Some((hops, broadcast.route_cost())),
+                                None => {
+                                    withheld.insert(announced.path);
+                                    continue;
+                                }
+                            },
+                            None if withheld.remove(&announced.path) => continue,
+                            None => None,
+                        };
+                        writer.encode(|b| ids.encode(version, announced.path, route, b)).await?;
+                    }
+                    done = reader.finished() => return done,
+                }
             }
         }
     }

@@ -24,9 +24,8 @@ use crate::coding::{DecodeError, EncodeError, MAX_MESSAGE_SIZE};
 
 /// How much a read asks for at a time while no message is in progress.
 /// Control messages and frame headers are small, and payloads can bypass
-/// this buffer ([`Reader::read_chunk`] hands the transport's own chunks
-/// over), so a small reservation keeps idle streams cheap: every stream
-/// waiting for its next message holds one.
+/// the buffer ([`Reader::read_chunk`] hands the transport's own chunks
+/// over), so a small read copies little.
 const READ_SIZE: usize = 1024;
 
 /// The most a read asks for: a message larger than [`READ_SIZE`] is read in
@@ -183,10 +182,27 @@ impl<R: RecvStream, P: Protocol> Reader<R, P> {
         self
     }
 
-    /// Reads more bytes; `false` at the end of the stream. An idle stream
-    /// asks for [`READ_SIZE`]; a message already larger than that is read in
-    /// steps as large as what is buffered (at most [`MAX_READ_SIZE`]).
+    /// Reads more bytes; `false` at the end of the stream. A message already
+    /// larger than [`READ_SIZE`] is read in steps as large as what is
+    /// buffered (at most [`MAX_READ_SIZE`]).
+    ///
+    /// With nothing buffered, the reader holds no buffer while it waits: it
+    /// takes the transport's next chunk (at most [`READ_SIZE`]) and copies
+    /// it into one of its size. Most streams wait between messages for most
+    /// of their lives (an Announce stream for the whole session), and a
+    /// reserved buffer each was 1 KiB of every idle session.
     async fn fill(&mut self) -> Result<bool, StreamError<P>> {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+            let read = self.stream.read_chunk(READ_SIZE).await;
+            return match read.map_err(|e| StreamError::Closed(P::transport_error(e)))? {
+                Some(chunk) => {
+                    self.buf.extend_from_slice(&chunk);
+                    Ok(true)
+                }
+                None => Ok(false),
+            };
+        }
         self.buf.reserve(self.buf.len().clamp(READ_SIZE, MAX_READ_SIZE));
         let read = self.stream.read_buf(&mut self.buf).await;
         match read.map_err(|e| StreamError::Closed(P::transport_error(e)))? {

@@ -12,13 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use web_transport_trait::Session;
 
 use super::handshake::PeerSetup;
 use super::stream::{Reader, StreamError, Writer, transport_error};
-use super::{GoawayFlag, SessionStats};
+use super::{Fatal, GoawayFlag, SessionStats};
 use crate::Error;
 use crate::lite::{
     Announce, AnnounceEvent, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, ControlStream,
@@ -55,7 +54,7 @@ pub(crate) struct Subscriber<S: Session> {
     /// Protocol violations found in tasks the session's run loop does not
     /// own (subscriptions live under their broadcast): they must still
     /// close the session.
-    fatal: mpsc::UnboundedSender<Error>,
+    fatal: Fatal,
     goaway: GoawayFlag,
     /// Ours: announcements through it are loops (relays only).
     hop_id: Option<HopId>,
@@ -188,7 +187,7 @@ impl<S: Session> Subscriber<S> {
         version: Version,
         origin: OriginProducer,
         hop_id: Option<HopId>,
-        fatal: mpsc::UnboundedSender<Error>,
+        fatal: Fatal,
         goaway: GoawayFlag,
     ) -> Self {
         Subscriber {
@@ -243,110 +242,115 @@ impl<S: Session> Subscriber<S> {
 
     /// Follows the peer's announcements, publishing each active broadcast
     /// into the origin until it ends (or this stream does: then all end).
-    pub async fn run_announce(self) -> Result<(), StreamError> {
-        let version = self.version;
-        let (mut writer, mut reader) = self.open_stream().await?;
-        let interest = AnnounceInterest {
-            prefix: Path::root(),
-            exclude_hop: self.hop_id,
-        };
-        writer
-            .encode(|b| {
-                ControlStream::Announce.encode(version, b)?;
-                interest.encode(version, b)
-            })
-            .await?;
-
-        // -05: ANNOUNCE_OK first; its hop ID belongs at the end of every list.
-        let mut responder = None;
-        if version.has_announce_ok() {
-            let ok = reader.decode_required(|b| AnnounceOk::decode(b, version)).await?;
-            responder = Some(ok.hop).filter(|hop| !hop.is_unknown());
-        }
-        let mut active: HashMap<Path, BroadcastProducer> = HashMap::new();
-        // -06: the live announcements' implicit IDs.
-        let mut ids = AnnouncedIds::default();
-        // Announced paths we ignore (loops through us), so that their end
-        // is ignored too.
-        let mut ignored: HashSet<Path> = HashSet::new();
-        let mut tasks = JoinSet::new();
-        if version.uses_setup() {
-            let init = reader
-                .decode_required(|b| AnnounceInit::decode(b, version))
+    // Not an async fn: one keeps its arguments twice for as long as it
+    // runs, and this runs as long as the session.
+    #[allow(clippy::manual_async_fn)]
+    pub fn run_announce(self) -> impl std::future::Future<Output = Result<(), StreamError>> {
+        async move {
+            let version = self.version;
+            let (mut writer, mut reader) = self.open_stream().await?;
+            let interest = AnnounceInterest {
+                prefix: Path::root(),
+                exclude_hop: self.hop_id,
+            };
+            writer
+                .encode(|b| {
+                    ControlStream::Announce.encode(version, b)?;
+                    interest.encode(version, b)
+                })
                 .await?;
-            for path in init.suffixes {
-                if active.contains_key(&path) || ignored.contains(&path) {
-                    continue;
-                }
-                if active.len() + ignored.len() >= self.max_announced {
-                    tracing::warn!(max = self.max_announced, "peer announced too many broadcasts");
-                    reader.stop(Error::Bounds.code());
-                    writer.reset(Error::Bounds.code());
-                    return Err(StreamError::Closed(Error::Bounds));
-                }
-                if !self.activate(
-                    &mut active,
-                    &mut tasks,
-                    path.clone(),
-                    (Vec::new(), RouteCost::UNKNOWN),
-                ) {
-                    ignored.insert(path);
-                }
+
+            // -05: ANNOUNCE_OK first; its hop ID belongs at the end of every list.
+            let mut responder = None;
+            if version.has_announce_ok() {
+                let ok = reader.decode_required(|b| AnnounceOk::decode(b, version)).await?;
+                responder = Some(ok.hop).filter(|hop| !hop.is_unknown());
             }
-        }
-        loop {
-            tokio::select! {
-                msg = next_announce(&mut reader, version, &mut ids) => {
-                    let Some((mut msg, cost)) = msg? else {
-                        return Ok(());
-                    };
-                    // The price of the link it came over: ours if configured,
-                    // else what the peer declared in SETUP, else 1 (shipped
-                    // notes, section 5).
-                    let cost = cost.plus(self.link_cost.or(self.peer.cost()).unwrap_or(1));
-                    if msg.status == AnnounceStatus::Active {
-                        msg.hops.extend(responder);
+            let mut active: HashMap<Path, BroadcastProducer> = HashMap::new();
+            // -06: the live announcements' implicit IDs.
+            let mut ids = AnnouncedIds::default();
+            // Announced paths we ignore (loops through us), so that their end
+            // is ignored too.
+            let mut ignored: HashSet<Path> = HashSet::new();
+            let mut tasks = JoinSet::new();
+            if version.uses_setup() {
+                let init = reader
+                    .decode_required(|b| AnnounceInit::decode(b, version))
+                    .await?;
+                for path in init.suffixes {
+                    if active.contains_key(&path) || ignored.contains(&path) {
+                        continue;
                     }
-                    // -05: a second active for a live path is a restart.
-                    if version.has_announce_ok() && msg.status == AnnounceStatus::Active {
-                        let was_active = active.remove(&msg.suffix).is_some();
-                        if ignored.remove(&msg.suffix) || was_active {
-                            tracing::debug!(path = %msg.suffix, "announcement restarted");
-                        }
-                    }
-                                        let known = active.contains_key(&msg.suffix) || ignored.contains(&msg.suffix);
-                    if !known && active.len() + ignored.len() >= self.max_announced {
+                    if active.len() + ignored.len() >= self.max_announced {
                         tracing::warn!(max = self.max_announced, "peer announced too many broadcasts");
                         reader.stop(Error::Bounds.code());
                         writer.reset(Error::Bounds.code());
                         return Err(StreamError::Closed(Error::Bounds));
                     }
-                    match (msg.status, known) {
-                        (AnnounceStatus::Active, false) if self.hop_id.is_some_and(|id| msg.hops.contains(&id)) => {
-                                                        tracing::debug!(path = %msg.suffix, "announcement loops through us");
-                            ignored.insert(msg.suffix);
-                        }
-                        (AnnounceStatus::Active, false) => {
-                            let hops = msg.hops.iter().map(|hop| hop.into_inner()).collect();
-                            if !self.activate(&mut active, &mut tasks, msg.suffix.clone(), (hops, cost)) {
-                                ignored.insert(msg.suffix);
-                            }
-                        }
-                        (AnnounceStatus::Ended, true) if ignored.remove(&msg.suffix) => {}
-                                                // Unpublished at once; its subscriptions end as the
-                        // publisher ends them (their FINs may still be coming).
-                        (AnnounceStatus::Ended, true) => {
-                            active.remove(&msg.suffix);
-                        }
-                        // Statuses must alternate (section "Announce").
-                        _ => {
-                            reader.stop(Error::ProtocolViolation.code());
-                            writer.reset(Error::ProtocolViolation.code());
-                            return Err(StreamError::Protocol(Error::ProtocolViolation));
-                        }
+                    if !self.activate(
+                        &mut active,
+                        &mut tasks,
+                        path.clone(),
+                        (Vec::new(), RouteCost::UNKNOWN),
+                    ) {
+                        ignored.insert(path);
                     }
                 }
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+            loop {
+                tokio::select! {
+                    msg = next_announce(&mut reader, version, &mut ids) => {
+                        let Some((mut msg, cost)) = msg? else {
+                            return Ok(());
+                        };
+                        // The price of the link it came over: ours if configured,
+                        // else what the peer declared in SETUP, else 1 (shipped
+                        // notes, section 5).
+                        let cost = cost.plus(self.link_cost.or(self.peer.cost()).unwrap_or(1));
+                        if msg.status == AnnounceStatus::Active {
+                            msg.hops.extend(responder);
+                        }
+                        // -05: a second active for a live path is a restart.
+                        if version.has_announce_ok() && msg.status == AnnounceStatus::Active {
+                            let was_active = active.remove(&msg.suffix).is_some();
+                            if ignored.remove(&msg.suffix) || was_active {
+                                tracing::debug!(path = %msg.suffix, "announcement restarted");
+                            }
+                        }
+                                            let known = active.contains_key(&msg.suffix) || ignored.contains(&msg.suffix);
+                        if !known && active.len() + ignored.len() >= self.max_announced {
+                            tracing::warn!(max = self.max_announced, "peer announced too many broadcasts");
+                            reader.stop(Error::Bounds.code());
+                            writer.reset(Error::Bounds.code());
+                            return Err(StreamError::Closed(Error::Bounds));
+                        }
+                        match (msg.status, known) {
+                            (AnnounceStatus::Active, false) if self.hop_id.is_some_and(|id| msg.hops.contains(&id)) => {
+                                                            tracing::debug!(path = %msg.suffix, "announcement loops through us");
+                                ignored.insert(msg.suffix);
+                            }
+                            (AnnounceStatus::Active, false) => {
+                                let hops = msg.hops.iter().map(|hop| hop.into_inner()).collect();
+                                if !self.activate(&mut active, &mut tasks, msg.suffix.clone(), (hops, cost)) {
+                                    ignored.insert(msg.suffix);
+                                }
+                            }
+                            (AnnounceStatus::Ended, true) if ignored.remove(&msg.suffix) => {}
+                                                    // Unpublished at once; its subscriptions end as the
+                            // publisher ends them (their FINs may still be coming).
+                            (AnnounceStatus::Ended, true) => {
+                                active.remove(&msg.suffix);
+                            }
+                            // Statuses must alternate (section "Announce").
+                            _ => {
+                                reader.stop(Error::ProtocolViolation.code());
+                                writer.reset(Error::ProtocolViolation.code());
+                                return Err(StreamError::Protocol(Error::ProtocolViolation));
+                            }
+                        }
+                    }
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                }
             }
         }
     }
@@ -419,7 +423,7 @@ impl<S: Session> Subscriber<S> {
                 drop(registered);
                 track.abort(err.error().clone());
                 if let StreamError::Protocol(err) = err {
-                    let _ = self.fatal.send(err);
+                    self.fatal.report(err);
                 }
             }
         }

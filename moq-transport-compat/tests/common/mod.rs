@@ -25,7 +25,7 @@ use url::Url;
 
 pub const LIMIT: Duration = Duration::from_secs(20);
 
-pub type Quinn = moq_lite::endpoint::web_transport_quinn::Session;
+pub type Quinn = moq_lite::endpoint::QuicSession;
 
 pub fn server(protocols: &[&str]) -> Server {
     Server::bind(ServerConfig {
@@ -178,7 +178,7 @@ pub struct Raw {
 
 impl Raw {
     pub async fn connect(session: Quinn, draft: Draft) -> Raw {
-        let (send, recv) = session.open_bi().await.unwrap();
+        let (send, recv) = web_transport_trait::Session::open_bi(&session).await.unwrap();
         let mut raw = Raw {
             draft,
             session,
