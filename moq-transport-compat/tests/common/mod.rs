@@ -316,9 +316,10 @@ pub type Stream17 = (
     Reader<<Quinn as web_transport_trait::Session>::RecvStream>,
 );
 
-/// A raw draft-17 endpoint (either role): SETUP on its unidirectional
+/// A raw draft-17+ endpoint (either role): SETUP on its unidirectional
 /// control stream, then one bidirectional stream per request.
 pub struct Raw17 {
+    pub draft: Draft,
     pub session: Quinn,
     pub control: Writer<<Quinn as web_transport_trait::Session>::SendStream>,
     pub peer_control: Reader<<Quinn as web_transport_trait::Session>::RecvStream>,
@@ -326,17 +327,22 @@ pub struct Raw17 {
 
 impl Raw17 {
     pub async fn setup(session: Quinn) -> Raw17 {
+        Self::setup_at(session, Draft::D17).await
+    }
+
+    /// SETUP both ways for `draft` (17 or later).
+    pub async fn setup_at(session: Quinn, draft: Draft) -> Raw17 {
         use web_transport_trait::Session as _;
         let send = session.open_uni().await.unwrap();
         let mut control = Writer::new(send);
         let setup = ControlMessage::Setup(moq_transport_compat::control::Setup {
             options: KeyValuePairs::new(),
         });
-        control.encode(|b| setup.encode(Draft::D17, b)).await.unwrap();
+        control.encode(|b| setup.encode(draft, b)).await.unwrap();
         let recv = session.accept_uni().await.unwrap();
         let mut peer_control = Reader::new(recv);
         let msg = peer_control
-            .decode_required(|b| ControlMessage::decode(b, Draft::D17))
+            .decode_required(|b| ControlMessage::decode(b, draft))
             .await
             .unwrap();
         assert!(
@@ -344,6 +350,7 @@ impl Raw17 {
             "{msg:?}"
         );
         Raw17 {
+            draft,
             session,
             control,
             peer_control,
@@ -355,20 +362,30 @@ impl Raw17 {
         use web_transport_trait::Session as _;
         let (send, recv) = self.session.open_bi().await.unwrap();
         let mut stream = (Writer::new(send), Reader::new(recv));
-        send17(&mut stream, msg).await;
+        send_at(&mut stream, msg, self.draft).await;
         stream
     }
 }
 
 pub async fn send17(stream: &mut Stream17, msg: ControlMessage) {
-    stream.0.encode(|b| msg.encode(Draft::D17, b)).await.unwrap();
+    send_at(stream, msg, Draft::D17).await
+}
+
+/// Writes `msg` for `draft` on a request stream.
+pub async fn send_at(stream: &mut Stream17, msg: ControlMessage, draft: Draft) {
+    stream.0.encode(|b| msg.encode(draft, b)).await.unwrap();
 }
 
 /// The next message on a request stream; `None` at its end.
 pub async fn recv17(stream: &mut Stream17) -> Option<ControlMessage> {
+    recv_at(stream, Draft::D17).await
+}
+
+/// The next `draft` message on a request stream; `None` at its end.
+pub async fn recv_at(stream: &mut Stream17, draft: Draft) -> Option<ControlMessage> {
     match stream
         .1
-        .decode(|b| ControlMessage::decode(b, Draft::D17))
+        .decode(|b| ControlMessage::decode(b, draft))
         .await
         .unwrap()
     {
@@ -380,11 +397,53 @@ pub async fn recv17(stream: &mut Stream17) -> Option<ControlMessage> {
 
 /// A raw draft-17 client against our server.
 pub async fn raw17_pair(server_config: SessionConfig) -> (Raw17, Session, (Client, Server)) {
+    raw17_pair_at(server_config, Draft::D17).await
+}
+
+/// A raw client of `draft` (17 or later) against our server.
+pub async fn raw17_pair_at(server_config: SessionConfig, draft: Draft) -> (Raw17, Session, (Client, Server)) {
     let srv = server(moq_transport_compat::ALL_PROTOCOLS);
-    let cli = client(&srv, &["moqt-17"]);
+    let cli = client(&srv, &[draft.alpn()]);
     let (s, c) = transports(&srv, &cli, "moqt").await;
-    let (server, raw) = tokio::join!(moq_transport_compat::accept(s, server_config), Raw17::setup(c));
+    let (server, raw) = tokio::join!(
+        moq_transport_compat::accept(s, server_config),
+        Raw17::setup_at(c, draft)
+    );
     (raw, server.unwrap(), (cli, srv))
+}
+
+/// The next request stream the server opens with a PUBLISH: the stream,
+/// the PUBLISH, and the other request streams opened before it (kept open).
+pub async fn accept_publish_at(
+    session: &Quinn,
+    draft: Draft,
+) -> (Stream17, moq_transport_compat::control::Publish, Vec<Stream17>) {
+    use web_transport_trait::Session as _;
+    let mut others = Vec::new();
+    loop {
+        let (send, recv) = session.accept_bi().await.unwrap();
+        let mut stream = (Writer::new(send), Reader::new(recv));
+        match recv_at(&mut stream, draft).await {
+            Some(ControlMessage::Publish(publish)) => return (stream, publish, others),
+            _ => others.push(stream),
+        }
+    }
+}
+
+/// The track alias of the next subgroup stream the server opens.
+pub async fn read_subgroup_alias_at(session: &Quinn, draft: Draft) -> u64 {
+    use web_transport_trait::Session as _;
+    loop {
+        let recv = session.accept_uni().await.unwrap();
+        let mut reader = Reader::new(recv).with_max_buffered(MAX_OBJECT_BUFFERED);
+        let header = reader
+            .decode_required(|b| StreamHeader::decode(b, draft))
+            .await
+            .unwrap();
+        if let StreamHeader::Subgroup(h) = header {
+            return h.track_alias;
+        }
+    }
 }
 
 pub fn ns(path: &str) -> TrackNamespace {
@@ -424,17 +483,22 @@ pub async fn server_stays_up(server: &Session) {
 
 /// Reads one FETCH stream's objects.
 pub async fn read_fetch(raw: &Raw) -> Vec<(u64, u64, Bytes)> {
-    let draft = raw.draft;
+    read_fetch_at(&raw.session, raw.draft).await.1
+}
+
+/// Reads the next FETCH stream (ascending) the server opens: its Request ID
+/// and its objects.
+pub async fn read_fetch_at(session: &Quinn, draft: Draft) -> (u64, Vec<(u64, u64, Bytes)>) {
     // Skip the subscription's data streams.
-    let mut reader = loop {
-        let recv = raw.session.accept_uni().await.unwrap();
+    let (id, mut reader) = loop {
+        let recv = web_transport_trait::Session::accept_uni(session).await.unwrap();
         let mut reader = Reader::new(recv).with_max_buffered(MAX_OBJECT_BUFFERED);
         let header = reader
             .decode_required(|b| StreamHeader::decode(b, draft))
             .await
             .unwrap();
-        if matches!(header, StreamHeader::Fetch(_)) {
-            break reader;
+        if let StreamHeader::Fetch(h) = header {
+            break (h.request_id, reader);
         }
     };
     let mut fetch = FetchReader::new();
@@ -446,7 +510,7 @@ pub async fn read_fetch(raw: &Raw) -> Vec<(u64, u64, Bytes)> {
         };
         out.push((obj.group_id, obj.object_id, p));
     }
-    out
+    (id, out)
 }
 
 /// Reads the SUBSCRIBE our server sends a raw publisher and accepts it

@@ -1,0 +1,258 @@
+//! Drafts 18 to 22 on the wire against a raw client: what each changed that
+//! a relay must do (FETCH by LOCATION_FILTER with an inclusive end, fills,
+//! RENDEZVOUS_TIMEOUT, SUBSCRIBE_TRACKS, range filters refused, a FIN that no
+//! longer cancels).
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use moq_lite::model::Track;
+use moq_transport_compat::Draft::{self, *};
+use moq_transport_compat::common::{Location, SubscriptionFilter};
+use moq_transport_compat::control::{
+    ControlMessage, Fetch, FetchType, MessageParameter, Parameters, SubscribeNamespace, SubscribeOptions,
+    set_filter,
+};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn fetch(request_id: u64, draft: Draft, range: SubscriptionFilter) -> ControlMessage {
+    let mut parameters = Parameters::new();
+    set_filter(&mut parameters, range, draft).unwrap();
+    ControlMessage::Fetch(Fetch {
+        request_id,
+        fetch_type: FetchType::Filtered {
+            namespace: ns("cache/x"),
+            name: Bytes::from_static(b"t"),
+        },
+        parameters,
+        ..Default::default()
+    })
+}
+
+/// Draft-20 FETCH: the range is LOCATION_FILTER ({1, 2} ..= {2, 1} here),
+/// FETCH_OK's End Location is the last object, inclusive; a range after the
+/// largest object is INVALID_RANGE.
+#[tokio::test]
+async fn fetch_by_location_filter() {
+    tokio::time::timeout(LIMIT, async {
+        for draft in [D20, D22] {
+            let (origin, _broadcast, _track) = cached_origin();
+            let (raw, _server, _keep) = raw17_pair_at(publish(&origin), draft).await;
+            let range = SubscriptionFilter::AbsoluteEnd {
+                start: Location::new(1, 2),
+                end: Location::new(2, 1),
+            };
+            let mut stream = raw.request(fetch(0, draft, range)).await;
+            let Some(ControlMessage::FetchOk(ok)) = recv_at(&mut stream, draft).await else {
+                panic!("no FETCH_OK in {draft}")
+            };
+            assert_eq!(ok.end_location, Location::new(2, 1), "{draft}");
+            assert!(ok.parameters.is_empty(), "{draft}: FETCH_OK has no parameters");
+            let (id, objects) = read_fetch_at(&raw.session, draft).await;
+            assert_eq!(id, 0);
+            let want: Vec<_> = [(1, 2), (1, 3), (1, 4), (2, 0), (2, 1)]
+                .into_iter()
+                .map(|(g, o)| (g, o, object(g, o)))
+                .collect();
+            assert_eq!(objects, want, "{draft}");
+            // Groups 0..=2 of 5 objects exist: {3, 0} is after the largest.
+            let late = SubscriptionFilter::AbsoluteStart(Location::new(3, 0));
+            let mut stream = raw.request(fetch(2, draft, late)).await;
+            let Some(ControlMessage::RequestError(err)) = recv_at(&mut stream, draft).await else {
+                panic!("no REQUEST_ERROR in {draft}")
+            };
+            assert_eq!(err.error_code, 0x11, "INVALID_RANGE in {draft}");
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+/// Draft-20 "Fill Semantics": a SUBSCRIBE for the next object with
+/// FILL_PARAMETERS { LOCATION_FILTER: two groups back } gets groups 1 and 2
+/// from the cache on a fetch stream under the SUBSCRIBE's Request ID.
+#[tokio::test]
+async fn a_subscribe_with_fill_parameters_gets_its_fill() {
+    tokio::time::timeout(LIMIT, async {
+        for draft in [D20, D22] {
+            let (origin, _broadcast, _track) = cached_origin();
+            let (raw, _server, _keep) = raw17_pair_at(publish(&origin), draft).await;
+            let mut fill = Parameters::new();
+            set_filter(&mut fill, SubscriptionFilter::RelativeStart(2), draft).unwrap();
+            let mut fill_bytes = Vec::new();
+            moq_transport_compat::control::encode_parameters(&fill, draft, &mut fill_bytes).unwrap();
+            let ControlMessage::Subscribe(mut subscribe) =
+                subscribe_msg(0, "cache/x", "t", SubscriptionFilter::LargestObject, draft)
+            else {
+                unreachable!()
+            };
+            subscribe
+                .parameters
+                .set_bytes(MessageParameter::FillParameters.code(), Bytes::from(fill_bytes));
+            let mut stream = raw.request(ControlMessage::Subscribe(subscribe)).await;
+            let Some(ControlMessage::SubscribeOk(_)) = recv_at(&mut stream, draft).await else {
+                panic!("no SUBSCRIBE_OK in {draft}")
+            };
+            let (id, objects) = read_fetch_at(&raw.session, draft).await;
+            assert_eq!(id, 0, "the fill names the SUBSCRIBE");
+            let want: Vec<_> = (1..3)
+                .flat_map(|g| (0..5).map(move |o| (g, o, object(g, o))))
+                .collect();
+            assert_eq!(objects, want, "{draft}");
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+/// Draft-18 RENDEZVOUS_TIMEOUT: a SUBSCRIBE for a track nobody publishes
+/// waits, then fails with TIMEOUT (0x2); one whose publisher comes within
+/// the time is answered with SUBSCRIBE_OK.
+#[tokio::test]
+async fn rendezvous_timeout_waits_for_a_publisher() {
+    tokio::time::timeout(LIMIT, async {
+        for draft in [D18, D22] {
+            let origin = moq_lite::model::OriginProducer::new();
+            let (raw, _server, _keep) = raw17_pair_at(publish(&origin), draft).await;
+            let waiting = |id, path: &str, ms| {
+                let ControlMessage::Subscribe(mut m) =
+                    subscribe_msg(id, path, "t", SubscriptionFilter::LargestObject, draft)
+                else {
+                    unreachable!()
+                };
+                m.parameters
+                    .set_int(MessageParameter::RENDEZVOUS_TIMEOUT.code(), ms);
+                ControlMessage::Subscribe(m)
+            };
+            let mut nobody = raw.request(waiting(0, "nobody/x", 50)).await;
+            let Some(ControlMessage::RequestError(err)) = recv_at(&mut nobody, draft).await else {
+                panic!("no REQUEST_ERROR in {draft}")
+            };
+            assert_eq!(err.error_code, 0x2, "TIMEOUT in {draft}");
+            // Long enough never to run out: the publisher comes first.
+            let mut later = raw.request(waiting(2, "later/x", 15_000)).await;
+            let broadcast = origin.create_broadcast("later/x").unwrap();
+            let _track = broadcast.create_track(Track::new("t"));
+            let reply = recv_at(&mut later, draft).await;
+            assert!(
+                matches!(reply, Some(ControlMessage::SubscribeOk(_))),
+                "{draft}: {reply:?}"
+            );
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+/// Draft-18 SUBSCRIBE_TRACKS (0x51): after REQUEST_OK, each track under the
+/// prefix comes as a PUBLISH on a stream of its own, and once accepted (a
+/// REQUEST_OK) its groups follow under the PUBLISH's alias.
+#[tokio::test]
+async fn subscribe_tracks_pushes_each_track() {
+    tokio::time::timeout(LIMIT, async {
+        for draft in [D18, D20, D22] {
+            let (origin, _broadcast, _track) = cached_origin();
+            let (raw, _server, _keep) = raw17_pair_at(publish(&origin), draft).await;
+            let mut tracks = raw
+                .request(ControlMessage::SubscribeNamespace(SubscribeNamespace {
+                    request_id: 0,
+                    prefix: ns("cache"),
+                    subscribe_options: SubscribeOptions::Publish,
+                    ..Default::default()
+                }))
+                .await;
+            let Some(ControlMessage::RequestOk(_)) = recv_at(&mut tracks, draft).await else {
+                panic!("no REQUEST_OK in {draft}")
+            };
+            let (mut pushed, publish, _others) = accept_publish_at(&raw.session, draft).await;
+            assert_eq!(publish.namespace, ns("cache/x"), "{draft}");
+            assert_eq!(&publish.name[..], b"t", "{draft}");
+            send_at(&mut pushed, ControlMessage::RequestOk(Default::default()), draft).await;
+            let alias = read_subgroup_alias_at(&raw.session, draft).await;
+            assert_eq!(alias, publish.track_alias, "{draft}");
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+/// Draft-19 range filters: we declare no MAX_FILTER_RANGES, so a SUBSCRIBE
+/// or FETCH with a range is refused with INVALID_FILTER (0x36), and the
+/// session goes on.
+#[tokio::test]
+async fn range_filters_are_refused_per_request() {
+    tokio::time::timeout(LIMIT, async {
+        for draft in [D19, D20, D22] {
+            let (origin, _broadcast, _track) = cached_origin();
+            let (raw, server, _keep) = raw17_pair_at(publish(&origin), draft).await;
+            let ControlMessage::Subscribe(mut m) =
+                subscribe_msg(0, "cache/x", "t", SubscriptionFilter::LargestObject, draft)
+            else {
+                unreachable!()
+            };
+            // OBJECTID_FILTER, set 0, objects 3 to 5.
+            m.parameters.set_bytes(
+                MessageParameter::ObjectIdFilter.code(),
+                Bytes::from_static(&[0x00, 0x03, 0x02]),
+            );
+            let mut stream = raw.request(ControlMessage::Subscribe(m)).await;
+            let Some(ControlMessage::RequestError(err)) = recv_at(&mut stream, draft).await else {
+                panic!("no REQUEST_ERROR in {draft}")
+            };
+            assert_eq!(err.error_code, 0x36, "INVALID_FILTER in {draft}");
+            server_stays_up(&server).await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+/// Draft-19 "Graceful Request Stream Closure": a FIN after SUBSCRIBE_NAMESPACE
+/// is not a cancel, so a namespace published later is still reported; in
+/// draft-18 the FIN ends the subscription.
+#[tokio::test]
+async fn a_fin_cancels_a_namespace_subscription_only_before_19() {
+    tokio::time::timeout(LIMIT, async {
+        for draft in [D18, D19, D22] {
+            let origin = moq_lite::model::OriginProducer::new();
+            let (raw, _server, _keep) = raw17_pair_at(publish(&origin), draft).await;
+            let mut stream = raw
+                .request(ControlMessage::SubscribeNamespace(SubscribeNamespace {
+                    request_id: 0,
+                    prefix: ns("room"),
+                    subscribe_options: SubscribeOptions::Namespace,
+                    ..Default::default()
+                }))
+                .await;
+            let Some(ControlMessage::RequestOk(_)) = recv_at(&mut stream, draft).await else {
+                panic!("no REQUEST_OK in {draft}")
+            };
+            stream.0.finish().unwrap();
+            let _broadcast = origin.create_broadcast("room/a").unwrap();
+            match draft.fin_cancels() {
+                // The stream ends (a NAMESPACE may still come first: the
+                // broadcast and the FIN race at the server).
+                true => loop {
+                    match recv_at(&mut stream, draft).await {
+                        None => break,
+                        Some(ControlMessage::Namespace(_)) => {}
+                        other => panic!("{draft}: {other:?}"),
+                    }
+                },
+                false => {
+                    let next = recv_at(&mut stream, draft).await;
+                    assert!(
+                        matches!(next, Some(ControlMessage::Namespace(_))),
+                        "{draft}: {next:?}"
+                    );
+                }
+            }
+        }
+    })
+    .await
+    .expect("timed out");
+}
