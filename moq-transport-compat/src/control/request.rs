@@ -165,11 +165,15 @@ impl MessageBody for RequestError {
         };
         let reason = get_reason(buf, draft)?;
         // The text makes the Redirect mandatory with REDIRECT; one left out
-        // reads as "same session, same track".
-        let redirect = match draft.request_ok_for_publish() && error_code == REDIRECT_CODE && !buf.is_empty()
-        {
-            true => Some(Redirect::decode(buf, draft)?),
-            false => None,
+        // reads as "same session, same track" (the empty Redirect, which is
+        // also what encoding `None` writes).
+        let redirect = match (
+            draft.request_ok_for_publish() && error_code == REDIRECT_CODE,
+            buf.is_empty(),
+        ) {
+            (true, false) => Some(Redirect::decode(buf, draft)?),
+            (true, true) => Some(Redirect::default()),
+            (false, _) => None,
         };
         Ok(RequestError {
             request_id,
