@@ -252,12 +252,7 @@ impl<T: Transport> Inner<T> {
         descending: bool,
     ) -> Result<(), StreamError> {
         let draft = self.draft;
-        let send = self
-            .transport
-            .open_uni()
-            .await
-            .map_err(|e| StreamError::Closed(transport_error(e)))?;
-        let mut writer = Writer::new(send);
+        let mut writer = self.open_data_stream().await?;
         writer
             .encode(|b| StreamHeader::Fetch(FetchHeader { request_id: id }).encode(draft, b))
             .await?;

@@ -457,6 +457,16 @@ impl<T: Transport> Inner<T> {
         }
     }
 
+    /// A new unidirectional stream for objects (a subgroup or a fetch).
+    pub(super) async fn open_data_stream(&self) -> Result<Writer<T::SendStream>, StreamError> {
+        let send = self
+            .transport
+            .open_uni()
+            .await
+            .map_err(|e| StreamError::Closed(transport_error(e)))?;
+        Ok(Writer::new(send))
+    }
+
     /// Sends objects `skip..` of `group` (up to `last`, inclusive, when
     /// given) on a subgroup stream.
     pub(super) async fn send_group_inner(
@@ -468,13 +478,8 @@ impl<T: Transport> Inner<T> {
         priority: i32,
     ) -> Result<(), StreamError> {
         let draft = self.draft;
-        let send = self
-            .transport
-            .open_uni()
-            .await
-            .map_err(|e| StreamError::Closed(transport_error(e)))?;
+        let mut writer = self.open_data_stream().await?;
         self.stats.group_out();
-        let mut writer = Writer::new(send);
         writer.set_priority(priority);
         let header = SubgroupHeader {
             track_alias: alias,
