@@ -256,3 +256,73 @@ async fn a_fin_cancels_a_namespace_subscription_only_before_19() {
     .await
     .expect("timed out");
 }
+
+/// A FETCH of a track this side holds nothing of yet (a relay that never
+/// subscribed to it) asks upstream from the FETCH's start and answers once
+/// the range arrived, where it answered INVALID_RANGE at once before. The
+/// "upstream" here is the broadcast's request handler, holding groups 0 to 5.
+#[tokio::test]
+async fn a_fetch_of_a_track_not_held_yet_is_asked_upstream() {
+    tokio::time::timeout(LIMIT, async {
+        for draft in [D18, D20, D22] {
+            let origin = moq_lite::model::OriginProducer::new();
+            let broadcast = origin.create_broadcast("cold/x").unwrap();
+            let mut requests = broadcast.requests();
+            let upstream = tokio::spawn(async move {
+                let mut held = Vec::new();
+                while let Some(mut track) = requests.requested_track().await {
+                    // Without a start, an upstream sends its live edge only.
+                    for g in track.requested_start().unwrap_or(5)..6 {
+                        let mut group = track.create_group(g).unwrap();
+                        for o in 0..5 {
+                            group.write_frame(object(g, o)).unwrap();
+                        }
+                        group.finish().unwrap();
+                    }
+                    held.push(track);
+                }
+            });
+            let (raw, _server, _keep) = raw17_pair_at(publish(&origin), draft).await;
+            let request = match draft.filtered_fetch() {
+                true => {
+                    let range = SubscriptionFilter::AbsoluteRange {
+                        start: Location::new(1, 0),
+                        end_group: 3,
+                    };
+                    let ControlMessage::Fetch(mut m) = fetch(0, draft, range) else {
+                        unreachable!()
+                    };
+                    m.fetch_type = FetchType::Filtered {
+                        namespace: ns("cold/x"),
+                        name: Bytes::from_static(b"t"),
+                    };
+                    ControlMessage::Fetch(m)
+                }
+                false => ControlMessage::Fetch(Fetch {
+                    request_id: 0,
+                    fetch_type: FetchType::Standalone {
+                        namespace: ns("cold/x"),
+                        name: Bytes::from_static(b"t"),
+                        start: Location::new(1, 0),
+                        end: Location::new(3, 0),
+                    },
+                    ..Default::default()
+                }),
+            };
+            let mut stream = raw.request(request).await;
+            let reply = recv_at(&mut stream, draft).await;
+            assert!(
+                matches!(reply, Some(ControlMessage::FetchOk(_))),
+                "{draft}: {reply:?}"
+            );
+            let (_, objects) = read_fetch_at(&raw.session, draft).await;
+            let want: Vec<_> = (1..4)
+                .flat_map(|g| (0..5).map(move |o| (g, o, object(g, o))))
+                .collect();
+            assert_eq!(objects, want, "{draft}");
+            upstream.abort();
+        }
+    })
+    .await
+    .expect("timed out");
+}

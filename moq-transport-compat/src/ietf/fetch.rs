@@ -9,6 +9,70 @@ use super::*;
 
 use super::publisher::largest_location;
 
+/// The longest a FETCH waits for a track it asked upstream to bring its
+/// range.
+const FETCH_WAIT: Duration = Duration::from_secs(2);
+
+/// The range a FETCH of a named track asks for.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum FetchRange {
+    /// Up to draft-19: Start and End Locations (End: the last object plus
+    /// one, object 0 the whole group).
+    Standalone(Location, Location),
+    /// Draft-20+: a LOCATION_FILTER, evaluated against the largest object.
+    Filter(SubscriptionFilter),
+}
+
+impl FetchRange {
+    /// The first group asked for, where known without the track.
+    fn start_group(self) -> Option<u64> {
+        match self {
+            FetchRange::Standalone(start, _) => Some(start.group),
+            FetchRange::Filter(
+                SubscriptionFilter::AbsoluteStart(s)
+                | SubscriptionFilter::AbsoluteRange { start: s, .. }
+                | SubscriptionFilter::AbsoluteEnd { start: s, .. },
+            ) => Some(s.group),
+            FetchRange::Filter(SubscriptionFilter::Unfiltered) => Some(0),
+            FetchRange::Filter(_) => None,
+        }
+    }
+
+    /// The last group asked for, where the range names one.
+    fn end_group(self) -> Option<u64> {
+        match self {
+            FetchRange::Standalone(_, end) => Some(end.group),
+            FetchRange::Filter(SubscriptionFilter::AbsoluteRange { end_group, .. }) => Some(end_group),
+            FetchRange::Filter(SubscriptionFilter::AbsoluteEnd { end, .. }) => Some(end.group),
+            FetchRange::Filter(_) => None,
+        }
+    }
+
+    /// The objects to send, `(start, (end group, end object))`, given the
+    /// track's `largest` object; the reason for INVALID_RANGE otherwise.
+    fn resolve(self, largest: Option<Location>) -> Result<(Location, (u64, Option<u64>)), &'static str> {
+        match self {
+            FetchRange::Standalone(start, end) => {
+                if end.group < start.group {
+                    return Err("end before start");
+                }
+                // "If Start Location is greater than the Largest Object ...
+                // the publisher MUST return ... INVALID_RANGE" (every draft).
+                if largest.is_none_or(|largest| start > largest) {
+                    return Err("start after the largest object");
+                }
+                // End Object is the last object plus one; 0 = the whole group.
+                Ok((start, (end.group, end.object.checked_sub(1))))
+            }
+            // "If no Objects have been published for the track or Start
+            // Location is greater than the Largest Object": INVALID_RANGE.
+            FetchRange::Filter(filter) => largest
+                .and_then(|largest| fetch_range(filter, largest))
+                .ok_or("nothing published in the range"),
+        }
+    }
+}
+
 impl<T: Transport> Inner<T> {
     pub(super) fn on_fetch(self: &Arc<Self>, m: Fetch) -> Result<(), SessionError> {
         let id = m.request_id;
@@ -19,57 +83,47 @@ impl<T: Transport> Inner<T> {
                 _ => ControlMessage::RequestError(err),
             }
         };
-        let (track, start, end) = match m.fetch_type {
+        // A named track (standalone, or draft-20's filtered FETCH): asked
+        // upstream from the FETCH's start if this side holds none of it yet
+        // (a relay that never subscribed), and answered once the range came
+        // (see `answer_fetch`).
+        let named = match &m.fetch_type {
             FetchType::Filtered { namespace, name } => {
-                let Some(track) = self.find_track(&namespace, &name) else {
-                    self.send(error(RequestFailure::DoesNotExist, "track does not exist"));
-                    return Ok(());
-                };
                 if self.refuse_range_filters(id, &m.parameters) {
                     return Ok(());
                 }
                 let filter = crate::control::filter(&m.parameters, self.draft)
                     .map_err(|e| SessionError::protocol(e.to_string()))?
                     .unwrap_or(SubscriptionFilter::Unfiltered);
-                // "If no Objects have been published for the track or Start
-                // Location is greater than the Largest Object": INVALID_RANGE.
-                let range = largest_location(&track).and_then(|largest| fetch_range(filter, largest));
-                let Some((start, end)) = range else {
-                    self.send(error(
-                        RequestFailure::InvalidRange,
-                        "nothing published in the range",
-                    ));
-                    return Ok(());
-                };
-                (track, start, end)
+                Some((namespace, name, FetchRange::Filter(filter)))
             }
             FetchType::Standalone {
                 namespace,
                 name,
                 start,
                 end,
-            } => {
-                let Some(track) = self.find_track(&namespace, &name) else {
-                    self.send(error(RequestFailure::DoesNotExist, "track does not exist"));
-                    return Ok(());
-                };
-                if end.group < start.group {
-                    self.send(error(RequestFailure::InvalidRange, "end before start"));
-                    return Ok(());
-                }
-                // "If Start Location is greater than the Largest Object ...
-                // the publisher MUST return ... INVALID_RANGE" (every draft).
-                if largest_location(&track).is_none_or(|largest| start > largest) {
-                    self.send(error(
-                        RequestFailure::InvalidRange,
-                        "start after the largest object",
-                    ));
-                    return Ok(());
-                }
-                // End Object is the last object plus one; 0 = the whole group.
-                let end_object = end.object.checked_sub(1);
-                (track, start, (end.group, end_object))
-            }
+            } => Some((namespace, name, FetchRange::Standalone(*start, *end))),
+            _ => None,
+        };
+        if let Some((namespace, name, range)) = named {
+            let Some(track) = self.find_track_from(namespace, name, range.start_group()) else {
+                self.send(error(RequestFailure::DoesNotExist, "track does not exist"));
+                return Ok(());
+            };
+            // FILL_TIMEOUT bounds the wait ("0: only what is immediately
+            // available"); we never wait longer than FETCH_WAIT.
+            let wait = m
+                .parameters
+                .get_int(MessageParameter::FillTimeout.code())
+                .map_or(FETCH_WAIT, |ms| Duration::from_millis(ms).min(FETCH_WAIT));
+            let descending = self.fetch_descending(&m);
+            let task = tokio::spawn(self.clone().answer_fetch(id, track, range, wait, descending));
+            self.lock().fetches.insert(id, task.abort_handle());
+            return Ok(());
+        }
+        let (track, start, end) = match m.fetch_type {
+            // Answered above (`answer_fetch`).
+            FetchType::Filtered { .. } | FetchType::Standalone { .. } => return Ok(()),
             FetchType::RelativeJoining {
                 joining_request_id,
                 joining_start,
@@ -126,6 +180,14 @@ impl<T: Transport> Inner<T> {
                 )
             }
         };
+        let descending = self.fetch_descending(&m);
+        let task = tokio::spawn(self.clone().serve_fetch(id, track, start, end, descending));
+        self.lock().fetches.insert(id, task.abort_handle());
+        Ok(())
+    }
+
+    /// Whether FETCH `m` asks for groups newest first.
+    fn fetch_descending(&self, m: &Fetch) -> bool {
         let order = match self.draft {
             Draft::D14 => m.group_order,
             _ => m
@@ -133,10 +195,47 @@ impl<T: Transport> Inner<T> {
                 .get_int(MessageParameter::GroupOrder.code())
                 .unwrap_or(0) as u8,
         };
-        let descending = order == crate::common::group_order::DESCENDING;
-        let task = tokio::spawn(self.clone().serve_fetch(id, track, start, end, descending));
-        self.lock().fetches.insert(id, task.abort_handle());
-        Ok(())
+        order == crate::common::group_order::DESCENDING
+    }
+
+    /// Answers a FETCH of a named track: when the track holds nothing yet
+    /// (requested upstream just now, from the FETCH's start), waits up to
+    /// `wait` for the range to arrive, then resolves the range against what
+    /// is there and serves it, or refuses it (INVALID_RANGE).
+    async fn answer_fetch(
+        self: Arc<Self>,
+        id: u64,
+        track: TrackConsumer,
+        range: FetchRange,
+        wait: Duration,
+        descending: bool,
+    ) {
+        if largest_location(&track).is_none() {
+            let end = range.end_group();
+            let held =
+                |t: &TrackConsumer| largest_location(t).is_some_and(|l| end.is_none_or(|e| l.group >= e));
+            let mut probe = track.clone();
+            let _ = tokio::time::timeout(wait, async {
+                while !held(&probe) {
+                    if !matches!(probe.next_group().await, Ok(Some(_))) {
+                        return;
+                    }
+                }
+            })
+            .await;
+        }
+        match range.resolve(largest_location(&track)) {
+            Ok((start, end)) => self.serve_fetch(id, track, start, end, descending).await,
+            Err(reason) => {
+                let err = self.request_error(id, RequestFailure::InvalidRange, reason);
+                self.send(match self.draft {
+                    Draft::D14 => ControlMessage::FetchError(err),
+                    _ => ControlMessage::RequestError(err),
+                });
+                let _done = self.fetch_guard17(id);
+                self.lock().fetches.remove(&id);
+            }
+        }
     }
 
     /// Draft-20 "Fill Semantics": the objects of `track` before the
