@@ -326,3 +326,38 @@ async fn a_fetch_of_a_track_not_held_yet_is_asked_upstream() {
     .await
     .expect("timed out");
 }
+
+/// The SUBSCRIBEs of one peer waiting for a publisher are bounded (each
+/// holds a task and a watch on the origin): past 64 at once, one is
+/// answered DOES_NOT_EXIST at once, as a relay "MAY use a shorter timeout".
+#[tokio::test]
+async fn waiting_subscribes_are_bounded() {
+    tokio::time::timeout(LIMIT, async {
+        let draft = D20;
+        let origin = moq_lite::model::OriginProducer::new();
+        let (raw, _server, _keep) = raw17_pair_at(publish(&origin), draft).await;
+        let mut streams = Vec::new();
+        for i in 0..65u64 {
+            let ControlMessage::Subscribe(mut m) = subscribe_msg(
+                2 * i,
+                &format!("nobody/{i}"),
+                "t",
+                SubscriptionFilter::LargestObject,
+                draft,
+            ) else {
+                unreachable!()
+            };
+            m.parameters
+                .set_int(MessageParameter::RENDEZVOUS_TIMEOUT.code(), 15_000);
+            streams.push(raw.request(ControlMessage::Subscribe(m)).await);
+        }
+        let replies = streams.iter_mut().map(|s| Box::pin(recv_at(s, draft)));
+        let (first, _, _) = futures::future::select_all(replies).await;
+        let Some(ControlMessage::RequestError(err)) = first else {
+            panic!("{first:?}")
+        };
+        assert_eq!(err.error_code, 0x10, "DOES_NOT_EXIST");
+    })
+    .await
+    .expect("timed out");
+}

@@ -198,6 +198,7 @@ impl Session {
                 solicited: Vec::new(),
                 pushers: HashMap::new(),
                 fetches: HashMap::new(),
+                rendezvous: 0,
                 pending: HashMap::new(),
                 routes: HashMap::new(),
                 deps17: Default::default(),
@@ -355,6 +356,8 @@ struct State {
     /// SUBSCRIBE_NAMESPACE requests, by Request ID, with their prefixes.
     pushers: HashMap<u64, (TrackNamespace, AbortHandle)>,
     fetches: HashMap<u64, AbortHandle>,
+    /// SUBSCRIBEs waiting for a publisher (RENDEZVOUS_TIMEOUT).
+    rendezvous: usize,
     next_alias: u64,
     // Subscriber half.
     subs: HashMap<u64, Sub>,

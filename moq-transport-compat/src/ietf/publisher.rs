@@ -39,6 +39,18 @@ const DEFAULT_SUBSCRIBER_PRIORITY: u8 = 128;
 /// RENDEZVOUS_TIMEOUT asks ("The relay MAY use a shorter timeout").
 const MAX_RENDEZVOUS: Duration = Duration::from_secs(30);
 
+/// How many SUBSCRIBEs of one peer wait for a publisher at once.
+const MAX_RENDEZVOUS_WAITING: usize = 64;
+
+/// One SUBSCRIBE counted in `State::rendezvous` while it waits.
+struct Rendezvous<T: Transport>(Arc<Inner<T>>);
+
+impl<T: Transport> Drop for Rendezvous<T> {
+    fn drop(&mut self) {
+        self.0.lock().rendezvous -= 1;
+    }
+}
+
 impl Wanted {
     /// From a SUBSCRIBE: its fields in draft-14, its parameters after.
     fn of(m: &Subscribe, start: Option<Location>, end: Option<u64>, draft: Draft) -> Self {
@@ -142,6 +154,7 @@ impl<T: Transport> Inner<T> {
     /// Waits up to `wait` for the track of `m` to have a publisher, then
     /// answers it as if it had just arrived, or with TIMEOUT.
     async fn rendezvous(self: Arc<Self>, mut m: Subscribe, start: Option<u64>, wait: Duration) {
+        let _counted = Rendezvous(self.clone());
         let Some(mut origin) = self.publish.clone() else {
             return;
         };
@@ -195,7 +208,16 @@ impl<T: Transport> Inner<T> {
                 true => m.parameters.get_int(MessageParameter::RENDEZVOUS_TIMEOUT.code()),
                 false => None,
             };
-            match wait.filter(|&ms| ms > 0) {
+            // Each wait holds a task and a watch on the origin: a peer gets a
+            // bounded number at once, then the immediate answer (a relay "MAY
+            // use a shorter timeout").
+            let waiting = {
+                let mut state = self.lock();
+                let room = state.rendezvous < MAX_RENDEZVOUS_WAITING;
+                state.rendezvous += room as usize;
+                room
+            };
+            match wait.filter(|&ms| ms > 0 && waiting) {
                 Some(ms) => {
                     let wait = Duration::from_millis(ms).min(MAX_RENDEZVOUS);
                     tokio::spawn(self.clone().rendezvous(m, explicit, wait));
