@@ -59,6 +59,11 @@ pub struct RunArgs {
     /// The relay's process ID: sample its CPU and RSS.
     #[arg(long = "relay-pid")]
     pub relay_pid: Option<u32>,
+    /// Offer this protocol version only: moq-lite-06 .. -02, or
+    /// moq-transport-22 .. -14 (IETF); by default every version, the
+    /// newest moq-lite first.
+    #[arg(long, value_name = "NAME")]
+    pub protocol: Option<moq_transport_compat::Version>,
     /// Also write JSON lines (each interval, then the summary) here.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -116,7 +121,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
         let relay = LocalRelay::start().await?;
         options.relay_pid = Some(std::process::id());
         options.shared_process = true;
-        let target = relay.target();
+        let mut target = relay.target();
+        offer(&mut target, args.protocol);
         let summary = load::run(&target, &scenario, &options).await;
         relay.stop().await;
         return summary;
@@ -124,11 +130,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Summary> {
     let Some(url) = args.url else {
         anyhow::bail!("give a relay URL (e.g. moql://127.0.0.1:4443/ --tls-disable-verify) or --local-relay");
     };
-    let target = Target {
+    let mut target = Target {
         url,
         client: client_config(args.tls_disable_verify, args.tls_root),
     };
+    offer(&mut target, args.protocol);
     load::run(&target, &scenario, &options).await
+}
+
+/// Makes every connection of `target` offer `protocol` alone, if given.
+pub fn offer(target: &mut Target, protocol: Option<moq_transport_compat::Version>) {
+    if let Some(version) = protocol {
+        target.client.protocols = vec![version.alpn().to_string()];
+    }
 }
 
 /// A relay running inside this process on 127.0.0.1 (a free port, no HTTP).

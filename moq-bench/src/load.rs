@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use moq_lite::Session;
 use moq_lite::endpoint::{Client, ClientConfig};
 use moq_lite::model::{BroadcastConsumer, GroupConsumer, OriginProducer, Path, Track, TrackProducer};
 use tokio::task::JoinSet;
@@ -269,22 +268,18 @@ async fn connection(
     let client = Client::new(target.client.clone())?;
     let publish = (!plan.publish.is_empty() || !plan.subscriber).then(OriginProducer::new);
     let subscribe = plan.subscriber.then(OriginProducer::new);
+    // Whichever version was negotiated, moq-lite or an IETF draft.
+    let config = moq_lite::SessionConfig {
+        publish: publish.as_ref().map(|o| o.consume()),
+        subscribe: subscribe.clone(),
+        ..Default::default()
+    };
     let session = if matches!(target.url.scheme(), "ws" | "wss") {
         let connected = client.connect_websocket(&target.url).await?;
-        Session::connect(
-            connected.session,
-            publish.as_ref().map(|o| o.consume()),
-            subscribe.clone(),
-        )
-        .await?
+        moq_transport_compat::connect(connected.session, config).await?
     } else {
         let connected = client.connect(&target.url).await?;
-        Session::connect(
-            connected.session,
-            publish.as_ref().map(|o| o.consume()),
-            subscribe.clone(),
-        )
-        .await?
+        moq_transport_compat::connect(connected.session, config).await?
     };
     stats.record_setup(begin.elapsed().as_micros() as u64);
     stats.connections_opened.fetch_add(1, Ordering::Relaxed);

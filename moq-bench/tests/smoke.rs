@@ -55,3 +55,35 @@ async fn load_against_local_relay() {
     assert!(json["recv_mbps"].as_f64().unwrap() > 0.0);
     assert!(json["relay"]["rss_end_bytes"].as_u64().unwrap() > 0);
 }
+
+/// The same load over an IETF draft (`--protocol moq-transport-20`): the
+/// relay serves it through the same origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_over_an_ietf_draft() {
+    let relay = LocalRelay::start().await.expect("relay starts");
+    let scenario = Scenario {
+        connections: 3,
+        publishers: 1,
+        fps: Range::one(50.0),
+        frame_size: Range::one(1000),
+        group_size: Range::one(10),
+        ramp: Duration::from_millis(300),
+        duration: Duration::from_millis(1500),
+        report: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let options = Options {
+        quiet: true,
+        ..Default::default()
+    };
+    let mut target = relay.target();
+    moq_bench::cli::offer(&mut target, Some("moq-transport-20".parse().unwrap()));
+    assert_eq!(target.client.protocols, ["moqt-20"]);
+    let summary = moq_bench::load::run(&target, &scenario, &options)
+        .await
+        .expect("load runs");
+    relay.stop().await;
+    let json: serde_json::Value = serde_json::to_value(&summary).unwrap();
+    assert!(json["frames_received"].as_u64().unwrap() > 0, "{json}");
+    assert_eq!(json["errors"], 0, "{json}");
+}
