@@ -6,11 +6,10 @@ use std::time::Duration;
 use moq_bench::knobs::{Range, Scenario};
 use moq_bench::{LocalRelay, Options};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn load_against_local_relay() {
-    let relay = LocalRelay::start().await.expect("relay starts");
-    let scenario = Scenario {
-        connections: 4,
+/// About a second and a half of one publisher at 50 fps to the others.
+fn short_load(connections: u64) -> Scenario {
+    Scenario {
+        connections,
         publishers: 1,
         fps: Range::one(50.0),
         frame_size: Range::one(1000),
@@ -19,7 +18,13 @@ async fn load_against_local_relay() {
         duration: Duration::from_millis(1500),
         report: Duration::from_millis(500),
         ..Default::default()
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_against_local_relay() {
+    let relay = LocalRelay::start().await.expect("relay starts");
+    let scenario = short_load(4);
     let options = Options {
         relay_pid: Some(std::process::id()),
         shared_process: true,
@@ -61,17 +66,7 @@ async fn load_against_local_relay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_over_an_ietf_draft() {
     let relay = LocalRelay::start().await.expect("relay starts");
-    let scenario = Scenario {
-        connections: 3,
-        publishers: 1,
-        fps: Range::one(50.0),
-        frame_size: Range::one(1000),
-        group_size: Range::one(10),
-        ramp: Duration::from_millis(300),
-        duration: Duration::from_millis(1500),
-        report: Duration::from_millis(500),
-        ..Default::default()
-    };
+    let scenario = short_load(3);
     let options = Options {
         quiet: true,
         ..Default::default()
