@@ -60,12 +60,8 @@ async fn ietf_to_ietf(scheme: &str, protocol: &str, draft: Draft) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ietf_publisher_to_ietf_subscriber_every_draft_and_transport() {
     for scheme in ["moqt", "https"] {
-        for (protocol, draft) in [
-            ("moq-00", Draft::D14),
-            ("moqt-15", Draft::D15),
-            ("moqt-16", Draft::D16),
-            ("moqt-17", Draft::D17),
-        ] {
+        for draft in Draft::ALL {
+            let protocol = draft.alpn();
             tokio::time::timeout(LIMIT, ietf_to_ietf(scheme, protocol, draft))
                 .await
                 .unwrap_or_else(|_| panic!("{scheme} {protocol} timed out"));
