@@ -76,18 +76,11 @@ impl FetchRange {
 impl<T: Transport> Inner<T> {
     pub(super) fn on_fetch(self: &Arc<Self>, m: Fetch) -> Result<(), SessionError> {
         let id = m.request_id;
-        let error = |code, reason: &str| {
-            let err = self.request_error(id, code, reason);
-            match self.draft {
-                Draft::D14 => ControlMessage::FetchError(err),
-                _ => ControlMessage::RequestError(err),
-            }
-        };
         // A named track (standalone, or draft-20's filtered FETCH): asked
         // upstream from the FETCH's start if this side holds none of it yet
         // (a relay that never subscribed), and answered once the range came
         // (see `answer_fetch`).
-        let named = match &m.fetch_type {
+        let (namespace, name, range) = match &m.fetch_type {
             FetchType::Filtered { namespace, name } => {
                 if self.refuse_range_filters(id, &m.parameters) {
                     return Ok(());
@@ -95,95 +88,111 @@ impl<T: Transport> Inner<T> {
                 let filter = crate::control::filter(&m.parameters, self.draft)
                     .map_err(|e| SessionError::protocol(e.to_string()))?
                     .unwrap_or(SubscriptionFilter::Unfiltered);
-                Some((namespace, name, FetchRange::Filter(filter)))
+                (namespace, name, FetchRange::Filter(filter))
             }
             FetchType::Standalone {
                 namespace,
                 name,
                 start,
                 end,
-            } => Some((namespace, name, FetchRange::Standalone(*start, *end))),
-            _ => None,
-        };
-        if let Some((namespace, name, range)) = named {
-            let Some(track) = self.find_track_from(namespace, name, range.start_group()) else {
-                self.send(error(RequestFailure::DoesNotExist, "track does not exist"));
-                return Ok(());
-            };
-            // FILL_TIMEOUT bounds the wait ("0: only what is immediately
-            // available"); we never wait longer than FETCH_WAIT.
-            let wait = m
-                .parameters
-                .get_int(MessageParameter::FillTimeout.code())
-                .map_or(FETCH_WAIT, |ms| Duration::from_millis(ms).min(FETCH_WAIT));
-            let descending = self.fetch_descending(&m);
-            let task = tokio::spawn(self.clone().answer_fetch(id, track, range, wait, descending));
-            self.lock().fetches.insert(id, task.abort_handle());
-            return Ok(());
-        }
-        let (track, start, end) = match m.fetch_type {
-            // Answered above (`answer_fetch`).
-            FetchType::Filtered { .. } | FetchType::Standalone { .. } => return Ok(()),
+            } => (namespace, name, FetchRange::Standalone(*start, *end)),
             FetchType::RelativeJoining {
                 joining_request_id,
                 joining_start,
-            }
-            | FetchType::AbsoluteJoining {
+            } => return self.on_joining_fetch(&m, *joining_request_id, *joining_start, true),
+            FetchType::AbsoluteJoining {
                 joining_request_id,
                 joining_start,
-            } => {
-                let relative = matches!(m.fetch_type, FetchType::RelativeJoining { .. });
-                let joined = {
-                    let state = self.lock();
-                    state
-                        .served
-                        .get(&joining_request_id)
-                        .map(|s| (s.track.clone(), s.largest, s.largest_object))
-                };
-                let Some((track, largest, largest_object)) = joined else {
-                    self.send(error(
-                        RequestFailure::InvalidJoiningRequestId,
-                        "no such subscription",
-                    ));
-                    return Ok(());
-                };
-                // "A Joining Fetch is only permitted when the associated
-                // Subscribe has the Filter Type Largest Object; any other
-                // value results in closing the session with a
-                // PROTOCOL_VIOLATION" (drafts 14 to 17).
-                if !largest_object {
-                    return Err(SessionError::protocol(
-                        "joining FETCH of a subscription without a LargestObject filter",
-                    ));
-                }
-                // "If no Objects have been published for the track ... the
-                // publisher MUST respond with ... INVALID_RANGE".
-                let Some(largest) = largest else {
-                    self.send(error(RequestFailure::InvalidRange, "the track had no objects"));
-                    return Ok(());
-                };
-                let first = match relative {
-                    true => largest.group.saturating_sub(joining_start),
-                    false => joining_start,
-                };
-                if first > largest.group {
-                    self.send(error(
-                        RequestFailure::InvalidRange,
-                        "start after the largest group",
-                    ));
-                    return Ok(());
-                }
-                (
-                    track,
-                    Location::new(first, 0),
-                    (largest.group, Some(largest.object)),
-                )
-            }
+            } => return self.on_joining_fetch(&m, *joining_request_id, *joining_start, false),
         };
+        let Some(track) = self.find_track_from(namespace, name, range.start_group()) else {
+            self.send(self.fetch_error(id, RequestFailure::DoesNotExist, "track does not exist"));
+            return Ok(());
+        };
+        // FILL_TIMEOUT bounds the wait ("0: only what is immediately
+        // available"); we never wait longer than FETCH_WAIT.
+        let wait = m
+            .parameters
+            .get_int(MessageParameter::FillTimeout.code())
+            .map_or(FETCH_WAIT, |ms| Duration::from_millis(ms).min(FETCH_WAIT));
         let descending = self.fetch_descending(&m);
+        let task = tokio::spawn(self.clone().answer_fetch(id, track, range, wait, descending));
+        self.lock().fetches.insert(id, task.abort_handle());
+        Ok(())
+    }
+
+    /// A joining FETCH: groups from `joining_start` (`relative`: that many
+    /// before the largest) up to where subscription `joining_request_id`
+    /// started.
+    fn on_joining_fetch(
+        self: &Arc<Self>,
+        m: &Fetch,
+        joining_request_id: u64,
+        joining_start: u64,
+        relative: bool,
+    ) -> Result<(), SessionError> {
+        let id = m.request_id;
+        let error = |code, reason: &str| self.fetch_error(id, code, reason);
+        let (track, start, end) = {
+            let joined = {
+                let state = self.lock();
+                state
+                    .served
+                    .get(&joining_request_id)
+                    .map(|s| (s.track.clone(), s.largest, s.largest_object))
+            };
+            let Some((track, largest, largest_object)) = joined else {
+                self.send(error(
+                    RequestFailure::InvalidJoiningRequestId,
+                    "no such subscription",
+                ));
+                return Ok(());
+            };
+            // "A Joining Fetch is only permitted when the associated
+            // Subscribe has the Filter Type Largest Object; any other
+            // value results in closing the session with a
+            // PROTOCOL_VIOLATION" (drafts 14 to 17).
+            if !largest_object {
+                return Err(SessionError::protocol(
+                    "joining FETCH of a subscription without a LargestObject filter",
+                ));
+            }
+            // "If no Objects have been published for the track ... the
+            // publisher MUST respond with ... INVALID_RANGE".
+            let Some(largest) = largest else {
+                self.send(error(RequestFailure::InvalidRange, "the track had no objects"));
+                return Ok(());
+            };
+            let first = match relative {
+                true => largest.group.saturating_sub(joining_start),
+                false => joining_start,
+            };
+            if first > largest.group {
+                self.send(error(
+                    RequestFailure::InvalidRange,
+                    "start after the largest group",
+                ));
+                return Ok(());
+            }
+            (
+                track,
+                Location::new(first, 0),
+                (largest.group, Some(largest.object)),
+            )
+        };
+        let descending = self.fetch_descending(m);
         let task = tokio::spawn(self.clone().serve_fetch(id, track, start, end, descending));
         self.lock().fetches.insert(id, task.abort_handle());
         Ok(())
+    }
+
+    /// The refusal of FETCH `id`: FETCH_ERROR in draft-14, REQUEST_ERROR after.
+    fn fetch_error(&self, id: u64, failure: RequestFailure, reason: &str) -> ControlMessage {
+        let err = self.request_error(id, failure, reason);
+        match self.draft {
+            Draft::D14 => ControlMessage::FetchError(err),
+            _ => ControlMessage::RequestError(err),
+        }
     }
 
     /// Whether FETCH `m` asks for groups newest first.
@@ -227,11 +236,7 @@ impl<T: Transport> Inner<T> {
         match range.resolve(largest_location(&track)) {
             Ok((start, end)) => self.serve_fetch(id, track, start, end, descending).await,
             Err(reason) => {
-                let err = self.request_error(id, RequestFailure::InvalidRange, reason);
-                self.send(match self.draft {
-                    Draft::D14 => ControlMessage::FetchError(err),
-                    _ => ControlMessage::RequestError(err),
-                });
+                self.send(self.fetch_error(id, RequestFailure::InvalidRange, reason));
                 let _done = self.fetch_guard17(id);
                 self.lock().fetches.remove(&id);
             }
