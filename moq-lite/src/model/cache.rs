@@ -111,6 +111,21 @@ impl TrackCache {
         self.by_sequence.last_key_value().map(|(seq, _)| *seq)
     }
 
+    /// Lowest sequence held.
+    pub fn oldest(&self) -> Option<u64> {
+        self.by_sequence.first_key_value().map(|(seq, _)| *seq)
+    }
+
+    /// The sequences held at or after `start`, ascending.
+    pub fn held_from(&self, start: u64) -> std::collections::VecDeque<u64> {
+        self.by_sequence.range(start..).map(|(seq, _)| *seq).collect()
+    }
+
+    /// Highest sequence evicted: it and everything older are refused.
+    pub fn floor(&self) -> Option<u64> {
+        self.floor
+    }
+
     pub fn latest_group(&self) -> Option<&Arc<GroupShared>> {
         self.by_sequence.last_key_value().map(|(_, c)| &c.group)
     }
@@ -152,6 +167,13 @@ impl TrackCache {
     /// Number of groups held.
     pub fn len(&self) -> usize {
         self.by_sequence.len()
+    }
+
+    /// How many of the groups that arrived in `from..to` and are at or after
+    /// `start` were evicted (some of that range may still be held).
+    pub fn evicted_between(&self, from: u64, to: u64, start: Option<u64>) -> u64 {
+        let held = self.by_arrival.range(from..to).count() as u64;
+        self.skipped_between(from, to, start).saturating_sub(held)
     }
 
     /// How many groups a consumer passing over arrivals `from..to` skipped:

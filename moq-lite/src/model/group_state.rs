@@ -119,6 +119,9 @@ pub(crate) struct GroupShared {
     pub complete: AtomicU64,
     /// A group of one frame meant for a datagram (set before anyone sees it).
     pub datagram: std::sync::atomic::AtomicBool,
+    /// A group fetched after newer ones (a backfill): consumers at the live
+    /// edge pass over it (set before anyone sees it).
+    pub backfilled: std::sync::atomic::AtomicBool,
 }
 
 impl GroupShared {
@@ -135,6 +138,7 @@ impl GroupShared {
             }),
             complete: AtomicU64::new(0),
             datagram: std::sync::atomic::AtomicBool::new(false),
+            backfilled: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

@@ -12,11 +12,13 @@
 
 //!
 //! Modules import one way only, from leaves up: `limits`, `lock`, `waiter`
-//! and `path` import no sibling; then `lifecycle`, `group_state` (a group's
+//! and `path` import no sibling, nor does `backfill` (a pure decision); then
+//! `lifecycle`, `group_state` (a group's
 //! shared state, which frames, groups and the cache all hold), `frame`,
 //! `group`, `cache`, `track`, `broadcast`, `origin`, each importing only
 //! modules before it.
 
+mod backfill;
 mod broadcast;
 mod cache;
 mod frame;
@@ -41,4 +43,4 @@ pub use limits::{
 pub use origin::*;
 pub use path::*;
 pub use route::RouteCost;
-pub use track::{CacheStats, Track, TrackConsumer, TrackProducer};
+pub use track::{BackfillRequest, CacheStats, Track, TrackConsumer, TrackProducer};

@@ -31,12 +31,13 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use super::backfill::Backfill;
 use super::cache::{CacheOwner, TrackCache};
 use super::group::{GroupConsumer, GroupProducer};
 use super::lifecycle::Lifecycle;
 use super::limits::CacheConfig;
 use super::lock::Lock;
-use super::waiter::WaitSlot;
+use super::waiter::{WaitSlot, WaiterList};
 use crate::{Error, Result};
 
 /// What a track is: its name within the broadcast and its priority.
@@ -69,8 +70,43 @@ pub(crate) struct TrackState {
     /// Consumers park on its readers' list for new groups as well as the end.
     pub life: Lifecycle,
     /// For a track made on request: the earliest group a requester asked
-    /// for, which the session asks its peer to start from.
-    pub requested_start: Option<u64>,
+    /// for, which the session asks its peer to start from, and the older
+    /// groups it fetches once it already serves the track.
+    pub backfill: Backfill,
+    /// The producer side waiting for backfill work.
+    pub backfill_waiters: WaiterList,
+}
+
+/// What a group is marked as before any consumer can see it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Marks {
+    datagram: bool,
+    backfilled: bool,
+}
+
+impl TrackState {
+    /// Creates group `sequence` with its marks.
+    fn create_group(&mut self, sequence: u64, marks: Marks) -> Result<GroupProducer> {
+        use std::sync::atomic::Ordering::Release;
+        self.life.check_open()?;
+        let group = self.cache.insert(sequence, Instant::now())?;
+        group.datagram.store(marks.datagram, Release);
+        group.backfilled.store(marks.backfilled, Release);
+        self.life.wake_readers();
+        if self.backfill.awaits_first_group() {
+            // What the subscription covers is known now.
+            self.plan_backfill();
+        }
+        Ok(GroupProducer::from_shared(group))
+    }
+
+    /// Queues what older groups to fetch now, and wakes the producer side
+    /// if there is something.
+    fn plan_backfill(&mut self) {
+        if self.life.is_open() && self.backfill.plan(self.cache.oldest(), self.cache.floor()) {
+            self.backfill_waiters.wake_all();
+        }
+    }
 }
 
 pub(crate) struct TrackShared {
@@ -85,7 +121,8 @@ impl TrackShared {
             state: Lock::new(TrackState {
                 cache: TrackCache::new(config, weak.clone()),
                 life: Lifecycle::new(),
-                requested_start: None,
+                backfill: Backfill::default(),
+                backfill_waiters: WaiterList::default(),
             }),
         })
     }
@@ -103,10 +140,13 @@ impl TrackShared {
         }
     }
 
-    /// Lowers the requested start to `start` (the earliest request wins).
+    /// Lowers the requested start to `start` (the earliest request wins);
+    /// a producer side that serves backfill learns of it.
     pub fn request_start(&self, start: u64) {
         let mut state = self.state.lock();
-        state.requested_start = Some(state.requested_start.map_or(start, |s| s.min(start)));
+        if state.backfill.want(start) {
+            state.plan_backfill();
+        }
     }
 
     /// Ends the track with `err` unless it already ended.
@@ -128,6 +168,8 @@ impl CacheOwner for TrackShared {
 pub struct TrackProducer {
     shared: Arc<TrackShared>,
     slot: Option<WaitSlot>,
+    /// Where this handle waits for backfill work.
+    backfill_slot: Option<WaitSlot>,
     /// Set by [`abort_on_drop`](Self::abort_on_drop).
     abort_on_drop: Option<Error>,
 }
@@ -148,6 +190,7 @@ impl TrackProducer {
         TrackProducer {
             shared,
             slot: None,
+            backfill_slot: None,
             abort_on_drop: None,
         }
     }
@@ -174,19 +217,7 @@ impl TrackProducer {
     }
 
     fn create_locked(&self, state: &mut TrackState, sequence: u64) -> Result<GroupProducer> {
-        self.create_marked(state, sequence, false)
-    }
-
-    /// Creates group `sequence`, marked as a datagram or not before any
-    /// consumer can see it.
-    fn create_marked(&self, state: &mut TrackState, sequence: u64, datagram: bool) -> Result<GroupProducer> {
-        state.life.check_open()?;
-        let group = state.cache.insert(sequence, Instant::now())?;
-        group
-            .datagram
-            .store(datagram, std::sync::atomic::Ordering::Release);
-        state.life.wake_readers();
-        Ok(GroupProducer::from_shared(group))
+        state.create_group(sequence, Marks::default())
     }
 
     /// Publishes `payload` as the next group, of one frame stamped
@@ -209,7 +240,11 @@ impl TrackProducer {
         let mut group = {
             let mut state = self.shared.state.lock();
             let sequence = sequence.unwrap_or_else(|| state.cache.next_sequence());
-            self.create_marked(&mut state, sequence, true)?
+            let marks = Marks {
+                datagram: true,
+                ..Marks::default()
+            };
+            state.create_group(sequence, marks)?
         };
         // Written outside the track's lock: a frame may make the cache evict.
         group.write_frame_at(payload, timestamp)?;
@@ -229,7 +264,41 @@ impl TrackProducer {
     /// request asks its peer to start there (a SUBSCRIBE start group);
     /// `None` means the latest group.
     pub fn requested_start(&self) -> Option<u64> {
-        self.shared.state.lock().requested_start
+        self.shared.state.lock().backfill.wanted()
+    }
+
+    /// For the session feeding a track made on request: it asked its peer
+    /// for the groups from `from` (`None`: the live edge), and it can fetch
+    /// older ones, so consumers asking for an earlier start are answered
+    /// through [`poll_backfill`](Self::poll_backfill).
+    pub fn serve_backfill(&self, from: Option<u64>) {
+        let mut state = self.shared.state.lock();
+        state.backfill.serve(from);
+        state.plan_backfill();
+    }
+
+    /// Ready with older groups to fetch from the peer once a consumer asks
+    /// for a start below what the session's subscription covers (after
+    /// [`serve_backfill`](Self::serve_backfill); never before). Each group
+    /// is asked for once, the newest [`BackfillRequest::MAX_GROUPS`] of a
+    /// range at most, never one the cache already evicted. Consumers asking
+    /// for the range wait (read nothing) until the request is dropped, so
+    /// that they read it before newer groups.
+    pub fn poll_backfill(&mut self, cx: &mut Context<'_>) -> Poll<BackfillRequest> {
+        let mut state = self.shared.state.lock();
+        if let Some(range) = state.backfill.take() {
+            return Poll::Ready(BackfillRequest {
+                range,
+                shared: self.shared.clone(),
+            });
+        }
+        state.backfill_waiters.register(&mut self.backfill_slot, cx.waker());
+        Poll::Pending
+    }
+
+    /// Waits for older groups to fetch: see [`poll_backfill`](Self::poll_backfill).
+    pub async fn backfill(&mut self) -> BackfillRequest {
+        std::future::poll_fn(|cx| self.poll_backfill(cx)).await
     }
 
     /// Ends the track; consumers read the groups still held, then the end.
@@ -331,6 +400,54 @@ impl TrackProducer {
     }
 }
 
+/// Older groups of a track for its session to fetch from the peer
+/// ([`TrackProducer::poll_backfill`]), ascending. Groups fetched go in with
+/// [`TrackProducer::create_group`]; dropping the request says it was
+/// answered (fully or not), and releases the consumers waiting for it.
+pub struct BackfillRequest {
+    range: std::ops::Range<u64>,
+    shared: Arc<TrackShared>,
+}
+
+impl BackfillRequest {
+    /// The most groups one request covers (the newest of what was asked).
+    pub const MAX_GROUPS: u64 = super::backfill::MAX_BACKFILL_GROUPS;
+
+    /// The group sequences to fetch.
+    pub fn range(&self) -> std::ops::Range<u64> {
+        self.range.clone()
+    }
+
+    /// Creates fetched group `sequence` in the track (as
+    /// [`TrackProducer::create_group`] would), marked so that consumers at
+    /// the live edge pass over it.
+    pub fn create_group(&self, sequence: u64) -> Result<GroupProducer> {
+        let marks = Marks {
+            backfilled: true,
+            ..Marks::default()
+        };
+        self.shared.state.lock().create_group(sequence, marks)
+    }
+}
+
+impl Drop for BackfillRequest {
+    fn drop(&mut self) {
+        let mut state = self.shared.state.lock();
+        if state.backfill.done() {
+            state.life.wake_readers();
+        }
+    }
+}
+
+impl std::fmt::Debug for BackfillRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackfillRequest")
+            .field("track", &self.shared.info.name)
+            .field("range", &self.range)
+            .finish()
+    }
+}
+
 impl Clone for TrackProducer {
     fn clone(&self) -> Self {
         Self::from_shared(self.shared.clone())
@@ -340,6 +457,7 @@ impl Clone for TrackProducer {
 impl Drop for TrackProducer {
     fn drop(&mut self) {
         let mut state = self.shared.state.lock();
+        state.backfill_waiters.unregister(&mut self.backfill_slot);
         if let Some(status) = state
             .life
             .release_producer(&mut self.slot, self.abort_on_drop.take())
@@ -383,8 +501,25 @@ pub struct TrackConsumer {
     cursor: u64,
     /// Groups older than this are not delivered.
     start: Option<u64>,
+    /// For an explicit start: the held groups from it, read first.
+    catch_up: CatchUp,
     skipped: u64,
     slot: Option<WaitSlot>,
+}
+
+/// How a consumer with an explicit start reads what the track already holds:
+/// in sequence order (which may differ from arrival order, for groups fetched
+/// after newer ones), before following arrivals.
+#[derive(Debug, Clone, Default)]
+enum CatchUp {
+    /// Following arrivals.
+    #[default]
+    Done,
+    /// The held groups are listed at the first read (after any backfill the
+    /// consumer waits for).
+    Pending,
+    /// The held groups not read yet, ascending.
+    Reading(std::collections::VecDeque<u64>),
 }
 
 impl TrackConsumer {
@@ -404,6 +539,10 @@ impl TrackConsumer {
     }
 
     fn new_if(shared: Arc<TrackShared>, start: Option<u64>, refuse_aborted: bool) -> Option<Self> {
+        let catch_up = match start {
+            Some(_) => CatchUp::Pending,
+            None => CatchUp::Done,
+        };
         let (cursor, start) = {
             let mut state = shared.state.lock();
             if refuse_aborted && state.life.aborted().is_some() {
@@ -417,6 +556,7 @@ impl TrackConsumer {
             shared,
             cursor,
             start,
+            catch_up,
             skipped: 0,
             slot: None,
         })
@@ -434,14 +574,43 @@ impl TrackConsumer {
         if let Some(err) = state.life.aborted() {
             return Poll::Ready(Err(err.clone()));
         }
+        if state.life.is_open() && state.backfill.holds(self.start) {
+            // Older groups this consumer wants are being fetched: reading
+            // them first keeps delivery in order.
+            state.life.wait(&mut self.slot, cx.waker());
+            return Poll::Pending;
+        }
         state.cache.evict_expired_now();
+        if let (CatchUp::Pending, Some(start)) = (&self.catch_up, self.start) {
+            // What arrived since this consumer started and is gone already
+            // was skipped; the rest is listed.
+            let next = state.cache.next_arrival();
+            self.skipped += state.cache.evicted_between(self.cursor, next, self.start);
+            self.catch_up = CatchUp::Reading(state.cache.held_from(start));
+            self.cursor = next;
+        }
+        if let CatchUp::Reading(held) = &mut self.catch_up {
+            while let Some(sequence) = held.pop_front() {
+                match state.cache.get(sequence) {
+                    Some(group) => return Poll::Ready(Ok(Some(GroupConsumer::new(group.clone())))),
+                    None => self.skipped += 1,
+                }
+            }
+            self.catch_up = CatchUp::Done;
+        }
         while let Some(found) = state.cache.next_from(self.cursor) {
             // Arrival numbers are dense: a gap is a group evicted unread.
             self.skipped += state
                 .cache
                 .skipped_between(self.cursor, found.arrival, self.start);
             self.cursor = found.arrival + 1;
-            if self.start.is_some_and(|start| found.sequence < start) {
+            let old = match self.start {
+                Some(start) => found.sequence < start,
+                // At the live edge from an empty track: what came first is
+                // the start, and fetched history is not for this consumer.
+                None => found.group.backfilled.load(std::sync::atomic::Ordering::Acquire),
+            };
+            if old {
                 continue;
             }
             return Poll::Ready(Ok(Some(GroupConsumer::new(found.group.clone()))));
@@ -463,11 +632,13 @@ impl TrackConsumer {
     }
 
     /// Moves the start to group `sequence`: from now on this consumer reads
-    /// the held groups at or after it, then new ones. Meant for a consumer
-    /// that has not read yet (a subscription with an explicit start group).
+    /// the held groups at or after it, in sequence order, then new ones as
+    /// they arrive. Meant for a consumer that has not read yet (a
+    /// subscription with an explicit start group).
     pub fn restart_from(&mut self, sequence: u64) {
         let state = self.shared.state.lock();
         self.start = Some(sequence);
+        self.catch_up = CatchUp::Pending;
         self.cursor = state.cache.first_arrival_from(self.start);
     }
 
@@ -521,6 +692,7 @@ impl Clone for TrackConsumer {
             shared: self.shared.clone(),
             cursor: self.cursor,
             start: self.start,
+            catch_up: self.catch_up.clone(),
             skipped: self.skipped,
             slot: None,
         }
@@ -588,6 +760,78 @@ mod tests {
         assert!(fresh.is_closed().is_none());
     }
 
+    /// A relay already feeding a track from group 10 is asked for group 7
+    /// on: the gap is requested from the session once, the subscriber waits
+    /// for it and then reads 7.. in order; a live subscriber never sees it.
+    #[test]
+    fn an_earlier_start_on_a_served_track_is_backfilled_in_order() {
+        use crate::model::BroadcastProducer;
+        let broadcast = BroadcastProducer::new();
+        let mut requests = broadcast.requests();
+        let consumer = broadcast.consume();
+        let mut live = consumer.subscribe_track(&Track::new("t")).unwrap();
+        let Poll::Ready(Some(mut upstream)) = poll(|cx| requests.poll_requested_track(cx)) else {
+            panic!("a request")
+        };
+        assert_eq!(upstream.requested_start(), None);
+        upstream.serve_backfill(None);
+        assert!(poll(|cx| upstream.poll_backfill(cx)).is_pending());
+        let _g10 = group_with(&mut upstream, 10, 1);
+        let _g11 = group_with(&mut upstream, 11, 1);
+        assert!(poll(|cx| upstream.poll_backfill(cx)).is_pending(), "nobody wants older groups");
+
+        let mut early = consumer
+            .subscribe_track_from(&Track::new("t"), Some(7))
+            .unwrap();
+        let Poll::Ready(request) = poll(|cx| upstream.poll_backfill(cx)) else {
+            panic!("a backfill request")
+        };
+        assert_eq!(request.range(), 7..10);
+        assert_eq!(next(&mut early), None, "waits for the older groups");
+        assert_eq!(next(&mut live), Some(10));
+        for sequence in request.range() {
+            request.create_group(sequence).unwrap().finish().unwrap();
+        }
+        assert_eq!(next(&mut live), Some(11));
+        assert_eq!(next(&mut early), None, "still waiting");
+        drop(request);
+        let read: Vec<_> = std::iter::from_fn(|| next(&mut early)).collect();
+        assert_eq!(read, vec![7, 8, 9, 10, 11]);
+        assert_eq!(next(&mut live), None, "the live edge never goes back");
+
+        // Asked for once: an equal or later start asks nothing more.
+        let _again = consumer
+            .subscribe_track_from(&Track::new("t"), Some(8))
+            .unwrap();
+        assert!(poll(|cx| upstream.poll_backfill(cx)).is_pending());
+    }
+
+    /// A backfill that brings nothing (the publisher no longer has the
+    /// groups) releases the waiting subscriber, which starts at what is held.
+    #[test]
+    fn an_unanswered_backfill_releases_its_waiters() {
+        use crate::model::BroadcastProducer;
+        let broadcast = BroadcastProducer::new();
+        let mut requests = broadcast.requests();
+        let consumer = broadcast.consume();
+        let _live = consumer.subscribe_track(&Track::new("t")).unwrap();
+        let Poll::Ready(Some(mut upstream)) = poll(|cx| requests.poll_requested_track(cx)) else {
+            panic!("a request")
+        };
+        upstream.serve_backfill(Some(4));
+        let _g4 = group_with(&mut upstream, 4, 1);
+        let mut early = consumer
+            .subscribe_track_from(&Track::new("t"), Some(0))
+            .unwrap();
+        let Poll::Ready(request) = poll(|cx| upstream.poll_backfill(cx)) else {
+            panic!("a backfill request")
+        };
+        assert_eq!(request.range(), 0..4);
+        assert_eq!(next(&mut early), None);
+        drop(request);
+        assert_eq!(next(&mut early), Some(4));
+    }
+
     fn poll<T>(f: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
         f(&mut Context::from_waker(Waker::noop()))
     }
@@ -635,21 +879,27 @@ mod tests {
     }
 
     #[test]
-    fn groups_are_delivered_in_arrival_order_within_the_range() {
+    fn held_groups_are_read_in_sequence_order_then_new_ones_as_they_arrive() {
         let mut track = TrackProducer::new(Track::new("t"));
         let mut consumer = track.consume_from(3);
         let _a = track.create_group(5).unwrap();
         let _b = track.create_group(3).unwrap();
         let _c = track.create_group(2).unwrap(); // below the start: not delivered
-        let _d = track.create_group(4).unwrap();
-        assert_eq!(next(&mut consumer), Some(5));
+        // What is held at the first read comes in sequence order.
         assert_eq!(next(&mut consumer), Some(3));
+        let _d = track.create_group(4).unwrap();
+        let _e = track.create_group(7).unwrap();
+        let _f = track.create_group(6).unwrap();
+        assert_eq!(next(&mut consumer), Some(5));
+        // Later groups in the order they arrive.
         assert_eq!(next(&mut consumer), Some(4));
+        assert_eq!(next(&mut consumer), Some(7));
+        assert_eq!(next(&mut consumer), Some(6));
         assert_eq!(next(&mut consumer), None);
         // A late group older than the latest at subscribe time is out of range too.
         let mut latest = track.consume();
-        let _e = track.create_group(1).unwrap();
-        assert_eq!(next(&mut latest), Some(5));
+        let _g = track.create_group(1).unwrap();
+        assert_eq!(next(&mut latest), Some(7));
         assert_eq!(next(&mut latest), None);
     }
 
