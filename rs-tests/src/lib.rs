@@ -201,12 +201,24 @@ impl TestRelay {
 
 /// Waits for `path` to be announced in `origin` and subscribes to `track`.
 pub async fn subscribe(origin: &OriginProducer, path: &str, track: &str) -> TrackConsumer {
+    subscribe_from(origin, path, track, None).await
+}
+
+/// [`subscribe`] from group `start` (`None`: the latest).
+pub async fn subscribe_from(
+    origin: &OriginProducer,
+    path: &str,
+    track: &str,
+    start: Option<u64>,
+) -> TrackConsumer {
     let mut announced = origin.consume();
     loop {
         let next = announced.announced().await.expect("origin open");
         if next.path == Path::new(path) {
             if let Some(broadcast) = next.broadcast {
-                return broadcast.subscribe_track(&Track::new(track)).expect("subscribes");
+                return broadcast
+                    .subscribe_track_from(&Track::new(track), start)
+                    .expect("subscribes");
             }
         }
     }

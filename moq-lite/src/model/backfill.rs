@@ -127,7 +127,8 @@ impl Backfill {
         let Some(start) = start else {
             return false;
         };
-        (self.in_flight > 0 && start < self.holding_below) || (self.covered == Some(None) && self.wanted.is_some())
+        (self.in_flight > 0 && start < self.holding_below)
+            || (self.covered == Some(None) && self.wanted.is_some())
     }
 }
 

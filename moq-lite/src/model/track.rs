@@ -292,7 +292,9 @@ impl TrackProducer {
                 shared: self.shared.clone(),
             });
         }
-        state.backfill_waiters.register(&mut self.backfill_slot, cx.waker());
+        state
+            .backfill_waiters
+            .register(&mut self.backfill_slot, cx.waker());
         Poll::Pending
     }
 
@@ -778,11 +780,12 @@ mod tests {
         assert!(poll(|cx| upstream.poll_backfill(cx)).is_pending());
         let _g10 = group_with(&mut upstream, 10, 1);
         let _g11 = group_with(&mut upstream, 11, 1);
-        assert!(poll(|cx| upstream.poll_backfill(cx)).is_pending(), "nobody wants older groups");
+        assert!(
+            poll(|cx| upstream.poll_backfill(cx)).is_pending(),
+            "nobody wants older groups"
+        );
 
-        let mut early = consumer
-            .subscribe_track_from(&Track::new("t"), Some(7))
-            .unwrap();
+        let mut early = consumer.subscribe_track_from(&Track::new("t"), Some(7)).unwrap();
         let Poll::Ready(request) = poll(|cx| upstream.poll_backfill(cx)) else {
             panic!("a backfill request")
         };
@@ -800,9 +803,7 @@ mod tests {
         assert_eq!(next(&mut live), None, "the live edge never goes back");
 
         // Asked for once: an equal or later start asks nothing more.
-        let _again = consumer
-            .subscribe_track_from(&Track::new("t"), Some(8))
-            .unwrap();
+        let _again = consumer.subscribe_track_from(&Track::new("t"), Some(8)).unwrap();
         assert!(poll(|cx| upstream.poll_backfill(cx)).is_pending());
     }
 
@@ -820,9 +821,7 @@ mod tests {
         };
         upstream.serve_backfill(Some(4));
         let _g4 = group_with(&mut upstream, 4, 1);
-        let mut early = consumer
-            .subscribe_track_from(&Track::new("t"), Some(0))
-            .unwrap();
+        let mut early = consumer.subscribe_track_from(&Track::new("t"), Some(0)).unwrap();
         let Poll::Ready(request) = poll(|cx| upstream.poll_backfill(cx)) else {
             panic!("a backfill request")
         };

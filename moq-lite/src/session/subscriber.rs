@@ -6,6 +6,10 @@
 //! on demand: the first local consumer of a track opens a Subscribe stream,
 //! later ones share it, and the subscription is cancelled when the last one
 //! leaves. The peer's Group streams land in those tracks' caches.
+//!
+//! A later consumer asking for a start older than what the subscription
+//! covers gets the gap fetched (-03+: a Fetch stream per group, newest first,
+//! stopping at the first group the peer no longer has), into the same cache.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -21,10 +25,12 @@ use super::{Fatal, GoawayFlag, SessionStats};
 use crate::Error;
 use crate::lite::{
     Announce, AnnounceEvent, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, ControlStream,
-    DEFAULT_MAX_LATENCY, Datagram, FrameHeader, FrameTimestamps, Group, HopId, Message, RouteCost, Subscribe,
-    SubscribeResponse, TIMESCALE_MICROS, TrackInfo, TrackRequest, Version, to_micros,
+    DEFAULT_MAX_LATENCY, Datagram, Fetch, FrameHeader, FrameTimestamps, Group, HopId, Message, RouteCost,
+    Subscribe, SubscribeResponse, TIMESCALE_MICROS, TrackInfo, TrackRequest, Version, to_micros,
 };
-use crate::model::{BroadcastProducer, BroadcastRequests, OriginProducer, Path, TrackProducer};
+use crate::model::{
+    BackfillRequest, BroadcastProducer, BroadcastRequests, GroupProducer, OriginProducer, Path, TrackProducer,
+};
 
 /// How long a subscription's track stays writable after the publisher
 /// finished the Subscribe stream: QUIC may deliver the last Group streams
@@ -33,6 +39,13 @@ const FIN_GRACE: Duration = Duration::from_millis(500);
 
 /// The largest payload chunk read at once from a group stream.
 const MAX_CHUNK: usize = 64 * 1024;
+
+/// Fetch streams one backfill keeps open at once.
+const BACKFILL_CONCURRENCY: usize = 4;
+
+/// How long one backfill group may take to arrive: consumers wait for the
+/// backfill before reading, so a peer that never answers must not hold them.
+const BACKFILL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An open subscription, by Subscribe ID: where its groups go, and (-05+)
 /// the timescale of its frames' timestamps.
@@ -444,6 +457,7 @@ impl<S: Session> Subscriber<S> {
             }
         }
         let (mut writer, mut reader) = self.open_stream().await?;
+        let start = track.requested_start();
         let msg = Subscribe {
             id,
             broadcast: path.clone(),
@@ -451,11 +465,11 @@ impl<S: Session> Subscriber<S> {
             priority: track.info().priority,
             // -06: no start floor and a Max Age means "from the oldest group
             // still fresh"; the live edge is asked for with Max Age 0.
-            max_latency: match track.requested_start() {
+            max_latency: match start {
                 None if version.has_frame_bounds() => Duration::ZERO,
                 _ => DEFAULT_MAX_LATENCY,
             },
-            start_group: track.requested_start(),
+            start_group: start,
             ..Default::default()
         };
         tracing::debug!(id, broadcast = %path, track = %msg.track, "subscribing");
@@ -465,6 +479,13 @@ impl<S: Session> Subscriber<S> {
                 msg.encode(version, b)
             })
             .await?;
+        if Fetch::exists_in(version) {
+            // Older groups a later consumer asks for are fetched.
+            track.serve_backfill(start);
+        }
+        let mut backfills = JoinSet::new();
+        // A second handle to wait on for backfill requests beside `unused`.
+        let mut backfill_requests = track.clone();
 
         // Up to -04 the first reply must be SUBSCRIBE_OK (section
         // "Subscribe"); later ones (more OKs, drops) are informational here.
@@ -496,6 +517,11 @@ impl<S: Session> Subscriber<S> {
                         return Ok(());
                     }
                 },
+                request = backfill_requests.backfill() => {
+                    let info = track.info().clone();
+                    backfills.spawn(self.clone().backfill(id, path.clone(), info, request));
+                }
+                Some(_) = backfills.join_next(), if !backfills.is_empty() => {}
                 _ = track.unused() => {
                     // A subscriber that found the track since the wake-up
                     // keeps it; otherwise it ends here, before anyone else can
@@ -533,6 +559,98 @@ impl<S: Session> Subscriber<S> {
         writer.finish()?;
         tracing::trace!(broadcast = %path, ?info, "track info");
         Ok(info)
+    }
+
+    /// Fetches the groups of `request` (-03+), newest first, a few at a
+    /// time, until one is no longer held upstream (caches evict oldest
+    /// first, so the older ones are gone too). Dropping the request at the
+    /// end releases the consumers waiting for it.
+    async fn backfill(self, id: u64, path: Path, info: crate::model::Track, request: BackfillRequest) {
+        use futures::StreamExt;
+        tracing::debug!(id, range = ?request.range(), "backfilling");
+        let mut wanted = request.range().rev();
+        let mut inflight = futures::stream::FuturesUnordered::new();
+        let mut exhausted = false;
+        loop {
+            while !exhausted && inflight.len() < BACKFILL_CONCURRENCY {
+                let Some(sequence) = wanted.next() else { break };
+                let fetch = self.fetch_group(id, &path, &info, sequence, &request);
+                inflight.push(async move { (sequence, tokio::time::timeout(BACKFILL_TIMEOUT, fetch).await) });
+            }
+            let Some((sequence, fetched)) = inflight.next().await else {
+                break;
+            };
+            match fetched {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    tracing::debug!(id, sequence, "no longer held upstream");
+                    exhausted = true;
+                }
+                Ok(Err(err)) => {
+                    tracing::debug!(id, sequence, err = %err.error(), "backfill failed");
+                    exhausted = true;
+                    if let StreamError::Protocol(err) = err {
+                        self.fatal.report(err);
+                    }
+                }
+                Err(_) => {
+                    tracing::debug!(id, sequence, "backfill timed out");
+                    exhausted = true;
+                }
+            }
+        }
+    }
+
+    /// A Fetch stream for group `sequence`: its frames go into the track as
+    /// a backfilled group. `Ok(false)`: the peer does not hold it.
+    async fn fetch_group(
+        &self,
+        id: u64,
+        path: &Path,
+        info: &crate::model::Track,
+        sequence: u64,
+        request: &BackfillRequest,
+    ) -> Result<bool, StreamError> {
+        let version = self.version;
+        let (mut writer, mut reader) = self.open_stream().await?;
+        let msg = Fetch {
+            broadcast: path.clone(),
+            track: info.name.clone(),
+            priority: info.priority,
+            group: sequence,
+            ..Default::default()
+        };
+        writer
+            .encode(|b| {
+                ControlStream::Fetch.encode(version, b)?;
+                msg.encode(version, b)
+            })
+            .await?;
+        // The group is created once the peer answers with a frame (or an
+        // empty group's FIN): a reset means it does not hold the group.
+        let first = match reader.decode(|b| FrameHeader::decode(b, version)).await {
+            Ok(first) => first,
+            Err(StreamError::Closed(_)) => return Ok(false),
+            Err(err) => return Err(err),
+        };
+        let _ = writer.finish();
+        let Some(timescale) = lock(&self.subscriptions).get(&id).map(|s| s.timescale) else {
+            return Ok(true); // The subscription is over.
+        };
+        let group = match request.create_group(sequence) {
+            Ok(mut group) => {
+                group.abort_on_drop(Error::Cancel);
+                group
+            }
+            Err(err) => {
+                // Already here (a live group raced it), or too old to keep.
+                reader.stop(err.code());
+                return Ok(true);
+            }
+        };
+        self.stats.group_in();
+        self.read_frames(&mut reader, group, timescale, first).await?;
+        Ok(true)
     }
 
     /// A datagram (-05+): a group of one frame for an open subscription;
@@ -573,7 +691,7 @@ impl<S: Session> Subscriber<S> {
         // Holding a producer would keep the track open after it should end.
         drop(track);
         self.stats.group_in();
-        let mut group = match created {
+        let group = match created {
             // If this task is cancelled (the session ends), the group is
             // aborted: a group cut short must not read as complete.
             Ok(mut group) => {
@@ -586,9 +704,35 @@ impl<S: Session> Subscriber<S> {
             }
         };
 
+        let first = match reader.decode(|b| FrameHeader::decode(b, version)).await {
+            Ok(first) => first,
+            Err(err) => {
+                group.abort(err.error().clone());
+                return Err(err);
+            }
+        };
+        self.read_frames(&mut reader, group, timescale, first).await
+    }
+
+    /// The frames of a Group or Fetch stream into `group`, starting with the
+    /// already decoded header `first` (`None`: the stream ended there), until
+    /// the stream's FIN finishes the group.
+    async fn read_frames(
+        &self,
+        reader: &mut Reader<S::RecvStream>,
+        mut group: GroupProducer,
+        timescale: u64,
+        first: Option<FrameHeader>,
+    ) -> Result<(), StreamError> {
+        let version = self.version;
+        let mut next = Some(first);
         let mut stamps = FrameTimestamps::default();
         loop {
-            let frame = match reader.decode(|b| FrameHeader::decode(b, version)).await {
+            let decoded = match next.take() {
+                Some(first) => Ok(first),
+                None => reader.decode(|b| FrameHeader::decode(b, version)).await,
+            };
+            let frame = match decoded {
                 Ok(Some(frame)) => frame,
                 Ok(None) => {
                     let _ = group.finish();

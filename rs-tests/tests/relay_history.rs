@@ -1,0 +1,121 @@
+//! History through the relay: a subscriber asking for groups older than what
+//! the relay's upstream subscription covers gets them from the publisher
+//! (fetched once, into the relay's cache), in order, while the one upstream
+//! subscription keeps carrying live data.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use moq_lite::SessionConfig;
+use moq_lite::model::{OriginProducer, Track, TrackConsumer, TrackProducer};
+use rs_tests::{TestRelay, subscribe, subscribe_from};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn frame(group: u64, index: u64) -> Bytes {
+    Bytes::from(format!("g{group}f{index}"))
+}
+
+fn write_group(track: &mut TrackProducer, sequence: u64) {
+    let mut group = track.create_group(sequence).unwrap();
+    for index in 0..2 {
+        group.write_frame(frame(sequence, index)).unwrap();
+    }
+    group.finish().unwrap();
+}
+
+/// Reads groups until every one of `expected` arrived (groups travel on
+/// their own streams, so they may arrive in any order), checking each one's
+/// frames and that nothing else arrives.
+async fn read_all(consumer: &mut TrackConsumer, expected: std::ops::RangeInclusive<u64>) {
+    let mut seen = std::collections::BTreeSet::new();
+    while !expected.clone().all(|sequence| seen.contains(&sequence)) {
+        let mut group = consumer.next_group().await.unwrap().expect("track open");
+        let sequence = group.sequence();
+        assert!(
+            expected.contains(&sequence),
+            "group {sequence} is not in {expected:?}"
+        );
+        for index in 0..2 {
+            assert_eq!(group.read_frame().await.unwrap().unwrap(), frame(sequence, index));
+        }
+        assert!(seen.insert(sequence), "group {sequence} twice");
+    }
+}
+
+/// The publisher holds groups 0..=9; a live subscriber makes the relay
+/// subscribe upstream at group 9; then subscribers asking for group 3 and
+/// group 0 (moq-lite and IETF, raw QUIC and WebTransport) get everything from
+/// there, in order, through one upstream subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_earlier_start_is_fetched_from_the_publisher_behind_the_relay() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = TestRelay::start(|_| {}).await;
+        for (publisher_protocol, scheme, late_protocol) in [
+            ("moq-lite-06", "moql", "moq-lite-06"),
+            ("moq-lite-05", "https", "moqt-20"),
+            ("moq-lite-04", "moql", "moq-lite-03"),
+            ("moq-lite-03", "https", "moqt-17"),
+        ] {
+            let path = format!("history-{publisher_protocol}-{scheme}");
+            let published = OriginProducer::new();
+            let broadcast = published.new_broadcast();
+            let mut track = broadcast.create_track(Track::new("t"));
+            for sequence in 0..10 {
+                write_group(&mut track, sequence);
+            }
+            published.publish(path.as_str(), &broadcast.consume()).unwrap();
+            let (_p, _pc) = relay
+                .connect_speaking(
+                    scheme,
+                    publisher_protocol,
+                    SessionConfig {
+                        publish: Some(published.consume()),
+                        ..Default::default()
+                    },
+                )
+                .await;
+
+            // At the live edge: the relay subscribes upstream from group 9.
+            let live_origin = OriginProducer::new();
+            let (_l, _lc) = relay
+                .connect(&relay.url(scheme, "/"), None, Some(&live_origin))
+                .await;
+            let mut live = subscribe(&live_origin, &path, "t").await;
+            read_all(&mut live, 9..=9).await;
+            write_group(&mut track, 10);
+            read_all(&mut live, 10..=10).await;
+
+            // Later subscribers ask for older groups: 3 (moq-lite), then 0.
+            let early_origin = OriginProducer::new();
+            let (_e, _ec) = relay
+                .connect(&relay.url(scheme, "/"), None, Some(&early_origin))
+                .await;
+            let mut early = subscribe_from(&early_origin, &path, "t", Some(3)).await;
+            read_all(&mut early, 3..=10).await;
+
+            let late_origin = OriginProducer::new();
+            let (_s, _sc) = relay
+                .connect_speaking(
+                    scheme,
+                    late_protocol,
+                    SessionConfig {
+                        subscribe: Some(late_origin.clone()),
+                        ..Default::default()
+                    },
+                )
+                .await;
+            let mut late = subscribe_from(&late_origin, &path, "t", Some(0)).await;
+            read_all(&mut late, 0..=10).await;
+
+            // Live data still flows to everyone, over one upstream subscription.
+            write_group(&mut track, 11);
+            for consumer in [&mut live, &mut early, &mut late] {
+                read_all(consumer, 11..=11).await;
+            }
+            assert_eq!(track.consumer_count(), 1, "{publisher_protocol}");
+        }
+    })
+    .await
+    .expect("timed out");
+}
