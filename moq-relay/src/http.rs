@@ -27,7 +27,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use moq_lite::endpoint::websocket;
-use moq_lite::model::{OriginConsumer, Path, Track};
+use moq_lite::model::{FETCH_WAIT, OriginConsumer, Path, Track};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -39,7 +39,7 @@ const MAX_REQUEST: usize = 8 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `/fetch` waits for a live group to finish before answering with
 /// what it has.
-const FETCH_WAIT: Duration = Duration::from_secs(2);
+const FINISH_WAIT: Duration = Duration::from_secs(2);
 
 /// Requests served at once; more wait in the kernel's accept queue.
 /// WebSocket sessions leave this count once upgraded.
@@ -113,7 +113,11 @@ pub(crate) async fn serve(listener: TcpListener, context: Arc<Context>) {
                 .with_upgrades();
             // Bounds a request's whole life; an upgraded connection has left
             // by the time its 101 is written, so the session is not bounded.
-            match tokio::time::timeout(REQUEST_TIMEOUT + FETCH_WAIT * 2 + RESPONSE_TIMEOUT, connection).await
+            match tokio::time::timeout(
+                REQUEST_TIMEOUT + FETCH_WAIT + FINISH_WAIT + RESPONSE_TIMEOUT,
+                connection,
+            )
+            .await
             {
                 Ok(Err(err)) => tracing::debug!(%err, "http request failed"),
                 Err(_) => tracing::debug!("http request timed out"),
@@ -322,16 +326,9 @@ async fn fetch(origin: Option<OriginConsumer>, rest: &str, group: Option<u64>) -
     // A track fetched from upstream on demand needs a moment for its first group.
     let found = tokio::time::timeout(FETCH_WAIT, async {
         match group {
-            Some(sequence) => loop {
-                if let Some(group) = track.group(sequence) {
-                    return Some(group);
-                }
-                match track.next_group().await {
-                    Ok(Some(g)) if g.sequence() == sequence => return Some(g),
-                    Ok(Some(_)) => continue,
-                    _ => return None,
-                }
-            },
+            // Held, or on its way from upstream (a backfill when the relay
+            // already serves the track from a later group).
+            Some(sequence) => track.wait_group(sequence).await,
             None => match track.latest_group() {
                 Some(group) => Some(group),
                 None => track.next_group().await.ok().flatten(),
@@ -343,7 +340,7 @@ async fn fetch(origin: Option<OriginConsumer>, rest: &str, group: Option<u64>) -
         return not_found();
     };
     let mut body = Vec::new();
-    let _ = tokio::time::timeout(FETCH_WAIT, async {
+    let _ = tokio::time::timeout(FINISH_WAIT, async {
         while let Ok(Some(frame)) = group.read_frame().await {
             body.extend_from_slice(&frame);
         }

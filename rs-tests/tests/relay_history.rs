@@ -86,6 +86,11 @@ async fn an_earlier_start_is_fetched_from_the_publisher_behind_the_relay() {
             write_group(&mut track, 10);
             read_all(&mut live, 10..=10).await;
 
+            // The HTTP side asks for group 5: fetched upstream, once.
+            let (status, body) = relay.get(&format!("/fetch/{path}/t?group=5")).await;
+            assert!(status.contains("200"), "{status}");
+            assert_eq!(body, b"g5f0g5f1");
+
             // Later subscribers ask for older groups: 3 (moq-lite), then 0.
             let early_origin = OriginProducer::new();
             let (_e, _ec) = relay
@@ -115,6 +120,53 @@ async fn an_earlier_start_is_fetched_from_the_publisher_behind_the_relay() {
             }
             assert_eq!(track.consumer_count(), 1, "{publisher_protocol}");
         }
+    })
+    .await
+    .expect("timed out");
+}
+
+/// Two relays: the publisher at the first, subscribers at the second. A
+/// start older than what the second relay's track covers is fetched from the
+/// first, which fetches it from the publisher in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_crosses_a_cluster_of_relays() {
+    tokio::time::timeout(LIMIT, async {
+        let origin_relay = TestRelay::start(|_| {}).await;
+        let urls = vec![origin_relay.cluster_url()];
+        let edge = TestRelay::start(|config| {
+            config.cluster_connect = urls;
+            config.cluster_tls_disable_verify = true;
+        })
+        .await;
+
+        let published = OriginProducer::new();
+        let broadcast = published.new_broadcast();
+        let mut track = broadcast.create_track(Track::new("t"));
+        for sequence in 0..8 {
+            write_group(&mut track, sequence);
+        }
+        published.publish("far", &broadcast.consume()).unwrap();
+        let (_p, _pc) = origin_relay
+            .connect(&origin_relay.url("moql", "/"), Some(&published), None)
+            .await;
+
+        let live_origin = OriginProducer::new();
+        let (_l, _lc) = edge
+            .connect(&edge.url("https", "/"), None, Some(&live_origin))
+            .await;
+        let mut live = subscribe(&live_origin, "far", "t").await;
+        read_all(&mut live, 7..=7).await;
+
+        let early_origin = OriginProducer::new();
+        let (_e, _ec) = edge
+            .connect(&edge.url("moql", "/"), None, Some(&early_origin))
+            .await;
+        let mut early = subscribe_from(&early_origin, "far", "t", Some(2)).await;
+        read_all(&mut early, 2..=7).await;
+        write_group(&mut track, 8);
+        read_all(&mut early, 8..=8).await;
+        read_all(&mut live, 8..=8).await;
+        assert_eq!(track.consumer_count(), 1);
     })
     .await
     .expect("timed out");

@@ -36,6 +36,12 @@ pub(crate) struct Backfill {
     /// The highest end of the ranges in flight: a consumer starting below it
     /// waits for them before reading.
     holding_below: u64,
+    /// The track is fed by a session (made on request), so groups it does
+    /// not hold may still come.
+    fed: bool,
+    /// The groups backfills were answered for (fully or not): contiguous,
+    /// as each range ends where the previous one started.
+    answered: Option<Range<u64>>,
 }
 
 impl Backfill {
@@ -47,6 +53,11 @@ impl Backfill {
         }
         self.wanted = Some(start);
         true
+    }
+
+    /// The track is fed by a session: groups it lacks may still come.
+    pub fn fed(&mut self) {
+        self.fed = true;
     }
 
     /// The earliest start any consumer asked for (`None`: the live edge).
@@ -110,14 +121,32 @@ impl Backfill {
         Some(start..have)
     }
 
-    /// A range from [`next`](Self::next) was answered (fully or not).
+    /// `range`, from [`next`](Self::next), was answered (fully or not).
     /// Returns whether none is in flight any more.
-    pub fn done(&mut self) -> bool {
+    pub fn done(&mut self, range: Range<u64>) -> bool {
+        self.answered = Some(match self.answered.take() {
+            Some(answered) => answered.start.min(range.start)..answered.end.max(range.end),
+            None => range,
+        });
         self.in_flight = self.in_flight.saturating_sub(1);
         if self.in_flight == 0 {
             self.holding_below = 0;
         }
         self.in_flight == 0
+    }
+
+    /// Whether group `sequence`, not held now, may still come: the track is
+    /// fed by a session, and no backfill that asked for it is over (one in
+    /// flight is waited for). Without a backfill, what the subscription
+    /// brings is unknown: callers bound the wait.
+    pub fn may_come(&self, sequence: u64) -> bool {
+        if !self.fed {
+            return false;
+        }
+        if self.holds(Some(sequence)) {
+            return true;
+        }
+        !self.answered.as_ref().is_some_and(|a| a.contains(&sequence))
     }
 
     /// Whether a consumer starting at `start` waits before reading: older
@@ -199,6 +228,22 @@ mod tests {
     }
 
     #[test]
+    fn a_group_may_come_until_a_backfill_asking_for_it_is_answered() {
+        let mut b = Backfill::default();
+        assert!(!b.may_come(3), "a local track holds all it has");
+        b.fed();
+        assert!(b.may_come(3), "the subscription may bring it");
+        b.serve(Some(10));
+        b.want(2);
+        assert!(b.plan(Some(10), None));
+        let range = b.take().unwrap();
+        assert!(b.may_come(3), "in flight");
+        b.done(range);
+        assert!(!b.may_come(3), "asked for and not brought");
+        assert!(b.may_come(12), "newer groups may still come");
+    }
+
+    #[test]
     fn planned_ranges_queue_for_the_producer_in_order() {
         let mut b = Backfill::default();
         b.serve(Some(10));
@@ -237,9 +282,9 @@ mod tests {
         assert!(!b.holds(None), "the live edge never waits");
         b.want(2);
         assert_eq!(b.next(Some(5), None), Some(2..5));
-        assert!(!b.done());
+        assert!(!b.done(0..0));
         assert!(b.holds(Some(7)));
-        assert!(b.done());
+        assert!(b.done(0..0));
         assert!(!b.holds(Some(2)));
     }
 }

@@ -496,6 +496,7 @@ impl BroadcastConsumer {
             return Err(Error::Bounds);
         }
         let track = TrackProducer::with_cache(info.clone(), self.shared.cache);
+        track.shared().mark_fed();
         if let Some(start) = start {
             track.shared().request_start(start);
         }

@@ -13,6 +13,10 @@ pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_TRACK_BYTES: u64 = 64 * 1024 * 1024;
 /// Default for [`CacheConfig::max_group_bytes`].
 pub const DEFAULT_MAX_GROUP_BYTES: u64 = 16 * 1024 * 1024;
+/// How long a request for one older group (a FETCH) waits for a relay's
+/// upstream to bring it, at most (see
+/// [`TrackConsumer::wait_group`](super::TrackConsumer::wait_group)).
+pub const FETCH_WAIT: Duration = Duration::from_secs(2);
 /// Default for [`CacheConfig::max_group_frames`].
 pub const DEFAULT_MAX_GROUP_FRAMES: u64 = 64 * 1024;
 

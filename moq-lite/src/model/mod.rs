@@ -38,7 +38,7 @@ pub use frame::*;
 pub use group::{GroupConsumer, GroupProducer};
 pub use limits::{
     CHUNK_OVERHEAD, CacheConfig, DEFAULT_MAX_AGE, DEFAULT_MAX_GROUP_BYTES, DEFAULT_MAX_GROUP_FRAMES,
-    DEFAULT_MAX_TRACK_BYTES, FRAME_OVERHEAD, GROUP_OVERHEAD, GroupLimits,
+    DEFAULT_MAX_TRACK_BYTES, FETCH_WAIT, FRAME_OVERHEAD, GROUP_OVERHEAD, GroupLimits,
 };
 pub use origin::*;
 pub use path::*;

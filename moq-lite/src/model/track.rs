@@ -149,6 +149,11 @@ impl TrackShared {
         }
     }
 
+    /// The track is fed by a session (made on a subscriber's request).
+    pub fn mark_fed(&self) {
+        self.state.lock().backfill.fed();
+    }
+
     /// Ends the track with `err` unless it already ended.
     pub fn abort(&self, err: Error) {
         self.state.lock().life.abort(err);
@@ -435,7 +440,7 @@ impl BackfillRequest {
 impl Drop for BackfillRequest {
     fn drop(&mut self) {
         let mut state = self.shared.state.lock();
-        if state.backfill.done() {
+        if state.backfill.done(self.range.clone()) {
             state.life.wake_readers();
         }
     }
@@ -644,6 +649,32 @@ impl TrackConsumer {
         self.cursor = state.cache.first_arrival_from(self.start);
     }
 
+    /// Group `sequence` once the track holds it; `None` once it cannot
+    /// come: the track ended, the track is not fed by a session (what its
+    /// producer holds is all there is), or a backfill asked for it and did
+    /// not get it. Otherwise (a session's subscription may still bring it)
+    /// this waits: bound it with a timeout.
+    ///
+    /// For answering a request for one group (a FETCH) through a relay:
+    /// start a consumer at the group first, so that a backfill asks for it.
+    pub fn poll_group(&mut self, sequence: u64, cx: &mut Context<'_>) -> Poll<Option<GroupConsumer>> {
+        let mut state = self.shared.state.lock();
+        if let Some(group) = state.cache.get(sequence) {
+            return Poll::Ready(Some(GroupConsumer::new(group.clone())));
+        }
+        let evicted = state.cache.floor().is_some_and(|floor| sequence <= floor);
+        if evicted || !state.life.is_open() || !state.backfill.may_come(sequence) {
+            return Poll::Ready(None);
+        }
+        state.life.wait(&mut self.slot, cx.waker());
+        Poll::Pending
+    }
+
+    /// Waits for group `sequence`: see [`poll_group`](Self::poll_group).
+    pub async fn wait_group(&mut self, sequence: u64) -> Option<GroupConsumer> {
+        std::future::poll_fn(|cx| self.poll_group(sequence, cx)).await
+    }
+
     /// Groups this consumer missed because the cache evicted them first.
     pub fn skipped(&self) -> u64 {
         self.skipped
@@ -829,6 +860,53 @@ mod tests {
         assert_eq!(next(&mut early), None);
         drop(request);
         assert_eq!(next(&mut early), Some(4));
+    }
+
+    /// Waiting for one group: a local producer's answer is immediate; a
+    /// track fed upstream waits for the subscription or a backfill, and a
+    /// backfill that did not bring it says so.
+    #[test]
+    fn a_single_group_is_waited_for_only_while_it_may_come() {
+        use crate::model::BroadcastProducer;
+        let mut local = TrackProducer::new(Track::new("t"));
+        let _g3 = group_with(&mut local, 3, 1);
+        let mut consumer = local.consume();
+        assert!(matches!(
+            poll(|cx| consumer.poll_group(3, cx)),
+            Poll::Ready(Some(_))
+        ));
+        assert!(matches!(poll(|cx| consumer.poll_group(1, cx)), Poll::Ready(None)));
+
+        let broadcast = BroadcastProducer::new();
+        let mut requests = broadcast.requests();
+        let consumer = broadcast.consume();
+        let mut reader = consumer.subscribe_track(&Track::new("t")).unwrap();
+        let Poll::Ready(Some(mut upstream)) = poll(|cx| requests.poll_requested_track(cx)) else {
+            panic!("a request")
+        };
+        assert!(
+            poll(|cx| reader.poll_group(6, cx)).is_pending(),
+            "the subscription may bring it"
+        );
+        upstream.serve_backfill(Some(6));
+        let _g6 = group_with(&mut upstream, 6, 1);
+        assert!(matches!(
+            poll(|cx| reader.poll_group(6, cx)),
+            Poll::Ready(Some(_))
+        ));
+
+        let mut early = consumer.subscribe_track_from(&Track::new("t"), Some(2)).unwrap();
+        let Poll::Ready(request) = poll(|cx| upstream.poll_backfill(cx)) else {
+            panic!("a backfill request")
+        };
+        request.create_group(5).unwrap().finish().unwrap();
+        assert!(
+            poll(|cx| early.poll_group(2, cx)).is_pending(),
+            "backfill in flight"
+        );
+        drop(request);
+        assert!(matches!(poll(|cx| early.poll_group(2, cx)), Poll::Ready(None)));
+        assert!(matches!(poll(|cx| early.poll_group(5, cx)), Poll::Ready(Some(_))));
     }
 
     fn poll<T>(f: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {

@@ -30,7 +30,7 @@ use crate::lite::{
     Subscribe, SubscribeEnd, SubscribeOk, SubscribeResponse, SubscribeStart, SubscribeUpdate,
     TIMESCALE_MICROS, TrackInfo, TrackRequest, Version,
 };
-use crate::model::{BroadcastConsumer, GroupConsumer, OriginConsumer, Track};
+use crate::model::{BroadcastConsumer, FETCH_WAIT, GroupConsumer, OriginConsumer, Track};
 
 /// How often a Probe stream reports estimates when the subscriber is quiet.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -457,12 +457,21 @@ impl<S: Session> Publisher<S> {
         let version = self.version;
         let fetch = reader.decode_required(|b| Fetch::decode(b, version)).await?;
         let info = Track::new(fetch.track.clone()).with_priority(fetch.priority);
-        let group = self
+        // Starting at the group makes a relay ask its upstream for it (a
+        // backfill, or a subscription from there) when it does not hold it.
+        let track = self
             .origin
             .consume_broadcast(fetch.broadcast.clone())
             .ok_or(Error::NotFound)
-            .and_then(|broadcast| broadcast.subscribe_track(&info))
-            .and_then(|track| track.group(fetch.group).ok_or(Error::NotFound));
+            .and_then(|broadcast| broadcast.subscribe_track_from(&info, Some(fetch.group)));
+        let group = match track {
+            Ok(mut track) => tokio::time::timeout(FETCH_WAIT, track.wait_group(fetch.group))
+                .await
+                .ok()
+                .flatten()
+                .ok_or(Error::NotFound),
+            Err(err) => Err(err),
+        };
         let mut group = match group {
             Ok(group) => group,
             Err(err) => {

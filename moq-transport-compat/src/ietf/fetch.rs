@@ -9,9 +9,8 @@ use super::*;
 
 use super::publisher::largest_location;
 
-/// The longest a FETCH waits for a track it asked upstream to bring its
-/// range.
-const FETCH_WAIT: Duration = Duration::from_secs(2);
+// The longest a FETCH waits for what it asked upstream for.
+use moq_lite::model::FETCH_WAIT;
 
 /// The range a FETCH of a named track asks for.
 #[derive(Debug, Clone, Copy)]
@@ -232,6 +231,14 @@ impl<T: Transport> Inner<T> {
                 }
             })
             .await;
+        } else if let Some(start) = range.start_group().filter(|&s| track.group(s).is_none()) {
+            // A relay serving the track from a later group asks its upstream
+            // for the older ones (a backfill, started when this FETCH found
+            // the track from its start): the range is answered after it.
+            if largest_location(&track).is_some_and(|l| start < l.group) {
+                let mut probe = track.clone();
+                let _ = tokio::time::timeout(wait, probe.wait_group(start)).await;
+            }
         }
         match range.resolve(largest_location(&track)) {
             Ok((start, end)) => self.serve_fetch(id, track, start, end, descending).await,
