@@ -43,6 +43,7 @@
 //! handling: see the `requests` module for how messages are routed.
 
 mod announce;
+mod backfill;
 mod control;
 mod deps17;
 mod driver;
@@ -198,6 +199,7 @@ impl Session {
                 solicited: Vec::new(),
                 pushers: HashMap::new(),
                 fetches: HashMap::new(),
+                backfills: HashMap::new(),
                 rendezvous: 0,
                 pending: HashMap::new(),
                 routes: HashMap::new(),
@@ -356,6 +358,8 @@ struct State {
     /// SUBSCRIBE_NAMESPACE requests, by Request ID, with their prefixes.
     pushers: HashMap<u64, (TrackNamespace, AbortHandle)>,
     fetches: HashMap<u64, AbortHandle>,
+    /// Our backfill FETCHes waiting for their data streams.
+    backfills: HashMap<u64, backfill::OutFetch>,
     /// SUBSCRIBEs waiting for a publisher (RENDEZVOUS_TIMEOUT).
     rendezvous: usize,
     next_alias: u64,

@@ -8,11 +8,11 @@
 use super::*;
 
 /// How long we keep a track the peer publishes to us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Demand {
-    /// We subscribed on behalf of local consumers: unsubscribe once none
-    /// is left.
-    WhileUsed,
+    /// We subscribed on behalf of local consumers to this namespace and
+    /// name: unsubscribe once none is left; fetch older groups they ask for.
+    WhileUsed((TrackNamespace, Bytes)),
     /// The peer pushed it with PUBLISH: keep it (and its cache) until the
     /// peer ends it, so that subscribers who come later get it too, as they
     /// would from a relay that forwards PUBLISH (draft-16 section "Relays").
@@ -202,6 +202,8 @@ impl<T: Transport> Inner<T> {
         let priority = track.info().priority;
         let (done_tx, done_rx) = oneshot::channel();
         let mut sub_id = None;
+        let start = track.requested_start();
+        let target = (namespace.clone(), name.clone());
         let reply = self
             .request(|id, state| {
                 sub_id = Some(id);
@@ -214,7 +216,7 @@ impl<T: Transport> Inner<T> {
                 );
                 // A start asked for by a local consumer goes upstream as an
                 // AbsoluteStart; otherwise the live edge.
-                let filter = match track.requested_start() {
+                let filter = match start {
                     Some(group) => SubscriptionFilter::AbsoluteStart(Location::new(group, 0)),
                     None => SubscriptionFilter::LargestObject,
                 };
@@ -266,7 +268,10 @@ impl<T: Transport> Inner<T> {
         if !self.register_alias(id, alias, &track) {
             return;
         }
-        self.follow(id, alias, track, done_rx, Demand::WhileUsed).await;
+        // Older groups a later consumer asks for are fetched (see `backfill`).
+        track.serve_backfill(start);
+        self.follow(id, alias, track, done_rx, Demand::WhileUsed(target))
+            .await;
     }
 
     /// Records `alias` for `track`; a duplicate closes the session.
@@ -292,7 +297,7 @@ impl<T: Transport> Inner<T> {
     /// Feeds `track` until PUBLISH_DONE, or (for tracks we asked for)
     /// unsubscribes once it is unused.
     pub(super) async fn follow(
-        &self,
+        self: &Arc<Self>,
         id: u64,
         alias: u64,
         mut track: TrackProducer,
@@ -300,16 +305,25 @@ impl<T: Transport> Inner<T> {
         demand: Demand,
     ) {
         tokio::pin!(done);
+        let mut backfill_requests = track.clone();
+        let mut backfills = JoinSet::new();
         let done = loop {
             let unused = async {
                 match demand {
-                    Demand::WhileUsed => track.unused().await,
+                    Demand::WhileUsed(_) => track.unused().await,
                     Demand::Pushed => std::future::pending().await,
                 }
             };
             tokio::select! {
                 // A session that ends drops the sender: no count to wait for.
                 count = &mut done => break Some(count.unwrap_or(UNKNOWN_STREAM_COUNT)),
+                request = backfill_requests.backfill() => {
+                    if let Demand::WhileUsed((namespace, name)) = &demand {
+                        backfills.spawn(self.clone().backfill(namespace.clone(), name.clone(), request));
+                    }
+                    continue;
+                }
+                Some(_) = backfills.join_next(), if !backfills.is_empty() => continue,
                 _ = unused => {}
             }
             // A consumer that found the track since the wake-up keeps it;
@@ -471,8 +485,9 @@ impl<T: Transport> Inner<T> {
                 reader.stop(0x1);
                 return Ok(());
             }
+            StreamHeader::Fetch(h) => return self.recv_fetch(h, reader).await,
             other => {
-                // Fetch streams (we send no FETCH) and unknown types: reset just this stream.
+                // Unknown types: reset just this stream.
                 tracing::debug!(?other, "unexpected stream type");
                 reader.stop(0x1);
                 return Ok(());
