@@ -361,3 +361,49 @@ async fn waiting_subscribes_are_bounded() {
     .await
     .expect("timed out");
 }
+
+/// The FETCHes one peer has in flight are bounded (each may wait for its
+/// range to come from upstream): past 64 at once, one is refused at once.
+#[tokio::test]
+async fn fetches_in_flight_are_bounded() {
+    tokio::time::timeout(LIMIT, async {
+        let draft = D18;
+        let origin = moq_lite::model::OriginProducer::new();
+        let broadcast = origin.create_broadcast("slow/x").unwrap();
+        let mut requests = broadcast.requests();
+        // An upstream that takes the request and never sends a group.
+        let upstream = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Some(track) = requests.requested_track().await {
+                held.push(track);
+            }
+        });
+        let (raw, _server, _keep) = raw17_pair_at(publish(&origin), draft).await;
+        let mut streams = Vec::new();
+        for i in 0..65u64 {
+            let request = ControlMessage::Fetch(Fetch {
+                request_id: 2 * i,
+                fetch_type: FetchType::Standalone {
+                    namespace: ns("slow/x"),
+                    name: Bytes::from(format!("t{i}")),
+                    start: Location::new(1, 0),
+                    end: Location::new(3, 0),
+                },
+                ..Default::default()
+            });
+            streams.push(raw.request(request).await);
+        }
+        let replies = streams.iter_mut().map(|s| Box::pin(recv_at(s, draft)));
+        // Each request has its own stream, handled in any order: whichever
+        // comes 65th is refused, long before the others' 2 s wait ends.
+        let (first, _, _) = futures::future::select_all(replies).await;
+        let Some(ControlMessage::RequestError(err)) = first else {
+            panic!("{first:?}")
+        };
+        assert_eq!(err.error_code, 0x0, "INTERNAL_ERROR");
+        assert_eq!(err.reason, "too many FETCHes in flight");
+        upstream.abort();
+    })
+    .await
+    .expect("timed out");
+}

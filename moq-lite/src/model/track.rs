@@ -670,6 +670,14 @@ impl TrackConsumer {
         Poll::Pending
     }
 
+    /// Asks for the groups from `start` without moving this consumer: a
+    /// session feeding the track fetches those older than what it covers
+    /// (a backfill), as for a new consumer starting there. For answering a
+    /// range request (an IETF fill) from a subscription's consumer.
+    pub fn request_from(&self, start: u64) {
+        self.shared.request_start(start);
+    }
+
     /// Waits for group `sequence`: see [`poll_group`](Self::poll_group).
     pub async fn wait_group(&mut self, sequence: u64) -> Option<GroupConsumer> {
         std::future::poll_fn(|cx| self.poll_group(sequence, cx)).await

@@ -72,9 +72,16 @@ impl FetchRange {
     }
 }
 
+/// FETCHes one peer may have in flight at once; more are refused.
+const MAX_FETCHES: usize = 64;
+
 impl<T: Transport> Inner<T> {
     pub(super) fn on_fetch(self: &Arc<Self>, m: Fetch) -> Result<(), SessionError> {
         let id = m.request_id;
+        if self.lock().fetches.len() >= MAX_FETCHES {
+            self.send(self.fetch_error(id, RequestFailure::InternalError, "too many FETCHes in flight"));
+            return Ok(());
+        }
         // A named track (standalone, or draft-20's filtered FETCH): asked
         // upstream from the FETCH's start if this side holds none of it yet
         // (a relay that never subscribed), and answered once the range came
@@ -275,9 +282,21 @@ impl<T: Transport> Inner<T> {
         else {
             return Ok(());
         };
-        let (objects, _) = cached_objects(track, start, end, descending);
+        // A relay serving the track from a later group asks upstream for
+        // the older ones first (a backfill), waiting at most FILL_TIMEOUT
+        // and never more than FETCH_WAIT.
+        let wait = inner
+            .get_int(MessageParameter::FillTimeout.code())
+            .map_or(FETCH_WAIT, |ms| Duration::from_millis(ms).min(FETCH_WAIT));
+        let mut track = track.clone();
         let this = self.clone();
         tokio::spawn(async move {
+            if track.group(start.group).is_none() {
+                track.request_from(start.group);
+                let _ = tokio::time::timeout(wait, track.wait_group(start.group)).await;
+            }
+            let (objects, _) = cached_objects(&track, start, end, descending);
+            drop(track);
             if let Err(err) = this.write_fetch_stream(id, objects, descending).await {
                 tracing::debug!(?err, "fill stream ended early");
             }
