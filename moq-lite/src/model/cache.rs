@@ -192,6 +192,43 @@ impl TrackCache {
         gap - out_of_range
     }
 
+    /// The sequences of the groups that arrived in `from..to`, are at or
+    /// after `start` and are gone (evicted or dropped), as far as the log
+    /// of recent evictions remembers.
+    pub fn skipped_sequences(
+        &self,
+        from: u64,
+        to: u64,
+        start: Option<u64>,
+    ) -> impl Iterator<Item = u64> + '_ {
+        self.recent_evictions
+            .iter()
+            .filter(move |(arrival, seq)| (from..to).contains(arrival) && start.is_none_or(|s| *seq >= s))
+            .map(|(_, seq)| *seq)
+    }
+
+    /// Records that the groups of `sequences` will not come (their producer,
+    /// or its peer, said so): each not held takes an arrival number and is
+    /// gone at once, as an evicted group is, so consumers that would have
+    /// read it count it as skipped. At most [`EVICTION_LOG`] per call.
+    /// Returns whether any was recorded.
+    pub fn mark_dropped(&mut self, sequences: std::ops::RangeInclusive<u64>) -> bool {
+        let mut any = false;
+        for sequence in sequences.take(EVICTION_LOG) {
+            if self.by_sequence.contains_key(&sequence) {
+                continue;
+            }
+            let arrival = self.next_arrival;
+            self.next_arrival += 1;
+            if self.recent_evictions.len() == EVICTION_LOG {
+                self.recent_evictions.pop_front();
+            }
+            self.recent_evictions.push_back((arrival, sequence));
+            any = true;
+        }
+        any
+    }
+
     /// Group `sequence`, if held.
     pub fn get(&self, sequence: u64) -> Option<&Arc<GroupShared>> {
         self.by_sequence.get(&sequence).map(|c| &c.group)

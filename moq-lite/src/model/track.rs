@@ -263,6 +263,18 @@ impl TrackProducer {
         self.shared.state.lock().cache.latest()
     }
 
+    /// Says that the groups `sequences` will not come (an encoder skipped
+    /// them, or the peer feeding this track said so): consumers that would
+    /// have read them count them as skipped and list them
+    /// ([`TrackConsumer::take_skipped_groups`]), so a relay passes the word
+    /// on. Groups held are left alone; at most 1024 are recorded per call.
+    pub fn drop_groups(&self, sequences: std::ops::RangeInclusive<u64>) {
+        let mut state = self.shared.state.lock();
+        if state.cache.mark_dropped(sequences) {
+            state.life.wake_readers();
+        }
+    }
+
     /// For a track made on a subscriber's request
     /// ([`BroadcastConsumer::subscribe_track_from`](super::BroadcastConsumer::subscribe_track_from)):
     /// the earliest group a requester asked for. A session serving the
@@ -511,7 +523,21 @@ pub struct TrackConsumer {
     /// For an explicit start: the held groups from it, read first.
     catch_up: CatchUp,
     skipped: u64,
+    /// The sequences of the skipped groups not yet taken, where known.
+    skipped_groups: Vec<u64>,
     slot: Option<WaitSlot>,
+}
+
+/// The most skipped sequences a consumer remembers between two
+/// [`TrackConsumer::take_skipped_groups`]; older ones are forgotten.
+const MAX_LISTED_SKIPS: usize = 1024;
+
+/// Adds `skipped` to a consumer's list, forgetting the oldest past the bound.
+fn list_skipped(list: &mut Vec<u64>, skipped: impl IntoIterator<Item = u64>) {
+    list.extend(skipped);
+    if list.len() > MAX_LISTED_SKIPS {
+        list.drain(..list.len() - MAX_LISTED_SKIPS);
+    }
 }
 
 /// How a consumer with an explicit start reads what the track already holds:
@@ -565,6 +591,7 @@ impl TrackConsumer {
             start,
             catch_up,
             skipped: 0,
+            skipped_groups: Vec::new(),
             slot: None,
         })
     }
@@ -593,6 +620,8 @@ impl TrackConsumer {
             // was skipped; the rest is listed.
             let next = state.cache.next_arrival();
             self.skipped += state.cache.evicted_between(self.cursor, next, self.start);
+            let skipped = state.cache.skipped_sequences(self.cursor, next, self.start);
+            list_skipped(&mut self.skipped_groups, skipped);
             self.catch_up = CatchUp::Reading(state.cache.held_from(start));
             self.cursor = next;
         }
@@ -600,7 +629,10 @@ impl TrackConsumer {
             while let Some(sequence) = held.pop_front() {
                 match state.cache.get(sequence) {
                     Some(group) => return Poll::Ready(Ok(Some(GroupConsumer::new(group.clone())))),
-                    None => self.skipped += 1,
+                    None => {
+                        self.skipped += 1;
+                        list_skipped(&mut self.skipped_groups, [sequence]);
+                    }
                 }
             }
             self.catch_up = CatchUp::Done;
@@ -610,6 +642,10 @@ impl TrackConsumer {
             self.skipped += state
                 .cache
                 .skipped_between(self.cursor, found.arrival, self.start);
+            let skipped = state
+                .cache
+                .skipped_sequences(self.cursor, found.arrival, self.start);
+            list_skipped(&mut self.skipped_groups, skipped);
             self.cursor = found.arrival + 1;
             let old = match self.start {
                 Some(start) => found.sequence < start,
@@ -624,6 +660,8 @@ impl TrackConsumer {
         }
         let next = state.cache.next_arrival();
         self.skipped += state.cache.skipped_between(self.cursor, next, self.start);
+        let skipped = state.cache.skipped_sequences(self.cursor, next, self.start);
+        list_skipped(&mut self.skipped_groups, skipped);
         self.cursor = next;
         if state.life.is_finished() {
             return Poll::Ready(Ok(None));
@@ -683,6 +721,16 @@ impl TrackConsumer {
         std::future::poll_fn(|cx| self.poll_group(sequence, cx)).await
     }
 
+    /// The sequences of the groups skipped since the last call, in the
+    /// order they were found (the cache evicted them unread, or their
+    /// producer said they will not come: [`TrackProducer::drop_groups`]).
+    /// Where too many were skipped to remember, [`skipped`](Self::skipped)
+    /// still counts them all. For telling a subscriber precisely what it
+    /// will not get (moq-lite SUBSCRIBE_DROP).
+    pub fn take_skipped_groups(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.skipped_groups)
+    }
+
     /// Groups this consumer missed because the cache evicted them first.
     pub fn skipped(&self) -> u64 {
         self.skipped
@@ -735,6 +783,7 @@ impl Clone for TrackConsumer {
             start: self.start,
             catch_up: self.catch_up.clone(),
             skipped: self.skipped,
+            skipped_groups: self.skipped_groups.clone(),
             slot: None,
         }
     }
@@ -915,6 +964,39 @@ mod tests {
         drop(request);
         assert!(matches!(poll(|cx| early.poll_group(2, cx)), Poll::Ready(None)));
         assert!(matches!(poll(|cx| early.poll_group(5, cx)), Poll::Ready(Some(_))));
+    }
+
+    /// Groups said not to come, and groups evicted unread, are counted and
+    /// listed by the consumers that would have read them.
+    #[tokio::test(start_paused = true)]
+    async fn dropped_and_evicted_groups_are_listed_for_those_who_wanted_them() {
+        let config = CacheConfig {
+            max_age: Duration::from_secs(1),
+            ..Default::default()
+        };
+        let mut track = TrackProducer::with_cache(Track::new("t"), config);
+        let mut early = track.consume_from(0);
+        let _g0 = group_with(&mut track, 0, 1);
+        assert_eq!(next(&mut early), Some(0));
+        let mut later = track.consume_from(5);
+        track.drop_groups(1..=3);
+        let _g4 = group_with(&mut track, 4, 1);
+        assert_eq!(next(&mut early), Some(4));
+        assert_eq!(early.skipped(), 3);
+        assert_eq!(early.take_skipped_groups(), vec![1, 2, 3]);
+        assert_eq!(early.take_skipped_groups(), Vec::<u64>::new(), "taken");
+        // Below its start: not this consumer's loss.
+        assert_eq!(next(&mut later), None);
+        assert_eq!(later.skipped(), 0);
+        assert!(later.take_skipped_groups().is_empty());
+
+        // Held groups are not dropped; an evicted one is listed too.
+        track.drop_groups(4..=4);
+        let _g5 = group_with(&mut track, 5, 1);
+        let _g6 = group_with(&mut track, 6, 1);
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        assert_eq!(next(&mut later), Some(6));
+        assert_eq!(later.take_skipped_groups(), vec![5]);
     }
 
     fn poll<T>(f: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {

@@ -27,7 +27,7 @@ use crate::delivery::{InflightGroups, stream_priority};
 use crate::lite::{
     Announce, AnnounceEvent, AnnounceInit, AnnounceInterest, AnnounceOk, AnnounceStatus, DEFAULT_MAX_LATENCY,
     DataStream, Fetch, FrameHeader, FrameTimestamps, Group, HopId, MAX_HOPS, Message, Probe, RouteCost,
-    Subscribe, SubscribeEnd, SubscribeOk, SubscribeResponse, SubscribeStart, SubscribeUpdate,
+    Subscribe, SubscribeDrop, SubscribeEnd, SubscribeOk, SubscribeResponse, SubscribeStart, SubscribeUpdate,
     TIMESCALE_MICROS, TrackInfo, TrackRequest, Version,
 };
 use crate::model::{BroadcastConsumer, FETCH_WAIT, GroupConsumer, OriginConsumer, Track};
@@ -386,10 +386,12 @@ impl<S: Session> Publisher<S> {
                 // Ordered delivery waits for room; live delivery makes room below.
                 next = track.next_group(), if !ending && (!sub.ordered || inflight.has_room()) => match next {
                     Ok(Some(group)) => {
-                        // Groups the cache evicted before we could send them.
+                        // Groups the cache evicted before we could send them
+                        // (or said not to come): -05+ says which.
                         let skipped = track.skipped();
                         self.stats.dropped(skipped - sub.skipped);
                         sub.skipped = skipped;
+                        report_drops(&mut writer, version, &mut track, sub.end).await?;
                         let sequence = group.sequence();
                         if sub.end.is_some_and(|end| sequence > end) {
                             // Groups past the end arrive: the range is done.
@@ -433,7 +435,10 @@ impl<S: Session> Publisher<S> {
                         inflight.insert(sequence, now, (groups.spawn(task), watched));
                         ending = sub.end == Some(sequence);
                     }
-                    Ok(None) => ending = true,
+                    Ok(None) => {
+                        ending = true;
+                        report_drops(&mut writer, version, &mut track, sub.end).await?;
+                    }
                     Err(err) => {
                         writer.reset(err.code());
                         return Ok(());
@@ -853,6 +858,47 @@ impl<'a> Subscribed<'a> {
     }
 }
 
+/// -05+: SUBSCRIBE_DROP for the groups `track` skipped since last asked
+/// (up to -04 deployed subscribers fail on anything after SUBSCRIBE_OK, so
+/// they learn of gaps from the sequence numbers alone).
+async fn report_drops<W: web_transport_trait::SendStream>(
+    writer: &mut Writer<W>,
+    version: Version,
+    track: &mut crate::model::TrackConsumer,
+    end: Option<u64>,
+) -> Result<(), StreamError> {
+    let lost = track.take_skipped_groups();
+    if !version.has_subscribe_end() {
+        return Ok(());
+    }
+    for drop in drop_ranges(lost, end) {
+        let msg = SubscribeResponse::Drop(drop);
+        writer.encode(|b| msg.encode(version, b)).await?;
+    }
+    Ok(())
+}
+
+/// SUBSCRIBE_DROPs for `lost` groups (in any order, maybe repeated): one per
+/// run of consecutive sequences, ascending, none past the subscription's
+/// `end`.
+fn drop_ranges(mut lost: Vec<u64>, end: Option<u64>) -> Vec<SubscribeDrop> {
+    lost.retain(|&sequence| end.is_none_or(|end| sequence <= end));
+    lost.sort_unstable();
+    lost.dedup();
+    let mut drops: Vec<SubscribeDrop> = Vec::new();
+    for sequence in lost {
+        match drops.last_mut() {
+            Some(run) if run.end.checked_add(1) == Some(sequence) => run.end = sequence,
+            _ => drops.push(SubscribeDrop {
+                start: sequence,
+                end: sequence,
+                error: 0,
+            }),
+        }
+    }
+    drops
+}
+
 impl Drop for Subscribed<'_> {
     fn drop(&mut self) {
         self.0.subscription_ended();
@@ -885,6 +931,23 @@ impl Drop for SubscribeId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lost_groups_become_one_drop_per_run_within_the_range() {
+        let runs = |lost: Vec<u64>, end| {
+            drop_ranges(lost, end)
+                .into_iter()
+                .map(|d| (d.start, d.end))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(runs(vec![7, 3, 4, 5, 9, 4], None), vec![(3, 5), (7, 7), (9, 9)]);
+        assert_eq!(runs(vec![1, 2, 8, 9], Some(8)), vec![(1, 2), (8, 8)]);
+        assert_eq!(
+            runs(vec![u64::MAX, u64::MAX - 1], None),
+            vec![(u64::MAX - 1, u64::MAX)]
+        );
+        assert!(runs(Vec::new(), None).is_empty());
+    }
 
     fn encode(ids: &mut AnnounceIds, version: Version, path: &str, hops: Option<Vec<HopId>>) -> Vec<u8> {
         let mut buf = bytes::BytesMut::new();

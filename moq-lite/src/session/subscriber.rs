@@ -498,6 +498,15 @@ impl<S: Session> Subscriber<S> {
                     Some(SubscribeResponse::Drop(_)) if first && !version.has_subscribe_end() => {
                         return Err(StreamError::Protocol(Error::ProtocolViolation));
                     }
+                    Some(SubscribeResponse::Drop(drop)) => {
+                        // Groups the publisher will not send: our consumers
+                        // count them as skipped (and a relay says so on).
+                        tracing::debug!(id, start = drop.start, end = drop.end, "groups dropped upstream");
+                        if drop.start <= drop.end {
+                            track.drop_groups(drop.start..=drop.end);
+                        }
+                        first = false;
+                    }
                     Some(SubscribeResponse::End(end)) => {
                         tracing::trace!(id, end = end.group, "subscription ends");
                         ended = true;
