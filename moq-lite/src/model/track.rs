@@ -4,7 +4,15 @@
 //! cursor and, by default, starts at the latest group, so a late joiner
 //! starts at once. Recent groups are kept by the track's cache (see
 //! [`CacheConfig`]); a consumer that falls behind skips what was evicted and
-//! can tell how many groups it skipped.
+//! can tell how many groups it skipped, and which
+//! ([`TrackConsumer::take_skipped_groups`], also for groups the producer said
+//! will not come: [`TrackProducer::drop_groups`]).
+//!
+//! A consumer with an explicit start reads the held groups from there in
+//! sequence order, then new ones as they arrive. On a track a session feeds
+//! from its peer (a relay's), a start below what the session's subscription
+//! covers makes the session fetch the gap ([`TrackProducer::poll_backfill`]),
+//! and the consumer waits for it so that it reads those older groups first.
 //!
 //! ```
 //! use moq_lite::model::{Track, TrackProducer};
