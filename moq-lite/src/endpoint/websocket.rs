@@ -379,7 +379,7 @@ const LINGER: Duration = Duration::from_secs(2);
 /// kernel send a reset, and a reset makes the peer discard what it had not
 /// read yet: the QMux close frame that says why (a refusal's code, say).
 /// So a dropped `Counted` shuts its write side down and keeps reading (and
-/// discarding) until the peer closes too, for at most [`LINGER`], in a task
+/// discarding) until the peer closes too, for at most `LINGER`, in a task
 /// of its own, as HTTP servers' lingering close does.
 pub struct Counted<T>
 where

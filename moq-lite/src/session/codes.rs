@@ -61,7 +61,7 @@ impl Codes {
     /// Meanings the registry lacks but our peers act on (a refused announce
     /// stream: [`Error::Bounds`], [`Error::Unauthorized`]) keep their table
     /// number where the registry leaves that number unassigned
-    /// ([`PASSED_THROUGH`]): a moq-net peer reads them as unknown, ours as
+    /// (`PASSED_THROUGH`): a moq-net peer reads them as unknown, ours as
     /// what they mean.
     pub fn stream_out(self, code: u32) -> u32 {
         if self == Codes::Table || code >= APP || PASSED_THROUGH.contains(&code) {
