@@ -788,6 +788,64 @@ async fn start_oldest_a_group_or_latest_through_the_relay() {
     .expect("timed out");
 }
 
+/// The relay serves the track from its live edge (a live subscriber came
+/// first); `--start N` below that gets the older groups fetched from the
+/// publisher through the relay (a backfill each time, as each start is
+/// lower), in order, over moq-lite and IETF.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_older_than_the_relay_holds_is_fetched_from_the_publisher() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = relay().await;
+        let url = http(&relay);
+        // All ten groups exist before the relay subscribes, at the live edge.
+        let published = OriginProducer::new();
+        let broadcast = published.create_broadcast("history").unwrap();
+        let mut track = broadcast.create_track(moq_lite::model::Track::new("data"));
+        for i in 0..10 {
+            let mut group = track.append_group().unwrap();
+            group.write_frame(format!("line{i}").into()).unwrap();
+            group.finish().unwrap();
+        }
+        let (_publisher, _client) = relay
+            .connect(&relay.url("moql", "/"), Some(&published), None)
+            .await;
+        let mut live = announced(&relay, "history", "data").await;
+        assert_eq!(live.next_group().await.unwrap().expect("group").sequence(), 9);
+
+        for (protocol, start) in [
+            ("moq-lite-06", 7),
+            ("moq-lite-05", 5),
+            ("moq-transport-20", 4),
+            ("moq-lite-04", 2),
+            ("moq-transport-17", 0),
+        ] {
+            let (start, count) = (start.to_string(), (10 - start).to_string());
+            let args = [
+                "subscribe",
+                &url,
+                "history",
+                "--protocol",
+                protocol,
+                "--start",
+                &start,
+                "--count",
+                &count,
+            ];
+            let (status, out, stderr) = Moq::spawn(&args).finish().await;
+            assert!(status.success(), "{protocol} --start {start}: {stderr}");
+            let from: u64 = start.parse().unwrap();
+            let want: String = (from..10).map(|i| format!("line{i}\n")).collect();
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                want,
+                "{protocol} --start {start}: {stderr}"
+            );
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
 /// `--start N` older than what the relay and the publisher still hold:
 /// the subscriber gets what there is, says which groups are gone, and exits
 /// non-zero, over moq-lite and IETF.
