@@ -120,6 +120,7 @@ impl<T: Transport> Inner<T> {
             reader.stop(0x1);
             return Ok(());
         };
+        let wanted = out.request.range();
         let mut items = crate::data::FetchReader::descending(false);
         let mut group: Option<GroupProducer> = None;
         // The group being skipped (its object 0 did not come first, or the
@@ -134,6 +135,12 @@ impl<T: Transport> Inner<T> {
             let FetchItem::Object(obj) = item else {
                 continue; // End of a range: nothing to hold.
             };
+            if !wanted.contains(&obj.group_id) {
+                // Not what we asked for: never let a peer plant groups.
+                break Err(StreamError::Protocol(SessionError::protocol(
+                    "FETCH data outside the requested range",
+                )));
+            }
             if obj.subgroup_id.is_some_and(|s| s != 0) {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
