@@ -24,6 +24,58 @@ fn write_group(track: &mut TrackProducer, sequence: u64) {
     group.finish().unwrap();
 }
 
+/// A publisher of `path` / track "t" (holding `groups`) connected to
+/// `relay` speaking `protocol`.
+struct Publisher {
+    track: TrackProducer,
+    _keep: (
+        OriginProducer,
+        moq_lite::model::BroadcastProducer,
+        moq_transport_compat::Session,
+        moq_lite::endpoint::Client,
+    ),
+}
+
+async fn publish_at(
+    relay: &TestRelay,
+    scheme: &str,
+    protocol: &str,
+    path: &str,
+    groups: std::ops::Range<u64>,
+) -> Publisher {
+    let published = OriginProducer::new();
+    let broadcast = published.new_broadcast();
+    let mut track = broadcast.create_track(Track::new("t"));
+    for sequence in groups {
+        write_group(&mut track, sequence);
+    }
+    published.publish(path, &broadcast.consume()).unwrap();
+    let config = SessionConfig {
+        publish: Some(published.consume()),
+        ..Default::default()
+    };
+    let (session, client) = relay.connect_speaking(scheme, protocol, config).await;
+    Publisher {
+        track,
+        _keep: (published, broadcast, session, client),
+    }
+}
+
+/// A subscriber session to `relay` speaking `protocol`, bringing what it
+/// reads into `origin`; keep what it returns.
+async fn subscribe_at(
+    relay: &TestRelay,
+    scheme: &str,
+    protocol: &str,
+    origin: &OriginProducer,
+) -> (moq_transport_compat::Session, moq_lite::endpoint::Client) {
+    let config = SessionConfig {
+        subscribe: Some(origin.clone()),
+        ..Default::default()
+    };
+    relay.connect_speaking(scheme, protocol, config).await
+}
+
 /// Reads groups until every one of `expected` arrived (groups travel on
 /// their own streams, so they may arrive in any order), checking each one's
 /// frames and that nothing else arrives.
@@ -65,23 +117,8 @@ async fn an_earlier_start_is_fetched_from_the_publisher_behind_the_relay() {
             ("moqt-22", "moql", "moqt-16"),
         ] {
             let path = format!("history-{publisher_protocol}-{scheme}");
-            let published = OriginProducer::new();
-            let broadcast = published.new_broadcast();
-            let mut track = broadcast.create_track(Track::new("t"));
-            for sequence in 0..10 {
-                write_group(&mut track, sequence);
-            }
-            published.publish(path.as_str(), &broadcast.consume()).unwrap();
-            let (_p, _pc) = relay
-                .connect_speaking(
-                    scheme,
-                    publisher_protocol,
-                    SessionConfig {
-                        publish: Some(published.consume()),
-                        ..Default::default()
-                    },
-                )
-                .await;
+            let mut publisher = publish_at(&relay, scheme, publisher_protocol, &path, 0..10).await;
+            let track = &mut publisher.track;
 
             // At the live edge: the relay subscribes upstream from group 9.
             let live_origin = OriginProducer::new();
@@ -90,7 +127,7 @@ async fn an_earlier_start_is_fetched_from_the_publisher_behind_the_relay() {
                 .await;
             let mut live = subscribe(&live_origin, &path, "t").await;
             read_all(&mut live, 9..=9).await;
-            write_group(&mut track, 10);
+            write_group(track, 10);
             read_all(&mut live, 10..=10).await;
             // What one upstream subscription costs the publisher (an IETF
             // session's served subscription holds a second reader).
@@ -110,21 +147,12 @@ async fn an_earlier_start_is_fetched_from_the_publisher_behind_the_relay() {
             read_all(&mut early, 3..=10).await;
 
             let late_origin = OriginProducer::new();
-            let (_s, _sc) = relay
-                .connect_speaking(
-                    scheme,
-                    late_protocol,
-                    SessionConfig {
-                        subscribe: Some(late_origin.clone()),
-                        ..Default::default()
-                    },
-                )
-                .await;
+            let (_s, _sc) = subscribe_at(&relay, scheme, late_protocol, &late_origin).await;
             let mut late = subscribe_from(&late_origin, &path, "t", Some(0)).await;
             read_all(&mut late, 0..=10).await;
 
             // Live data still flows to everyone, over one upstream subscription.
-            write_group(&mut track, 11);
+            write_group(track, 11);
             for consumer in [&mut live, &mut early, &mut late] {
                 read_all(consumer, 11..=11).await;
             }
@@ -194,37 +222,15 @@ async fn dropped_groups_are_reported_through_the_relay() {
         let relay = TestRelay::start(|_| {}).await;
         for (protocol, scheme) in [("moq-lite-06", "moql"), ("moq-lite-05", "https")] {
             let path = format!("drops-{protocol}");
-            let published = OriginProducer::new();
-            let broadcast = published.new_broadcast();
-            let mut track = broadcast.create_track(Track::new("t"));
-            write_group(&mut track, 0);
-            published.publish(path.as_str(), &broadcast.consume()).unwrap();
-            let (_p, _pc) = relay
-                .connect_speaking(
-                    scheme,
-                    protocol,
-                    SessionConfig {
-                        publish: Some(published.consume()),
-                        ..Default::default()
-                    },
-                )
-                .await;
+            let mut publisher = publish_at(&relay, scheme, protocol, &path, 0..1).await;
+            let track = &mut publisher.track;
             let received = OriginProducer::new();
-            let (_s, _sc) = relay
-                .connect_speaking(
-                    scheme,
-                    protocol,
-                    SessionConfig {
-                        subscribe: Some(received.clone()),
-                        ..Default::default()
-                    },
-                )
-                .await;
+            let (_s, _sc) = subscribe_at(&relay, scheme, protocol, &received).await;
             let mut consumer = subscribe(&received, &path, "t").await;
             read_all(&mut consumer, 0..=0).await;
 
             track.drop_groups(1..=2);
-            write_group(&mut track, 3);
+            write_group(track, 3);
             read_all(&mut consumer, 3..=3).await;
             // The word may come after group 3 (another stream): wait for it.
             let mut lost = Vec::new();
