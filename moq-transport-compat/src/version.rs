@@ -149,6 +149,13 @@ impl Draft {
         matches!(self, Draft::D18)
     }
 
+    /// Whether Track Properties 0x4000-0x7FFF are mandatory (draft-18
+    /// "Mandatory Track Properties"): a track with one its receiver does
+    /// not know must not be taken, forwarded or cached.
+    pub const fn mandatory_properties(self) -> bool {
+        self.at_least(Draft::D18)
+    }
+
     /// Whether fetch objects carry Group and Object ID deltas, subgroup
     /// headers a FIRST_OBJECT bit (0x40), and padding streams and datagrams
     /// exist (draft-18 onwards).

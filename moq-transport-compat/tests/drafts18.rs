@@ -407,3 +407,45 @@ async fn fetches_in_flight_are_bounded() {
     .await
     .expect("timed out");
 }
+
+/// Draft-18 "Mandatory Track Properties" (0x4000-0x7FFF): we know none, so
+/// a PUBLISH carrying one is refused with UNSUPPORTED_EXTENSION and the
+/// track never reaches the origin; other unknown properties are fine.
+#[tokio::test]
+async fn a_publish_with_an_unknown_mandatory_property_is_refused() {
+    tokio::time::timeout(LIMIT, async {
+        for draft in [D18, D20, D22] {
+            let origin = moq_lite::model::OriginProducer::new();
+            let (raw, _server, _keep) = raw17_pair_at(subscribe(&origin), draft).await;
+            let publish = |id: u64, name: &'static str, property: u64| {
+                let mut track_extensions = moq_transport_compat::KeyValuePairs::new();
+                track_extensions.set_int(property, 1);
+                ControlMessage::Publish(moq_transport_compat::control::Publish {
+                    request_id: id,
+                    namespace: ns("props"),
+                    name: Bytes::from_static(name.as_bytes()),
+                    track_alias: id + 1,
+                    track_extensions,
+                    ..Default::default()
+                })
+            };
+            let mut refused = raw.request(publish(0, "mandatory", 0x4000)).await;
+            let reply = recv_at(&mut refused, draft).await;
+            let Some(ControlMessage::RequestError(err)) = reply else {
+                panic!("{draft}: {reply:?}")
+            };
+            assert_eq!(err.error_code, 0x33, "{draft}: UNSUPPORTED_EXTENSION");
+            let mut taken = raw.request(publish(2, "optional", 0x3FFE)).await;
+            let reply = recv_at(&mut taken, draft).await;
+            assert!(
+                matches!(
+                    reply,
+                    Some(ControlMessage::RequestOk(_) | ControlMessage::PublishOk(_))
+                ),
+                "{draft}: {reply:?}"
+            );
+        }
+    })
+    .await
+    .expect("timed out");
+}

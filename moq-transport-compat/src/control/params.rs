@@ -298,6 +298,21 @@ pub fn set_location(
     Ok(())
 }
 
+/// The first Track Property of `properties` in the mandatory range
+/// (0x4000-0x7FFF, draft-18 "Mandatory Track Properties"): we know none, so
+/// any one there is unknown and the track must be refused. `None` before
+/// draft-18, where the range means nothing.
+pub fn unknown_mandatory_property(properties: &crate::KeyValuePairs, draft: Draft) -> Option<u64> {
+    if !draft.mandatory_properties() {
+        return None;
+    }
+    properties
+        .0
+        .iter()
+        .map(|pair| pair.key)
+        .find(|key| (0x4000..=0x7FFF).contains(key))
+}
+
 /// Reads the SUBSCRIPTION_FILTER / LOCATION_FILTER parameter for `draft`.
 pub fn filter(params: &Parameters, draft: Draft) -> Result<Option<SubscriptionFilter>, DecodeError> {
     let Some(b) = params.get_bytes(MessageParameter::SubscriptionFilter.code()) else {

@@ -91,8 +91,10 @@ impl<T: Transport> Inner<T> {
         // FETCH is forgotten.
         let _forget = Forget(self.clone(), id);
         let answered = match reply {
-            Ok(Ok(ControlMessage::FetchOk(_))) => {
-                tokio::time::timeout(BACKFILL_TIMEOUT, done_rx).await.is_ok()
+            Ok(Ok(ControlMessage::FetchOk(ok))) => {
+                // Draft-18: a mandatory property we do not know cancels it.
+                crate::control::unknown_mandatory_property(&ok.track_extensions, draft).is_none()
+                    && tokio::time::timeout(BACKFILL_TIMEOUT, done_rx).await.is_ok()
             }
             Ok(Ok(other)) => {
                 tracing::debug!(?other, "backfill FETCH refused");

@@ -62,6 +62,9 @@ pub enum RequestFailure {
     Timeout,
     /// INVALID_FILTER (19+): a range filter beyond what we accept.
     InvalidFilter,
+    /// UNSUPPORTED_EXTENSION (18+): a mandatory Track Property we do not
+    /// know.
+    UnsupportedExtension,
 }
 
 impl RequestFailure {
@@ -76,6 +79,7 @@ impl RequestFailure {
             // Draft-14 has no TIMEOUT; its SUBSCRIBE_ERROR 0x2 is TIMEOUT too.
             (_, F::Timeout) => 0x2,
             (_, F::InvalidFilter) => 0x36,
+            (_, F::UnsupportedExtension) => 0x33,
             // 0x1 in every draft's tables (draft-14 per message, 15+ REQUEST_ERROR).
             (_, F::Unauthorized) => 0x1,
             (Draft::D14, F::DoesNotExist) => 0x4,

@@ -244,7 +244,17 @@ impl<T: Transport> Inner<T> {
             return;
         };
         let alias = match reply {
-            Ok(ControlMessage::SubscribeOk(ok)) => ok.track_alias,
+            Ok(ControlMessage::SubscribeOk(ok)) => {
+                if let Some(key) = crate::control::unknown_mandatory_property(&ok.track_extensions, draft) {
+                    // Draft-18: cancel it; local subscribers learn why.
+                    tracing::debug!(%path, key, "unknown mandatory track property: unsubscribing");
+                    self.lock().subs.remove(&id);
+                    self.send(ControlMessage::Unsubscribe(Unsubscribe { request_id: id }));
+                    track.abort(moq_lite::Error::Unsupported);
+                    return;
+                }
+                ok.track_alias
+            }
             Ok(ControlMessage::RequestError(err)) => {
                 tracing::debug!(%path, code = err.error_code, reason = %err.reason, "subscribe refused");
                 self.lock().subs.remove(&id);
@@ -391,17 +401,27 @@ impl<T: Transport> Inner<T> {
 
     pub(super) fn on_publish(self: &Arc<Self>, m: crate::control::Publish) -> Result<(), SessionError> {
         let draft = self.draft;
-        let refuse = |reason: &str| {
-            let err = self.request_error(m.request_id, RequestFailure::Uninterested, reason);
+        let refuse_with = |failure, reason: &str| {
+            let err = self.request_error(m.request_id, failure, reason);
             self.send(match draft {
                 Draft::D14 => ControlMessage::PublishError(err),
                 _ => ControlMessage::RequestError(err),
             });
         };
+        let refuse = |reason: &str| refuse_with(RequestFailure::Uninterested, reason);
         let (Ok(path), Ok(name)) = (m.namespace.to_path(), String::from_utf8(m.name.to_vec())) else {
             refuse("invalid namespace or name");
             return Ok(());
         };
+        // Draft-18: a track with a mandatory property we do not know is
+        // refused, never taken, forwarded or cached.
+        if let Some(key) = crate::control::unknown_mandatory_property(&m.track_extensions, draft) {
+            refuse_with(
+                RequestFailure::UnsupportedExtension,
+                &format!("unknown mandatory track property {key:#x}"),
+            );
+            return Ok(());
+        }
         let broadcast = match self.activate(&path, None) {
             Ok(b) => b,
             Err(err) => {
