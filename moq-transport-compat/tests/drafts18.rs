@@ -449,3 +449,63 @@ async fn a_publish_with_an_unknown_mandatory_property_is_refused() {
     .await
     .expect("timed out");
 }
+
+/// Draft-18 TRACK_NAMESPACE_PREFIX in a REQUEST_UPDATE of a namespace
+/// subscription: the prefix is replaced, and what follows (the namespaces
+/// under the new prefix) is relative to it.
+#[tokio::test]
+async fn a_namespace_subscription_can_be_re_rooted() {
+    tokio::time::timeout(LIMIT, async {
+        for draft in [D18, D20, D22] {
+            let origin = moq_lite::model::OriginProducer::new();
+            let _x = origin.create_broadcast("a/x").unwrap();
+            let _y = origin.create_broadcast("b/y").unwrap();
+            let (raw, _server, _keep) = raw17_pair_at(publish(&origin), draft).await;
+            let mut stream = raw
+                .request(ControlMessage::SubscribeNamespace(SubscribeNamespace {
+                    request_id: 0,
+                    prefix: ns("a"),
+                    subscribe_options: SubscribeOptions::Namespace,
+                    ..Default::default()
+                }))
+                .await;
+            let Some(ControlMessage::RequestOk(_)) = recv_at(&mut stream, draft).await else {
+                panic!("no REQUEST_OK in {draft}")
+            };
+            let next = recv_at(&mut stream, draft).await;
+            let Some(ControlMessage::Namespace(first)) = next else {
+                panic!("{draft}: {next:?}")
+            };
+            assert_eq!(first.suffix, ns("x"), "{draft}");
+
+            let mut prefix = bytes::BytesMut::new();
+            ns("b")
+                .encode(
+                    draft,
+                    moq_transport_compat::namespace::NamespaceRole::Prefix,
+                    &mut prefix,
+                )
+                .unwrap();
+            let mut parameters = Parameters::new();
+            parameters.set_bytes(MessageParameter::TrackNamespacePrefix.code(), prefix.freeze());
+            let update = ControlMessage::RequestUpdate(moq_transport_compat::control::RequestUpdate {
+                request_id: 2,
+                parameters,
+                ..Default::default()
+            });
+            send_at(&mut stream, update, draft).await;
+            let ack = recv_at(&mut stream, draft).await;
+            assert!(
+                matches!(ack, Some(ControlMessage::RequestOk(_))),
+                "{draft}: {ack:?}"
+            );
+            let next = recv_at(&mut stream, draft).await;
+            let Some(ControlMessage::Namespace(second)) = next else {
+                panic!("{draft}: {next:?}")
+            };
+            assert_eq!(second.suffix, ns("y"), "{draft}");
+        }
+    })
+    .await
+    .expect("timed out");
+}

@@ -112,7 +112,7 @@ impl<T: Transport> Inner<T> {
             .prefix
             .to_path()
             .map_err(|e| StreamError::Protocol(SessionError::protocol(e.to_string())));
-        let (Some(origin), Ok(prefix)) = (self.publish.clone(), prefix) else {
+        let (Some(origin), Ok(mut prefix)) = (self.publish.clone(), prefix) else {
             let err = self.request_error(m.request_id, RequestFailure::NotSupported, "nothing published");
             writer
                 .encode(|b| ControlMessage::RequestError(err).encode(draft, b))
@@ -122,7 +122,7 @@ impl<T: Transport> Inner<T> {
         // Registered before the answer, so that no broadcast announced once
         // the peer has it goes out as PUBLISH_NAMESPACE too.
         let namespaces = m.subscribe_options.wants_namespaces();
-        let _solicited = namespaces.then(|| Solicited::register(self.clone(), prefix.clone()));
+        let mut solicited = namespaces.then(|| Solicited::register(self.clone(), prefix.clone()));
         let ok = RequestOk {
             track_properties: Default::default(),
             request_id: m.request_id,
@@ -178,14 +178,36 @@ impl<T: Transport> Inner<T> {
                     None if draft.fin_cancels() => return writer.finish(),
                     None => reading = false,
                     Some(Decoded::Message(ControlMessage::RequestUpdate(u))) if draft.request_streams() => {
-                        // Nothing to change in what we send: acknowledge it.
                         self.peer_request(u.request_id).map_err(StreamError::Protocol)?;
+                        // Draft-18 TRACK_NAMESPACE_PREFIX: the subscription's
+                        // prefix is replaced, and what follows is relative to
+                        // the new one.
+                        let new_prefix = match u.parameters.get_bytes(MessageParameter::TrackNamespacePrefix.code()) {
+                            Some(raw) if draft.split_namespace_requests() => Some(
+                                TrackNamespace::decode(&mut raw.clone(), draft, crate::namespace::NamespaceRole::Prefix)
+                                    .ok()
+                                    .and_then(|ns| ns.to_path().ok())
+                                    .ok_or_else(|| {
+                                        StreamError::Protocol(SessionError::protocol("invalid TRACK_NAMESPACE_PREFIX"))
+                                    })?,
+                            ),
+                            _ => None,
+                        };
                         let ok = ControlMessage::RequestOk(RequestOk {
                             track_properties: Default::default(),
                             request_id: m.request_id,
                             parameters: Parameters::new(),
                         });
                         writer.encode(|b| ok.encode(draft, b)).await?;
+                        if let (Some(new_prefix), Some(fresh)) = (new_prefix, self.publish.clone()) {
+                            tracing::debug!(from = %prefix, to = %new_prefix, "namespace subscription re-rooted");
+                            // Everything under the new prefix is told afresh.
+                            prefix = new_prefix;
+                            origin = fresh;
+                            if solicited.is_some() {
+                                solicited = Some(Solicited::register(self.clone(), prefix.clone()));
+                            }
+                        }
                     }
                     Some(_) => {
                         return Err(StreamError::Protocol(SessionError::protocol(
