@@ -277,6 +277,9 @@ async fn read<W: AsyncWrite + Unpin>(
     let mut expected = position.group;
     let mut ended = false;
     let mut gap_deadline: Option<tokio::time::Instant> = None;
+    // Groups the relay or the publisher said will not come (SUBSCRIBE_DROP),
+    // or our own cache evicted unread: a gap of those is reported as such.
+    let mut dropped = std::collections::BTreeSet::new();
     loop {
         let ready = match (expected, pending.first_key_value()) {
             (Some(e), Some((&first, _))) if first <= e => true,
@@ -297,7 +300,14 @@ async fn read<W: AsyncWrite + Unpin>(
                 };
                 if let Some(from) = from.filter(|&from| g.sequence() > from) {
                     position.skipped += g.sequence() - from;
+                    dropped.extend(track.take_skipped_groups());
+                    let all_dropped = (from..g.sequence()).all(|s| dropped.contains(&s));
+                    dropped = dropped.split_off(&g.sequence());
                     match expected {
+                        Some(_) if all_dropped => tracing::warn!(
+                            "groups {from}..{} were dropped upstream (not kept long enough to be sent); skipping them",
+                            g.sequence() - 1
+                        ),
                         Some(_) => tracing::warn!(
                             "groups {from}..{} did not arrive; skipping them",
                             g.sequence() - 1

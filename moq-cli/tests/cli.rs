@@ -902,6 +902,48 @@ async fn a_start_older_than_anything_held_is_reported() {
     .expect("timed out");
 }
 
+/// Groups the publisher says will not come (SUBSCRIBE_DROP through the
+/// relay) are reported as dropped upstream, and the subscriber exits
+/// non-zero for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_dropped_upstream_are_reported() {
+    tokio::time::timeout(LIMIT, async {
+        let relay = relay().await;
+        let url = http(&relay);
+        let origin = OriginProducer::new();
+        let broadcast = origin.create_broadcast("gappy").unwrap();
+        let mut track = broadcast.create_track(moq_lite::model::Track::new("data"));
+        let write = |track: &mut moq_lite::model::TrackProducer, i: u64| {
+            let mut group = track.create_group(i).unwrap();
+            group.write_frame(format!("line{i}").into()).unwrap();
+            group.finish().unwrap();
+        };
+        write(&mut track, 0);
+        let (_session, _client) = relay.connect(&relay.url("moql", "/"), Some(&origin), None).await;
+        let args = [
+            "subscribe",
+            &url,
+            "gappy",
+            "--protocol",
+            "moq-lite-06",
+            "--start",
+            "0",
+            "--count",
+            "2",
+        ];
+        let mut subscriber = Moq::spawn(&args);
+        assert_eq!(subscriber.line().await.as_deref(), Some("line0"));
+        track.drop_groups(1..=2);
+        write(&mut track, 3);
+        let (status, out, stderr) = subscriber.finish().await;
+        assert!(!status.success(), "{stderr}");
+        assert_eq!(String::from_utf8_lossy(&out), "line3\n", "{stderr}");
+        assert!(stderr.contains("groups 1..2 were dropped upstream"), "{stderr}");
+    })
+    .await
+    .expect("timed out");
+}
+
 /// A relay that checks tokens refuses a publisher without one, and an IETF
 /// publisher's broadcast outside its token's grant: `moq publish` says so
 /// and exits non-zero, even when all its input was read before the refusal

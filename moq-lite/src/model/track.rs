@@ -739,6 +739,12 @@ impl TrackConsumer {
         std::mem::take(&mut self.skipped_groups)
     }
 
+    /// Whether [`take_skipped_groups`](Self::take_skipped_groups) has any
+    /// to give (found by the last read).
+    pub fn has_skipped_groups(&self) -> bool {
+        !self.skipped_groups.is_empty()
+    }
+
     /// Groups this consumer missed because the cache evicted them first.
     pub fn skipped(&self) -> u64 {
         self.skipped
