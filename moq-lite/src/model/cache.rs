@@ -201,8 +201,11 @@ impl TrackCache {
         to: u64,
         start: Option<u64>,
     ) -> impl Iterator<Item = u64> + '_ {
+        // No gap (the common case): nothing to look up.
+        let gap = from < to;
         self.recent_evictions
             .iter()
+            .take(if gap { EVICTION_LOG } else { 0 })
             .filter(move |(arrival, seq)| (from..to).contains(arrival) && start.is_none_or(|s| *seq >= s))
             .map(|(_, seq)| *seq)
     }
