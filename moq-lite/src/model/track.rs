@@ -647,13 +647,15 @@ impl TrackConsumer {
         }
         while let Some(found) = state.cache.next_from(self.cursor) {
             // Arrival numbers are dense: a gap is a group evicted unread.
-            self.skipped += state
-                .cache
-                .skipped_between(self.cursor, found.arrival, self.start);
-            let skipped = state
-                .cache
-                .skipped_sequences(self.cursor, found.arrival, self.start);
-            list_skipped(&mut self.skipped_groups, skipped);
+            if found.arrival > self.cursor {
+                self.skipped += state
+                    .cache
+                    .skipped_between(self.cursor, found.arrival, self.start);
+                let skipped = state
+                    .cache
+                    .skipped_sequences(self.cursor, found.arrival, self.start);
+                list_skipped(&mut self.skipped_groups, skipped);
+            }
             self.cursor = found.arrival + 1;
             let old = match self.start {
                 Some(start) => found.sequence < start,
@@ -667,9 +669,11 @@ impl TrackConsumer {
             return Poll::Ready(Ok(Some(GroupConsumer::new(found.group.clone()))));
         }
         let next = state.cache.next_arrival();
-        self.skipped += state.cache.skipped_between(self.cursor, next, self.start);
-        let skipped = state.cache.skipped_sequences(self.cursor, next, self.start);
-        list_skipped(&mut self.skipped_groups, skipped);
+        if next > self.cursor {
+            self.skipped += state.cache.skipped_between(self.cursor, next, self.start);
+            let skipped = state.cache.skipped_sequences(self.cursor, next, self.start);
+            list_skipped(&mut self.skipped_groups, skipped);
+        }
         self.cursor = next;
         if state.life.is_finished() {
             return Poll::Ready(Ok(None));
