@@ -15,7 +15,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use moq_lite::model::{BroadcastConsumer, GroupConsumer, OriginProducer, Path, Track, TrackConsumer};
+use moq_lite::model::{
+    BroadcastConsumer, GroupConsumer, OriginProducer, Path, Track, TrackConsumer, TrackNext,
+};
 use tokio::io::AsyncWrite;
 
 use moq_lite::endpoint::Client;
@@ -283,6 +285,8 @@ async fn read<W: AsyncWrite + Unpin>(
     loop {
         let ready = match (expected, pending.first_key_value()) {
             (Some(e), Some((&first, _))) if first <= e => true,
+            // The gap is groups said not to come: no reason to wait.
+            (Some(e), Some((&first, _))) if (e..first).all(|s| dropped.contains(&s)) => true,
             // Nothing comes before group 0.
             (None, Some((&0, _))) => true,
             (_, Some(_)) => ended || gap_deadline.is_some_and(|d| tokio::time::Instant::now() >= d),
@@ -300,7 +304,6 @@ async fn read<W: AsyncWrite + Unpin>(
                 };
                 if let Some(from) = from.filter(|&from| g.sequence() > from) {
                     position.skipped += g.sequence() - from;
-                    dropped.extend(track.take_skipped_groups());
                     let all_dropped = (from..g.sequence()).all(|s| dropped.contains(&s));
                     dropped = dropped.split_off(&g.sequence());
                     match expected {
@@ -343,20 +346,25 @@ async fn read<W: AsyncWrite + Unpin>(
                 }
             };
             let next = tokio::select! {
-                next = track.next_group() => next,
+                next = track.next_or_skipped() => next,
                 err = live.closed() => return lost(err),
                 // The gap did not fill in time: move on to what is there.
                 _ = window => continue,
             };
             match next {
-                Ok(Some(group)) => {
+                Ok(TrackNext::Skipped) => {
+                    dropped.extend(track.take_skipped_groups());
+                    continue;
+                }
+                Ok(TrackNext::Group(group)) => {
+                    dropped.extend(track.take_skipped_groups());
                     if expected.is_some_and(|e| group.sequence() < e) {
                         continue; // Older than what was written: too late.
                     }
                     pending.insert(group.sequence(), group);
                     continue;
                 }
-                Ok(None) => {
+                Ok(TrackNext::End) => {
                     ended = true;
                     continue;
                 }

@@ -43,4 +43,4 @@ pub use limits::{
 pub use origin::*;
 pub use path::*;
 pub use route::RouteCost;
-pub use track::{BackfillRequest, CacheStats, Track, TrackConsumer, TrackProducer};
+pub use track::{BackfillRequest, CacheStats, Track, TrackConsumer, TrackNext, TrackProducer};

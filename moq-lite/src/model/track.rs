@@ -536,6 +536,17 @@ pub struct TrackConsumer {
     slot: Option<WaitSlot>,
 }
 
+/// What [`TrackConsumer::next_or_skipped`] found.
+#[derive(Debug)]
+pub enum TrackNext {
+    /// The next group.
+    Group(GroupConsumer),
+    /// Groups were skipped and no group is ready yet.
+    Skipped,
+    /// The track finished and every group was read.
+    End,
+}
+
 /// The most skipped sequences a consumer remembers between two
 /// [`TrackConsumer::take_skipped_groups`]; older ones are forgotten.
 const MAX_LISTED_SKIPS: usize = 1024;
@@ -747,6 +758,25 @@ impl TrackConsumer {
     /// to give (found by the last read).
     pub fn has_skipped_groups(&self) -> bool {
         !self.skipped_groups.is_empty()
+    }
+
+    /// The next group, or word that groups were skipped while none is ready
+    /// (then [`take_skipped_groups`](Self::take_skipped_groups) lists them),
+    /// or the end. For readers that tell their own subscribers of gaps as
+    /// soon as they are known.
+    pub fn poll_next_or_skipped(&mut self, cx: &mut Context<'_>) -> Poll<Result<TrackNext>> {
+        match self.poll_next_group(cx) {
+            Poll::Ready(Ok(Some(group))) => Poll::Ready(Ok(TrackNext::Group(group))),
+            Poll::Ready(Ok(None)) => Poll::Ready(Ok(TrackNext::End)),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending if self.has_skipped_groups() => Poll::Ready(Ok(TrackNext::Skipped)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// See [`poll_next_or_skipped`](Self::poll_next_or_skipped).
+    pub async fn next_or_skipped(&mut self) -> Result<TrackNext> {
+        std::future::poll_fn(|cx| self.poll_next_or_skipped(cx)).await
     }
 
     /// Groups this consumer missed because the cache evicted them first.

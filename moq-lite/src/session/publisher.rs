@@ -30,7 +30,7 @@ use crate::lite::{
     Subscribe, SubscribeDrop, SubscribeEnd, SubscribeOk, SubscribeResponse, SubscribeStart, SubscribeUpdate,
     TIMESCALE_MICROS, TrackInfo, TrackRequest, Version,
 };
-use crate::model::{BroadcastConsumer, FETCH_WAIT, GroupConsumer, OriginConsumer, Track};
+use crate::model::{BroadcastConsumer, FETCH_WAIT, GroupConsumer, OriginConsumer, Track, TrackNext};
 
 /// How often a Probe stream reports estimates when the subscriber is quiet.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -384,10 +384,10 @@ impl<S: Session> Publisher<S> {
                     Err(err) => return Err(err),
                 },
                 // Ordered delivery waits for room; live delivery makes room below.
-                next = next_or_skipped(&mut track), if !ending && (!sub.ordered || inflight.has_room()) => match next {
+                next = track.next_or_skipped(), if !ending && (!sub.ordered || inflight.has_room()) => match next {
                     // Skipped groups with no group to send yet: said at once.
-                    Ok(Next::Skipped) => report_drops(&mut writer, version, &mut track, sub.end).await?,
-                    Ok(Next::Group(group)) => {
+                    Ok(TrackNext::Skipped) => report_drops(&mut writer, version, &mut track, sub.end).await?,
+                    Ok(TrackNext::Group(group)) => {
                         // Groups the cache evicted before we could send them
                         // (or said not to come): -05+ says which.
                         let skipped = track.skipped();
@@ -437,7 +437,7 @@ impl<S: Session> Publisher<S> {
                         inflight.insert(sequence, now, (groups.spawn(task), watched));
                         ending = sub.end == Some(sequence);
                     }
-                    Ok(Next::End) => {
+                    Ok(TrackNext::End) => {
                         ending = true;
                         report_drops(&mut writer, version, &mut track, sub.end).await?;
                     }
@@ -858,29 +858,6 @@ impl<'a> Subscribed<'a> {
         stats.subscription_started();
         Subscribed(stats)
     }
-}
-
-/// What a subscription's track has for its publisher next.
-enum Next {
-    Group(GroupConsumer),
-    /// Groups were skipped (evicted unread, or said not to come) and no
-    /// group is ready.
-    Skipped,
-    End,
-}
-
-/// The next group of `track`, or word of groups it skipped, whichever comes
-/// first.
-async fn next_or_skipped(track: &mut crate::model::TrackConsumer) -> crate::Result<Next> {
-    use std::task::Poll;
-    std::future::poll_fn(|cx| match track.poll_next_group(cx) {
-        Poll::Ready(Ok(Some(group))) => Poll::Ready(Ok(Next::Group(group))),
-        Poll::Ready(Ok(None)) => Poll::Ready(Ok(Next::End)),
-        Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-        Poll::Pending if track.has_skipped_groups() => Poll::Ready(Ok(Next::Skipped)),
-        Poll::Pending => Poll::Pending,
-    })
-    .await
 }
 
 /// -05+: SUBSCRIBE_DROP for the groups `track` skipped since last asked
