@@ -3,7 +3,9 @@
 //! descending, on one unidirectional stream per request, objects that exist
 //! only (an open group is not waited for). Draft-20's fills (a SUBSCRIBE's
 //! FILL_PARAMETERS) are the same stream under the SUBSCRIBE's Request ID,
-//! without FETCH_OK.
+//! without FETCH_OK. A relay that lacks the start of the range asks its
+//! upstream first (the track's backfill) and answers once that came back,
+//! waiting at most `FETCH_WAIT`.
 
 use super::*;
 
