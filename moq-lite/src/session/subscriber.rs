@@ -245,6 +245,11 @@ impl<S: Session> Subscriber<S> {
 
     /// A new bidirectional stream to the peer, framed.
     async fn open_stream(&self) -> Result<(Writer<S::SendStream>, Reader<S::RecvStream>), StreamError> {
+        if self.goaway.is_set() {
+            // After GOAWAY we open no new streams (subscriptions, track
+            // info, backfill fetches alike).
+            return Err(StreamError::Closed(Error::Cancel));
+        }
         let (send, recv) = self
             .transport
             .open_bi()
@@ -444,10 +449,6 @@ impl<S: Session> Subscriber<S> {
 
     async fn subscription(&self, id: u64, path: &Path, track: &mut TrackProducer) -> Result<(), StreamError> {
         let version = self.version;
-        if self.goaway.is_set() {
-            // After GOAWAY we open no new streams.
-            return Err(StreamError::Closed(Error::Cancel));
-        }
         if version.has_track_stream() {
             // -05: the track's timescale first (and whether it exists at all),
             // before any group can arrive.
